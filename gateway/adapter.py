@@ -1,0 +1,73 @@
+"""The contract between the core and a channel adapter.
+
+An adapter is a plain class satisfying ``Adapter``; its module in ``adapters/``
+exposes a ``PLUGIN`` (a ``ChannelPlugin``) that names its config section and builds
+it. The composition root finds plugins by scanning the ``adapters`` package, so a
+new channel is one new module and nothing else changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel
+
+from gateway.events import ActionResult, Delivery, Inbound, IngestResult, OperatorCommand, Receipt
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A platform ceiling: at most ``rate`` sends per ``per_seconds`` for each key.
+
+    ``key`` maps a delivery to the bucket it draws from (its chat, its group, or a
+    constant for a bot-wide limit); ``None`` means the limit does not apply to it.
+    ``burst`` lets a quiet bucket send that many at once before the rate applies.
+    """
+
+    name: str
+    rate: float
+    per_seconds: float
+    key: Callable[[Delivery], str | None]
+    burst: int = 1
+
+
+class Host(Protocol):
+    """What the core offers an adapter once it is started."""
+
+    async def ingest(self, inbound: Inbound) -> IngestResult: ...
+
+    async def act(self, command: OperatorCommand) -> ActionResult: ...
+
+    def add_route(
+        self, method: str, path: str, handler: Callable[[Any], Awaitable[Any]]
+    ) -> None: ...
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    name: str
+    #: True when this adapter hosts the operators' workspace (topics, threads)
+    serves_workspace: bool
+    rate_limits: Sequence[RateLimit]
+
+    async def start(self, host: Host) -> None:
+        """Connect and begin intake. Acknowledge platform events only after
+        ``host.ingest`` has returned (it returns once the event is committed)."""
+
+    async def stop(self) -> None:
+        """Stop intake and close connections."""
+
+    async def deliver(self, delivery: Delivery) -> Receipt:
+        """Send one delivery. Raise ``TemporaryFailure``/``RateLimited`` to be
+        retried, ``PermanentFailure`` when retrying cannot help."""
+
+
+@dataclass(frozen=True)
+class ChannelPlugin:
+    """How the composition root learns about a channel adapter."""
+
+    name: str  # also the config section: [telegram], [slack], [email]
+    config_model: type[BaseModel]
+    create: Callable[[BaseModel, Any], Adapter]  # (its section, the whole Config)

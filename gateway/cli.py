@@ -1,0 +1,160 @@
+"""`gateway` command line: run, check-config, migrate, status."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from gateway import __version__
+from gateway.config import Config
+from gateway.errors import ConfigError
+from gateway.logs import setup_logging
+from storage import Database, DatabaseError, Repository
+from storage.database import safe_url
+
+EXIT_OK, EXIT_FAILURE, EXIT_INVALID = 0, 1, 2
+DEFAULT_CONFIG = "config.toml"
+
+
+def _load(path: str) -> Config:
+    from gateway.app import load
+
+    return load(path)
+
+
+def _summary(config: Config) -> str:
+    ops = ", ".join(op.id for op in config.operators) or "none"
+    channels = ", ".join(sorted(config.channels)) or "none"
+    return (
+        f"{config.path}: valid - {len(config.operators)} operator(s) ({ops}), "
+        f"routing {config.routing.strategy}, database {safe_url(config.gateway.database_url)}, "
+        f"channels: {channels}"
+    )
+
+
+def _problems(error: ConfigError) -> int:
+    for line in error.problems:
+        print(line, file=sys.stderr)
+    print(f"{len(error.problems)} problem(s) found", file=sys.stderr)
+    return EXIT_INVALID
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        config = _load(args.path)
+    except ConfigError as error:
+        return _problems(error)
+    print(_summary(config))
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from gateway.app import Gateway
+
+    try:
+        config = _load(args.config)
+    except ConfigError as error:
+        return _problems(error)
+    setup_logging(config.gateway.log_level, config.secrets)
+    logging.getLogger("gateway").info("%s", _summary(config))
+    try:
+        asyncio.run(Gateway(config).run())
+    except (DatabaseError, OSError) as error:
+        logging.getLogger("gateway").error("cannot start: %s", error)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from storage.migrate import upgrade
+
+    try:
+        config = _load(args.config)
+    except ConfigError as error:
+        return _problems(error)
+
+    async def migrate() -> tuple[str | None, str]:
+        db = Database(config.gateway.database_url)
+        try:
+            return await upgrade(db)
+        finally:
+            await db.dispose()
+
+    try:
+        before, after = asyncio.run(migrate())
+    except (DatabaseError, OSError) as error:
+        print(f"cannot migrate: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    where = safe_url(config.gateway.database_url)
+    if before == after:
+        print(f"{where}: schema already at {after}, nothing to do")
+    else:
+        print(f"{where}: schema migrated from {before or 'empty'} to {after}")
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from gateway.status import collect_status, render_status
+    from storage.migrate import current_revision, head_revision
+
+    try:
+        config = _load(args.config)
+    except ConfigError as error:
+        return _problems(error)
+
+    async def status() -> str:
+        db = Database(config.gateway.database_url)
+        try:
+            if await current_revision(db) != head_revision():
+                raise DatabaseError(
+                    f"the database at {db.display_url} is not migrated: run "
+                    f"`gateway migrate --config {args.config}` (or start the gateway once)"
+                )
+            return render_status(await collect_status(Repository(db), config))
+        finally:
+            await db.dispose()
+
+    try:
+        print(asyncio.run(status()))
+    except (DatabaseError, OSError) as error:
+        print(f"cannot read status: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gateway",
+        description="Self-hosted customer-support gateway (Telegram, Slack, email).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="start the gateway")
+    run.add_argument("--config", default=DEFAULT_CONFIG, help="path to config.toml")
+    run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("check-config", help="validate a config file and exit")
+    check.add_argument("path", nargs="?", default=DEFAULT_CONFIG)
+    check.set_defaults(func=cmd_check_config)
+
+    migrate = sub.add_parser("migrate", help="bring the database schema up to date")
+    migrate.add_argument("--config", default=DEFAULT_CONFIG)
+    migrate.set_defaults(func=cmd_migrate)
+
+    status = sub.add_parser("status", help="open conversations, queue and operators")
+    status.add_argument("--config", default=DEFAULT_CONFIG)
+    status.set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""The config tree. Every model forbids unknown keys: a typo is an error, not a no-op."""
+
+from __future__ import annotations
+
+import re
+import string
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+OPERATOR_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
+class Problems(ValueError):
+    """Several independent problems found by one validator, each with its key path."""
+
+    def __init__(self, items: list[tuple[str, str]]) -> None:
+        self.items = items
+        super().__init__("; ".join(f"{path}: {reason}" for path, reason in items))
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GatewaySection(Section):
+    database_url: str = "sqlite+aiosqlite:///gateway.db"
+    timezone: str = "UTC"
+    default_language: str = "en"
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    shutdown_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"not a database URL ({exc})") from None
+        driver = f"{url.get_backend_name()}+{url.get_driver_name()}"
+        if driver not in SUPPORTED_DRIVERS:
+            raise ValueError(
+                f"driver {driver!r} is not supported: use sqlite+aiosqlite:///PATH "
+                "or postgresql+asyncpg://USER@HOST/DB"
+            )
+        if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+            raise ValueError("SQLite needs a file path (an in-memory database loses everything)")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("unknown time zone (use an IANA name such as Europe/Berlin)") from None
+        return value
+
+    @field_validator("default_language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        return _check_language(value)
+
+
+def _check_language(value: str) -> str:
+    if not LANGUAGE_RE.match(value):
+        raise ValueError("not a language code (use e.g. en, ru, uk, pt-BR)")
+    return value
+
+
+class RoutingSection(Section):
+    strategy: Literal["least_busy", "round_robin", "manual"] = "least_busy"
+    default_max_chats: int = Field(default=4, ge=1, le=100)
+    sticky_hours: float = Field(default=72, ge=0)
+    reopen_hours: float = Field(default=24, ge=0)
+    #: only route to operators who list the conversation's language
+    match_language: bool = False
+    #: presence of an operator the gateway has never seen before
+    initial_presence: Literal["online", "away", "offline"] = "online"
+
+
+class OperatorConfig(Section):
+    id: str
+    name: str = Field(min_length=1, max_length=64)
+    telegram_id: int | None = None
+    slack_id: str | None = None
+    email: str | None = None
+    max_chats: int | None = Field(default=None, ge=1, le=100)
+    languages: list[str] = Field(default_factory=list)
+
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not OPERATOR_ID_RE.match(value):
+            raise ValueError("use lowercase letters, digits, '.', '_' or '-' (at most 64)")
+        return value
+
+    @field_validator("slack_id")
+    @classmethod
+    def _slack(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[UW][A-Z0-9]{2,}$", value):
+            raise ValueError("a Slack user id looks like U024BE7LH")
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", value):
+            raise ValueError("not an email address")
+        return value.lower() if value else value
+
+    @field_validator("languages")
+    @classmethod
+    def _languages(cls, value: list[str]) -> list[str]:
+        return [_check_language(v) for v in value]
+
+    def identity(self, channel: str) -> str | None:
+        """This operator's id on a platform, as adapters report senders (a string)."""
+        value = {"telegram": self.telegram_id, "slack": self.slack_id, "email": self.email}.get(
+            channel
+        )
+        return None if value is None else str(value)
+
+
+TextValue = str | dict[str, str]
+#: placeholders each text may use; anything else is a typo an admin should hear of
+TEXT_PLACEHOLDERS: dict[str, set[str]] = {
+    "greeting": set(),
+    "queued": {"position"},
+    "assigned": {"operator"},
+    "away": set(),
+    "closed": set(),
+    "transferred": {"operator"},
+}
+
+
+class TextsSection(Section):
+    greeting: TextValue = "Hello! Thanks for writing to us. A member of our team will answer here."
+    queued: TextValue = "All our operators are busy right now. You are number {position} in line."
+    assigned: TextValue = "{operator} will help you with this."
+    away: TextValue = (
+        "Nobody from the team is online right now. We have your message and will answer "
+        "as soon as someone is back."
+    )
+    closed: TextValue = "This conversation is now closed. Write again any time if you need us."
+    transferred: TextValue = "{operator} is taking over your conversation."
+
+    @model_validator(mode="after")
+    def _placeholders(self) -> TextsSection:
+        problems = []
+        for name, allowed in TEXT_PLACEHOLDERS.items():
+            value = getattr(self, name)
+            variants = value.items() if isinstance(value, dict) else [("", value)]
+            for lang, text in variants:
+                if lang:
+                    _check_language(lang)
+                try:
+                    used = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+                except ValueError as exc:
+                    problems.append((f"{name}.{lang}" if lang else name, str(exc)))
+                    continue
+                unknown = used - allowed
+                if unknown:
+                    where = f"{name}.{lang}" if lang else name
+                    allowed_text = ", ".join("{" + a + "}" for a in sorted(allowed)) or "none"
+                    problems.append(
+                        (
+                            where,
+                            f"unknown placeholder {{{sorted(unknown)[0]}}} "
+                            f"(allowed: {allowed_text})",
+                        )
+                    )
+        if problems:
+            raise Problems(problems)
+        return self
+
+
+class OutboxSection(Section):
+    max_attempts: int = Field(default=10, ge=1, le=100)
+    base_delay_seconds: float = Field(default=1.0, gt=0, le=3600)
+    max_delay_seconds: float = Field(default=300.0, gt=0, le=86400)
+    #: deliveries in flight per destination at once
+    concurrency: int = Field(default=16, ge=1, le=256)
+
+
+class CoreConfig(Section):
+    gateway: GatewaySection = GatewaySection()
+    routing: RoutingSection = RoutingSection()
+    operators: Annotated[list[OperatorConfig], Field(default_factory=list)]
+    texts: TextsSection = TextsSection()
+    outbox: OutboxSection = OutboxSection()
+
+    @model_validator(mode="after")
+    def _unique_operators(self) -> CoreConfig:
+        problems = []
+        for attr in ("id", "telegram_id", "slack_id", "email"):
+            seen: dict[object, int] = {}
+            for index, op in enumerate(self.operators):
+                value = getattr(op, attr)
+                if value is None:
+                    continue
+                if value in seen:
+                    problems.append(
+                        (
+                            f"operators[{index}].{attr}",
+                            f"{value!r} is already used by operators[{seen[value]}]",
+                        )
+                    )
+                seen.setdefault(value, index)
+        default = self.gateway.default_language
+        for name in TEXT_PLACEHOLDERS:
+            value = getattr(self.texts, name)
+            if isinstance(value, dict) and default not in value:
+                problems.append(
+                    (
+                        f"texts.{name}",
+                        f"has no {default!r} variant, which "
+                        "gateway.default_language needs as the fallback",
+                    )
+                )
+        if problems:
+            raise Problems(problems)
+        return self
+
+    def max_chats(self, operator: OperatorConfig) -> int:
+        return operator.max_chats or self.routing.default_max_chats

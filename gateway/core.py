@@ -1,0 +1,459 @@
+"""The core: ingest, operator actions, delivery outcomes. One transaction each.
+
+``ingest`` returns only after its transaction has committed; adapters acknowledge
+their platform after that, so a crash anywhere before it makes the platform send
+the event again, and the dedupe key makes the second time harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+from gateway.actions import ActionContext, ActionRegistry, parse_command
+from gateway.config import Config, OperatorConfig
+from gateway.dispatcher import Dispatcher
+from gateway.events import (
+    ActionResult,
+    Delivery,
+    Inbound,
+    IngestResult,
+    OperatorCommand,
+    Outbound,
+    Receipt,
+)
+from gateway.relay import Desk, Relay, _attachment_dict, stamp
+from storage import (
+    FINISHED_STATUSES,
+    Conversation,
+    ConversationStatus,
+    Customer,
+    CustomerIdentity,
+    Direction,
+    Message,
+    OutboxRow,
+    OutboxStatus,
+    Repository,
+    Transaction,
+)
+from storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+
+class Core:
+    def __init__(
+        self,
+        repository: Repository,
+        config_source: Callable[[], Config],
+        *,
+        workspaces: tuple[str, ...] = (),
+        actions: ActionRegistry | None = None,
+        on_enqueued: Callable[[set[str]], None] = lambda destinations: None,
+    ) -> None:
+        self.repository = repository
+        self.desk = Desk(config_source, workspaces)
+        self.relay = Relay(self.desk)
+        self.dispatcher = Dispatcher(self.desk, self.relay)
+        self.actions = actions or ActionRegistry()
+        self._on_enqueued = on_enqueued
+
+    @property
+    def config(self) -> Config:
+        return self.desk.config
+
+    async def _run(self, work: Callable[[Transaction], object]) -> object:
+        self.desk.touched = set()
+        result = await self.repository.run(work)  # type: ignore[arg-type]
+        if self.desk.touched:
+            self._on_enqueued(self.desk.touched)
+        return result
+
+    # -- ingest -------------------------------------------------------------------
+
+    async def ingest(self, inbound: Inbound) -> IngestResult:
+        if inbound.from_workspace:
+            command = parse_command(inbound.text) if not inbound.edit_of else None
+            if command is not None:
+                result = await self.act(
+                    OperatorCommand(
+                        channel=inbound.channel,
+                        event_id=inbound.event_id,
+                        operator_external_id=inbound.sender.external_id,
+                        name=command[0],
+                        args=command[1],
+                        workspace_thread=inbound.workspace_thread,
+                    )
+                )
+                return IngestResult(
+                    duplicate=False,
+                    conversation_id=result.conversation_id,
+                    ignored=None if result.ok else result.message,
+                )
+            work = self._operator_message
+        else:
+            work = self._customer_message
+
+        async def run(tx: Transaction) -> IngestResult:
+            seen = await tx.find_event(inbound.channel, inbound.event_id)
+            if seen is not None:
+                return IngestResult(True, seen.conversation_id, seen.message_id)
+            event = await tx.record_event(inbound.channel, inbound.event_id)
+            result = await work(tx, inbound)
+            event.conversation_id, event.message_id = result.conversation_id, result.message_id
+            tx.add(event)
+            return result
+
+        result = await self._run(run)
+        assert isinstance(result, IngestResult)
+        return result
+
+    async def _customer_message(self, tx: Transaction, inbound: Inbound) -> IngestResult:
+        customer = await self._customer(tx, inbound)
+        if customer.blocked:
+            log.info("message from a blocked customer dropped", extra={"channel": inbound.channel})
+            return IngestResult(False, ignored="the customer is blocked")
+        if inbound.edit_of:
+            edited = await self._apply_edit(tx, inbound, role="customer", to_customer=False)
+            if edited is not None:
+                return edited
+        conversation, opened = await self._conversation_for(tx, customer, inbound)
+        message = Message(
+            conversation_id=conversation.id,
+            direction=Direction.IN,
+            author_id=str(customer.id),
+            author_name=customer.display_name,
+            text=inbound.text,
+            attachments=[_attachment_dict(a) for a in inbound.attachments],
+            reply_to_id=await self._reply_target(tx, inbound),
+        )
+        tx.add(message)
+        await tx.flush()
+        if inbound.message_id:
+            await tx.add_refs(message.id, inbound.channel, inbound.chat_id, [inbound.message_id])
+        conversation.last_customer_message_at = utcnow()
+        if conversation.status == ConversationStatus.WAITING_CUSTOMER:
+            conversation.status = ConversationStatus.ASSIGNED
+        stamp(conversation)
+        tx.add(conversation)
+        if opened == "new":
+            # the header (which opens the topic/thread) must be queued before the
+            # first mirrored message: deliveries of one thread go out in id order
+            await self.relay.header(tx, conversation)
+            preferred = await self.dispatcher._previous_assignee(tx, conversation)
+            await self.relay.mirror(tx, conversation, message, role="customer")
+            await self.dispatcher.route(tx, conversation, preferred=preferred, greet=True)
+        elif opened == "reopened":
+            await self.relay.mirror(tx, conversation, message, role="customer")
+            await self.dispatcher.reopen(tx, conversation, operator=None)
+        else:
+            await self.relay.mirror(tx, conversation, message, role="customer")
+        return IngestResult(False, conversation.id, message.id)
+
+    async def _customer(self, tx: Transaction, inbound: Inbound) -> Customer:
+        sender = inbound.sender
+        identity = await tx.identity(inbound.channel, sender.external_id)
+        if identity is None:
+            customer = Customer(
+                display_name=sender.display_name[:256] or "Customer",
+                language=sender.language,
+            )
+            tx.add(customer)
+            await tx.flush()
+            tx.add(
+                CustomerIdentity(
+                    customer_id=customer.id,
+                    channel=inbound.channel,
+                    external_id=sender.external_id,
+                    username=sender.username,
+                )
+            )
+            await tx.flush()
+            return customer
+        # locked: two messages of one customer must not both open a conversation
+        customer = await tx.customer(identity.customer_id, lock=True)
+        if sender.display_name and customer.display_name != sender.display_name[:256]:
+            customer.display_name = sender.display_name[:256]
+        if sender.language and customer.language != sender.language:
+            customer.language = sender.language
+        if sender.username != identity.username:
+            identity.username = sender.username
+            tx.add(identity)
+        tx.add(customer)
+        return customer
+
+    async def _conversation_for(
+        self, tx: Transaction, customer: Customer, inbound: Inbound
+    ) -> tuple[Conversation, str]:
+        """The open conversation, a recently closed one reopened, or a new one."""
+        latest = await tx.latest_conversation(customer.id, inbound.channel, inbound.chat_id)
+        if latest is not None and latest.status not in FINISHED_STATUSES:
+            return latest, "open"
+        reopen_window = timedelta(hours=self.config.routing.reopen_hours)
+        if (
+            latest is not None
+            and latest.resolved_at is not None
+            and utcnow() - latest.resolved_at <= reopen_window
+        ):
+            return latest, "reopened"
+        conversation = Conversation(
+            customer_id=customer.id,
+            channel=inbound.channel,
+            chat_id=inbound.chat_id,
+            language=customer.language or self.config.gateway.default_language,
+        )
+        tx.add(conversation)
+        await tx.flush()
+        log.info(
+            "conversation opened",
+            extra={"conversation_id": conversation.id, "channel": inbound.channel},
+        )
+        return conversation, "new"
+
+    async def _reply_target(self, tx: Transaction, inbound: Inbound) -> int | None:
+        if not inbound.reply_to:
+            return None
+        target = await tx.message_by_ref(inbound.channel, inbound.chat_id, inbound.reply_to)
+        return target.id if target else None
+
+    async def _apply_edit(
+        self, tx: Transaction, inbound: Inbound, *, role: str, to_customer: bool
+    ) -> IngestResult | None:
+        """Update the stored message and follow the edit to its copies.
+
+        None when we never stored the original (older than the gateway): the caller
+        then treats the edited text as a new message rather than lose it.
+        """
+        assert inbound.edit_of is not None
+        message = await tx.message_by_ref(inbound.channel, inbound.chat_id, inbound.edit_of)
+        if message is None:
+            return None
+        conversation = await tx.conversation(message.conversation_id)
+        assert conversation is not None
+        message.text = inbound.text
+        message.edited_at = utcnow()
+        tx.add(message)
+        await tx.flush()
+        await self.relay.edit(
+            tx,
+            conversation,
+            message,
+            role=role,  # type: ignore[arg-type]
+            skip=inbound.channel if inbound.from_workspace else None,
+            customer=to_customer,
+        )
+        return IngestResult(False, conversation.id, message.id)
+
+    # -- operators ----------------------------------------------------------------
+
+    def operator_for(self, channel: str, external_id: str) -> OperatorConfig | None:
+        return next(
+            (op for op in self.config.operators if op.identity(channel) == external_id), None
+        )
+
+    async def _operator_message(self, tx: Transaction, inbound: Inbound) -> IngestResult:
+        operator = self.operator_for(inbound.channel, inbound.sender.external_id)
+        if operator is None:
+            log.warning(
+                "ignored a workspace message from %s: not a configured operator",
+                inbound.sender.external_id,
+                extra={"channel": inbound.channel},
+            )
+            return IngestResult(False, ignored="the sender is not a configured operator")
+        assert inbound.workspace_thread is not None
+        conversation = await tx.conversation_by_thread(inbound.channel, inbound.workspace_thread)
+        if conversation is None:
+            return IngestResult(False, ignored="no conversation lives in this thread")
+        conversation = await tx.conversation(conversation.id, lock=True)
+        assert conversation is not None
+        if inbound.edit_of:
+            edited = await self._apply_edit(tx, inbound, role="operator", to_customer=True)
+            if edited is not None:
+                return edited
+        await self._take_part(tx, conversation, operator)
+        message = Message(
+            conversation_id=conversation.id,
+            direction=Direction.OUT,
+            author_id=operator.id,
+            author_name=operator.name,
+            text=inbound.text,
+            attachments=[_attachment_dict(a) for a in inbound.attachments],
+            reply_to_id=await self._reply_target(tx, inbound),
+        )
+        tx.add(message)
+        await tx.flush()
+        if inbound.message_id:
+            await tx.add_refs(message.id, inbound.channel, inbound.chat_id, [inbound.message_id])
+        if conversation.status in (ConversationStatus.ASSIGNED, ConversationStatus.SNOOZED):
+            conversation.status = ConversationStatus.WAITING_CUSTOMER
+        stamp(conversation)
+        tx.add(conversation)
+        await self.relay.deliver_to_customer(tx, conversation, message, author=operator)
+        await self.relay.mirror(tx, conversation, message, role="operator", skip=inbound.channel)
+        return IngestResult(False, conversation.id, message.id)
+
+    async def _take_part(
+        self, tx: Transaction, conversation: Conversation, operator: OperatorConfig
+    ) -> None:
+        """A reply claims an unassigned conversation; on a colleague's it is help, noted."""
+        if conversation.status in FINISHED_STATUSES:
+            await self.dispatcher.reopen(tx, conversation, operator)
+            return
+        if conversation.assignee_id == operator.id:
+            return
+        if conversation.assignee_id is None:
+            if await self.dispatcher.capacity_left(tx, operator) > 0:
+                await self.dispatcher.assign(
+                    tx,
+                    conversation,
+                    operator,
+                    announce=False,
+                    note=f"{operator.name} answered and took this conversation.",
+                )
+            else:
+                await self.relay.system(
+                    tx,
+                    conversation,
+                    f"{operator.name} answered but has no free slot; "
+                    "the conversation stays in the queue.",
+                )
+            return
+        owner = self.config.operator(conversation.assignee_id)
+        await self.relay.system(
+            tx,
+            conversation,
+            f"{operator.name} answered in {owner.name if owner else conversation.assignee_id}'s "
+            "conversation.",
+        )
+
+    async def act(self, command: OperatorCommand) -> ActionResult:
+        """Run an operator action; the result is for the operator's eyes only."""
+
+        async def run(tx: Transaction) -> ActionResult:
+            if await tx.find_event(command.channel, command.event_id) is not None:
+                return ActionResult(True, "already done")
+            event = await tx.record_event(command.channel, command.event_id)
+            operator = self.operator_for(command.channel, command.operator_external_id)
+            if operator is None:
+                log.warning(
+                    "refused /%s from %s: not a configured operator",
+                    command.name,
+                    command.operator_external_id,
+                    extra={"channel": command.channel},
+                )
+                return ActionResult(False, "Only configured operators can do that.")
+            action = self.actions.get(command.name)
+            if action is None:
+                known = ", ".join("/" + n for n in self.actions.names())
+                return ActionResult(False, f"Unknown command /{command.name}. Known: {known}.")
+            conversation = None
+            if command.workspace_thread is not None:
+                conversation = await tx.conversation_by_thread(
+                    command.channel, command.workspace_thread
+                )
+            if action.needs_conversation and conversation is None:
+                return ActionResult(
+                    False, f"/{action.name} works inside a conversation's topic or thread."
+                )
+            if conversation is not None:
+                conversation = await tx.conversation(conversation.id, lock=True)
+                event.conversation_id = conversation.id if conversation else None
+                tx.add(event)
+            context = ActionContext(
+                tx=tx,
+                config=self.config,
+                dispatcher=self.dispatcher,
+                relay=self.relay,
+                operator=operator,
+                conversation=conversation,
+                args=command.args,
+                channel=command.channel,
+            )
+            return await action.handler(context)
+
+        result = await self._run(run)
+        assert isinstance(result, ActionResult)
+        return result
+
+    # -- deliveries -----------------------------------------------------------------
+
+    async def prepare(self, row: OutboxRow) -> Delivery:
+        """Resolve what only exists now: the thread, the header, the copies to edit."""
+        outbound = Outbound.from_payload(row.payload)
+        thread_ref = header_ref = None
+        edit_refs: tuple[str, ...] = ()
+        async with self.repository.transaction() as tx:
+            if outbound.audience == "workspace":
+                thread = await tx.thread(outbound.conversation_id, outbound.destination)
+                if thread is not None:
+                    thread_ref, header_ref = thread.thread_ref, thread.header_ref
+            if outbound.kind == "edit" and outbound.message_id is not None:
+                refs = await tx.refs(outbound.message_id, outbound.destination)
+                edit_refs = tuple(r.external_id for r in refs)
+        return Delivery(
+            outbound=outbound,
+            attempt=row.attempts,
+            thread_ref=thread_ref,
+            header_ref=header_ref,
+            edit_refs=edit_refs,
+        )
+
+    async def delivered(self, row_id: int, receipt: Receipt) -> None:
+        async def run(tx: Transaction) -> None:
+            row = await tx.outbox_row(row_id, lock=True)
+            if row is None or row.status != OutboxStatus.SENDING:
+                return
+            outbound = Outbound.from_payload(row.payload)
+            row.status = OutboxStatus.SENT
+            row.sent_at = utcnow()
+            row.lease_until = None
+            row.receipt = {
+                "external_ids": list(receipt.external_ids),
+                "chat_id": receipt.chat_id,
+                "thread_ref": receipt.thread_ref,
+            }
+            tx.add(row)
+            if outbound.kind == "header" and receipt.thread_ref:
+                await tx.save_thread(
+                    outbound.conversation_id,
+                    row.destination,
+                    receipt.thread_ref,
+                    receipt.header_ref,
+                )
+            if outbound.kind == "message" and outbound.message_id and receipt.external_ids:
+                chat = receipt.chat_id or outbound.chat_id or f"thread:{receipt.thread_ref}"
+                await tx.add_refs(outbound.message_id, row.destination, chat, receipt.external_ids)
+            if outbound.audience == "customer" and outbound.author_role == "operator":
+                conversation = await tx.conversation(outbound.conversation_id)
+                if conversation is not None and conversation.first_response_at is None:
+                    # the first reply the customer actually received, not the first sent
+                    conversation.first_response_at = row.sent_at
+                    tx.add(conversation)
+
+        await self._run(run)
+
+    async def failed(self, row_id: int, reason: str) -> None:
+        """A delivery that will never happen: record it and tell the operators."""
+
+        async def run(tx: Transaction) -> None:
+            row = await tx.outbox_row(row_id, lock=True)
+            if row is None or row.status not in (OutboxStatus.SENDING, OutboxStatus.PENDING):
+                return
+            row.status = OutboxStatus.FAILED
+            row.last_error = reason[:2000]
+            row.lease_until = None
+            tx.add(row)
+            outbound = Outbound.from_payload(row.payload)
+            log.error(
+                "delivery to %s failed for good: %s",
+                row.destination,
+                reason,
+                extra={"conversation_id": outbound.conversation_id, "channel": row.destination},
+            )
+            if outbound.audience == "customer":
+                conversation = await tx.conversation(outbound.conversation_id)
+                if conversation is not None:
+                    await self.relay.system(tx, conversation, f"⚠ Not delivered: {reason}")
+
+        await self._run(run)

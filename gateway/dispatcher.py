@@ -1,0 +1,235 @@
+"""Routing applied: assign, queue, free, transfer. Every method runs inside the
+caller's transaction, after it has taken the assignment lock (``lock_operators``),
+so that two concurrent decisions can never both fill an operator's last slot.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from gateway.config import OperatorConfig
+from gateway.relay import Desk, Relay, stamp
+from gateway.routing import Candidate, choose
+from gateway.texts import render
+from storage import (
+    ACTIVE_STATUSES,
+    Conversation,
+    ConversationStatus,
+    OperatorState,
+    Presence,
+    Transaction,
+)
+from storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    def __init__(self, desk: Desk, relay: Relay) -> None:
+        self.desk = desk
+        self.relay = relay
+
+    # -- the team as it is right now ---------------------------------------------
+
+    async def candidates(self, tx: Transaction) -> list[Candidate]:
+        """Every configured operator with presence and load, under the assignment lock.
+
+        The lock (``FOR UPDATE`` on all operator rows, a no-op on SQLite where the
+        transaction already holds the write lock) serialises assignment decisions
+        across gateway processes sharing a PostgreSQL database.
+        """
+        config = self.desk.config
+        states = await tx.operator_states(lock=True)
+        loads = await tx.loads()
+        out = []
+        for order, op in enumerate(config.operators):
+            state = states.get(op.id)
+            if state is None:  # added to config.toml since start
+                state = OperatorState(operator_id=op.id, presence=config.routing.initial_presence)
+                tx.add(state)
+                states[op.id] = state
+            out.append(
+                Candidate(
+                    operator=op,
+                    presence=str(state.presence),
+                    load=loads.get(op.id, 0),
+                    max_chats=config.core.max_chats(op),
+                    last_assigned_at=state.last_assigned_at,
+                    order=order,
+                )
+            )
+        return out
+
+    def _choose(
+        self, candidates: list[Candidate], conversation: Conversation, preferred: str | None
+    ) -> Candidate | None:
+        routing = self.desk.config.routing
+        return choose(
+            routing.strategy,
+            candidates,
+            conversation.language,
+            match_language=routing.match_language,
+            preferred=preferred,
+        )
+
+    # -- decisions ----------------------------------------------------------------
+
+    async def route(
+        self,
+        tx: Transaction,
+        conversation: Conversation,
+        *,
+        preferred: str | None = None,
+        greet: bool = False,
+    ) -> None:
+        """Find an operator for a new or reopened conversation, or queue it."""
+        config = self.desk.config
+        lang, default = conversation.language, config.gateway.default_language
+        if greet:
+            await self.relay.say(tx, conversation, render(config.texts, "greeting", lang, default))
+        candidates = await self.candidates(tx)
+        chosen = self._choose(candidates, conversation, preferred)
+        if chosen is not None:
+            await self.assign(tx, conversation, chosen.operator, announce=True)
+            return
+        await self.enqueue(tx, conversation)
+        anyone_online = any(c.presence == Presence.ONLINE for c in candidates)
+        if anyone_online:
+            position = await tx.queue_position(conversation)
+            text = render(config.texts, "queued", lang, default, position=position)
+        else:
+            text = render(config.texts, "away", lang, default)
+        await self.relay.say(tx, conversation, text)
+        await self.relay.header(tx, conversation)
+
+    async def enqueue(self, tx: Transaction, conversation: Conversation) -> None:
+        conversation.status = ConversationStatus.QUEUED
+        conversation.queued_at = conversation.queued_at or utcnow()
+        conversation.assignee_id = None
+        stamp(conversation)
+        tx.add(conversation)
+        await tx.flush()
+        log.info(
+            "conversation queued",
+            extra={"conversation_id": conversation.id, "channel": conversation.channel},
+        )
+
+    async def assign(
+        self,
+        tx: Transaction,
+        conversation: Conversation,
+        operator: OperatorConfig,
+        *,
+        announce: bool,
+        note: str | None = None,
+        text: str = "assigned",
+    ) -> None:
+        """Give the conversation to ``operator``; the customer hears who, if ``announce``."""
+        config = self.desk.config
+        previous = conversation.assignee_id
+        now = utcnow()
+        conversation.assignee_id = operator.id
+        conversation.assigned_at = now
+        conversation.queued_at = None
+        if conversation.status not in ACTIVE_STATUSES:
+            conversation.status = ConversationStatus.ASSIGNED
+        stamp(conversation)
+        tx.add(conversation)
+        states = await tx.operator_states()
+        state = states[operator.id]
+        state.last_assigned_at = now
+        tx.add(state)
+        await tx.flush()
+        log.info(
+            "conversation assigned to %s",
+            operator.id,
+            extra={"conversation_id": conversation.id, "channel": conversation.channel},
+        )
+        if announce and previous != operator.id:
+            lang, default = conversation.language, config.gateway.default_language
+            await self.relay.say(
+                tx, conversation, render(config.texts, text, lang, default, operator=operator.name)
+            )
+        await self.relay.system(tx, conversation, note or f"Assigned to {operator.name}.")
+        await self.relay.header(tx, conversation)
+
+    async def drain_queue(self, tx: Transaction) -> int:
+        """Assign waiting conversations, oldest first, while anyone has a free slot."""
+        if self.desk.config.routing.strategy == "manual":
+            return 0
+        assigned = 0
+        for conversation in await tx.queue():
+            candidates = await self.candidates(tx)
+            if not any(c.available for c in candidates):
+                break
+            previous = await self._previous_assignee(tx, conversation)
+            chosen = self._choose(candidates, conversation, previous)
+            if chosen is None:
+                continue  # nobody speaks this one's language yet; the next may fit
+            await self.assign(tx, conversation, chosen.operator, announce=True)
+            assigned += 1
+        return assigned
+
+    async def _previous_assignee(self, tx: Transaction, conversation: Conversation) -> str | None:
+        hours = self.desk.config.routing.sticky_hours
+        if not hours:
+            return None
+        return await tx.last_assignee(conversation.customer_id, utcnow() - timedelta(hours=hours))
+
+    async def capacity_left(self, tx: Transaction, operator: OperatorConfig) -> int:
+        for c in await self.candidates(tx):
+            if c.operator.id == operator.id:
+                return c.max_chats - c.load
+        return 0
+
+    async def set_presence(
+        self, tx: Transaction, operator: OperatorConfig, presence: Presence
+    ) -> int:
+        """Change presence; coming online takes waiting conversations at once."""
+        await self.candidates(tx)  # takes the lock and creates a missing state row
+        state = (await tx.operator_states())[operator.id]
+        state.presence = presence
+        state.presence_changed_at = utcnow()
+        tx.add(state)
+        await tx.flush()
+        log.info("operator %s is %s", operator.id, presence)
+        return await self.drain_queue(tx) if presence == Presence.ONLINE else 0
+
+    async def resolve(self, tx: Transaction, conversation: Conversation, by: str) -> None:
+        """Close a conversation: the customer is told, the slot is freed and refilled."""
+        config = self.desk.config
+        await self.candidates(tx)  # the assignment lock, before a slot changes hands
+        conversation.status = ConversationStatus.RESOLVED
+        conversation.resolved_at = utcnow()
+        conversation.queued_at = None
+        stamp(conversation)
+        tx.add(conversation)
+        await tx.flush()
+        lang, default = conversation.language, config.gateway.default_language
+        await self.relay.say(tx, conversation, render(config.texts, "closed", lang, default))
+        await self.relay.system(tx, conversation, f"Closed by {by}.")
+        await self.relay.header(tx, conversation)
+        await self.drain_queue(tx)
+
+    async def reopen(
+        self, tx: Transaction, conversation: Conversation, operator: OperatorConfig | None
+    ) -> None:
+        """Bring a finished conversation back: to ``operator``, or through routing."""
+        conversation.resolved_at = None
+        conversation.status = ConversationStatus.NEW
+        stamp(conversation)
+        tx.add(conversation)
+        await tx.flush()
+        if operator is not None:
+            await self.candidates(tx)
+            await self.assign(
+                tx,
+                conversation,
+                operator,
+                announce=False,
+                note=f"Reopened by {operator.name}.",
+            )
+            return
+        previous, conversation.assignee_id = conversation.assignee_id, None
+        await self.route(tx, conversation, preferred=previous)

@@ -1,0 +1,156 @@
+"""Domain events: plain frozen data crossing the line between adapters and core.
+
+No platform type ever appears here. Ids from platforms are strings, whatever their
+native type, so one column holds a Telegram integer and a Slack timestamp alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from typing import Any, Literal
+
+Audience = Literal["customer", "workspace"]
+OutboundKind = Literal["message", "edit", "header"]
+AuthorRole = Literal["operator", "bot", "system", "customer"]
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file as the core sees it: enough to relay it, never its bytes."""
+
+    kind: str  # photo, document, voice, video, sticker, ...
+    file_ref: str  # the platform's file id, or a storage key
+    name: str | None = None
+    mime: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class Sender:
+    external_id: str
+    display_name: str
+    username: str | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One message or edit, from a customer or from an operator in the workspace.
+
+    ``workspace_thread`` is set when the message was written in the operators'
+    workspace (a forum topic, a Slack thread); it is how the core finds the
+    conversation an operator is answering.
+    """
+
+    channel: str
+    event_id: str  # unique per channel; the dedupe key
+    chat_id: str
+    sender: Sender
+    text: str = ""
+    attachments: tuple[Attachment, ...] = ()
+    message_id: str | None = None
+    reply_to: str | None = None
+    edit_of: str | None = None
+    workspace_thread: str | None = None
+    sent_at: datetime | None = None
+
+    @property
+    def from_workspace(self) -> bool:
+        return self.workspace_thread is not None
+
+
+@dataclass(frozen=True)
+class OperatorCommand:
+    """An operator action from the workspace: a command, a button press."""
+
+    channel: str
+    event_id: str
+    operator_external_id: str
+    name: str  # claim, close, reopen, transfer, note, online, away, offline, ...
+    args: str = ""
+    workspace_thread: str | None = None
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What an operator is told after an action (a toast, an ephemeral reply)."""
+
+    ok: bool
+    message: str
+    conversation_id: int | None = None
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    duplicate: bool
+    conversation_id: int | None = None
+    message_id: int | None = None
+    ignored: str | None = None  # why nothing was stored, when nothing was
+
+
+@dataclass(frozen=True)
+class ConversationCard:
+    """The workspace header of a conversation: who, where, what state."""
+
+    conversation_id: int
+    customer_name: str
+    customer_username: str | None
+    channel: str
+    language: str | None
+    status: str
+    assignee_name: str | None
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """What the core wants delivered; stored as an outbox row before anything is sent."""
+
+    destination: str  # the adapter's name
+    audience: Audience
+    kind: OutboundKind
+    conversation_id: int
+    chat_id: str | None = None  # the customer's chat; None for the workspace
+    text: str = ""
+    author_name: str | None = None
+    author_role: AuthorRole = "bot"
+    attachments: tuple[Attachment, ...] = ()
+    message_id: int | None = None  # our Message this carries
+    card: ConversationCard | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> Outbound:
+        data = {f.name: payload.get(f.name) for f in fields(cls) if f.name in payload}
+        data["attachments"] = tuple(Attachment(**a) for a in payload.get("attachments") or ())
+        if payload.get("card"):
+            data["card"] = ConversationCard(**payload["card"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """An Outbound handed to its adapter, with the references resolved at send time.
+
+    The thread may not have existed when the row was written (its header was still
+    queued), so it is looked up just before the send.
+    """
+
+    outbound: Outbound
+    attempt: int
+    thread_ref: str | None = None
+    header_ref: str | None = None
+    edit_refs: tuple[str, ...] = ()  # the copies to edit, for kind == "edit"
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the platform gave back: the ids under which the delivery now exists."""
+
+    external_ids: tuple[str, ...] = ()
+    chat_id: str | None = None
+    thread_ref: str | None = None
+    header_ref: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,70 @@
+"""Logging: readable lines carrying conversation id and channel, scrubbed of secrets."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+CONTEXT_FIELDS = ("conversation_id", "channel")
+
+
+class SecretScrubber(logging.Filter):
+    """Replaces every configured secret in a record with ``***``.
+
+    Applied on the handler, so it also covers libraries that log URLs with tokens in
+    them (the Bot API puts the token in the path).
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.secrets: tuple[str, ...] = ()
+        self.update(secrets)
+
+    def update(self, secrets: Iterable[str]) -> None:
+        # longest first, so a secret containing another is replaced whole
+        self.secrets = tuple(sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True))
+
+    def scrub(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, "***")
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            scrubbed = self.scrub(message)
+            if scrubbed != message:
+                record.msg, record.args = scrubbed, None
+            if record.exc_info and not record.exc_text:
+                record.exc_text = logging.Formatter().formatException(record.exc_info)
+            if record.exc_text:
+                record.exc_text = self.scrub(record.exc_text)
+        return True
+
+
+class ContextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        context = " ".join(
+            f"{name}={getattr(record, name)}"
+            for name in CONTEXT_FIELDS
+            if getattr(record, name, None) is not None
+        )
+        return f"{line} [{context}]" if context else line
+
+
+def setup_logging(level: str, secrets: Iterable[str] = ()) -> SecretScrubber:
+    handler = logging.StreamHandler()
+    scrubber = SecretScrubber(secrets)
+    handler.addFilter(scrubber)
+    handler.setFormatter(ContextFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # libraries' debug chatter can carry request bodies; keep them at warning
+    for noisy in ("aiosqlite", "asyncio", "sqlalchemy.engine", "alembic"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    return scrubber

@@ -1,0 +1,192 @@
+"""Outbox workers: one per destination adapter, sending committed rows.
+
+Claiming marks rows ``sending`` with a lease, so a second process (PostgreSQL,
+``FOR UPDATE SKIP LOCKED``) never takes the same row, and a process that dies
+mid-send leaves rows that become claimable again when the lease runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from datetime import timedelta
+
+from gateway.adapter import Adapter
+from gateway.config import OutboxSection
+from gateway.core import Core
+from gateway.errors import PermanentFailure, RateLimited, TemporaryFailure
+from gateway.events import Delivery
+from gateway.ratelimit import Limiter
+from storage import OutboxRow, OutboxStatus, Transaction
+from storage.types import utcnow
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=120)
+#: how often an idle worker looks for rows written by other processes
+POLL_SECONDS = 1.0
+
+
+def backoff(attempt: int, base: float, cap: float) -> float:
+    """Exponential backoff with jitter: spreads retries after an outage."""
+    delay = min(cap, base * 2 ** max(0, attempt - 1))
+    return random.uniform(delay / 2, delay)
+
+
+class OutboxWorker:
+    def __init__(self, core: Core, adapter: Adapter, settings: OutboxSection) -> None:
+        self.core = core
+        self.adapter = adapter
+        self.settings = settings
+        self.destination = adapter.name
+        self.limiter = Limiter(adapter.rate_limits)
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._paused_until = 0.0
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self.sent = 0
+        self.failed = 0
+        self.rate_limited = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"outbox:{self.destination}")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self, grace: float) -> None:
+        """Stop claiming; give in-flight sends ``grace`` seconds, then cancel them.
+
+        A cancelled send leaves its row ``sending``; its lease (or, on SQLite, the
+        next start) makes it claimable again, so it is delivered after the restart.
+        """
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._inflight:
+            _done, pending = await asyncio.wait(self._inflight, timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                log.warning(
+                    "%d deliveries to %s still in flight at shutdown; they will be retried",
+                    len(pending),
+                    self.destination,
+                )
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stopping:
+            self._wake.clear()
+            claimed = 0
+            free = self.settings.concurrency - len(self._inflight)
+            if free > 0 and loop.time() >= self._paused_until:
+                try:
+                    rows = await self._claim(free)
+                except Exception:
+                    log.exception("claiming deliveries for %s failed", self.destination)
+                    rows = []
+                for row in rows:
+                    task = asyncio.create_task(self._send(row))
+                    self._inflight.add(task)
+                    task.add_done_callback(self._inflight.discard)
+                claimed = len(rows)
+            if claimed and claimed == free:
+                continue  # maybe more are due: go again at once
+            await self._idle(loop.time())
+
+    async def _claim(self, limit: int) -> list[OutboxRow]:
+        async def work(tx: Transaction) -> list[OutboxRow]:
+            return await tx.claim_outbox(self.destination, limit=limit, lease=LEASE)
+
+        return await self.core.repository.run(work)
+
+    async def _idle(self, now: float) -> None:
+        timeout = POLL_SECONDS
+        if self._paused_until > now:
+            timeout = min(timeout, self._paused_until - now)
+        else:
+            async with self.core.repository.transaction() as tx:
+                due = await tx.next_outbox_due(self.destination)
+            if due is not None:
+                seconds = (due - utcnow()).total_seconds()
+                if seconds > 0:
+                    timeout = min(timeout, seconds)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.01))
+
+    async def _send(self, row: OutboxRow) -> None:
+        assert row.id is not None
+        context = {"conversation_id": row.conversation_id, "channel": self.destination}
+        delivery: Delivery | None = None
+        try:
+            delivery = await self.core.prepare(row)
+            await self.limiter.acquire(delivery)
+            receipt = await self.adapter.deliver(delivery)
+        except RateLimited as exc:
+            self.rate_limited += 1
+            log.warning(
+                "%s asked to wait %.1fs (%s)",
+                self.destination,
+                exc.retry_after,
+                exc.scope,
+                extra=context,
+            )
+            if exc.scope == "destination":
+                self._paused_until = asyncio.get_running_loop().time() + exc.retry_after
+            if delivery is not None:
+                self.limiter.penalise(delivery, exc.retry_after)
+            # being throttled is not the delivery's fault: it does not use up a try
+            await self._retry(row, exc.retry_after, str(exc), count=False)
+        except PermanentFailure as exc:
+            self.failed += 1
+            await self.core.failed(row.id, str(exc) or type(exc).__name__)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # TemporaryFailure, or a bug in an adapter: never a reason to lose a message
+            reason = str(exc) or type(exc).__name__
+            if not isinstance(exc, TemporaryFailure):
+                log.exception("adapter %s raised while delivering", self.destination, extra=context)
+            if row.attempts >= self.settings.max_attempts:
+                self.failed += 1
+                await self.core.failed(row.id, f"gave up after {row.attempts} attempts: {reason}")
+            else:
+                delay = backoff(
+                    row.attempts, self.settings.base_delay_seconds, self.settings.max_delay_seconds
+                )
+                log.info(
+                    "delivery to %s failed (attempt %d), retrying in %.1fs: %s",
+                    self.destination,
+                    row.attempts,
+                    delay,
+                    reason,
+                    extra=context,
+                )
+                await self._retry(row, delay, reason, count=True)
+        else:
+            self.sent += 1
+            await self.core.delivered(row.id, receipt)
+        finally:
+            self._wake.set()
+
+    async def _retry(self, row: OutboxRow, delay: float, reason: str, *, count: bool) -> None:
+        async def work(tx: Transaction) -> None:
+            current = await tx.outbox_row(row.id, lock=True)  # type: ignore[arg-type]
+            if current is None or current.status != OutboxStatus.SENDING:
+                return
+            current.status = OutboxStatus.PENDING
+            current.next_attempt_at = utcnow() + timedelta(seconds=delay)
+            current.lease_until = None
+            current.last_error = reason[:2000]
+            if not count:
+                current.attempts = max(0, current.attempts - 1)
+            tx.add(current)
+
+        await self.core.repository.run(work)

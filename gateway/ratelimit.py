@@ -1,0 +1,98 @@
+"""Token buckets that keep each destination under its platform's ceilings.
+
+Adapters declare their limits (``RateLimit``); one ``Limiter`` per destination holds
+a bucket per limit and key (per chat, per group, bot-wide). A send waits until
+every bucket it draws from has a token, so the platform never has to say 429.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+
+from gateway.adapter import RateLimit
+from gateway.events import Delivery
+
+
+class TokenBucket:
+    __slots__ = ("capacity", "rate", "tokens", "updated")
+
+    def __init__(self, rate_per_second: float, capacity: int, now: float) -> None:
+        self.rate = rate_per_second
+        self.capacity = float(max(1, capacity))
+        self.tokens = self.capacity
+        self.updated = now
+
+    def _refill(self, now: float) -> None:
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+
+    def wait_time(self, now: float) -> float:
+        self._refill(now)
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+
+    def take(self, now: float) -> None:
+        self._refill(now)
+        self.tokens -= 1
+
+    def drain(self, now: float, seconds: float) -> None:
+        """The platform said wait: owe tokens for that long."""
+        self._refill(now)
+        self.tokens = min(self.tokens, 1 - seconds * self.rate)
+
+
+class Limiter:
+    #: buckets idle this long are full again and can be forgotten
+    FORGET_AFTER = 600.0
+
+    def __init__(
+        self, limits: Sequence[RateLimit], clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limits = tuple(limits)
+        self.clock = clock
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        self._lock = asyncio.Lock()
+        self._last_sweep = clock()
+
+    def _buckets_for(self, delivery: Delivery, now: float) -> list[TokenBucket]:
+        out = []
+        for limit in self.limits:
+            key = limit.key(delivery)
+            if key is None:
+                continue
+            bucket = self._buckets.get((limit.name, key))
+            if bucket is None:
+                bucket = TokenBucket(limit.rate / limit.per_seconds, limit.burst, now)
+                self._buckets[(limit.name, key)] = bucket
+            out.append(bucket)
+        return out
+
+    async def acquire(self, delivery: Delivery) -> float:
+        """Wait for a token in every bucket the delivery draws from; returns the wait."""
+        waited = 0.0
+        while True:
+            async with self._lock:
+                now = self.clock()
+                buckets = self._buckets_for(delivery, now)
+                delay = max((b.wait_time(now) for b in buckets), default=0.0)
+                if delay <= 0:
+                    for bucket in buckets:
+                        bucket.take(now)
+                    self._sweep(now)
+                    return waited
+            await asyncio.sleep(delay)
+            waited += delay
+
+    def penalise(self, delivery: Delivery, seconds: float) -> None:
+        now = self.clock()
+        for bucket in self._buckets_for(delivery, now):
+            bucket.drain(now, seconds)
+
+    def _sweep(self, now: float) -> None:
+        if now - self._last_sweep < self.FORGET_AFTER:
+            return
+        self._last_sweep = now
+        stale = [k for k, b in self._buckets.items() if now - b.updated > self.FORGET_AFTER]
+        for key in stale:
+            del self._buckets[key]

@@ -1,0 +1,246 @@
+"""Writing what must be delivered: messages and the outbox rows that carry them.
+
+Every delivery is a committed outbox row first, written in the transaction that
+decided it; the outbox workers send them afterwards. Nothing here talks to a
+platform.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from gateway.config import Config, OperatorConfig
+from gateway.events import Attachment, AuthorRole, ConversationCard, Outbound
+from storage import (
+    Conversation,
+    Customer,
+    CustomerIdentity,
+    Direction,
+    Message,
+    OutboxRow,
+    Transaction,
+)
+from storage.types import utcnow
+
+
+@dataclass
+class Desk:
+    """What the core's parts share: the live config and the workspaces running."""
+
+    config_source: Callable[[], Config]
+    workspaces: Sequence[str] = ()
+    #: destinations that got new outbox rows, so their workers can be woken
+    touched: set[str] = field(default_factory=set)
+
+    @property
+    def config(self) -> Config:
+        return self.config_source()
+
+
+def chat_key(outbound: Outbound) -> str:
+    """Deliveries sharing a key go out in order: per customer chat, per thread."""
+    if outbound.audience == "customer":
+        return f"chat:{outbound.chat_id}"
+    return f"conversation:{outbound.conversation_id}"
+
+
+class Relay:
+    def __init__(self, desk: Desk) -> None:
+        self.desk = desk
+
+    async def enqueue(self, tx: Transaction, outbound: Outbound, *, key: str | None = None) -> None:
+        dedupe = key or f"{outbound.kind}:{uuid.uuid4().hex}"
+        await tx.enqueue(
+            OutboxRow(
+                destination=outbound.destination,
+                chat_key=chat_key(outbound),
+                conversation_id=outbound.conversation_id,
+                message_id=outbound.message_id,
+                kind=outbound.kind,
+                payload=outbound.to_payload(),
+                dedupe_key=f"{outbound.destination}:{outbound.audience}:{dedupe}",
+            )
+        )
+        self.desk.touched.add(outbound.destination)
+
+    # -- to the customer --------------------------------------------------------
+
+    async def say(
+        self,
+        tx: Transaction,
+        conversation: Conversation,
+        text: str,
+        *,
+        direction: Direction = Direction.AUTO,
+        author: OperatorConfig | None = None,
+        attachments: Sequence[Attachment] = (),
+    ) -> Message:
+        """Store a message to the customer and queue its delivery."""
+        message = Message(
+            conversation_id=conversation.id,
+            direction=direction,
+            author_id=author.id if author else None,
+            author_name=author.name if author else None,
+            text=text,
+            attachments=[_attachment_dict(a) for a in attachments],
+        )
+        tx.add(message)
+        await tx.flush()
+        await self.deliver_to_customer(tx, conversation, message, author=author)
+        return message
+
+    async def deliver_to_customer(
+        self,
+        tx: Transaction,
+        conversation: Conversation,
+        message: Message,
+        *,
+        author: OperatorConfig | None = None,
+    ) -> None:
+        role: AuthorRole = "operator" if author else "bot"
+        await self.enqueue(
+            tx,
+            Outbound(
+                destination=conversation.channel,
+                audience="customer",
+                kind="message",
+                conversation_id=_id(conversation),
+                chat_id=conversation.chat_id,
+                text=message.text,
+                author_name=author.name if author else None,
+                author_role=role,
+                attachments=_attachments(message),
+                message_id=message.id,
+            ),
+            key=f"message:{message.id}",
+        )
+
+    # -- to the workspaces ------------------------------------------------------
+
+    async def mirror(
+        self,
+        tx: Transaction,
+        conversation: Conversation,
+        message: Message,
+        *,
+        role: AuthorRole,
+        skip: str | None = None,
+    ) -> None:
+        """Copy a message into every workspace (but ``skip``, where it was written)."""
+        for workspace in self.desk.workspaces:
+            if workspace == skip:
+                continue
+            await self.enqueue(
+                tx,
+                Outbound(
+                    destination=workspace,
+                    audience="workspace",
+                    kind="message",
+                    conversation_id=_id(conversation),
+                    text=message.text,
+                    author_name=message.author_name,
+                    author_role=role,
+                    attachments=_attachments(message),
+                    message_id=message.id,
+                ),
+                key=f"message:{message.id}",
+            )
+
+    async def edit(
+        self,
+        tx: Transaction,
+        conversation: Conversation,
+        message: Message,
+        *,
+        role: AuthorRole,
+        skip: str | None = None,
+        customer: bool = False,
+    ) -> None:
+        """Follow an edit to every copy of the message, wherever it was relayed."""
+        targets: list[tuple[str, str]] = [
+            (w, "workspace") for w in self.desk.workspaces if w != skip
+        ]
+        if customer:
+            targets.append((conversation.channel, "customer"))
+        for destination, audience in targets:
+            await self.enqueue(
+                tx,
+                Outbound(
+                    destination=destination,
+                    audience=audience,  # type: ignore[arg-type]
+                    kind="edit",
+                    conversation_id=_id(conversation),
+                    chat_id=conversation.chat_id if audience == "customer" else None,
+                    text=message.text,
+                    author_name=message.author_name,
+                    author_role=role,
+                    message_id=message.id,
+                ),
+            )
+
+    async def system(self, tx: Transaction, conversation: Conversation, text: str) -> Message:
+        """An event for operators' eyes (claimed, transferred, not delivered)."""
+        message = Message(conversation_id=conversation.id, direction=Direction.SYSTEM, text=text)
+        tx.add(message)
+        await tx.flush()
+        await self.mirror(tx, conversation, message, role="system")
+        return message
+
+    async def header(self, tx: Transaction, conversation: Conversation) -> None:
+        """Open or refresh the conversation's header card in every workspace."""
+        if not self.desk.workspaces:
+            return
+        card = await self.card(tx, conversation)
+        for workspace in self.desk.workspaces:
+            await self.enqueue(
+                tx,
+                Outbound(
+                    destination=workspace,
+                    audience="workspace",
+                    kind="header",
+                    conversation_id=_id(conversation),
+                    card=card,
+                ),
+            )
+        await tx.flush()
+
+    async def card(self, tx: Transaction, conversation: Conversation) -> ConversationCard:
+        customer: Customer = await tx.customer(conversation.customer_id)
+        identity: CustomerIdentity | None = await tx.customer_identity(
+            conversation.customer_id, conversation.channel
+        )
+        assignee = self.desk.config.operator(conversation.assignee_id)
+        return ConversationCard(
+            conversation_id=_id(conversation),
+            customer_name=customer.display_name,
+            customer_username=identity.username if identity else None,
+            channel=conversation.channel,
+            language=conversation.language,
+            status=str(conversation.status),
+            assignee_name=assignee.name if assignee else None,
+        )
+
+
+def _id(conversation: Conversation) -> int:
+    assert conversation.id is not None, "flush the conversation before relaying"
+    return conversation.id
+
+
+def _attachment_dict(attachment: Attachment) -> dict[str, object]:
+    return {
+        "kind": attachment.kind,
+        "file_ref": attachment.file_ref,
+        "name": attachment.name,
+        "mime": attachment.mime,
+        "size": attachment.size,
+    }
+
+
+def _attachments(message: Message) -> tuple[Attachment, ...]:
+    return tuple(Attachment(**a) for a in message.attachments or ())
+
+
+def stamp(conversation: Conversation) -> None:
+    conversation.updated_at = utcnow()

@@ -1,0 +1,108 @@
+"""`gateway status`: the live picture an admin wants at a glance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from gateway.config import Config
+from storage import ConversationStatus, Repository
+from storage.types import utcnow
+
+OPEN_ORDER = ("new", "queued", "assigned", "waiting_customer", "snoozed")
+
+
+@dataclass(frozen=True)
+class OperatorLine:
+    id: str
+    name: str
+    presence: str
+    load: int
+    max_chats: int
+
+
+@dataclass(frozen=True)
+class Status:
+    open_by_status: dict[str, int]
+    queue_length: int
+    oldest_wait: timedelta | None
+    operators: list[OperatorLine]
+    outbox: dict[tuple[str, str], int]
+
+
+async def collect_status(repository: Repository, config: Config) -> Status:
+    async with repository.transaction() as tx:
+        counts = await tx.count_by_status()
+        queue = await tx.queue(limit=1)
+        states = await tx.operator_states()
+        loads = await tx.loads()
+        outbox = await tx.outbox_counts()
+    oldest: datetime | None = queue[0].queued_at if queue else None
+    operators = [
+        OperatorLine(
+            id=op.id,
+            name=op.name,
+            presence=str(states[op.id].presence) if op.id in states else "unknown",
+            load=loads.get(op.id, 0),
+            max_chats=config.core.max_chats(op),
+        )
+        for op in config.operators
+    ]
+    return Status(
+        open_by_status={s: counts.get(s, 0) for s in OPEN_ORDER},
+        queue_length=counts.get(ConversationStatus.QUEUED, 0),
+        oldest_wait=(utcnow() - oldest) if oldest else None,
+        operators=operators,
+        outbox=outbox,
+    )
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    rule = "  ".join("-" * w for w in widths)
+    body = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join([line, rule, *body])
+
+
+def humanize(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
+
+
+def render_status(status: Status) -> str:
+    parts = [
+        "Open conversations",
+        table(["status", "count"], [[s, str(n)] for s, n in status.open_by_status.items()]),
+    ]
+    wait = humanize(status.oldest_wait) if status.oldest_wait else "-"
+    parts.append(f"\nQueue: {status.queue_length} waiting, oldest for {wait}")
+    parts.append("\nOperators")
+    if status.operators:
+        parts.append(
+            table(
+                ["id", "name", "presence", "load"],
+                [[o.id, o.name, o.presence, f"{o.load}/{o.max_chats}"] for o in status.operators],
+            )
+        )
+    else:
+        parts.append("(none configured: add [[operators]] to the config)")
+    parts.append("\nOutbox")
+    if status.outbox:
+        parts.append(
+            table(
+                ["destination", "state", "rows"],
+                [[d, s, str(n)] for (d, s), n in sorted(status.outbox.items())],
+            )
+        )
+    else:
+        parts.append("(everything delivered)")
+    return "\n".join(parts)

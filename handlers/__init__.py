@@ -1,0 +1,11 @@
+"""What people do: operator actions, platform-neutral. Registered by gateway.app."""
+
+from gateway.actions import ActionRegistry
+from handlers.operator_actions import router
+
+
+def register(registry: ActionRegistry) -> None:
+    registry.include(router)
+
+
+__all__ = ["register", "router"]

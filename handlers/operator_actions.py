@@ -1,0 +1,144 @@
+"""Operator actions, one small function each.
+
+Adapters turn a Telegram command or a Slack button into an ``OperatorCommand``; the
+core finds the conversation and the operator and calls the function registered
+here under the command's name.
+"""
+
+from __future__ import annotations
+
+from gateway.actions import ActionContext, ActionRouter
+from gateway.events import ActionResult
+from storage import ACTIVE_STATUSES, FINISHED_STATUSES, Direction, Message
+from storage.models import Presence
+
+router = ActionRouter()
+
+
+@router.action("claim", help="take this conversation")
+async def claim(ctx: ActionContext) -> ActionResult:
+    conversation = ctx.conversation
+    assert conversation is not None
+    if conversation.status in FINISHED_STATUSES:
+        return ctx.refuse("This conversation is closed; /reopen it first.")
+    if conversation.assignee_id == ctx.operator.id:
+        return ctx.refuse("This conversation is already yours.")
+    if conversation.assignee_id is not None and conversation.status in ACTIVE_STATUSES:
+        owner = ctx.config.operator(conversation.assignee_id)
+        return ctx.refuse(
+            f"{owner.name if owner else conversation.assignee_id} has this conversation; "
+            "ask them to /transfer it to you."
+        )
+    free = await ctx.dispatcher.capacity_left(ctx.tx, ctx.operator)
+    if free <= 0:
+        limit = ctx.config.core.max_chats(ctx.operator)
+        return ctx.refuse(f"You already have {limit} of {limit} conversations; close one first.")
+    await ctx.dispatcher.assign(
+        ctx.tx,
+        conversation,
+        ctx.operator,
+        announce=True,
+        note=f"Claimed by {ctx.operator.name}.",
+    )
+    return ctx.done("The conversation is yours.")
+
+
+@router.action("close", help="resolve this conversation", aliases=("resolve",))
+async def close(ctx: ActionContext) -> ActionResult:
+    conversation = ctx.conversation
+    assert conversation is not None
+    if conversation.status in FINISHED_STATUSES:
+        return ctx.refuse("This conversation is already closed.")
+    await ctx.dispatcher.resolve(ctx.tx, conversation, by=ctx.operator.name)
+    return ctx.done("Closed.")
+
+
+@router.action("reopen", help="bring a closed conversation back, assigned to you")
+async def reopen(ctx: ActionContext) -> ActionResult:
+    conversation = ctx.conversation
+    assert conversation is not None
+    if conversation.status not in FINISHED_STATUSES:
+        return ctx.refuse("This conversation is still open.")
+    await ctx.dispatcher.reopen(ctx.tx, conversation, ctx.operator)
+    return ctx.done("Reopened and assigned to you.")
+
+
+@router.action("transfer", help="hand this conversation to a colleague: /transfer <operator>")
+async def transfer(ctx: ActionContext) -> ActionResult:
+    conversation = ctx.conversation
+    assert conversation is not None
+    wanted = ctx.args.strip().lstrip("@").lower()
+    if not wanted:
+        names = ", ".join(op.id for op in ctx.config.operators if op.id != ctx.operator.id)
+        return ctx.refuse(f"Whom to? /transfer <operator>, one of: {names}.")
+    target = next(
+        (op for op in ctx.config.operators if wanted in (op.id.lower(), op.name.lower())), None
+    )
+    if target is None:
+        return ctx.refuse(f"No operator called {ctx.args.strip()!r}.")
+    if conversation.status in FINISHED_STATUSES:
+        return ctx.refuse("This conversation is closed; /reopen it first.")
+    if target.id == conversation.assignee_id:
+        return ctx.refuse(f"{target.name} already has this conversation.")
+    candidates = {c.operator.id: c for c in await ctx.dispatcher.candidates(ctx.tx)}
+    candidate = candidates[target.id]
+    if candidate.presence != Presence.ONLINE:
+        return ctx.refuse(f"{target.name} is {candidate.presence}; pick someone online.")
+    if not candidate.has_capacity:
+        return ctx.refuse(
+            f"{target.name} already has {candidate.load} of {candidate.max_chats} conversations."
+        )
+    await ctx.dispatcher.assign(
+        ctx.tx,
+        conversation,
+        target,
+        announce=True,
+        text="transferred",
+        note=f"Transferred by {ctx.operator.name} to {target.name}.",
+    )
+    await ctx.dispatcher.drain_queue(ctx.tx)
+    return ctx.done(f"Transferred to {target.name}.")
+
+
+@router.action("note", help="an internal note the customer never sees: /note <text>")
+async def note(ctx: ActionContext) -> ActionResult:
+    conversation = ctx.conversation
+    assert conversation is not None
+    text = ctx.args.strip()
+    if not text:
+        return ctx.refuse("Write the note after the command: /note <text>.")
+    message = Message(
+        conversation_id=conversation.id,
+        direction=Direction.NOTE,
+        author_id=ctx.operator.id,
+        author_name=ctx.operator.name,
+        text=text,
+    )
+    ctx.tx.add(message)
+    await ctx.tx.flush()
+    await ctx.relay.mirror(ctx.tx, conversation, message, role="operator", skip=ctx.channel)
+    return ctx.done("Note saved; the customer does not see it.")
+
+
+async def _presence(ctx: ActionContext, presence: Presence) -> ActionResult:
+    taken = await ctx.dispatcher.set_presence(ctx.tx, ctx.operator, presence)
+    extra = f" {taken} waiting conversation(s) assigned." if taken else ""
+    return ctx.done(f"You are {presence}.{extra}")
+
+
+@router.action("online", needs_conversation=False, help="take new conversations")
+async def online(ctx: ActionContext) -> ActionResult:
+    return await _presence(ctx, Presence.ONLINE)
+
+
+@router.action("away", needs_conversation=False, help="keep your chats, take no new ones")
+async def away(ctx: ActionContext) -> ActionResult:
+    return await _presence(ctx, Presence.AWAY)
+
+
+@router.action("offline", needs_conversation=False, help="log off")
+async def offline(ctx: ActionContext) -> ActionResult:
+    return await _presence(ctx, Presence.OFFLINE)
+
+
+__all__ = ["router"]

@@ -1,0 +1,50 @@
+"""Durable state of the gateway: tables, the async repository, migrations.
+
+Everything that must survive a restart (conversations, the outbox, inbound dedupe
+keys, deadlines) lives here as rows, never only in memory.
+"""
+
+from storage.database import Database, DatabaseError, SchemaOutdated
+from storage.models import (
+    ACTIVE_STATUSES,
+    FINISHED_STATUSES,
+    Conversation,
+    ConversationStatus,
+    Customer,
+    CustomerIdentity,
+    Deadline,
+    Direction,
+    InboundEvent,
+    Message,
+    MessageRef,
+    OperatorState,
+    OutboxRow,
+    OutboxStatus,
+    Presence,
+    WorkspaceThread,
+)
+from storage.repository import Repository, Transaction
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "FINISHED_STATUSES",
+    "Conversation",
+    "ConversationStatus",
+    "Customer",
+    "CustomerIdentity",
+    "Database",
+    "DatabaseError",
+    "Deadline",
+    "Direction",
+    "InboundEvent",
+    "Message",
+    "MessageRef",
+    "OperatorState",
+    "OutboxRow",
+    "OutboxStatus",
+    "Presence",
+    "Repository",
+    "SchemaOutdated",
+    "Transaction",
+    "WorkspaceThread",
+]

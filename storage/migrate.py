@@ -1,0 +1,67 @@
+"""Alembic, driven from code: the migrations ship inside the package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+
+from storage.database import Database, SchemaOutdated
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+def _alembic_config(connection: Connection | None = None) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None, "the package ships no migrations"
+    return head
+
+
+async def current_revision(db: Database) -> str | None:
+    def _read(conn: Connection) -> str | None:
+        return MigrationContext.configure(conn).get_current_revision()
+
+    async with db.engine.connect() as conn:
+        return await conn.run_sync(_read)
+
+
+async def upgrade(db: Database) -> tuple[str | None, str]:
+    """Bring the schema to the newest revision; returns (before, after)."""
+    before = await current_revision(db)
+
+    def _upgrade(conn: Connection) -> None:
+        command.upgrade(_alembic_config(conn), "head")
+
+    async with db.engine.begin() as conn:
+        await conn.run_sync(_upgrade)
+    return before, head_revision()
+
+
+async def ensure_schema(db: Database, *, config_path: str) -> None:
+    """Make the schema usable for ``gateway run``.
+
+    On SQLite the gateway is the database's only user, so it migrates by itself. On
+    PostgreSQL several gateway processes may share the database and a migration is
+    an operator's decision: we refuse to run on an outdated schema instead.
+    """
+    if db.is_sqlite:
+        await upgrade(db)
+        return
+    current, head = await current_revision(db), head_revision()
+    if current != head:
+        raise SchemaOutdated(
+            f"the database schema is at revision {current or 'none (empty database)'}, "
+            f"this gateway needs {head}: run `gateway migrate --config {config_path}` first"
+        )

@@ -1,0 +1,226 @@
+"""SQLModel tables for the conversation model of DESIGN.md.
+
+Operators themselves live in config.toml (admins edit them there); the database keeps
+only what changes at run time about them (presence, last assignment), keyed by the
+operator id from the config.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, String, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from storage.types import UTCDateTime, utcnow
+
+
+class ConversationStatus(StrEnum):
+    NEW = "new"
+    QUEUED = "queued"
+    ASSIGNED = "assigned"
+    WAITING_CUSTOMER = "waiting_customer"
+    SNOOZED = "snoozed"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+#: Statuses in which a conversation occupies its assignee's capacity.
+ACTIVE_STATUSES = (
+    ConversationStatus.ASSIGNED,
+    ConversationStatus.WAITING_CUSTOMER,
+    ConversationStatus.SNOOZED,
+)
+FINISHED_STATUSES = (ConversationStatus.RESOLVED, ConversationStatus.CLOSED)
+
+
+class Direction(StrEnum):
+    IN = "in"  # from the customer
+    OUT = "out"  # from an operator to the customer
+    NOTE = "note"  # internal, operators only
+    AUTO = "auto"  # automatic text to the customer (greeting, queue position, FAQ)
+    SYSTEM = "system"  # events shown to operators (claimed, transferred, failed delivery)
+
+
+class Presence(StrEnum):
+    ONLINE = "online"
+    AWAY = "away"
+    OFFLINE = "offline"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+def _ts(**kwargs: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kwargs)
+
+
+class Customer(SQLModel, table=True):
+    __tablename__ = "customers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    display_name: str = Field(max_length=256)
+    language: str | None = Field(default=None, max_length=16)
+    blocked: bool = False
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class CustomerIdentity(SQLModel, table=True):
+    """One way to reach a customer: a Telegram user id, a Slack user id, an address."""
+
+    __tablename__ = "customer_identities"
+    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_identity_channel_ext"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customers.id", index=True)
+    channel: str = Field(max_length=32)
+    external_id: str = Field(max_length=320)
+    username: str | None = Field(default=None, max_length=256)
+
+
+class Conversation(SQLModel, table=True):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        Index("ix_conversations_customer_chat", "customer_id", "channel", "chat_id"),
+        Index("ix_conversations_status_queued", "status", "queued_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customers.id")
+    channel: str = Field(max_length=32)
+    #: where replies go on the origin channel (a private chat, a DM, an address)
+    chat_id: str = Field(max_length=320)
+    status: ConversationStatus = Field(default=ConversationStatus.NEW, sa_type=String(24))
+    assignee_id: str | None = Field(default=None, max_length=64, index=True)
+    language: str | None = Field(default=None, max_length=16)
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _ts(default_factory=utcnow)
+    updated_at: datetime = _ts(default_factory=utcnow)
+    queued_at: datetime | None = _ts(default=None)
+    assigned_at: datetime | None = _ts(default=None)
+    first_response_at: datetime | None = _ts(default=None)
+    last_customer_message_at: datetime | None = _ts(default=None)
+    resolved_at: datetime | None = _ts(default=None)
+    csat_score: int | None = None
+
+
+class WorkspaceThread(SQLModel, table=True):
+    """Where a conversation lives in one workspace: a forum topic, a Slack thread."""
+
+    __tablename__ = "workspace_threads"
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "workspace", name="uq_thread_conversation"),
+        UniqueConstraint("workspace", "thread_ref", name="uq_thread_ref"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversations.id")
+    workspace: str = Field(max_length=32)
+    thread_ref: str = Field(max_length=128)
+    header_ref: str | None = Field(default=None, max_length=128)
+
+
+class Message(SQLModel, table=True):
+    __tablename__ = "messages"
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversations.id", index=True)
+    direction: Direction = Field(sa_type=String(8))
+    #: operator id for out/note, customer id for in, None for auto/system
+    author_id: str | None = Field(default=None, max_length=64)
+    author_name: str | None = Field(default=None, max_length=256)
+    text: str = ""
+    attachments: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    reply_to_id: int | None = Field(default=None, foreign_key="messages.id")
+    created_at: datetime = _ts(default_factory=utcnow)
+    edited_at: datetime | None = _ts(default=None)
+    deleted_at: datetime | None = _ts(default=None)
+
+
+class MessageRef(SQLModel, table=True):
+    """The id a message has in one place (the customer's chat, a topic, a thread).
+
+    Kept for every copy so that edits, deletes and replies can follow a message to
+    wherever it was relayed.
+    """
+
+    __tablename__ = "message_refs"
+    __table_args__ = (UniqueConstraint("place", "chat_id", "external_id", name="uq_message_ref"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="messages.id", index=True)
+    place: str = Field(max_length=32)
+    chat_id: str = Field(max_length=320)
+    external_id: str = Field(max_length=256)
+
+
+class OperatorState(SQLModel, table=True):
+    __tablename__ = "operator_states"
+
+    operator_id: str = Field(primary_key=True, max_length=64)
+    presence: Presence = Field(default=Presence.OFFLINE, sa_type=String(8))
+    presence_changed_at: datetime = _ts(default_factory=utcnow)
+    last_assigned_at: datetime | None = _ts(default=None)
+
+
+class InboundEvent(SQLModel, table=True):
+    """A platform event already committed: the dedupe key for retries and restarts."""
+
+    __tablename__ = "inbound_events"
+    __table_args__ = (UniqueConstraint("channel", "event_id", name="uq_inbound_event"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=32)
+    event_id: str = Field(max_length=256)
+    conversation_id: int | None = None
+    message_id: int | None = None
+    received_at: datetime = _ts(default_factory=utcnow)
+
+
+class OutboxRow(SQLModel, table=True):
+    """One delivery to make. Written in the same transaction as what caused it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_due", "destination", "status", "next_attempt_at"),
+        Index("ix_outbox_chat_order", "destination", "chat_key", "status", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    destination: str = Field(max_length=32)
+    #: deliveries with the same key go out strictly in order
+    chat_key: str = Field(max_length=400)
+    conversation_id: int | None = Field(default=None, index=True)
+    message_id: int | None = None
+    kind: str = Field(max_length=16)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    dedupe_key: str = Field(max_length=400, unique=True)
+    status: OutboxStatus = Field(default=OutboxStatus.PENDING, sa_type=String(8))
+    attempts: int = 0
+    next_attempt_at: datetime = _ts(default_factory=utcnow)
+    lease_until: datetime | None = _ts(default=None)
+    last_error: str | None = None
+    receipt: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    created_at: datetime = _ts(default_factory=utcnow)
+    sent_at: datetime | None = _ts(default=None)
+
+
+class Deadline(SQLModel, table=True):
+    """The next thing that must happen to a conversation, and when (SLA, auto-close)."""
+
+    __tablename__ = "deadlines"
+    __table_args__ = (UniqueConstraint("conversation_id", "kind", name="uq_deadline_kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversations.id")
+    kind: str = Field(max_length=32)
+    due_at: datetime = _ts(index=True)
+    done_at: datetime | None = _ts(default=None)

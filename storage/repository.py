@@ -1,0 +1,461 @@
+"""The async repository: every query the core makes, in one place.
+
+The core opens a ``Transaction`` (one database transaction, committed on exit) and
+calls the methods below on it; it never writes SQL itself. Methods that take row
+locks do so with ``FOR UPDATE``, which PostgreSQL honours and SQLite does not need
+(every SQLite transaction here starts with ``BEGIN IMMEDIATE`` and so holds the
+database's single write lock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from sqlalchemy import and_, func, or_, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import aliased
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.database import Database
+from storage.models import (
+    ACTIVE_STATUSES,
+    FINISHED_STATUSES,
+    Conversation,
+    ConversationStatus,
+    Customer,
+    CustomerIdentity,
+    Deadline,
+    InboundEvent,
+    Message,
+    MessageRef,
+    OperatorState,
+    OutboxRow,
+    OutboxStatus,
+    Presence,
+    WorkspaceThread,
+)
+from storage.types import utcnow
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: PostgreSQL SQLSTATEs after which the whole transaction may simply be run again.
+_RETRYABLE_SQLSTATES = {"40001", "40P01"}
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """A conflict with a concurrent transaction, not a bug: running again will do."""
+    if isinstance(exc, IntegrityError):
+        return True
+    if isinstance(exc, OperationalError) and "locked" in str(exc.orig).lower():
+        return True
+    if isinstance(exc, DBAPIError):
+        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        return sqlstate in _RETRYABLE_SQLSTATES
+    return False
+
+
+class Transaction:
+    """One unit of work. Obtain it from ``Repository.transaction()``."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, *rows: object) -> None:
+        self.session.add_all(rows)
+
+    async def flush(self) -> None:
+        await self.session.flush()
+
+    # -- inbound dedupe ---------------------------------------------------------
+
+    async def find_event(self, channel: str, event_id: str) -> InboundEvent | None:
+        result = await self.session.exec(
+            select(InboundEvent).where(
+                InboundEvent.channel == channel, InboundEvent.event_id == event_id
+            )
+        )
+        return result.first()
+
+    async def record_event(self, channel: str, event_id: str) -> InboundEvent:
+        """Insert the dedupe key now, so a concurrent twin conflicts early."""
+        row = InboundEvent(channel=channel, event_id=event_id)
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    # -- customers --------------------------------------------------------------
+
+    async def identity(self, channel: str, external_id: str) -> CustomerIdentity | None:
+        result = await self.session.exec(
+            select(CustomerIdentity).where(
+                CustomerIdentity.channel == channel, CustomerIdentity.external_id == external_id
+            )
+        )
+        return result.first()
+
+    async def customer_identity(self, customer_id: int, channel: str) -> CustomerIdentity | None:
+        result = await self.session.exec(
+            select(CustomerIdentity).where(
+                CustomerIdentity.customer_id == customer_id, CustomerIdentity.channel == channel
+            )
+        )
+        return result.first()
+
+    async def customer(self, customer_id: int, *, lock: bool = False) -> Customer:
+        stmt = select(Customer).where(Customer.id == customer_id)
+        if lock:
+            stmt = stmt.with_for_update()
+        return (await self.session.exec(stmt)).one()
+
+    # -- conversations ----------------------------------------------------------
+
+    async def conversation(
+        self, conversation_id: int, *, lock: bool = False
+    ) -> Conversation | None:
+        stmt = select(Conversation).where(Conversation.id == conversation_id)
+        if lock:
+            stmt = stmt.with_for_update()
+        return (await self.session.exec(stmt)).first()
+
+    async def latest_conversation(
+        self, customer_id: int, channel: str, chat_id: str
+    ) -> Conversation | None:
+        result = await self.session.exec(
+            select(Conversation)
+            .where(
+                Conversation.customer_id == customer_id,
+                Conversation.channel == channel,
+                Conversation.chat_id == chat_id,
+            )
+            .order_by(col(Conversation.id).desc())
+            .limit(1)
+        )
+        return result.first()
+
+    async def last_assignee(self, customer_id: int, since: datetime) -> str | None:
+        """Who last helped this customer, if their conversation ended after ``since``."""
+        result = await self.session.exec(
+            select(Conversation.assignee_id)
+            .where(
+                Conversation.customer_id == customer_id,
+                col(Conversation.status).in_(FINISHED_STATUSES),
+                col(Conversation.assignee_id).is_not(None),
+                col(Conversation.resolved_at) >= since,
+            )
+            .order_by(col(Conversation.resolved_at).desc())
+            .limit(1)
+        )
+        return result.first()
+
+    async def queue(self, limit: int | None = None) -> Sequence[Conversation]:
+        stmt = (
+            select(Conversation)
+            .where(Conversation.status == ConversationStatus.QUEUED)
+            .order_by(col(Conversation.queued_at), col(Conversation.id))
+        )
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return (await self.session.exec(stmt)).all()
+
+    async def queue_position(self, conversation: Conversation) -> int:
+        """1 for the head of the queue."""
+        assert conversation.queued_at is not None
+        ahead = await self.session.exec(
+            select(func.count())
+            .select_from(Conversation)
+            .where(
+                Conversation.status == ConversationStatus.QUEUED,
+                or_(
+                    col(Conversation.queued_at) < conversation.queued_at,
+                    and_(
+                        col(Conversation.queued_at) == conversation.queued_at,
+                        col(Conversation.id) < conversation.id,
+                    ),
+                ),
+            )
+        )
+        return int(ahead.one()) + 1
+
+    async def loads(self) -> dict[str, int]:
+        """Active conversations per operator: the capacity that routing counts."""
+        result = await self.session.exec(
+            select(Conversation.assignee_id, func.count())
+            .where(
+                col(Conversation.status).in_(ACTIVE_STATUSES),
+                col(Conversation.assignee_id).is_not(None),
+            )
+            .group_by(Conversation.assignee_id)
+        )
+        return {operator_id: int(count) for operator_id, count in result.all() if operator_id}
+
+    # -- workspace threads ------------------------------------------------------
+
+    async def thread(self, conversation_id: int, workspace: str) -> WorkspaceThread | None:
+        result = await self.session.exec(
+            select(WorkspaceThread).where(
+                WorkspaceThread.conversation_id == conversation_id,
+                WorkspaceThread.workspace == workspace,
+            )
+        )
+        return result.first()
+
+    async def conversation_by_thread(self, workspace: str, thread_ref: str) -> Conversation | None:
+        result = await self.session.exec(
+            select(Conversation)
+            .join(WorkspaceThread, col(WorkspaceThread.conversation_id) == Conversation.id)
+            .where(WorkspaceThread.workspace == workspace, WorkspaceThread.thread_ref == thread_ref)
+        )
+        return result.first()
+
+    async def save_thread(
+        self, conversation_id: int, workspace: str, thread_ref: str, header_ref: str | None
+    ) -> None:
+        existing = await self.thread(conversation_id, workspace)
+        if existing is None:
+            self.session.add(
+                WorkspaceThread(
+                    conversation_id=conversation_id,
+                    workspace=workspace,
+                    thread_ref=thread_ref,
+                    header_ref=header_ref,
+                )
+            )
+        else:
+            existing.thread_ref = thread_ref
+            existing.header_ref = header_ref or existing.header_ref
+            self.session.add(existing)
+
+    # -- messages ---------------------------------------------------------------
+
+    async def message(self, message_id: int) -> Message | None:
+        return await self.session.get(Message, message_id)
+
+    async def message_by_ref(self, place: str, chat_id: str, external_id: str) -> Message | None:
+        result = await self.session.exec(
+            select(Message)
+            .join(MessageRef, col(MessageRef.message_id) == Message.id)
+            .where(
+                MessageRef.place == place,
+                MessageRef.chat_id == chat_id,
+                MessageRef.external_id == external_id,
+            )
+        )
+        return result.first()
+
+    async def refs(self, message_id: int, place: str) -> Sequence[MessageRef]:
+        result = await self.session.exec(
+            select(MessageRef)
+            .where(MessageRef.message_id == message_id, MessageRef.place == place)
+            .order_by(col(MessageRef.id))
+        )
+        return result.all()
+
+    async def add_refs(
+        self, message_id: int, place: str, chat_id: str, external_ids: Iterable[str]
+    ) -> None:
+        for external_id in external_ids:
+            if await self.message_by_ref(place, chat_id, external_id) is None:
+                self.session.add(
+                    MessageRef(
+                        message_id=message_id, place=place, chat_id=chat_id, external_id=external_id
+                    )
+                )
+
+    async def messages(self, conversation_id: int) -> Sequence[Message]:
+        result = await self.session.exec(
+            select(Message)
+            .where(Message.conversation_id == conversation_id)
+            .order_by(col(Message.id))
+        )
+        return result.all()
+
+    # -- operators --------------------------------------------------------------
+
+    async def operator_states(self, *, lock: bool = False) -> dict[str, OperatorState]:
+        """All operator states; locked, they serialise assignment across processes."""
+        stmt = select(OperatorState).order_by(col(OperatorState.operator_id))
+        if lock:
+            stmt = stmt.with_for_update()
+        return {row.operator_id: row for row in (await self.session.exec(stmt)).all()}
+
+    async def ensure_operators(self, operator_ids: Iterable[str], initial: Presence) -> None:
+        existing = await self.operator_states()
+        for operator_id in operator_ids:
+            if operator_id not in existing:
+                self.session.add(OperatorState(operator_id=operator_id, presence=initial))
+
+    # -- outbox -----------------------------------------------------------------
+
+    async def enqueue(self, row: OutboxRow) -> bool:
+        """Add a delivery unless one with the same dedupe key exists already."""
+        existing = await self.session.exec(
+            select(OutboxRow.id).where(OutboxRow.dedupe_key == row.dedupe_key)
+        )
+        if existing.first() is not None:
+            return False
+        self.session.add(row)
+        return True
+
+    async def outbox_row(self, row_id: int, *, lock: bool = False) -> OutboxRow | None:
+        stmt = select(OutboxRow).where(OutboxRow.id == row_id)
+        if lock:
+            stmt = stmt.with_for_update()
+        return (await self.session.exec(stmt)).first()
+
+    async def claim_outbox(
+        self, destination: str, *, limit: int, lease: timedelta, now: datetime | None = None
+    ) -> list[OutboxRow]:
+        """Take up to ``limit`` due deliveries, at most the oldest one per chat.
+
+        A row whose chat still has an older undelivered row waits for it: order per
+        chat is kept even when a delivery is being retried. Expired leases (a
+        process died mid-send) make their rows claimable again.
+        """
+        now = now or utcnow()
+        earlier = aliased(OutboxRow)
+        blocked = (
+            select(earlier.id)
+            .where(
+                earlier.destination == OutboxRow.destination,
+                earlier.chat_key == OutboxRow.chat_key,
+                col(earlier.id) < OutboxRow.id,
+                col(earlier.status).in_((OutboxStatus.PENDING, OutboxStatus.SENDING)),
+            )
+            .exists()
+        )
+        due = or_(
+            and_(OutboxRow.status == OutboxStatus.PENDING, col(OutboxRow.next_attempt_at) <= now),
+            and_(OutboxRow.status == OutboxStatus.SENDING, col(OutboxRow.lease_until) < now),
+        )
+        stmt = (
+            select(OutboxRow)
+            .where(OutboxRow.destination == destination, due, ~blocked)
+            .order_by(col(OutboxRow.id))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = list((await self.session.exec(stmt)).all())
+        for row in rows:
+            row.status = OutboxStatus.SENDING
+            row.lease_until = now + lease
+            row.attempts += 1
+            self.session.add(row)
+        return rows
+
+    async def next_outbox_due(self, destination: str) -> datetime | None:
+        result = await self.session.exec(
+            select(func.min(OutboxRow.next_attempt_at)).where(
+                OutboxRow.destination == destination, OutboxRow.status == OutboxStatus.PENDING
+            )
+        )
+        return result.one()
+
+    async def release_leases(self) -> int:
+        """Make every in-flight row claimable: for a single-process database at start."""
+        result = await self.session.exec(
+            update(OutboxRow)
+            .where(col(OutboxRow.status) == OutboxStatus.SENDING)
+            .values(status=OutboxStatus.PENDING, lease_until=None)
+        )
+        return int(result.rowcount or 0)
+
+    # -- reporting ----------------------------------------------------------------
+
+    async def count_by_status(self) -> dict[str, int]:
+        result = await self.session.exec(
+            select(Conversation.status, func.count()).group_by(Conversation.status)
+        )
+        return {str(status): int(count) for status, count in result.all()}
+
+    async def outbox_counts(self) -> dict[tuple[str, str], int]:
+        """(destination, status) -> rows, for everything not yet sent."""
+        result = await self.session.exec(
+            select(OutboxRow.destination, OutboxRow.status, func.count())
+            .where(OutboxRow.status != OutboxStatus.SENT)
+            .group_by(OutboxRow.destination, OutboxRow.status)
+        )
+        return {(dest, str(status)): int(count) for dest, status, count in result.all()}
+
+    # -- deadlines --------------------------------------------------------------
+
+    async def set_deadline(self, conversation_id: int, kind: str, due_at: datetime) -> None:
+        result = await self.session.exec(
+            select(Deadline).where(
+                Deadline.conversation_id == conversation_id, Deadline.kind == kind
+            )
+        )
+        row = result.first() or Deadline(conversation_id=conversation_id, kind=kind, due_at=due_at)
+        row.due_at, row.done_at = due_at, None
+        self.session.add(row)
+
+    async def clear_deadline(self, conversation_id: int, kind: str) -> None:
+        result = await self.session.exec(
+            select(Deadline).where(
+                Deadline.conversation_id == conversation_id, Deadline.kind == kind
+            )
+        )
+        row = result.first()
+        if row is not None and row.done_at is None:
+            row.done_at = utcnow()
+            self.session.add(row)
+
+    async def due_deadlines(self, now: datetime, *, limit: int = 100) -> Sequence[Deadline]:
+        """Due and not done; locked and skipped by others, so one process acts on each."""
+        result = await self.session.exec(
+            select(Deadline)
+            .where(col(Deadline.done_at).is_(None), col(Deadline.due_at) <= now)
+            .order_by(col(Deadline.due_at))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return result.all()
+
+
+class Repository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        # SQLite has one writer at a time. Queueing our own transactions here, instead
+        # of letting them collide on the file lock, spares each loser SQLite's
+        # busy-handler sleeps; other processes still wait on the busy timeout.
+        self._sqlite_writer = asyncio.Lock() if db.is_sqlite else None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        if self._sqlite_writer is None:
+            async with self._session() as tx:
+                yield tx
+            return
+        async with self._sqlite_writer, self._session() as tx:
+            yield tx
+
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[Transaction]:
+        async with AsyncSession(self.db.engine, expire_on_commit=False) as session:
+            async with session.begin():
+                yield Transaction(session)
+
+    async def run(self, work: Callable[[Transaction], Awaitable[T]], *, attempts: int = 8) -> T:
+        """Run ``work`` in a transaction, again from scratch after a conflict.
+
+        ``work`` must be safe to repeat: it reads everything it decides on inside
+        the transaction, so a second run sees what the concurrent winner committed
+        (for example an inbound dedupe key, and returns early).
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self.transaction() as tx:
+                    return await work(tx)
+            except Exception as exc:
+                if attempt == attempts or not is_retryable(exc):
+                    raise
+                log.debug("transaction conflict, retrying (attempt %d): %s", attempt, exc)
+                await asyncio.sleep(random.uniform(0.001, 0.01) * attempt)
+        raise AssertionError("unreachable")

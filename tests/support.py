@@ -1,0 +1,271 @@
+"""Test doubles that implement the real protocols (never mocks of the core)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from sqlmodel import col, select
+
+from gateway.adapter import Host, RateLimit
+from gateway.app import Gateway
+from gateway.config import Config, parse_config
+from gateway.events import Delivery, Inbound, Receipt, Sender
+from storage import Conversation, Message, OutboxRow, OutboxStatus
+
+CONFIG_TEMPLATE = """
+[gateway]
+database_url = "{database_url}"
+http_port = 0
+
+[routing]
+strategy = "{strategy}"
+default_max_chats = {max_chats}
+sticky_hours = {sticky_hours}
+reopen_hours = {reopen_hours}
+match_language = {match_language}
+
+[outbox]
+base_delay_seconds = 0.01
+max_delay_seconds = 0.05
+max_attempts = {max_attempts}
+
+[texts]
+greeting = "Hello!"
+queued = "You are number {{position}} in line."
+assigned = "{{operator}} will help you."
+away = "Nobody is online."
+closed = "Closed, thanks!"
+transferred = "{{operator}} takes over."
+"""
+
+OPERATOR = """
+[[operators]]
+id = "{id}"
+name = "{name}"
+telegram_id = {telegram_id}
+languages = {languages}
+"""
+
+
+def make_config(
+    database_url: str,
+    operators: Sequence[str] = ("anna", "boris"),
+    *,
+    strategy: str = "least_busy",
+    max_chats: int = 2,
+    sticky_hours: float = 72,
+    reopen_hours: float = 24,
+    match_language: bool = False,
+    max_attempts: int = 5,
+    languages: dict[str, list[str]] | None = None,
+    extra: str = "",
+) -> Config:
+    text = CONFIG_TEMPLATE.format(
+        database_url=database_url,
+        strategy=strategy,
+        max_chats=max_chats,
+        sticky_hours=sticky_hours,
+        reopen_hours=reopen_hours,
+        match_language=str(match_language).lower(),
+        max_attempts=max_attempts,
+    )
+    for number, op in enumerate(operators, start=1):
+        langs = (languages or {}).get(op, [])
+        text += OPERATOR.format(
+            id=op, name=op.capitalize(), telegram_id=1000 + number, languages=langs
+        ).replace("'", '"')
+    return parse_config(text + extra)
+
+
+def operator_tg(config: Config, operator_id: str) -> str:
+    op = config.operator(operator_id)
+    assert op is not None and op.telegram_id is not None
+    return str(op.telegram_id)
+
+
+@dataclass
+class Failure:
+    """What the recording adapter should do instead of delivering, once per entry."""
+
+    make: Callable[[], Exception]
+    times: int = 1
+
+
+@dataclass
+class RecordingAdapter:
+    """A channel that records every delivery instead of calling a platform.
+
+    It plays both sides, as the Telegram adapter does: customers write to it in
+    private chats, and (with ``serves_workspace``) it hosts the operators' threads.
+    """
+
+    name: str = "telegram"
+    serves_workspace: bool = True
+    rate_limits: Sequence[RateLimit] = ()
+    deliveries: list[Delivery] = field(default_factory=list)
+    failures: dict[str, list[Failure]] = field(default_factory=dict)
+    host: Host | None = None
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _events: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    async def start(self, host: Host) -> None:
+        self.host = host
+
+    async def stop(self) -> None:
+        self.host = None
+
+    def fail(self, chat: str, make: Callable[[], Exception], times: int = 1) -> None:
+        """Fail deliveries to a customer chat (or "workspace") ``times`` times."""
+        self.failures.setdefault(chat, []).append(Failure(make, times))
+
+    async def deliver(self, delivery: Delivery) -> Receipt:
+        await asyncio.sleep(0)
+        out = delivery.outbound
+        target = out.chat_id if out.audience == "customer" else "workspace"
+        queue = self.failures.get(target or "")
+        if queue:
+            failure = queue[0]
+            failure.times -= 1
+            if failure.times <= 0:
+                queue.pop(0)
+            raise failure.make()
+        self.deliveries.append(delivery)
+        if out.kind == "header" and delivery.thread_ref is None:
+            return Receipt(
+                thread_ref=f"T{out.conversation_id}", header_ref=f"H{out.conversation_id}"
+            )
+        return Receipt(external_ids=(str(next(self._ids)),), chat_id=out.chat_id or "group")
+
+    # -- what a test reads -----------------------------------------------------------
+
+    def to_customer(self, chat_id: str) -> list[str]:
+        return [
+            d.outbound.text
+            for d in self.deliveries
+            if d.outbound.audience == "customer"
+            and d.outbound.chat_id == chat_id
+            and d.outbound.kind == "message"
+        ]
+
+    def in_thread(self, conversation_id: int) -> list[Delivery]:
+        return [
+            d
+            for d in self.deliveries
+            if d.outbound.audience == "workspace" and d.outbound.conversation_id == conversation_id
+        ]
+
+    # -- what a test makes people do ---------------------------------------------------
+
+    def customer_says(
+        self,
+        user: str,
+        text: str,
+        *,
+        name: str | None = None,
+        language: str | None = None,
+        message_id: str | None = None,
+        event_id: str | None = None,
+        edit_of: str | None = None,
+    ) -> Inbound:
+        number = next(self._events)
+        return Inbound(
+            channel=self.name,
+            event_id=event_id or f"ev{number}",
+            chat_id=f"chat-{user}",
+            sender=Sender(
+                external_id=user,
+                display_name=name or user.capitalize(),
+                username=user,
+                language=language,
+            ),
+            text=text,
+            message_id=message_id or f"m{number}",
+            edit_of=edit_of,
+        )
+
+    def operator_says(
+        self,
+        operator_tg_id: str,
+        conversation_id: int,
+        text: str,
+        *,
+        message_id: str | None = None,
+        event_id: str | None = None,
+        edit_of: str | None = None,
+    ) -> Inbound:
+        number = next(self._events)
+        return Inbound(
+            channel=self.name,
+            event_id=event_id or f"ev{number}",
+            chat_id="group",
+            sender=Sender(external_id=operator_tg_id, display_name="op"),
+            text=text,
+            message_id=message_id or f"w{number}",
+            workspace_thread=f"T{conversation_id}",
+            edit_of=edit_of,
+        )
+
+
+@asynccontextmanager
+async def running(config: Config, *adapters: RecordingAdapter) -> AsyncIterator[Gateway]:
+    gateway = Gateway(config, plugins={}, adapters=list(adapters), serve_http=False)
+    await gateway.start()
+    try:
+        yield gateway
+    finally:
+        await gateway.stop()
+
+
+async def settle(gateway: Gateway, limit: float = 20.0) -> None:
+    """Wait until every delivery the gateway could make has been made.
+
+    The limit only keeps a broken test from hanging; nothing here measures speed.
+    """
+    destinations = list(gateway.workers)
+    deadline = asyncio.get_running_loop().time() + limit
+    while True:
+        async with gateway.repository.transaction() as tx:
+            result = await tx.session.exec(
+                select(OutboxRow.id).where(
+                    col(OutboxRow.destination).in_(destinations),
+                    col(OutboxRow.status).in_((OutboxStatus.PENDING, OutboxStatus.SENDING)),
+                )
+            )
+            busy = result.first() is not None
+        if not busy:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("deliveries still pending after the test's safety timeout")
+        await asyncio.sleep(0.01)
+
+
+async def conversation(gateway: Gateway, conversation_id: int) -> Conversation:
+    async with gateway.repository.transaction() as tx:
+        found = await tx.conversation(conversation_id)
+    assert found is not None
+    return found
+
+
+async def messages(gateway: Gateway, conversation_id: int) -> list[Message]:
+    async with gateway.repository.transaction() as tx:
+        return list(await tx.messages(conversation_id))
+
+
+async def all_conversations(gateway: Gateway) -> list[Conversation]:
+    async with gateway.repository.transaction() as tx:
+        result = await tx.session.exec(select(Conversation).order_by(col(Conversation.id)))
+        return list(result.all())
+
+
+async def operator_writes(
+    gateway: Gateway, channel: RecordingAdapter, operator_id: str, conversation_id: int, text: str
+):
+    """An operator writes in the conversation's thread, once the thread exists."""
+    await settle(gateway)
+    return await gateway.core.ingest(
+        channel.operator_says(operator_tg(gateway.config, operator_id), conversation_id, text)
+    )

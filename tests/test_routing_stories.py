@@ -1,0 +1,241 @@
+"""Routing stories over a recording channel, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from storage import ConversationStatus, Direction
+from tests.support import (
+    RecordingAdapter,
+    all_conversations,
+    conversation,
+    make_config,
+    messages,
+    operator_writes,
+    running,
+    settle,
+)
+
+
+async def test_a_customer_writes_is_greeted_assigned_and_answered(database_url: str) -> None:
+    config = make_config(database_url)
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        result = await gw.core.ingest(tg.customer_says("olga", "My order is late", name="Olga"))
+        await settle(gw)
+        conv = await conversation(gw, result.conversation_id)
+        assert conv.status == ConversationStatus.ASSIGNED
+        assert conv.assignee_id == "anna"
+        assert tg.to_customer("chat-olga") == ["Hello!", "Anna will help you."]
+        thread = tg.in_thread(conv.id)
+        assert thread[0].outbound.kind == "header"
+        assert thread[0].outbound.card.customer_name == "Olga"
+        mirrored = [d.outbound for d in thread if d.outbound.kind == "message"]
+        assert mirrored[0].text == "My order is late"
+        assert mirrored[0].author_role == "customer"
+        assert all(d.thread_ref == f"T{conv.id}" for d in thread[1:])
+
+        await operator_writes(gw, tg, "anna", conv.id, "Checking!")
+        await settle(gw)
+        replies = [
+            d.outbound
+            for d in tg.deliveries
+            if d.outbound.audience == "customer" and d.outbound.author_role == "operator"
+        ]
+        assert [(r.text, r.author_name) for r in replies] == [("Checking!", "Anna")]
+        conv = await conversation(gw, conv.id)
+        assert conv.status == ConversationStatus.WAITING_CUSTOMER
+        assert conv.first_response_at is not None
+
+
+async def test_max_chats_is_never_exceeded_under_concurrent_ingest(database_url: str) -> None:
+    config = make_config(database_url, max_chats=3)
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        await asyncio.gather(
+            *(gw.core.ingest(tg.customer_says(f"c{i}", "help")) for i in range(20))
+        )
+        convs = await all_conversations(gw)
+        assert len(convs) == 20
+        load = Counter(c.assignee_id for c in convs if c.status == ConversationStatus.ASSIGNED)
+        assert load == {"anna": 3, "boris": 3}
+        queued = sorted(
+            (c for c in convs if c.status == ConversationStatus.QUEUED),
+            key=lambda c: (c.queued_at, c.id),
+        )
+        assert len(queued) == 14
+        await settle(gw)
+        # everyone in the queue was told a distinct place in line, 1 to 14
+        positions = sorted(
+            int(text.split("number ")[1].split(" ")[0])
+            for c in queued
+            for text in tg.to_customer(c.chat_id)
+            if "in line" in text
+        )
+        assert positions == list(range(1, 15))
+
+
+async def test_least_busy_spreads_and_ties_go_to_the_longest_idle(database_url: str) -> None:
+    config = make_config(database_url, operators=("anna", "boris", "vera"), max_chats=4)
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        order = []
+        for i in range(6):
+            result = await gw.core.ingest(tg.customer_says(f"c{i}", "hi"))
+            order.append((await conversation(gw, result.conversation_id)).assignee_id)
+        assert order == ["anna", "boris", "vera", "anna", "boris", "vera"]
+        # vera closes one: she is now the least busy, and gets the next one
+        convs = await all_conversations(gw)
+        veras = [c for c in convs if c.assignee_id == "vera"]
+        await operator_writes(gw, tg, "vera", veras[0].id, "/close")
+        result = await gw.core.ingest(tg.customer_says("c9", "hello"))
+        assert (await conversation(gw, result.conversation_id)).assignee_id == "vera"
+
+
+async def test_round_robin_takes_turns_whatever_the_load(database_url: str) -> None:
+    config = make_config(database_url, strategy="round_robin", max_chats=5)
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        first = await gw.core.ingest(tg.customer_says("c0", "hi"))
+        second = await gw.core.ingest(tg.customer_says("c1", "hi"))
+        assert (await conversation(gw, first.conversation_id)).assignee_id == "anna"
+        assert (await conversation(gw, second.conversation_id)).assignee_id == "boris"
+        # anna closes hers, so she is less busy; round robin still gives boris's turn order
+        await operator_writes(gw, tg, "anna", first.conversation_id, "/close")
+        third = await gw.core.ingest(tg.customer_says("c2", "hi"))
+        fourth = await gw.core.ingest(tg.customer_says("c3", "hi"))
+        assert (await conversation(gw, third.conversation_id)).assignee_id == "anna"
+        assert (await conversation(gw, fourth.conversation_id)).assignee_id == "boris"
+
+
+async def test_the_queue_is_fifo_and_a_freed_slot_takes_its_head(database_url: str) -> None:
+    config = make_config(database_url, operators=("anna",), max_chats=1)
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        first = await gw.core.ingest(tg.customer_says("first", "hi"))
+        second = await gw.core.ingest(tg.customer_says("second", "hi"))
+        third = await gw.core.ingest(tg.customer_says("third", "hi"))
+        await settle(gw)
+        assert tg.to_customer("chat-second")[-1] == "You are number 1 in line."
+        assert tg.to_customer("chat-third")[-1] == "You are number 2 in line."
+
+        await operator_writes(gw, tg, "anna", first.conversation_id, "/close")
+        await settle(gw)
+        assert (await conversation(gw, second.conversation_id)).assignee_id == "anna"
+        assert (await conversation(gw, third.conversation_id)).status == ConversationStatus.QUEUED
+        assert tg.to_customer("chat-first")[-1] == "Closed, thanks!"
+        assert tg.to_customer("chat-second")[-1] == "Anna will help you."
+
+
+async def test_manual_strategy_queues_until_an_operator_claims(database_url: str) -> None:
+    config = make_config(database_url, strategy="manual")
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        result = await gw.core.ingest(tg.customer_says("olga", "hi"))
+        conv = await conversation(gw, result.conversation_id)
+        assert conv.status == ConversationStatus.QUEUED
+        claimed = await operator_writes(gw, tg, "boris", conv.id, "/claim")
+        assert claimed.ignored is None
+        assert (await conversation(gw, conv.id)).assignee_id == "boris"
+        refused = await operator_writes(gw, tg, "anna", conv.id, "/claim")
+        assert refused.ignored == "Boris has this conversation; ask them to /transfer it to you."
+        await settle(gw)
+        assert tg.to_customer("chat-olga")[-1] == "Boris will help you."
+
+
+async def test_a_returning_customer_goes_back_to_their_operator(database_url: str) -> None:
+    config = make_config(database_url, reopen_hours=0, max_chats=5)
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        # boris helps olga (anna is busier)
+        await gw.core.ingest(tg.customer_says("someone", "hi"))
+        first = await gw.core.ingest(tg.customer_says("olga", "hi"))
+        conv = await conversation(gw, first.conversation_id)
+        assert conv.assignee_id == "boris"
+        await operator_writes(gw, tg, "boris", conv.id, "/close")
+        # by least_busy, boris (0 chats) would get anyone; make him the busier one
+        await gw.core.ingest(tg.customer_says("x1", "hi"))
+        await gw.core.ingest(tg.customer_says("x2", "hi"))
+        again = await gw.core.ingest(tg.customer_says("olga", "me again"))
+        assert again.conversation_id != conv.id  # reopen window 0: a new conversation
+        assert (await conversation(gw, again.conversation_id)).assignee_id == "boris"
+
+
+async def test_writing_into_a_recently_closed_conversation_reopens_it(database_url: str) -> None:
+    config = make_config(database_url, reopen_hours=24)
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        first = await gw.core.ingest(tg.customer_says("olga", "hi"))
+        conv_id = first.conversation_id
+        await operator_writes(gw, tg, "anna", conv_id, "/close")
+        assert (await conversation(gw, conv_id)).status == ConversationStatus.RESOLVED
+        again = await gw.core.ingest(tg.customer_says("olga", "one more thing"))
+        assert again.conversation_id == conv_id
+        conv = await conversation(gw, conv_id)
+        assert conv.status == ConversationStatus.ASSIGNED
+        assert conv.assignee_id == "anna"
+        assert conv.resolved_at is None
+
+
+async def test_transfer_hands_over_and_tells_the_customer(database_url: str) -> None:
+    config = make_config(database_url)
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        result = await gw.core.ingest(tg.customer_says("olga", "hi"))
+        conv_id = result.conversation_id
+        refused = await operator_writes(gw, tg, "anna", conv_id, "/transfer nobody")
+        assert refused.ignored == "No operator called 'nobody'."
+        done = await operator_writes(gw, tg, "anna", conv_id, "/transfer boris")
+        assert done.ignored is None
+        assert (await conversation(gw, conv_id)).assignee_id == "boris"
+        await settle(gw)
+        assert tg.to_customer("chat-olga")[-1] == "Boris takes over."
+        notes = [m.text for m in await messages(gw, conv_id) if m.direction == Direction.SYSTEM]
+        assert "Transferred by Anna to Boris." in notes
+
+
+async def test_a_transfer_to_someone_full_or_away_is_refused(database_url: str) -> None:
+    config = make_config(database_url, max_chats=1)
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        a = await gw.core.ingest(tg.customer_says("c1", "hi"))
+        b = await gw.core.ingest(tg.customer_says("c2", "hi"))  # boris is now full
+        full = await operator_writes(gw, tg, "anna", a.conversation_id, "/transfer boris")
+        assert full.ignored == "Boris already has 1 of 1 conversations."
+        await operator_writes(gw, tg, "boris", a.conversation_id, "/away")
+        await operator_writes(gw, tg, "boris", b.conversation_id, "/close")
+        away = await operator_writes(gw, tg, "anna", a.conversation_id, "/transfer boris")
+        assert away.ignored == "Boris is away; pick someone online."
+        assert (await conversation(gw, a.conversation_id)).assignee_id == "anna"
+
+
+async def test_the_same_event_twice_even_concurrently_is_one_message(database_url: str) -> None:
+    config = make_config(database_url)
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        event = tg.customer_says("olga", "hello", event_id="update-42")
+        results = await asyncio.gather(*(gw.core.ingest(event) for _ in range(8)))
+        assert sum(not r.duplicate for r in results) == 1
+        assert len({r.conversation_id for r in results}) == 1
+        again = await gw.core.ingest(event)
+        assert again.duplicate
+        stored = [m for m in await messages(gw, again.conversation_id) if m.direction == "in"]
+        assert len(stored) == 1
+        await settle(gw)
+        assert tg.to_customer("chat-olga").count("Hello!") == 1
+
+
+async def test_only_configured_operators_act(database_url: str) -> None:
+    config = make_config(database_url)
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        result = await gw.core.ingest(tg.customer_says("olga", "hi"))
+        await settle(gw)
+        stranger = await gw.core.ingest(tg.operator_says("666", result.conversation_id, "hey"))
+        assert stranger.ignored == "the sender is not a configured operator"
+        command = await gw.core.ingest(tg.operator_says("666", result.conversation_id, "/close"))
+        assert command.ignored == "Only configured operators can do that."
+        await settle(gw)
+        assert (await conversation(gw, result.conversation_id)).status == "assigned"
+        assert "hey" not in tg.to_customer("chat-olga")
