@@ -131,7 +131,9 @@ class Core:
         tx.add(message)
         await tx.flush()
         if inbound.message_id:
-            await tx.add_refs(message.id, inbound.channel, inbound.chat_id, [inbound.message_id])
+            await tx.add_refs(
+                message.id, inbound.channel, "customer", inbound.chat_id, [inbound.message_id]
+            )
         conversation.last_customer_message_at = utcnow()
         if conversation.status == ConversationStatus.WAITING_CUSTOMER:
             conversation.status = ConversationStatus.ASSIGNED
@@ -284,7 +286,9 @@ class Core:
         tx.add(message)
         await tx.flush()
         if inbound.message_id:
-            await tx.add_refs(message.id, inbound.channel, inbound.chat_id, [inbound.message_id])
+            await tx.add_refs(
+                message.id, inbound.channel, "workspace", inbound.chat_id, [inbound.message_id]
+            )
         if conversation.status in (ConversationStatus.ASSIGNED, ConversationStatus.SNOOZED):
             conversation.status = ConversationStatus.WAITING_CUSTOMER
         stamp(conversation)
@@ -389,11 +393,12 @@ class Core:
                 if thread is not None:
                     thread_ref, header_ref = thread.thread_ref, thread.header_ref
             if outbound.kind == "edit" and outbound.message_id is not None:
-                refs = await tx.refs(outbound.message_id, outbound.destination)
+                refs = await tx.refs(outbound.message_id, outbound.destination, outbound.audience)
                 edit_refs = tuple(r.external_id for r in refs)
         return Delivery(
             outbound=outbound,
             attempt=row.attempts,
+            key=row.dedupe_key,
             thread_ref=thread_ref,
             header_ref=header_ref,
             edit_refs=edit_refs,
@@ -423,7 +428,13 @@ class Core:
                 )
             if outbound.kind == "message" and outbound.message_id and receipt.external_ids:
                 chat = receipt.chat_id or outbound.chat_id or f"thread:{receipt.thread_ref}"
-                await tx.add_refs(outbound.message_id, row.destination, chat, receipt.external_ids)
+                await tx.add_refs(
+                    outbound.message_id,
+                    row.destination,
+                    outbound.audience,
+                    chat,
+                    receipt.external_ids,
+                )
             if outbound.audience == "customer" and outbound.author_role == "operator":
                 conversation = await tx.conversation(outbound.conversation_id)
                 if conversation is not None and conversation.first_response_at is None:

@@ -140,6 +140,9 @@ class Delivery:
 
     outbound: Outbound
     attempt: int
+    #: unique per delivery and stable across retries: an idempotency key for
+    #: platforms that take one
+    key: str = ""
     thread_ref: str | None = None
     header_ref: str | None = None
     edit_refs: tuple[str, ...] = ()  # the copies to edit, for kind == "edit"

@@ -46,6 +46,7 @@ class OutboxWorker:
         self._stopping = False
         self._paused_until = 0.0
         self._inflight: set[asyncio.Task[None]] = set()
+        self._claimed: set[int] = set()  # rows this worker holds a lease on
         self._task: asyncio.Task[None] | None = None
         self.sent = 0
         self.failed = 0
@@ -79,6 +80,18 @@ class OutboxWorker:
                     self.destination,
                 )
                 await asyncio.gather(*pending, return_exceptions=True)
+        if self._claimed:
+            # hand interrupted rows back now rather than when their lease runs out
+            await self.core.repository.run(self._release)
+
+    async def _release(self, tx: Transaction) -> None:
+        for row_id in list(self._claimed):
+            row = await tx.outbox_row(row_id, lock=True)
+            if row is not None and row.status == OutboxStatus.SENDING:
+                row.status, row.lease_until = OutboxStatus.PENDING, None
+                row.attempts = max(0, row.attempts - 1)
+                tx.add(row)
+        self._claimed.clear()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -93,6 +106,8 @@ class OutboxWorker:
                     log.exception("claiming deliveries for %s failed", self.destination)
                     rows = []
                 for row in rows:
+                    assert row.id is not None
+                    self._claimed.add(row.id)
                     task = asyncio.create_task(self._send(row))
                     self._inflight.add(task)
                     task.add_done_callback(self._inflight.discard)
@@ -112,16 +127,35 @@ class OutboxWorker:
         if self._paused_until > now:
             timeout = min(timeout, self._paused_until - now)
         else:
+            now_utc = utcnow()
             async with self.core.repository.transaction() as tx:
-                due = await tx.next_outbox_due(self.destination)
+                due = await tx.next_outbox_due(self.destination, now_utc)
             if due is not None:
-                seconds = (due - utcnow()).total_seconds()
+                seconds = (due - now_utc).total_seconds()
                 if seconds > 0:
                     timeout = min(timeout, seconds)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.01))
 
     async def _send(self, row: OutboxRow) -> None:
+        assert row.id is not None
+        try:
+            await self._attempt(row)
+        except asyncio.CancelledError:
+            raise  # the row stays claimed; stop() hands it back
+        except Exception:
+            log.exception(
+                "could not record the outcome of a delivery to %s; it is retried when its "
+                "lease ends",
+                self.destination,
+                extra={"conversation_id": row.conversation_id, "channel": self.destination},
+            )
+        else:
+            self._claimed.discard(row.id)
+        finally:
+            self._wake.set()
+
+    async def _attempt(self, row: OutboxRow) -> None:
         assert row.id is not None
         context = {"conversation_id": row.conversation_id, "channel": self.destination}
         delivery: Delivery | None = None
@@ -147,8 +181,6 @@ class OutboxWorker:
         except PermanentFailure as exc:
             self.failed += 1
             await self.core.failed(row.id, str(exc) or type(exc).__name__)
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:
             # TemporaryFailure, or a bug in an adapter: never a reason to lose a message
             reason = str(exc) or type(exc).__name__
@@ -173,8 +205,6 @@ class OutboxWorker:
         else:
             self.sent += 1
             await self.core.delivered(row.id, receipt)
-        finally:
-            self._wake.set()
 
     async def _retry(self, row: OutboxRow, delay: float, reason: str, *, count: bool) -> None:
         async def work(tx: Transaction) -> None:

@@ -158,6 +158,8 @@ class MessageRef(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     message_id: int = Field(foreign_key="messages.id", index=True)
     place: str = Field(max_length=32)
+    #: "customer" or "workspace": one platform can host both sides
+    side: str = Field(max_length=16)
     chat_id: str = Field(max_length=320)
     external_id: str = Field(max_length=256)
 

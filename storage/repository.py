@@ -250,22 +250,30 @@ class Transaction:
         )
         return result.first()
 
-    async def refs(self, message_id: int, place: str) -> Sequence[MessageRef]:
+    async def refs(self, message_id: int, place: str, side: str) -> Sequence[MessageRef]:
         result = await self.session.exec(
             select(MessageRef)
-            .where(MessageRef.message_id == message_id, MessageRef.place == place)
+            .where(
+                MessageRef.message_id == message_id,
+                MessageRef.place == place,
+                MessageRef.side == side,
+            )
             .order_by(col(MessageRef.id))
         )
         return result.all()
 
     async def add_refs(
-        self, message_id: int, place: str, chat_id: str, external_ids: Iterable[str]
+        self, message_id: int, place: str, side: str, chat_id: str, external_ids: Iterable[str]
     ) -> None:
         for external_id in external_ids:
             if await self.message_by_ref(place, chat_id, external_id) is None:
                 self.session.add(
                     MessageRef(
-                        message_id=message_id, place=place, chat_id=chat_id, external_id=external_id
+                        message_id=message_id,
+                        place=place,
+                        side=side,
+                        chat_id=chat_id,
+                        external_id=external_id,
                     )
                 )
 
@@ -350,10 +358,14 @@ class Transaction:
             self.session.add(row)
         return rows
 
-    async def next_outbox_due(self, destination: str) -> datetime | None:
+    async def next_outbox_due(self, destination: str, now: datetime) -> datetime | None:
+        """When the next retry falls due. Rows due already but waiting behind an
+        older row of their chat are not counted: that row's completion wakes them."""
         result = await self.session.exec(
             select(func.min(OutboxRow.next_attempt_at)).where(
-                OutboxRow.destination == destination, OutboxRow.status == OutboxStatus.PENDING
+                OutboxRow.destination == destination,
+                OutboxRow.status == OutboxStatus.PENDING,
+                col(OutboxRow.next_attempt_at) > now,
             )
         )
         return result.one()

@@ -14,7 +14,8 @@ from gateway.adapter import Host, RateLimit
 from gateway.app import Gateway
 from gateway.config import Config, parse_config
 from gateway.events import Delivery, Inbound, Receipt, Sender
-from storage import Conversation, Message, OutboxRow, OutboxStatus
+from storage import Conversation, Database, Message, OutboxRow, OutboxStatus
+from storage.migrate import upgrade
 
 CONFIG_TEMPLATE = """
 [gateway]
@@ -210,8 +211,18 @@ class RecordingAdapter:
         )
 
 
+async def migrate(database_url: str) -> None:
+    """What an admin does before the first start on PostgreSQL: `gateway migrate`."""
+    db = Database(database_url)
+    try:
+        await upgrade(db)
+    finally:
+        await db.dispose()
+
+
 @asynccontextmanager
 async def running(config: Config, *adapters: RecordingAdapter) -> AsyncIterator[Gateway]:
+    await migrate(config.gateway.database_url)
     gateway = Gateway(config, plugins={}, adapters=list(adapters), serve_http=False)
     await gateway.start()
     try:

@@ -156,6 +156,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('message_id', sa.Integer(), nullable=False),
     sa.Column('place', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('side', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('chat_id', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
     sa.Column('external_id', sqlmodel.sql.sqltypes.AutoString(length=256), nullable=False),
     sa.ForeignKeyConstraint(['message_id'], ['messages.id'], ),

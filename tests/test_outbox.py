@@ -1,0 +1,266 @@
+"""Deliveries: retries, throttling, failures, order, and restarts that lose nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlmodel import select
+
+from gateway.adapter import RateLimit
+from gateway.errors import PermanentFailure, RateLimited, TemporaryFailure
+from gateway.events import Delivery, Outbound
+from gateway.outbox import backoff
+from gateway.ratelimit import Limiter
+from storage import Direction, OutboxRow, OutboxStatus
+from tests.support import (
+    RecordingAdapter,
+    conversation,
+    make_config,
+    messages,
+    operator_tg,
+    operator_writes,
+    running,
+    settle,
+)
+
+
+async def outbox_rows(gw) -> list[OutboxRow]:
+    async with gw.repository.transaction() as tx:
+        return list((await tx.session.exec(select(OutboxRow))).all())
+
+
+async def test_a_throttled_chat_gets_everything_once_and_in_order(database_url: str) -> None:
+    config = make_config(database_url, max_attempts=2)
+    tg = RecordingAdapter()
+    tg.fail("chat-olga", lambda: RateLimited(0.05), times=4)  # more than max_attempts
+    async with running(config, tg) as gw:
+        await gw.core.ingest(tg.customer_says("olga", "hi"))
+        await settle(gw)
+        # 429s do not use up tries: both texts arrive, once each, greeting first
+        assert tg.to_customer("chat-olga") == ["Hello!", "Anna will help you."]
+        assert gw.workers["telegram"].rate_limited == 4
+        assert all(r.status == OutboxStatus.SENT for r in await outbox_rows(gw))
+
+
+async def test_a_failing_send_is_retried_and_later_ones_wait_for_it(database_url: str) -> None:
+    config = make_config(database_url, max_attempts=5)
+    tg = RecordingAdapter()
+    tg.fail("chat-olga", lambda: TemporaryFailure("502 Bad Gateway"), times=3)
+    async with running(config, tg) as gw:
+        await gw.core.ingest(tg.customer_says("olga", "hi"))
+        await settle(gw)
+        assert tg.to_customer("chat-olga") == ["Hello!", "Anna will help you."]
+        greeting = next(r for r in await outbox_rows(gw) if r.payload["text"] == "Hello!")
+        assert greeting.attempts == 4
+        assert greeting.last_error == "502 Bad Gateway"
+
+
+async def test_a_blocked_customer_is_shown_to_operators(database_url: str) -> None:
+    config = make_config(database_url)
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        result = await gw.core.ingest(tg.customer_says("olga", "hi"))
+        await settle(gw)
+        tg.fail("chat-olga", lambda: PermanentFailure("the customer blocked the bot"))
+        await operator_writes(gw, tg, "anna", result.conversation_id, "Hello Olga")
+        await settle(gw)
+        system = [
+            m.text
+            for m in await messages(gw, result.conversation_id)
+            if m.direction == Direction.SYSTEM
+        ]
+        assert "⚠ Not delivered: the customer blocked the bot" in system
+        thread = [d.outbound.text for d in tg.in_thread(result.conversation_id)]
+        assert "⚠ Not delivered: the customer blocked the bot" in thread
+        failed = [r for r in await outbox_rows(gw) if r.status == OutboxStatus.FAILED]
+        assert [r.payload["text"] for r in failed] == ["Hello Olga"]
+        # the reply was never received, so it is no first response
+        assert (await conversation(gw, result.conversation_id)).first_response_at is None
+
+
+async def test_giving_up_after_max_attempts_marks_the_delivery_failed(database_url: str) -> None:
+    config = make_config(database_url, max_attempts=3)
+    tg = RecordingAdapter()
+    tg.fail("chat-olga", lambda: TemporaryFailure("timeout"), times=100)
+    async with running(config, tg) as gw:
+        result = await gw.core.ingest(tg.customer_says("olga", "hi"))
+        await settle(gw)
+        failed = [r for r in await outbox_rows(gw) if r.status == OutboxStatus.FAILED]
+        assert failed and all(r.attempts == 3 for r in failed)
+        assert failed[0].last_error == "gave up after 3 attempts: timeout"
+        assert tg.to_customer("chat-olga") == []
+        system = [
+            m.text
+            for m in await messages(gw, result.conversation_id)
+            if m.direction == Direction.SYSTEM
+        ]
+        assert any(t.startswith("⚠ Not delivered: gave up after 3 attempts") for t in system)
+
+
+class StalledAdapter(RecordingAdapter):
+    """A platform that accepts connections and never answers."""
+
+    async def deliver(self, delivery: Delivery):  # type: ignore[override]
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_restart_keeps_queue_assignments_and_undelivered_rows(database_url: str) -> None:
+    config = make_config(database_url, operators=("anna",), max_chats=1)
+    config = config.__class__(
+        core=config.core.model_copy(
+            update={"gateway": config.gateway.model_copy(update={"shutdown_timeout_seconds": 0.1})}
+        ),
+        channels=config.channels,
+    )
+    stalled = StalledAdapter()
+    async with running(config, stalled) as gw:
+        first = await gw.core.ingest(stalled.customer_says("olga", "hi", event_id="u1"))
+        second = await gw.core.ingest(stalled.customer_says("petr", "hi", event_id="u2"))
+        pending_before = {r.dedupe_key for r in await outbox_rows(gw)}
+    # the platform re-sends an update that was committed before the stop
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        again = await gw.core.ingest(tg.customer_says("olga", "hi", event_id="u1"))
+        assert again.duplicate
+        await settle(gw)
+        assert (await conversation(gw, first.conversation_id)).assignee_id == "anna"
+        assert (await conversation(gw, second.conversation_id)).status == "queued"
+        rows = await outbox_rows(gw)
+        assert {r.dedupe_key for r in rows} == pending_before
+        assert all(r.status == OutboxStatus.SENT for r in rows)
+        # every row delivered exactly once
+        sent = Counter(d.key for d in tg.deliveries)
+        assert set(sent) == pending_before
+        assert max(sent.values()) == 1
+        assert tg.to_customer("chat-olga") == ["Hello!", "Anna will help you."]
+        assert tg.to_customer("chat-petr") == ["Hello!", "You are number 1 in line."]
+
+
+async def test_edits_follow_the_message_both_ways(database_url: str) -> None:
+    config = make_config(database_url)
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        result = await gw.core.ingest(tg.customer_says("olga", "helo", message_id="c1"))
+        await gw.core.ingest(tg.customer_says("olga", "hello", edit_of="c1"))
+        await settle(gw)
+        edits = [d for d in tg.in_thread(result.conversation_id) if d.outbound.kind == "edit"]
+        assert [e.outbound.text for e in edits] == ["hello"]
+        assert len(edits[0].edit_refs) == 1  # the copy in the thread
+
+        anna = operator_tg(config, "anna")
+        reply = await gw.core.ingest(
+            tg.operator_says(anna, result.conversation_id, "Hi Olgaa", message_id="w1")
+        )
+        await settle(gw)
+        await gw.core.ingest(
+            tg.operator_says(anna, result.conversation_id, "Hi Olga", edit_of="w1")
+        )
+        await settle(gw)
+        to_customer = [
+            d
+            for d in tg.deliveries
+            if d.outbound.audience == "customer" and d.outbound.kind == "edit"
+        ]
+        assert [d.outbound.text for d in to_customer] == ["Hi Olga"]
+        assert len(to_customer[0].edit_refs) == 1  # the copy the customer received
+        stored = {m.id: m for m in await messages(gw, result.conversation_id)}
+        assert stored[reply.message_id].text == "Hi Olga"
+        assert stored[reply.message_id].edited_at is not None
+        assert len([m for m in stored.values() if m.direction == Direction.OUT]) == 1
+
+
+async def test_a_note_never_reaches_the_customer(database_url: str) -> None:
+    config = make_config(database_url)
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        result = await gw.core.ingest(tg.customer_says("olga", "hi"))
+        done = await operator_writes(gw, tg, "anna", result.conversation_id, "/note VIP, be nice")
+        assert done.ignored is None
+        await settle(gw)
+        assert all("VIP" not in text for text in tg.to_customer("chat-olga"))
+        notes = [
+            m for m in await messages(gw, result.conversation_id) if m.direction == Direction.NOTE
+        ]
+        assert [(n.text, n.author_id) for n in notes] == [("VIP, be nice", "anna")]
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    for attempt in range(1, 20):
+        delay = backoff(attempt, base=1.0, cap=60.0)
+        expected = min(60.0, 2 ** (attempt - 1))
+        assert expected / 2 <= delay <= expected
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _delivery(chat: str) -> Delivery:
+    return Delivery(
+        Outbound(
+            destination="x", audience="customer", kind="message", conversation_id=1, chat_id=chat
+        ),
+        attempt=1,
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    chats=st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=60),
+    per_chat=st.integers(1, 5),
+    burst=st.integers(1, 3),
+)
+def test_the_limiter_never_exceeds_a_ceiling(chats: list[str], per_chat: int, burst: int) -> None:
+    """Per chat at most burst + rate*t sends in any window of t seconds, and globally too."""
+    fake = FakeTime()
+    limits = [
+        RateLimit(
+            "chat", rate=per_chat, per_seconds=1.0, burst=burst, key=lambda d: d.outbound.chat_id
+        ),
+        RateLimit("bot", rate=10, per_seconds=1.0, burst=2, key=lambda d: "bot"),
+    ]
+    limiter = Limiter(limits, clock=fake.clock, sleep=fake.sleep)
+    sent: list[tuple[float, str]] = []
+
+    async def send_all() -> None:
+        for chat in chats:
+            await limiter.acquire(_delivery(chat))
+            sent.append((fake.now, chat))
+
+    asyncio.run(send_all())
+    eps = 1e-6
+
+    def check(times: list[float], rate: float, cap: int) -> None:
+        for i, start in enumerate(times):
+            for j in range(i, len(times)):
+                window = times[j] - start
+                assert j - i + 1 <= cap + rate * window + eps
+
+    for chat in set(chats):
+        check([t for t, c in sent if c == chat], per_chat, burst)
+    check([t for t, _ in sent], 10, 2)
+
+
+def test_a_429_makes_the_limiter_hold_off() -> None:
+    fake = FakeTime()
+    limiter = Limiter(
+        [RateLimit("chat", rate=1, per_seconds=1.0, burst=1, key=lambda d: d.outbound.chat_id)],
+        clock=fake.clock,
+        sleep=fake.sleep,
+    )
+    asyncio.run(limiter.acquire(_delivery("a")))
+    limiter.penalise(_delivery("a"), 5.0)
+    waited = asyncio.run(limiter.acquire(_delivery("a")))
+    assert waited == pytest.approx(5.0)  # exactly retry_after, not a token more

@@ -1,0 +1,122 @@
+"""Storage on real databases: migrations, time zones, locks, deadlines."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlmodel import SQLModel
+
+from storage import Conversation, Customer, Database, OutboxRow, Repository, SchemaOutdated
+from storage.migrate import current_revision, ensure_schema, head_revision, upgrade
+
+
+@pytest.fixture
+async def db(database_url: str):
+    database = Database(database_url)
+    yield database
+    await database.dispose()
+
+
+async def test_the_migrations_build_exactly_the_models_schema(db: Database) -> None:
+    assert await current_revision(db) is None
+    before, after = await upgrade(db)
+    assert (before, after) == (None, head_revision())
+
+    def diff(conn):
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        return compare_metadata(context, SQLModel.metadata)
+
+    async with db.engine.connect() as conn:
+        assert await conn.run_sync(diff) == []
+    # running it again is harmless
+    assert await upgrade(db) == (head_revision(), head_revision())
+
+
+async def test_sqlite_migrates_itself_and_postgresql_refuses_an_outdated_schema(
+    db: Database,
+) -> None:
+    if db.is_sqlite:
+        await ensure_schema(db, config_path="config.toml")
+        assert await current_revision(db) == head_revision()
+    else:
+        with pytest.raises(SchemaOutdated, match=r"run `gateway migrate --config cfg.toml`"):
+            await ensure_schema(db, config_path="cfg.toml")
+        await upgrade(db)
+        await ensure_schema(db, config_path="cfg.toml")
+
+
+async def test_times_come_back_aware_and_in_utc(db: Database) -> None:
+    await upgrade(db)
+    repo = Repository(db)
+    moment = datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
+    async with repo.transaction() as tx:
+        customer = Customer(display_name="Olga", created_at=moment)
+        tx.add(customer)
+        await tx.flush()
+        tx.add(
+            Conversation(
+                customer_id=customer.id, channel="telegram", chat_id="1", created_at=moment
+            )
+        )
+    async with repo.transaction() as tx:
+        stored = await tx.conversation(1)
+    assert stored is not None
+    assert stored.created_at == moment
+    assert stored.created_at.tzinfo is not None
+
+
+async def test_two_workers_never_claim_the_same_delivery(db: Database) -> None:
+    await upgrade(db)
+    repo = Repository(db)
+    async with repo.transaction() as tx:
+        for chat in range(10):
+            for n in range(3):
+                tx.add(
+                    OutboxRow(
+                        destination="telegram",
+                        chat_key=f"chat:{chat}",
+                        kind="message",
+                        payload={},
+                        dedupe_key=f"{chat}:{n}",
+                    )
+                )
+    lease = timedelta(seconds=60)
+    async with repo.transaction() as tx:
+        first = await tx.claim_outbox("telegram", limit=6, lease=lease)
+    async with repo.transaction() as tx:
+        second = await tx.claim_outbox("telegram", limit=100, lease=lease)
+    claimed = [r.chat_key for r in first + second]
+    # one row per chat at a time (order per chat), and no row twice
+    assert sorted(claimed) == sorted(f"chat:{c}" for c in range(10))
+    assert len({r.id for r in first + second}) == 10
+    # a lease that ran out (a process died mid-send) makes the row claimable again
+    later = datetime.now(UTC) + timedelta(seconds=61)
+    async with repo.transaction() as tx:
+        again = await tx.claim_outbox("telegram", limit=100, lease=lease, now=later)
+    assert {r.id for r in again} == {r.id for r in first + second}
+    assert all(r.attempts == 2 for r in again)
+
+
+async def test_deadlines_are_rows_that_fall_due_once(db: Database) -> None:
+    await upgrade(db)
+    repo = Repository(db)
+    now = datetime.now(UTC)
+    async with repo.transaction() as tx:
+        customer = Customer(display_name="Olga")
+        tx.add(customer)
+        await tx.flush()
+        conv = Conversation(customer_id=customer.id, channel="telegram", chat_id="1")
+        tx.add(conv)
+        await tx.flush()
+        await tx.set_deadline(conv.id, "first_response", now + timedelta(minutes=5))
+        await tx.set_deadline(conv.id, "first_response", now + timedelta(minutes=10))
+    async with repo.transaction() as tx:
+        assert await tx.due_deadlines(now + timedelta(minutes=6)) == []
+        due = await tx.due_deadlines(now + timedelta(minutes=11))
+        assert [d.kind for d in due] == ["first_response"]
+        await tx.clear_deadline(conv.id, "first_response")
+    async with repo.transaction() as tx:
+        assert await tx.due_deadlines(now + timedelta(hours=1)) == []
