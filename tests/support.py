@@ -48,6 +48,7 @@ OPERATOR = """
 id = "{id}"
 name = "{name}"
 telegram_id = {telegram_id}
+slack_id = "U{slack}"
 languages = {languages}
 """
 
@@ -77,15 +78,21 @@ def make_config(
     for number, op in enumerate(operators, start=1):
         langs = (languages or {}).get(op, [])
         text += OPERATOR.format(
-            id=op, name=op.capitalize(), telegram_id=1000 + number, languages=langs
+            id=op,
+            name=op.capitalize(),
+            telegram_id=1000 + number,
+            slack=op.upper(),
+            languages=langs,
         ).replace("'", '"')
     return parse_config(text + extra)
 
 
-def operator_tg(config: Config, operator_id: str) -> str:
+def operator_tg(config: Config, operator_id: str, channel: str = "telegram") -> str:
     op = config.operator(operator_id)
-    assert op is not None and op.telegram_id is not None
-    return str(op.telegram_id)
+    assert op is not None
+    identity = op.identity(channel)
+    assert identity is not None
+    return identity
 
 
 @dataclass
@@ -277,6 +284,5 @@ async def operator_writes(
 ):
     """An operator writes in the conversation's thread, once the thread exists."""
     await settle(gateway)
-    return await gateway.core.ingest(
-        channel.operator_says(operator_tg(gateway.config, operator_id), conversation_id, text)
-    )
+    identity = operator_tg(gateway.config, operator_id, channel.name)
+    return await gateway.core.ingest(channel.operator_says(identity, conversation_id, text))

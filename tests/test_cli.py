@@ -1,0 +1,159 @@
+"""The CLI as an admin uses it: a real `gateway` process, real signals, real HTTP."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from gateway.logs import SecretScrubber
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_config(tmp_path: Path, database_url: str, port: int) -> Path:
+    text = (ROOT / "config.example.toml").read_text()
+    text = text.replace(
+        'database_url = "sqlite+aiosqlite:///gateway.db"', f'database_url = "{database_url}"'
+    )
+    text = text.replace("http_port = 8080", f"http_port = {port}")
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def gateway(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=ROOT,
+    )
+
+
+def wait_healthy(port: int, process: subprocess.Popen[str]) -> dict:
+    """Poll until the server answers; the limit only keeps a broken run from hanging."""
+    for _ in range(300):
+        if process.poll() is not None:
+            raise AssertionError(f"gateway exited early: {process.stderr.read()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as reply:
+                return json.loads(reply.read())
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("gateway never answered /healthz")
+
+
+def run_until_sigterm(config: Path, port: int, env: dict[str, str] | None = None):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "run", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    try:
+        health = wait_healthy(port, process)
+        status = gateway("status", "--config", str(config), env=env)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return process.returncode, health, status, out + err
+
+
+def test_run_with_no_channel_serves_health_and_stops_gracefully(tmp_path: Path) -> None:
+    port = free_port()
+    config = write_config(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}", port)
+    code, health, status, output = run_until_sigterm(config, port)
+    assert code == 0, output
+    assert health == {"status": "ok", "channels": [], "workspaces": []}
+    assert "no channel is configured" in output
+    assert output.rstrip().endswith("stopped")
+    assert status.returncode == 0, status.stderr
+    assert "anna   Anna   online    0/5" in status.stdout
+    assert "Queue: 0 waiting" in status.stdout
+
+
+def test_run_refuses_an_invalid_config_with_its_problems(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[routing]\nstrategy = "fastest"\n')
+    result = gateway("run", "--config", str(config))
+    assert result.returncode == 2
+    assert "routing.strategy" in result.stderr and "(line 2)" in result.stderr
+
+
+def test_status_on_a_database_never_migrated_says_what_to_do(tmp_path: Path) -> None:
+    config = write_config(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'new.db'}", free_port())
+    result = gateway("status", "--config", str(config))
+    assert result.returncode == 1
+    assert f"gateway migrate --config {config}" in result.stderr
+
+
+def test_postgresql_needs_migrate_and_never_shows_the_password(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    port = free_port()
+    # trust auth accepts any password: enough to prove it never reaches the output
+    secret = "s3cret-Passw0rd"
+    url = postgres_url.replace("postgres@", "postgres:${DB_PASSWORD}@", 1)
+    config = write_config(tmp_path, url, port)
+    env = {**os.environ, "DB_PASSWORD": secret}
+
+    refused = gateway("run", "--config", str(config), env=env)
+    assert refused.returncode == 1
+    assert f"run `gateway migrate --config {config}` first" in refused.stderr
+
+    migrated = gateway("migrate", "--config", str(config), env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    assert "schema migrated from empty to 0001" in migrated.stdout
+    again = gateway("migrate", "--config", str(config), env=env)
+    assert "already at 0001" in again.stdout
+
+    code, health, status, output = run_until_sigterm(config, port, env)
+    assert code == 0, output
+    assert health["status"] == "ok"
+    assert status.returncode == 0
+    checked = gateway("check-config", str(config), env=env)
+    for text in (refused.stderr, migrated.stdout, output, status.stdout, checked.stdout):
+        assert secret not in text
+    assert "postgres:***@" in checked.stdout
+
+
+def test_the_log_scrubber_removes_secrets_from_messages_and_tracebacks() -> None:
+    scrubber = SecretScrubber(["123456:ABC-token"])
+    record = logging.LogRecord(
+        "aiohttp",
+        logging.ERROR,
+        __file__,
+        1,
+        "GET https://api.telegram.org/bot%s/getMe failed",
+        ("123456:ABC-token",),
+        None,
+    )
+    try:
+        raise RuntimeError("bad URL /bot123456:ABC-token/getUpdates")
+    except RuntimeError:
+        record.exc_info = sys.exc_info()
+    assert scrubber.filter(record)
+    assert record.getMessage() == "GET https://api.telegram.org/bot***/getMe failed"
+    assert "123456:ABC-token" not in (record.exc_text or "")
+    assert "bot***/getUpdates" in (record.exc_text or "")

@@ -1,0 +1,117 @@
+"""Operators on Telegram and on Slack see one conversation and answer from either."""
+
+from __future__ import annotations
+
+from storage import ConversationStatus, Direction
+from tests.support import (
+    RecordingAdapter,
+    conversation,
+    make_config,
+    messages,
+    operator_writes,
+    running,
+    settle,
+)
+
+
+def mirrored_texts(adapter: RecordingAdapter, conversation_id: int) -> list[str]:
+    return [
+        d.outbound.text for d in adapter.in_thread(conversation_id) if d.outbound.kind == "message"
+    ]
+
+
+async def test_both_workspaces_see_everything_and_replies_cross_over(database_url: str) -> None:
+    config = make_config(database_url)
+    tg = RecordingAdapter(name="telegram")
+    slack = RecordingAdapter(name="slack")
+    async with running(config, tg, slack) as gw:
+        result = await gw.core.ingest(tg.customer_says("olga", "Where is my parcel?"))
+        conv_id = result.conversation_id
+        await settle(gw)
+        # the thread opens in both workspaces, with the customer's message
+        for workspace in (tg, slack):
+            thread = workspace.in_thread(conv_id)
+            assert thread[0].outbound.kind == "header"
+            assert "Where is my parcel?" in mirrored_texts(workspace, conv_id)
+
+        # Anna (assigned) answers from Slack: the customer gets it on Telegram, and
+        # the Telegram topic shows it too
+        await operator_writes(gw, slack, "anna", conv_id, "It left the warehouse today.")
+        await settle(gw)
+        assert tg.to_customer("chat-olga")[-1] == "It left the warehouse today."
+        assert "It left the warehouse today." in mirrored_texts(tg, conv_id)
+        assert "It left the warehouse today." not in mirrored_texts(slack, conv_id)
+
+        # Boris helps from Telegram: relayed, and noted (help, not theft)
+        await operator_writes(gw, tg, "boris", conv_id, "Tracking number: 42")
+        await settle(gw)
+        assert tg.to_customer("chat-olga")[-1] == "Tracking number: 42"
+        assert (await conversation(gw, conv_id)).assignee_id == "anna"
+        system = [m.text for m in await messages(gw, conv_id) if m.direction == Direction.SYSTEM]
+        assert "Boris answered in Anna's conversation." in system
+        # a note written on Slack is shown on Telegram, never to the customer
+        await operator_writes(gw, slack, "anna", conv_id, "/note she ordered twice")
+        await settle(gw)
+        assert "she ordered twice" in mirrored_texts(tg, conv_id)
+        assert all("ordered twice" not in t for t in tg.to_customer("chat-olga"))
+
+
+async def test_a_reply_claims_an_unassigned_conversation_if_there_is_room(
+    database_url: str,
+) -> None:
+    config = make_config(database_url, strategy="manual", max_chats=1)
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        first = await gw.core.ingest(tg.customer_says("olga", "hi"))
+        second = await gw.core.ingest(tg.customer_says("petr", "hi"))
+        await operator_writes(gw, tg, "anna", first.conversation_id, "Hello Olga!")
+        conv = await conversation(gw, first.conversation_id)
+        assert (conv.assignee_id, conv.status) == ("anna", ConversationStatus.WAITING_CUSTOMER)
+        # anna is full now: her reply to petr is delivered, petr stays in the queue
+        await operator_writes(gw, tg, "anna", second.conversation_id, "Hello Petr!")
+        await settle(gw)
+        assert tg.to_customer("chat-petr")[-1] == "Hello Petr!"
+        conv = await conversation(gw, second.conversation_id)
+        assert (conv.assignee_id, conv.status) == (None, ConversationStatus.QUEUED)
+        system = [m.text for m in await messages(gw, conv.id) if m.direction == Direction.SYSTEM]
+        assert "Anna answered but has no free slot; the conversation stays in the queue." in system
+
+
+async def test_presence_gates_routing_and_coming_online_takes_the_queue(
+    database_url: str,
+) -> None:
+    config = make_config(database_url, operators=("anna",), max_chats=2)
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        seed = await gw.core.ingest(tg.customer_says("seed", "hi"))
+        await operator_writes(gw, tg, "anna", seed.conversation_id, "/offline")
+        waiting = [await gw.core.ingest(tg.customer_says(f"c{i}", "hi")) for i in range(3)]
+        await settle(gw)
+        assert tg.to_customer("chat-c0")[-1] == "Nobody is online."
+        result = await operator_writes(gw, tg, "anna", seed.conversation_id, "/online")
+        assert result.ignored is None
+        convs = [await conversation(gw, w.conversation_id) for w in waiting]
+        # one free slot (seed holds the other): the oldest waiting one gets it
+        assert [c.assignee_id for c in convs] == ["anna", None, None]
+        await settle(gw)
+        assert tg.to_customer("chat-c0")[-1] == "Anna will help you."
+
+
+async def test_match_language_prefers_operators_who_speak_it(database_url: str) -> None:
+    config = make_config(
+        database_url,
+        match_language=True,
+        max_chats=5,
+        languages={"anna": ["en"], "boris": ["uk", "ru"]},
+    )
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        en = await gw.core.ingest(tg.customer_says("john", "hi", language="en"))
+        uk = await gw.core.ingest(tg.customer_says("oksana", "привіт", language="uk"))
+        ru = await gw.core.ingest(tg.customer_says("ivan", "привет", language="ru"))
+        de = await gw.core.ingest(tg.customer_says("hans", "hallo", language="de"))
+        assignees = [
+            (await conversation(gw, r.conversation_id)).assignee_id for r in (en, uk, ru, de)
+        ]
+        assert assignees[:3] == ["anna", "boris", "boris"]
+        assert assignees[3] == "anna"  # nobody speaks German: the least busy takes it
