@@ -8,8 +8,10 @@ the event again, and the dedupe key makes the second time harmless.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, replace
 from datetime import timedelta
+from typing import TypeVar
 
 from gateway.actions import ActionContext, ActionRegistry, parse_command
 from gateway.config import Config, OperatorConfig
@@ -40,6 +42,7 @@ from storage import (
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Core:
@@ -63,12 +66,14 @@ class Core:
     def config(self) -> Config:
         return self.desk.config
 
-    async def _run(self, work: Callable[[Transaction], object]) -> object:
-        self.desk.touched = set()
-        result = await self.repository.run(work)  # type: ignore[arg-type]
-        if self.desk.touched:
-            self._on_enqueued(self.desk.touched)
-        return result
+    async def _run(self, work: Callable[[Transaction], Awaitable[T]]) -> T:
+        """One retried transaction; after it commits, wake the workers it gave rows to."""
+
+        def wake(tx: Transaction) -> None:
+            if tx.touched:
+                self._on_enqueued(tx.touched)
+
+        return await self.repository.run(work, after_commit=wake)
 
     # -- ingest -------------------------------------------------------------------
 
@@ -105,9 +110,7 @@ class Core:
             tx.add(event)
             return result
 
-        result = await self._run(run)
-        assert isinstance(result, IngestResult)
-        return result
+        return await self._run(run)
 
     async def _customer_message(self, tx: Transaction, inbound: Inbound) -> IngestResult:
         customer = await self._customer(tx, inbound)
@@ -376,14 +379,17 @@ class Core:
             )
             return await action.handler(context)
 
-        result = await self._run(run)
-        assert isinstance(result, ActionResult)
-        return result
+        return await self._run(run)
 
     # -- deliveries -----------------------------------------------------------------
 
-    async def prepare(self, row: OutboxRow) -> Delivery:
-        """Resolve what only exists now: the thread, the header, the copies to edit."""
+    async def prepare(self, row: OutboxRow) -> Delivery | None:
+        """Resolve what only exists now: the thread, the header, the copies to edit.
+
+        A header row asks for the header to show the conversation as it is when it
+        is sent, not as it was when the row was written; None means the header
+        already shows exactly that, and nothing needs sending.
+        """
         outbound = Outbound.from_payload(row.payload)
         thread_ref = header_ref = None
         edit_refs: tuple[str, ...] = ()
@@ -392,6 +398,13 @@ class Core:
                 thread = await tx.thread(outbound.conversation_id, outbound.destination)
                 if thread is not None:
                     thread_ref, header_ref = thread.thread_ref, thread.header_ref
+                if outbound.kind == "header":
+                    conversation = await tx.conversation(outbound.conversation_id)
+                    if conversation is not None:
+                        card = await self.relay.card(tx, conversation)
+                        if thread is not None and thread.header_card == asdict(card):
+                            return None
+                        outbound = replace(outbound, card=card)
             if outbound.kind == "edit" and outbound.message_id is not None:
                 refs = await tx.refs(outbound.message_id, outbound.destination, outbound.audience)
                 edit_refs = tuple(r.external_id for r in refs)
@@ -404,7 +417,9 @@ class Core:
             edit_refs=edit_refs,
         )
 
-    async def delivered(self, row_id: int, receipt: Receipt) -> None:
+    async def delivered(self, row_id: int, receipt: Receipt, sent: Delivery | None) -> None:
+        """Record a delivery made (``sent``), or found unnecessary (None)."""
+
         async def run(tx: Transaction) -> None:
             row = await tx.outbox_row(row_id, lock=True)
             if row is None or row.status != OutboxStatus.SENDING:
@@ -417,14 +432,16 @@ class Core:
                 "external_ids": list(receipt.external_ids),
                 "chat_id": receipt.chat_id,
                 "thread_ref": receipt.thread_ref,
+                **receipt.extra,
             }
             tx.add(row)
-            if outbound.kind == "header" and receipt.thread_ref:
+            if outbound.kind == "header" and sent is not None and sent.outbound.card:
                 await tx.save_thread(
                     outbound.conversation_id,
                     row.destination,
                     receipt.thread_ref,
                     receipt.header_ref,
+                    asdict(sent.outbound.card),
                 )
             if outbound.kind == "message" and outbound.message_id and receipt.external_ids:
                 chat = receipt.chat_id or outbound.chat_id or f"thread:{receipt.thread_ref}"

@@ -17,7 +17,7 @@ from gateway.adapter import Adapter
 from gateway.config import OutboxSection
 from gateway.core import Core
 from gateway.errors import PermanentFailure, RateLimited, TemporaryFailure
-from gateway.events import Delivery
+from gateway.events import Delivery, Receipt
 from gateway.ratelimit import Limiter
 from storage import OutboxRow, OutboxStatus, Transaction
 from storage.types import utcnow
@@ -161,6 +161,9 @@ class OutboxWorker:
         delivery: Delivery | None = None
         try:
             delivery = await self.core.prepare(row)
+            if delivery is None:
+                await self.core.delivered(row.id, Receipt(extra={"unchanged": True}), None)
+                return
             await self.limiter.acquire(delivery)
             receipt = await self.adapter.deliver(delivery)
         except RateLimited as exc:
@@ -204,7 +207,7 @@ class OutboxWorker:
                 await self._retry(row, delay, reason, count=True)
         else:
             self.sent += 1
-            await self.core.delivered(row.id, receipt)
+            await self.core.delivered(row.id, receipt, delivery)
 
     async def _retry(self, row: OutboxRow, delay: float, reason: str, *, count: bool) -> None:
         async def work(tx: Transaction) -> None:

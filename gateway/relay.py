@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from gateway.config import Config, OperatorConfig
 from gateway.events import Attachment, AuthorRole, ConversationCard, Outbound
@@ -31,8 +31,6 @@ class Desk:
 
     config_source: Callable[[], Config]
     workspaces: Sequence[str] = ()
-    #: destinations that got new outbox rows, so their workers can be woken
-    touched: set[str] = field(default_factory=set)
 
     @property
     def config(self) -> Config:
@@ -63,7 +61,6 @@ class Relay:
                 dedupe_key=f"{outbound.destination}:{outbound.audience}:{dedupe}",
             )
         )
-        self.desk.touched.add(outbound.destination)
 
     # -- to the customer --------------------------------------------------------
 

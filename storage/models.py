@@ -124,6 +124,8 @@ class WorkspaceThread(SQLModel, table=True):
     workspace: str = Field(max_length=32)
     thread_ref: str = Field(max_length=128)
     header_ref: str | None = Field(default=None, max_length=128)
+    #: what the header shows now, so that a refresh that changes nothing is skipped
+    header_card: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class Message(SQLModel, table=True):

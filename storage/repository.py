@@ -15,7 +15,7 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, func, or_, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -67,6 +67,8 @@ class Transaction:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        #: destinations given new outbox rows here: their workers are woken on commit
+        self.touched: set[str] = set()
 
     def add(self, *rows: object) -> None:
         self.session.add_all(rows)
@@ -216,22 +218,25 @@ class Transaction:
         return result.first()
 
     async def save_thread(
-        self, conversation_id: int, workspace: str, thread_ref: str, header_ref: str | None
+        self,
+        conversation_id: int,
+        workspace: str,
+        thread_ref: str | None,
+        header_ref: str | None,
+        header_card: dict[str, Any] | None,
     ) -> None:
+        """Record where the thread is and what its header shows now."""
         existing = await self.thread(conversation_id, workspace)
         if existing is None:
-            self.session.add(
-                WorkspaceThread(
-                    conversation_id=conversation_id,
-                    workspace=workspace,
-                    thread_ref=thread_ref,
-                    header_ref=header_ref,
-                )
+            if thread_ref is None:
+                return
+            existing = WorkspaceThread(
+                conversation_id=conversation_id, workspace=workspace, thread_ref=thread_ref
             )
-        else:
-            existing.thread_ref = thread_ref
-            existing.header_ref = header_ref or existing.header_ref
-            self.session.add(existing)
+        existing.thread_ref = thread_ref or existing.thread_ref
+        existing.header_ref = header_ref or existing.header_ref
+        existing.header_card = header_card
+        self.session.add(existing)
 
     # -- messages ---------------------------------------------------------------
 
@@ -310,6 +315,7 @@ class Transaction:
         if existing.first() is not None:
             return False
         self.session.add(row)
+        self.touched.add(row.destination)
         return True
 
     async def outbox_row(self, row_id: int, *, lock: bool = False) -> OutboxRow | None:
@@ -454,7 +460,13 @@ class Repository:
             async with session.begin():
                 yield Transaction(session)
 
-    async def run(self, work: Callable[[Transaction], Awaitable[T]], *, attempts: int = 8) -> T:
+    async def run(
+        self,
+        work: Callable[[Transaction], Awaitable[T]],
+        *,
+        attempts: int = 8,
+        after_commit: Callable[[Transaction], None] | None = None,
+    ) -> T:
         """Run ``work`` in a transaction, again from scratch after a conflict.
 
         ``work`` must be safe to repeat: it reads everything it decides on inside
@@ -464,10 +476,14 @@ class Repository:
         for attempt in range(1, attempts + 1):
             try:
                 async with self.transaction() as tx:
-                    return await work(tx)
+                    result = await work(tx)
             except Exception as exc:
                 if attempt == attempts or not is_retryable(exc):
                     raise
                 log.debug("transaction conflict, retrying (attempt %d): %s", attempt, exc)
                 await asyncio.sleep(random.uniform(0.001, 0.01) * attempt)
+                continue
+            if after_commit is not None:
+                after_commit(tx)
+            return result
         raise AssertionError("unreachable")

@@ -115,3 +115,23 @@ async def test_match_language_prefers_operators_who_speak_it(database_url: str) 
         ]
         assert assignees[:3] == ["anna", "boris", "boris"]
         assert assignees[3] == "anna"  # nobody speaks German: the least busy takes it
+
+
+async def test_a_header_refresh_that_changes_nothing_is_not_sent(database_url: str) -> None:
+    """Telegram allows a forum group 20 messages a minute: no header call is wasted."""
+    config = make_config(database_url)
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        result = await gw.core.ingest(tg.customer_says("olga", "hi", name="Olga"))
+        await settle(gw)
+        headers = [d for d in tg.in_thread(result.conversation_id) if d.outbound.kind == "header"]
+        # written as "new" then refreshed as "assigned": one call, showing the latter
+        assert len(headers) == 1
+        card = headers[0].outbound.card
+        assert (card.status, card.assignee_name, card.customer_name) == ("assigned", "Anna", "Olga")
+        await operator_writes(gw, tg, "anna", result.conversation_id, "/close")
+        await settle(gw)
+        headers = [d for d in tg.in_thread(result.conversation_id) if d.outbound.kind == "header"]
+        assert len(headers) == 2
+        assert headers[1].outbound.card.status == "resolved"
+        assert headers[1].thread_ref == f"T{result.conversation_id}"

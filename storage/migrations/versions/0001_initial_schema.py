@@ -147,6 +147,7 @@ def upgrade() -> None:
     sa.Column('workspace', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('thread_ref', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
     sa.Column('header_ref', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
+    sa.Column('header_card', sa.JSON(), nullable=True),
     sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('conversation_id', 'workspace', name='uq_thread_conversation'),
