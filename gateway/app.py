@@ -121,6 +121,17 @@ class Gateway:
                 released = await tx.release_leases()
                 if released:
                     log.info("%d deliveries interrupted by the last stop will be retried", released)
+            backlog = await tx.outbox_counts()
+        orphans = sorted(
+            {d for (d, s), n in backlog.items() if s != "failed" and n and d not in self.workers}
+        )
+        for destination in orphans:
+            log.warning(
+                "deliveries to %r are waiting, but no %r channel is configured: they go out "
+                "once its section is back in the config",
+                destination,
+                destination,
+            )
         if self._serve_http:
             await self.http.start()
         for worker in self.workers.values():

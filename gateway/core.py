@@ -130,6 +130,9 @@ class Core:
             text=inbound.text,
             attachments=[_attachment_dict(a) for a in inbound.attachments],
             reply_to_id=await self._reply_target(tx, inbound),
+            # when the customer wrote, as their platform says: response times are
+            # measured from here, not from when we got round to it
+            created_at=inbound.sent_at or utcnow(),
         )
         tx.add(message)
         await tx.flush()
@@ -137,7 +140,7 @@ class Core:
             await tx.add_refs(
                 message.id, inbound.channel, "customer", inbound.chat_id, [inbound.message_id]
             )
-        conversation.last_customer_message_at = utcnow()
+        conversation.last_customer_message_at = message.created_at
         if conversation.status == ConversationStatus.WAITING_CUSTOMER:
             conversation.status = ConversationStatus.ASSIGNED
         stamp(conversation)

@@ -7,6 +7,10 @@ class GatewayError(Exception):
     """Base of every error the gateway raises on purpose."""
 
 
+class InvalidEvent(GatewayError, ValueError):
+    """An adapter built an event the core cannot accept; the message says which field."""
+
+
 class ConfigError(GatewayError):
     """The configuration is invalid; ``problems`` holds one line per problem."""
 

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal
 
+from gateway.errors import InvalidEvent
+
 Audience = Literal["customer", "workspace"]
 OutboundKind = Literal["message", "edit", "header"]
 AuthorRole = Literal["operator", "bot", "system", "customer"]
@@ -53,7 +55,22 @@ class Inbound:
     reply_to: str | None = None
     edit_of: str | None = None
     workspace_thread: str | None = None
-    sent_at: datetime | None = None
+    sent_at: datetime | None = None  # the platform's time, when it gives one
+
+    def __post_init__(self) -> None:
+        # an adapter bug caught here names itself, instead of corrupting a conversation
+        for name in ("channel", "event_id", "chat_id"):
+            if not getattr(self, name):
+                raise InvalidEvent(f"Inbound.{name} is empty")
+        if not self.sender.external_id:
+            raise InvalidEvent("Inbound.sender.external_id is empty")
+        if not self.text and not self.attachments:
+            raise InvalidEvent(
+                "Inbound has neither text nor attachments (use a placeholder text for "
+                "content that cannot be relayed)"
+            )
+        if self.sent_at is not None and self.sent_at.tzinfo is None:
+            raise InvalidEvent("Inbound.sent_at must be timezone-aware")
 
     @property
     def from_workspace(self) -> bool:

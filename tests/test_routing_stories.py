@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import datetime
 
+import pytest
+
+from gateway.errors import InvalidEvent
+from gateway.events import Inbound, Sender
 from storage import ConversationStatus, Direction
 from tests.support import (
     RecordingAdapter,
@@ -239,3 +244,20 @@ async def test_only_configured_operators_act(database_url: str) -> None:
         await settle(gw)
         assert (await conversation(gw, result.conversation_id)).status == "assigned"
         assert "hey" not in tg.to_customer("chat-olga")
+
+
+def test_a_malformed_event_is_refused_with_the_field_named() -> None:
+    sender = Sender(external_id="42", display_name="Olga")
+    with pytest.raises(InvalidEvent, match=r"Inbound\.event_id is empty"):
+        Inbound(channel="telegram", event_id="", chat_id="1", sender=sender, text="hi")
+    with pytest.raises(InvalidEvent, match="neither text nor attachments"):
+        Inbound(channel="telegram", event_id="1", chat_id="1", sender=sender)
+    with pytest.raises(InvalidEvent, match="timezone-aware"):
+        Inbound(
+            channel="telegram",
+            event_id="1",
+            chat_id="1",
+            sender=sender,
+            text="hi",
+            sent_at=datetime(2026, 1, 1),
+        )
