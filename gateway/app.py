@@ -21,6 +21,7 @@ from gateway.actions import ActionRegistry
 from gateway.adapter import Adapter, ChannelPlugin
 from gateway.config import Config, load_config
 from gateway.core import Core
+from gateway.errors import ShuttingDown
 from gateway.events import ActionResult, Inbound, IngestResult, OperatorCommand
 from gateway.http import HttpServer
 from gateway.outbox import OutboxWorker
@@ -53,9 +54,11 @@ class _Host:
         self._gateway = gateway
 
     async def ingest(self, inbound: Inbound) -> IngestResult:
+        self._gateway.check_accepting()
         return await self._gateway.core.ingest(inbound)
 
     async def act(self, command: OperatorCommand) -> ActionResult:
+        self._gateway.check_accepting()
         return await self._gateway.core.act(command)
 
     def add_route(self, method: str, path: str, handler: Callable[[Any], Awaitable[Any]]) -> None:
@@ -94,6 +97,7 @@ class Gateway:
         self._serve_http = serve_http
         self._started: list[Adapter] = []
         self._stopped = asyncio.Event()
+        self._accepting = True
 
     def _wake(self, destinations: Iterable[str]) -> None:
         for name in destinations:
@@ -153,8 +157,17 @@ class Gateway:
             config.routing.strategy,
         )
 
+    def check_accepting(self) -> None:
+        if not self._accepting:
+            raise ShuttingDown("the gateway is stopping; send this event again after restart")
+
     async def stop(self) -> None:
-        """Stop intake, let in-flight deliveries finish within the timeout, close."""
+        """Stop intake, let in-flight deliveries finish within the timeout, close.
+
+        Safe to call twice (a signal during a stop already under way)."""
+        if not self._accepting:
+            return
+        self._accepting = False
         timeout = self.config.gateway.shutdown_timeout_seconds
         log.info("stopping: finishing in-flight deliveries (up to %gs)", timeout)
         await asyncio.gather(*(w.stop(timeout) for w in self.workers.values()))

@@ -11,6 +11,14 @@ class InvalidEvent(GatewayError, ValueError):
     """An adapter built an event the core cannot accept; the message says which field."""
 
 
+class ShuttingDown(GatewayError):
+    """The gateway is stopping and takes no new events.
+
+    An adapter that gets this must not acknowledge the event: the platform sends it
+    again after the restart, and nothing is lost.
+    """
+
+
 class ConfigError(GatewayError):
     """The configuration is invalid; ``problems`` holds one line per problem."""
 

@@ -56,3 +56,8 @@ async def postgres_url() -> AsyncIterator[str]:
         pytest.skip("set GATEWAY_TEST_DATABASE_URL to run the PostgreSQL stories")
     async with fresh_postgres_database() as url:
         yield url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sqlmodel import select
 
 from gateway.adapter import RateLimit
-from gateway.errors import PermanentFailure, RateLimited, TemporaryFailure
+from gateway.errors import PermanentFailure, RateLimited, ShuttingDown, TemporaryFailure
 from gateway.events import Delivery, Outbound
 from gateway.outbox import backoff
 from gateway.ratelimit import Limiter
@@ -266,3 +266,19 @@ def test_a_429_makes_the_limiter_hold_off() -> None:
     limiter.penalise(_delivery("a"), 5.0)
     waited = asyncio.run(limiter.acquire(_delivery("a")))
     assert waited == pytest.approx(5.0)  # exactly retry_after, not a token more
+
+
+async def test_a_stopping_gateway_refuses_new_events_so_they_are_not_acknowledged(
+    sqlite_url: str,
+) -> None:
+    config = make_config(sqlite_url)
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        host = tg.host
+        assert host is not None
+        await host.ingest(tg.customer_says("olga", "before"))
+        stopping = asyncio.create_task(gw.stop())
+        await asyncio.sleep(0)
+        with pytest.raises(ShuttingDown):
+            await host.ingest(tg.customer_says("petr", "during"))
+        await stopping
