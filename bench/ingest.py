@@ -39,6 +39,9 @@ class NullChannel:
     async def stop(self) -> None:
         pass
 
+    def cost(self, delivery: Delivery) -> int:
+        return 1
+
     async def deliver(self, delivery: Delivery) -> Receipt:
         self.delivered += 1
         if delivery.outbound.kind == "header" and delivery.thread_ref is None:

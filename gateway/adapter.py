@@ -59,6 +59,9 @@ class Adapter(Protocol):
     async def stop(self) -> None:
         """Stop intake and close connections."""
 
+    def cost(self, delivery: Delivery) -> int:
+        """How many platform calls ``deliver`` will make: what the rate limiter charges."""
+
     async def deliver(self, delivery: Delivery) -> Receipt:
         """Send one delivery. Raise ``TemporaryFailure``/``RateLimited`` to be
         retried, ``PermanentFailure`` when retrying cannot help."""

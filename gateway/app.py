@@ -136,14 +136,20 @@ class Gateway:
                 destination,
                 destination,
             )
-        if self._serve_http:
-            await self.http.start()
         for worker in self.workers.values():
             worker.start()
         host = _Host(self)
-        for adapter in self.adapters:
-            await adapter.start(host)
-            self._started.append(adapter)
+        try:
+            for adapter in self.adapters:
+                await adapter.start(host)
+                self._started.append(adapter)
+            # after the adapters: they add their webhook routes, and aiohttp freezes the
+            # router when the server starts
+            if self._serve_http:
+                await self.http.start()
+        except BaseException:
+            await self.stop()
+            raise
         if not self.adapters:
             log.warning(
                 "no channel is configured: the gateway runs (database, HTTP /healthz) but no "

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from gateway import __version__
 from gateway.config import Config
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, GatewayError
 from gateway.logs import setup_logging
 from storage import Database, DatabaseError, Repository
 from storage.database import safe_url
@@ -62,7 +62,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     logging.getLogger("gateway").info("%s", _summary(config))
     try:
         asyncio.run(Gateway(config).run())
-    except (DatabaseError, OSError) as error:
+    except (DatabaseError, GatewayError, OSError) as error:
         logging.getLogger("gateway").error("cannot start: %s", error)
         return EXIT_FAILURE
     return EXIT_OK

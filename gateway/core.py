@@ -396,6 +396,7 @@ class Core:
         outbound = Outbound.from_payload(row.payload)
         thread_ref = header_ref = None
         edit_refs: tuple[str, ...] = ()
+        source: tuple[str, str] | None = None
         async with self.repository.transaction() as tx:
             if outbound.audience == "workspace":
                 thread = await tx.thread(outbound.conversation_id, outbound.destination)
@@ -408,6 +409,11 @@ class Core:
                         if thread is not None and thread.header_card == asdict(card):
                             return None
                         outbound = replace(outbound, card=card)
+            if outbound.kind == "message" and outbound.message_id is not None:
+                other = "workspace" if outbound.audience == "customer" else "customer"
+                refs = await tx.refs(outbound.message_id, outbound.destination, other)
+                if refs:
+                    source = (refs[0].chat_id, refs[0].external_id)
             if outbound.kind == "edit" and outbound.message_id is not None:
                 refs = await tx.refs(outbound.message_id, outbound.destination, outbound.audience)
                 edit_refs = tuple(r.external_id for r in refs)
@@ -418,6 +424,7 @@ class Core:
             thread_ref=thread_ref,
             header_ref=header_ref,
             edit_refs=edit_refs,
+            source=source,
         )
 
     async def delivered(self, row_id: int, receipt: Receipt, sent: Delivery | None) -> None:
@@ -446,6 +453,18 @@ class Core:
                     receipt.header_ref,
                     asdict(sent.outbound.card),
                 )
+            elif outbound.audience == "workspace" and receipt.thread_ref:
+                # the adapter had to open the thread anew (an admin deleted the topic)
+                await tx.save_thread(
+                    outbound.conversation_id,
+                    row.destination,
+                    receipt.thread_ref,
+                    receipt.header_ref,
+                    None,
+                )
+                conversation = await tx.conversation(outbound.conversation_id)
+                if conversation is not None:
+                    await self.relay.header(tx, conversation)
             if outbound.kind == "message" and outbound.message_id and receipt.external_ids:
                 chat = receipt.chat_id or outbound.chat_id or f"thread:{receipt.thread_ref}"
                 await tx.add_refs(

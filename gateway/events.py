@@ -14,7 +14,7 @@ from gateway.errors import InvalidEvent
 
 Audience = Literal["customer", "workspace"]
 OutboundKind = Literal["message", "edit", "header"]
-AuthorRole = Literal["operator", "bot", "system", "customer"]
+AuthorRole = Literal["operator", "note", "bot", "system", "customer"]
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,7 @@ class ConversationCard:
     conversation_id: int
     customer_name: str
     customer_username: str | None
+    customer_external_id: str | None
     channel: str
     language: str | None
     status: str
@@ -163,6 +164,9 @@ class Delivery:
     thread_ref: str | None = None
     header_ref: str | None = None
     edit_refs: tuple[str, ...] = ()  # the copies to edit, for kind == "edit"
+    #: (chat, message id) of the same message on this platform's other side, when it
+    #: was written there: the adapter may copy it rather than send it anew
+    source: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)

@@ -164,7 +164,7 @@ class OutboxWorker:
             if delivery is None:
                 await self.core.delivered(row.id, Receipt(extra={"unchanged": True}), None)
                 return
-            await self.limiter.acquire(delivery)
+            await self.limiter.acquire(delivery, self.adapter.cost(delivery))
             receipt = await self.adapter.deliver(delivery)
         except RateLimited as exc:
             self.rate_limited += 1

@@ -32,14 +32,14 @@ class TokenBucket:
     #: waits too short to move the clock (a spin), at a cost of a nanosecond's rate
     EPSILON = 1e-9
 
-    def wait_time(self, now: float) -> float:
+    def wait_time(self, now: float, cost: float = 1) -> float:
         self._refill(now)
-        missing = 1 - self.tokens
+        missing = min(cost, self.capacity) - self.tokens
         return 0.0 if missing <= self.EPSILON else missing / self.rate
 
-    def take(self, now: float) -> None:
+    def take(self, now: float, cost: float = 1) -> None:
         self._refill(now)
-        self.tokens -= 1
+        self.tokens -= min(cost, self.capacity)
 
     def drain(self, now: float, seconds: float) -> None:
         """The platform said wait: owe tokens for that long."""
@@ -77,17 +77,19 @@ class Limiter:
             out.append(bucket)
         return out
 
-    async def acquire(self, delivery: Delivery) -> float:
-        """Wait for a token in every bucket the delivery draws from; returns the wait."""
+    async def acquire(self, delivery: Delivery, cost: int = 1) -> float:
+        """Wait until every bucket the delivery draws from has ``cost`` tokens (the
+        platform calls it will make; at most a bucket's burst), take them; returns the
+        wait."""
         waited = 0.0
         while True:
             async with self._lock:
                 now = self.clock()
                 buckets = self._buckets_for(delivery, now)
-                delay = max((b.wait_time(now) for b in buckets), default=0.0)
+                delay = max((b.wait_time(now, cost) for b in buckets), default=0.0)
                 if delay <= 0:
                     for bucket in buckets:
-                        bucket.take(now)
+                        bucket.take(now, cost)
                     self._sweep(now)
                     return waited
             await self.sleep(delay)

@@ -213,6 +213,7 @@ class Relay:
             conversation_id=_id(conversation),
             customer_name=customer.display_name,
             customer_username=identity.username if identity else None,
+            customer_external_id=identity.external_id if identity else None,
             channel=conversation.channel,
             language=conversation.language,
             status=str(conversation.status),

@@ -116,7 +116,7 @@ async def note(ctx: ActionContext) -> ActionResult:
     )
     ctx.tx.add(message)
     await ctx.tx.flush()
-    await ctx.relay.mirror(ctx.tx, conversation, message, role="operator", skip=ctx.channel)
+    await ctx.relay.mirror(ctx.tx, conversation, message, role="note", skip=ctx.channel)
     return ctx.done("Note saved; the customer does not see it.")
 
 

@@ -126,6 +126,9 @@ class RecordingAdapter:
     async def stop(self) -> None:
         self.host = None
 
+    def cost(self, delivery: Delivery) -> int:
+        return 1
+
     def fail(self, chat: str, make: Callable[[], Exception], times: int = 1) -> None:
         """Fail deliveries to a customer chat (or "workspace") ``times`` times."""
         self.failures.setdefault(chat, []).append(Failure(make, times))

@@ -576,7 +576,7 @@ METHODS["reopenforumtopic"] = _reopen
 @method("deleteForumTopic")
 async def delete_forum_topic(world: World, params: Params, uploads: Uploads) -> bool:
     chat = _forum(world, params)
-    _topic(world, chat, params)["deleted"] = True
+    world.delete_topic(chat["id"], int(_topic(world, chat, params)["message_thread_id"]))
     return True
 
 

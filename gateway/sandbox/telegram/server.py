@@ -349,7 +349,8 @@ class TelegramSandbox:
         )
 
     def delete_topic(self, chat_id: int, thread_id: int) -> None:
-        self.world.topics[chat_id][thread_id]["deleted"] = True
+        """A group admin deletes a topic (and with it, its messages)."""
+        self.world.delete_topic(chat_id, thread_id)
 
     def received(self, chat_id: int, thread_id: int | None = None) -> list[JSON]:
         return self.world.received(chat_id, thread_id)

@@ -236,6 +236,13 @@ class World:
             raise bad_request(f"message to {purpose} not found")
         return message
 
+    def delete_topic(self, chat_id: int, thread_id: int) -> None:
+        """Deleting a topic deletes every message in it, as on Telegram."""
+        self.topics[chat_id][thread_id]["deleted"] = True
+        for message in self.messages.get(chat_id, {}).values():
+            if message.get("message_thread_id") == thread_id or message["message_id"] == thread_id:
+                message["_deleted"] = True
+
     def received(self, chat_id: int, thread_id: int | None = None) -> list[JSON]:
         """What the bot put into a chat (or one of its topics), as it looks now."""
         return [

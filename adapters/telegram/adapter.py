@@ -1,0 +1,640 @@
+"""Telegram, both sides: customers in private chats, operators in a forum supergroup.
+
+Intake acknowledges an update only after the core has committed it: in polling mode
+the offset moves past an update only after ``ingest`` returned (we run our own
+getUpdates loop rather than aiogram's, whose offset moves when updates are fetched);
+in webhook mode the answer is 200 only after commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from html import escape
+from typing import Any, TypeVar
+
+from aiogram import Bot
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
+from aiogram.types import BotCommand, BotCommandScopeChat, CallbackQuery, Message, Update
+from aiohttp import web
+from pydantic import ValidationError
+
+from adapters.telegram import normalise, render
+from adapters.telegram.config import TelegramSection
+from gateway.actions import parse_command
+from gateway.adapter import Host, RateLimit
+from gateway.config import Config
+from gateway.errors import (
+    GatewayError,
+    PermanentFailure,
+    RateLimited,
+    ShuttingDown,
+    TemporaryFailure,
+)
+from gateway.events import ConversationCard, Delivery, OperatorCommand, Receipt
+from gateway.textsplit import split_text
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+TEXT_LIMIT = 4096  # https://core.telegram.org/bots/api#sendmessage
+CAPTION_LIMIT = 1024
+#: tries before one failing update is set aside (see _give_up_on)
+MAX_UPDATE_TRIES = 5
+WORKSPACE_COMMANDS = [
+    BotCommand(command="claim", description="take this conversation"),
+    BotCommand(command="close", description="resolve this conversation"),
+    BotCommand(command="reopen", description="reopen a closed conversation"),
+    BotCommand(command="transfer", description="hand over: /transfer <operator>"),
+    BotCommand(command="note", description="an internal note: /note <text>"),
+    BotCommand(command="online", description="take new conversations"),
+    BotCommand(command="away", description="keep your chats, take no new ones"),
+]
+
+
+class TelegramAdapter:
+    name = "telegram"
+
+    def __init__(self, section: TelegramSection, config: Config) -> None:
+        self.section = section
+        self.config = config
+        self.workspace = section.workspace_chat_id
+        self.serves_workspace = self.workspace is not None
+        # https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this
+        self.rate_limits = (
+            RateLimit("chat", rate=1, per_seconds=1.0, burst=3, key=self._chat_key),
+            RateLimit("group", rate=20, per_seconds=60.0, burst=20, key=self._group_key),
+            RateLimit("bot", rate=30, per_seconds=1.0, burst=30, key=lambda _: "bot"),
+        )
+        self.bot: Bot | None = None
+        self.host: Host | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self._long_polling = False
+        self._stopping = False
+        self._failures: dict[int, int] = {}  # update id -> failed tries
+        #: topics opened here that the core may not have recorded yet
+        self._opened: dict[int, Receipt] = {}
+
+    def _chat_key(self, delivery: Delivery) -> str:
+        out = delivery.outbound
+        return f"chat:{out.chat_id}" if out.audience == "customer" else "workspace"
+
+    def _group_key(self, delivery: Delivery) -> str | None:
+        return "workspace" if delivery.outbound.audience == "workspace" else None
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self, host: Host) -> None:
+        self.host = host
+        session = AiohttpSession(api=TelegramAPIServer.from_base(self.section.api_base))
+        self.bot = Bot(
+            self.section.token.get_secret_value(),
+            session=session,
+            default=DefaultBotProperties(parse_mode="HTML", link_preview_is_disabled=True),
+        )
+        try:
+            me = await self.bot.get_me()
+        except TelegramUnauthorizedError:
+            await session.close()
+            raise GatewayError(
+                "telegram: the bot token was refused (telegram.token); check it with @BotFather"
+            ) from None
+        except (TelegramNetworkError, TelegramServerError) as exc:
+            await session.close()
+            raise GatewayError(
+                f"telegram: cannot reach {self.section.api_base} (telegram.api_base): {exc}"
+            ) from None
+        log.info("telegram: connected as @%s", me.username)
+        if self.workspace is not None:
+            with contextlib.suppress(TelegramBadRequest):
+                await self.bot.set_my_commands(
+                    WORKSPACE_COMMANDS, scope=BotCommandScopeChat(chat_id=self.workspace)
+                )
+        if self.section.mode == "webhook":
+            host.add_route("POST", self.section.webhook_path, self._on_webhook)
+            secret = self.section.webhook_secret
+            assert secret is not None and self.section.webhook_url
+            await self.bot.set_webhook(
+                self.section.webhook_url,
+                secret_token=secret.get_secret_value(),
+                allowed_updates=ALLOWED_UPDATES,
+            )
+            log.info("telegram: webhook mode, updates arrive at %s", self.section.webhook_path)
+        else:
+            await self.bot.delete_webhook(drop_pending_updates=False)
+            self._poller = asyncio.create_task(self._poll(), name="telegram-polling")
+            log.info("telegram: polling mode")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._poller is not None:
+            if self._long_polling:
+                self._poller.cancel()  # nothing is half-done inside a long poll
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+        if self.bot is not None:
+            await self.bot.session.close()
+
+    # -- intake ---------------------------------------------------------------------------
+
+    async def _poll(self) -> None:
+        assert self.bot is not None
+        offset: int | None = None
+        pause = 1.0
+        while not self._stopping:
+            try:
+                self._long_polling = True
+                updates = await self.bot.get_updates(
+                    offset=offset,
+                    timeout=self.section.poll_timeout_seconds,
+                    allowed_updates=ALLOWED_UPDATES,
+                )
+            except (TelegramNetworkError, TelegramServerError, TelegramRetryAfter) as exc:
+                log.warning("telegram: getUpdates failed (%s); retrying in %.0fs", exc, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 30.0)
+                continue
+            except TelegramUnauthorizedError:
+                log.error("telegram: the token was revoked; fix telegram.token and restart")
+                await asyncio.sleep(30)
+                continue
+            except ClientDecodeError as exc:
+                # one update aiogram cannot parse must not block the others forever
+                updates = self._salvage(exc.data)
+            finally:
+                self._long_polling = False
+            pause = 1.0
+            for update in updates:
+                update_id = update.update_id if isinstance(update, Update) else update["update_id"]
+                try:
+                    await self.handle_any(update)
+                except ShuttingDown:
+                    return  # not acknowledged: Telegram gives it again after the restart
+                except Exception:
+                    if not await self._give_up_on(update, update_id):
+                        await asyncio.sleep(pause)
+                        break  # the offset stays before it: fetched and tried again
+                self._failures.pop(update_id, None)
+                offset = update_id + 1
+
+    async def _on_webhook(self, request: web.Request) -> web.Response:
+        secret = self.section.webhook_secret
+        assert secret is not None
+        given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+        if not hmac.compare_digest(given.encode(), secret.get_secret_value().encode()):
+            log.warning("telegram: webhook call without the right secret from %s", request.remote)
+            return web.json_response({"error": "unauthorized"}, status=401)
+        try:
+            raw = await request.json()
+        except ValueError:
+            log.warning("telegram: a webhook body that is not JSON was refused")
+            return web.json_response({"error": "malformed update"}, status=400)
+        if not isinstance(raw, dict) or not isinstance(raw.get("update_id"), int):
+            log.warning("telegram: a webhook body that is not an update was refused")
+            return web.json_response({"error": "malformed update"}, status=400)
+        update: Update | dict[str, Any]
+        try:
+            update = Update.model_validate(raw, context={"bot": self.bot})
+        except ValidationError:
+            update = raw
+        try:
+            await self.handle_any(update)
+        except ShuttingDown:
+            return web.json_response({"error": "restarting"}, status=503)
+        except Exception:
+            log.exception(
+                "telegram: update %s was not committed; Telegram will retry", raw["update_id"]
+            )
+            return web.json_response({"error": "not committed"}, status=500)
+        return web.json_response({"ok": True})
+
+    async def _give_up_on(self, update: Update | dict[str, Any], update_id: int) -> bool:
+        """After repeated failures, stop retrying one update so the rest can flow.
+
+        A database outage fails every update alike and is retried (the update is fetched
+        again); one update that keeps failing (a bug meeting an unusual message) must not
+        hold up every customer behind it. Operators still see that the customer wrote.
+        """
+        failures = self._failures.get(update_id, 0) + 1
+        self._failures[update_id] = failures
+        log.exception(
+            "telegram: update %d was not committed (try %d of %d)",
+            update_id,
+            failures,
+            MAX_UPDATE_TRIES,
+        )
+        if failures < MAX_UPDATE_TRIES:
+            return False
+        raw = (
+            update.model_dump(mode="json", by_alias=True, exclude_none=True)
+            if isinstance(update, Update)
+            else update
+        )
+        placeholder = normalise.unreadable_message(raw)
+        try:
+            if placeholder is not None and self.host is not None:
+                await self.host.ingest(placeholder)
+        except Exception:
+            log.exception(
+                "telegram: not even a placeholder could be stored for update %d", update_id
+            )
+            return False
+        log.error(
+            "telegram: gave up on update %d after %d tries; %s",
+            update_id,
+            failures,
+            "operators see a placeholder" if placeholder else "it was skipped",
+        )
+        self._failures.pop(update_id, None)
+        return True
+
+    def _salvage(self, data: Any) -> list[Update | dict[str, Any]]:
+        """Parse a batch update by update, keeping what cannot be parsed as raw data."""
+        result = data.get("result") if isinstance(data, dict) else None
+        if not isinstance(result, list):
+            log.error("telegram: getUpdates answered something that is not a list of updates")
+            return []
+        out: list[Update | dict[str, Any]] = []
+        for raw in result:
+            try:
+                out.append(Update.model_validate(raw, context={"bot": self.bot}))
+            except ValidationError:
+                if isinstance(raw, dict) and isinstance(raw.get("update_id"), int):
+                    out.append(raw)
+        return out
+
+    async def handle_any(self, update: Update | dict[str, Any]) -> None:
+        if isinstance(update, Update):
+            await self.handle(update)
+            return
+        assert self.host is not None
+        log.warning(
+            "telegram: update %s could not be parsed (a newer Bot API kind?)",
+            update.get("update_id"),
+        )
+        placeholder = normalise.unreadable_message(update)
+        if placeholder is not None:
+            await self.host.ingest(placeholder)
+
+    async def handle(self, update: Update) -> None:
+        """Route one update; returns once whatever it carries is committed."""
+        if update.message is not None:
+            await self._on_message(update.message, edited=False)
+        elif update.edited_message is not None:
+            await self._on_message(update.edited_message, edited=True)
+        elif update.callback_query is not None:
+            await self._on_button(update.callback_query)
+        elif update.my_chat_member is not None:
+            status = update.my_chat_member.new_chat_member.status
+            log.info("telegram: the bot's membership in a chat changed to %s", status)
+        else:
+            log.info("telegram: update %d of a kind we do not handle, skipped", update.update_id)
+
+    def _is_operator(self, user_id: int) -> bool:
+        return any(op.telegram_id == user_id for op in self.config.operators)
+
+    async def _on_message(self, message: Message, *, edited: bool) -> None:
+        assert self.host is not None
+        user = message.from_user
+        if user is None or user.is_bot or normalise.is_silent(message):
+            return
+        if message.chat.type == "private":
+            await self.host.ingest(normalise.customer_message(message, edited=edited))
+            return
+        if self.workspace is None or message.chat.id != self.workspace:
+            log.info("telegram: message in an unknown group %s ignored", message.chat.id)
+            return
+        inbound = normalise.operator_message(message, edited=edited)
+        command = parse_command(message.text or "") if not edited else None
+        if inbound.workspace_thread is None:
+            # the general topic: commands only; chatter there stays there
+            if command is not None:
+                result = await self.host.act(
+                    OperatorCommand(
+                        channel=self.name,
+                        event_id=inbound.event_id,
+                        operator_external_id=str(user.id),
+                        name=command[0],
+                        args=command[1],
+                    )
+                )
+                if self._is_operator(user.id):
+                    await self._tell(None, result.message, ok=result.ok)
+            return
+        result = await self.host.ingest(inbound)
+        if result.ignored and command is not None and self._is_operator(user.id):
+            await self._tell(int(inbound.workspace_thread), result.ignored, ok=False)
+
+    async def _on_button(self, query: CallbackQuery) -> None:
+        assert self.host is not None and self.bot is not None
+        command = normalise.button_command(query)
+        if command is None:
+            await self.bot.answer_callback_query(query.id)
+            return
+        if (
+            command.name == "transfer"
+            and not command.args
+            and self._is_operator(query.from_user.id)
+            and command.workspace_thread
+        ):
+            others = [op for op in self.config.operators if op.telegram_id != query.from_user.id]
+            await self.bot.send_message(
+                self.workspace,
+                "Transfer to whom?",  # type: ignore[arg-type]
+                message_thread_id=int(command.workspace_thread),
+                reply_markup=render.transfer_buttons(others),
+            )
+            await self.bot.answer_callback_query(query.id)
+            return
+        result = await self.host.act(command)
+        await self.bot.answer_callback_query(
+            query.id, text=result.message[:200], show_alert=not result.ok
+        )
+
+    async def _tell(self, thread: int | None, text: str, *, ok: bool) -> None:
+        """A short answer to an operator's command, where they typed it."""
+        assert self.bot is not None and self.workspace is not None
+        icon = "✅" if ok else "⚠️"
+        with contextlib.suppress(TelegramBadRequest, TelegramRetryAfter):
+            await self.bot.send_message(
+                self.workspace, f"{icon} {escape(text)}", message_thread_id=thread
+            )
+
+    # -- delivery ---------------------------------------------------------------------------
+
+    def cost(self, delivery: Delivery) -> int:
+        """Calls ``deliver`` will make, so the limiter charges them all up front."""
+        out = delivery.outbound
+        if out.kind == "header":
+            # open: create the topic and post the header; refresh: edit header, rename topic
+            return 2
+        if out.kind == "edit":
+            return max(1, len(delivery.edit_refs))
+        if delivery.source is not None and (out.author_role == "customer" or out.attachments):
+            return 1  # one copyMessage
+        calls = len(split_text(out.text or " ", TEXT_LIMIT - 100))
+        if out.audience == "workspace" and delivery.thread_ref is None:
+            calls += 2
+        return calls
+
+    async def deliver(self, delivery: Delivery) -> Receipt:
+        known = self._opened.get(delivery.outbound.conversation_id)
+        if (
+            known is not None
+            and delivery.thread_ref == known.thread_ref
+            and (delivery.header_ref is not None or known.header_ref is None)
+        ):
+            del self._opened[delivery.outbound.conversation_id]  # the core has recorded it
+        try:
+            if delivery.outbound.audience == "customer":
+                return await self._to_customer(delivery)
+            if delivery.outbound.kind == "header":
+                return await self._header(delivery)
+            return await self._to_workspace(delivery)
+        except TelegramRetryAfter as exc:
+            raise RateLimited(float(exc.retry_after), scope="chat") from None
+        except TelegramForbiddenError as exc:
+            if "blocked" in exc.message:
+                raise PermanentFailure("the customer blocked the bot") from None
+            raise PermanentFailure(f"Telegram refused: {exc.message}") from None
+        except TelegramBadRequest as exc:
+            raise PermanentFailure(f"Telegram: {exc.message}") from None
+        except (TelegramServerError, TelegramNetworkError) as exc:
+            raise TemporaryFailure(f"Telegram: {exc}") from None
+
+    async def _to_customer(self, delivery: Delivery) -> Receipt:
+        assert self.bot is not None
+        out = delivery.outbound
+        chat = int(out.chat_id or 0)
+        if out.kind == "edit":
+            for ref in delivery.edit_refs:
+                await self._edit(chat, int(ref), render.customer_text(out))
+            return Receipt(chat_id=out.chat_id)
+        ids: list[str] = []
+        if out.attachments and delivery.source is not None:
+            # an operator's file from the topic: copied, so nothing is downloaded
+            caption = render.customer_text(out) if out.text else None
+            copied = await self.bot.copy_message(
+                chat,
+                int(delivery.source[0]),
+                int(delivery.source[1]),
+                caption=caption[:CAPTION_LIMIT] if caption else None,
+            )
+            return Receipt(external_ids=(str(copied.message_id),), chat_id=out.chat_id)
+        name = out.author_name if out.author_role == "operator" else None
+        budget = TEXT_LIMIT - (len(name) + 1 if name else 0)
+        text = out.text + "".join(
+            "\n" + a.kind + (f": {a.name}" if a.name else "") for a in out.attachments
+        )
+        for number, part in enumerate(split_text(text, budget)):
+            shown = replace(out, text=part, author_name=name if number == 0 else None)
+            rendered = render.customer_text(shown)
+            if number == 0:
+                sent = await self.bot.send_message(chat, rendered)
+            else:
+                sent = await self._then(lambda r=rendered: self.bot.send_message(chat, r))  # type: ignore[union-attr]
+            ids.append(str(sent.message_id))
+        return Receipt(external_ids=tuple(ids), chat_id=out.chat_id)
+
+    async def _edit(self, chat: int, message_id: int, text: str) -> None:
+        assert self.bot is not None
+        try:
+            await self.bot.edit_message_text(text[:TEXT_LIMIT], chat_id=chat, message_id=message_id)
+        except TelegramBadRequest as exc:
+            if "not modified" in exc.message:
+                return
+            if "no text in the message" in exc.message:
+                await self.bot.edit_message_caption(
+                    chat_id=chat, message_id=message_id, caption=text[:CAPTION_LIMIT]
+                )
+                return
+            raise
+
+    async def _header(self, delivery: Delivery) -> Receipt:
+        assert self.bot is not None and self.workspace is not None
+        card = delivery.outbound.card
+        assert card is not None
+        if delivery.thread_ref is None:
+            return await self._open_topic(card.conversation_id, card)
+        if delivery.header_ref is None:
+            # the topic exists but its header never made it (see _open_topic)
+            header = await self._post_header(int(delivery.thread_ref), card)
+            return Receipt(
+                thread_ref=delivery.thread_ref, header_ref=header, chat_id=str(self.workspace)
+            )
+        try:
+            await self.bot.edit_message_text(
+                render.header_text(card),
+                chat_id=self.workspace,
+                message_id=int(delivery.header_ref),
+                reply_markup=render.header_buttons(card),
+            )
+        except TelegramBadRequest as exc:
+            if "not modified" not in exc.message:
+                if "not found" in exc.message:
+                    log.warning(
+                        "telegram: the topic of conversation %d was deleted; opening a new one",
+                        card.conversation_id,
+                    )
+                    return await self._open_topic(
+                        card.conversation_id, card, replacing=delivery.thread_ref
+                    )
+                raise
+        with contextlib.suppress(TelegramBadRequest):  # TOPIC_NOT_MODIFIED
+            await self._then(
+                lambda: self.bot.edit_forum_topic(  # type: ignore[union-attr]
+                    self.workspace, int(delivery.thread_ref), name=render.topic_name(card)
+                )
+            )
+        return Receipt()
+
+    async def _open_topic(
+        self,
+        conversation_id: int,
+        card: ConversationCard | None,
+        *,
+        replacing: str | None = None,
+    ) -> Receipt:
+        """Open a topic (and post its header), once per conversation.
+
+        A topic this process opened but the core has not recorded yet (the delivery
+        failed after it) is reused, never opened twice.
+        """
+        assert self.bot is not None and self.workspace is not None
+        known = self._opened.get(conversation_id)
+        if known is not None and known.thread_ref != replacing:
+            return known
+        name = render.topic_name(card) if card else f"Conversation #{conversation_id}"
+        try:
+            topic = await self.bot.create_forum_topic(self.workspace, name)
+        except TelegramBadRequest as exc:
+            if "not enough rights" in exc.message or "not a forum" in exc.message:
+                raise PermanentFailure(
+                    f"Telegram: {exc.message}. Make telegram.workspace_chat_id a forum "
+                    "supergroup and the bot an admin with the 'Manage topics' right"
+                ) from None
+            raise
+        thread = topic.message_thread_id
+        self._opened[conversation_id] = Receipt(thread_ref=str(thread), chat_id=str(self.workspace))
+        try:
+            header = await self._post_header(thread, card, conversation_id=conversation_id)
+        except (
+            TelegramBadRequest,
+            TelegramServerError,
+            TelegramNetworkError,
+            TelegramRetryAfter,
+        ) as exc:
+            # the topic exists: record it without a header; the next refresh posts one
+            log.warning("telegram: topic %d opened, its header failed (%s)", thread, exc)
+            return self._opened[conversation_id]
+        receipt = Receipt(thread_ref=str(thread), header_ref=header, chat_id=str(self.workspace))
+        self._opened[conversation_id] = receipt
+        return receipt
+
+    async def _post_header(
+        self, thread: int, card: ConversationCard | None, *, conversation_id: int | None = None
+    ) -> str:
+        assert self.bot is not None and self.workspace is not None
+        text = render.header_text(card) if card else f"Conversation #{conversation_id}"
+        sent = await self._then(
+            lambda: self.bot.send_message(  # type: ignore[union-attr]
+                self.workspace,
+                text,
+                message_thread_id=thread,  # type: ignore[arg-type]
+                reply_markup=render.header_buttons(card) if card else None,
+            )
+        )
+        return str(sent.message_id)
+
+    async def _then(self, call: Callable[[], Awaitable[T]]) -> T:
+        """A call after the first of a delivery: part of it is already sent, so a 429
+        is waited out here; raising would make the retry send that part again."""
+        for _ in range(4):
+            try:
+                return await call()
+            except TelegramRetryAfter as exc:
+                await asyncio.sleep(exc.retry_after)
+        return await call()
+
+    async def _to_workspace(self, delivery: Delivery) -> Receipt:
+        assert self.workspace is not None
+        out = delivery.outbound
+        opened: Receipt | None = None
+        if delivery.thread_ref is None:
+            opened = await self._open_topic(out.conversation_id, None)
+        thread = int((opened or delivery).thread_ref)  # type: ignore[arg-type]
+        try:
+            ids = await self._post(delivery, thread)
+        except TelegramBadRequest as exc:
+            if "thread not found" not in exc.message:
+                raise
+            log.warning(
+                "telegram: the topic of conversation %d was deleted; opening a new one",
+                out.conversation_id,
+            )
+            opened = await self._open_topic(
+                out.conversation_id, None, replacing=delivery.thread_ref
+            )
+            ids = await self._post(delivery, int(opened.thread_ref))  # type: ignore[arg-type]
+        return Receipt(
+            external_ids=tuple(ids),
+            chat_id=str(self.workspace),
+            thread_ref=opened.thread_ref if opened else None,
+            header_ref=opened.header_ref if opened else None,
+        )
+
+    async def _post(self, delivery: Delivery, thread: int) -> list[str]:
+        assert self.bot is not None and self.workspace is not None
+        out = delivery.outbound
+        if out.kind == "edit":
+            text = render.edited_text(out)
+            for ref in delivery.edit_refs:
+                await self._edit(self.workspace, int(ref), text)
+            return []
+        if out.author_role == "customer" and delivery.source is not None:
+            # from a Telegram customer: a copy keeps formatting, media and albums' parts
+            copied = await self.bot.copy_message(
+                self.workspace,
+                int(delivery.source[0]),
+                int(delivery.source[1]),
+                message_thread_id=thread,
+            )
+            return [str(copied.message_id)]
+        text = out.text + "".join(
+            "\n" + a.kind + (f": {a.name}" if a.name else "") for a in out.attachments
+        )
+        ids = []
+        for number, part in enumerate(split_text(text, TEXT_LIMIT - 100)):
+            shown = replace(out, text=part)
+            rendered = (
+                render.note_text(shown)
+                if out.author_role == "note"
+                else render.workspace_text(shown)
+            )
+
+            def send(r: str = rendered) -> Awaitable[Message]:
+                return self.bot.send_message(  # type: ignore[union-attr]
+                    self.workspace,
+                    r,
+                    message_thread_id=thread,  # type: ignore[arg-type]
+                )
+
+            sent = await (send() if number == 0 else self._then(send))
+            ids.append(str(sent.message_id))
+        return ids

@@ -1,0 +1,60 @@
+"""The ``[telegram]`` section."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+
+class TelegramSection(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: from @BotFather; write token = "${TELEGRAM_TOKEN}"
+    token: SecretStr
+    #: the official server, a local Bot API server, or the sandbox
+    api_base: str = "https://api.telegram.org"
+    mode: Literal["polling", "webhook"] = "polling"
+    #: public HTTPS address Telegram posts updates to (webhook mode)
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    #: the path on the gateway's HTTP server that receives them
+    webhook_path: str = "/telegram/webhook"
+    #: the operators' forum supergroup (a negative id like -1001234567890); omit when
+    #: operators work on Slack only
+    workspace_chat_id: int | None = None
+    poll_timeout_seconds: int = Field(default=25, ge=0, le=50)
+
+    @field_validator("token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value()
+        bot_id, _, secret = raw.partition(":")
+        if not bot_id.isdigit() or not secret:
+            raise ValueError("a bot token looks like 123456789:AAH..., as @BotFather gives it")
+        return value
+
+    @field_validator("api_base")
+    @classmethod
+    def _base(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("workspace_chat_id")
+    @classmethod
+    def _group(cls, value: int | None) -> int | None:
+        if value is not None and value >= 0:
+            raise ValueError("a supergroup id is negative, like -1001234567890")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook(self) -> TelegramSection:
+        if self.mode == "webhook":
+            if not self.webhook_url or not self.webhook_url.startswith(("https://", "http://")):
+                raise ValueError("webhook mode needs webhook_url (the public https:// address)")
+            if self.webhook_secret is None or len(self.webhook_secret.get_secret_value()) < 8:
+                raise ValueError(
+                    "webhook mode needs webhook_secret (8+ characters, e.g. ${TELEGRAM_SECRET})"
+                )
+        return self

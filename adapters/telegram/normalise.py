@@ -1,0 +1,177 @@
+"""Telegram updates -> the core's events. Platform objects stop here."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+from aiogram.types import CallbackQuery, Message, User
+
+from gateway.events import Attachment, Inbound, OperatorCommand, Sender
+
+CHANNEL = "telegram"
+
+MEDIA = ("photo", "document", "video", "animation", "audio", "voice", "video_note", "sticker")
+#: service messages and kinds nobody needs to see relayed
+SILENT = (
+    "forum_topic_created",
+    "forum_topic_edited",
+    "forum_topic_closed",
+    "forum_topic_reopened",
+    "general_forum_topic_hidden",
+    "general_forum_topic_unhidden",
+    "new_chat_members",
+    "left_chat_member",
+    "new_chat_title",
+    "new_chat_photo",
+    "delete_chat_photo",
+    "pinned_message",
+    "message_auto_delete_timer_changed",
+    "write_access_allowed",
+)
+
+
+def sender(user: User) -> Sender:
+    return Sender(
+        external_id=str(user.id),
+        display_name=user.full_name or user.username or str(user.id),
+        username=user.username,
+        language=user.language_code,
+    )
+
+
+def attachments(message: Message) -> tuple[Attachment, ...]:
+    for kind in MEDIA:
+        media = getattr(message, kind, None)
+        if not media:
+            continue
+        if kind == "photo":
+            media = media[-1]  # the largest size
+        return (
+            Attachment(
+                kind=kind,
+                file_ref=media.file_id,
+                name=getattr(media, "file_name", None),
+                mime=getattr(media, "mime_type", None),
+                size=media.file_size,
+            ),
+        )
+    return ()
+
+
+def describe(message: Message) -> str:
+    """The message as text: its own text, or a readable stand-in for what has none."""
+    if message.text:
+        return message.text
+    if message.caption:
+        return message.caption
+    if message.location and not message.venue:
+        loc = message.location
+        return f"📍 Location: {loc.latitude:.5f}, {loc.longitude:.5f}"
+    if message.venue:
+        v = message.venue
+        return f"📍 {v.title}, {v.address} ({v.location.latitude:.5f}, {v.location.longitude:.5f})"
+    if message.contact:
+        c = message.contact
+        name = " ".join(filter(None, [c.first_name, c.last_name]))
+        return f"📇 Contact: {name}, {c.phone_number}"
+    if message.poll:
+        options = " / ".join(o.text for o in message.poll.options)
+        return f"📊 Poll: {message.poll.question} ({options})"
+    if message.dice:
+        return f"{message.dice.emoji} rolled {message.dice.value}"
+    if message.sticker:
+        return f"[sticker {message.sticker.emoji or ''}]".replace(" ]", "]")
+    if any(getattr(message, kind, None) for kind in MEDIA):
+        return ""
+    kind = getattr(message.content_type, "value", message.content_type)
+    return f"[{kind} message: this kind cannot be relayed]"
+
+
+def is_silent(message: Message) -> bool:
+    return any(getattr(message, kind, None) for kind in SILENT)
+
+
+def customer_message(message: Message, *, edited: bool = False) -> Inbound:
+    assert message.from_user is not None
+    event = f"{message.chat.id}:{message.message_id}"
+    if edited:
+        # edit_date is a Unix time (an int in the Bot API); each edit is its own event
+        stamp = message.edit_date
+        event += f":edit:{int(stamp.timestamp()) if hasattr(stamp, 'timestamp') else stamp or 0}"
+    text = describe(message)
+    media = attachments(message)
+    return Inbound(
+        channel=CHANNEL,
+        event_id=event,
+        chat_id=str(message.chat.id),
+        sender=sender(message.from_user),
+        text=text or ("" if media else "[empty message]"),
+        attachments=media,
+        message_id=str(message.message_id),
+        reply_to=str(message.reply_to_message.message_id) if message.reply_to_message else None,
+        edit_of=str(message.message_id) if edited else None,
+        sent_at=message.date.astimezone(UTC) if message.date else None,
+    )
+
+
+def operator_message(message: Message, *, edited: bool = False) -> Inbound:
+    """A message in the workspace: its topic says which conversation it answers."""
+    inbound = customer_message(message, edited=edited)
+    thread = message.message_thread_id if message.is_topic_message else None
+    return Inbound(
+        channel=inbound.channel,
+        event_id=inbound.event_id,
+        chat_id=inbound.chat_id,
+        sender=inbound.sender,
+        text=inbound.text,
+        attachments=inbound.attachments,
+        message_id=inbound.message_id,
+        reply_to=inbound.reply_to,
+        edit_of=inbound.edit_of,
+        sent_at=inbound.sent_at,
+        workspace_thread=str(thread) if thread else None,
+    )
+
+
+def unreadable_message(raw: dict[str, Any]) -> Inbound | None:
+    """A customer's message this aiogram version cannot parse (a newer Bot API kind).
+
+    Operators still learn that the customer wrote, instead of the update vanishing.
+    """
+    message = raw.get("message") or raw.get("edited_message")
+    if not isinstance(message, dict):
+        return None
+    chat, user = message.get("chat") or {}, message.get("from") or {}
+    if chat.get("type") != "private" or not user.get("id") or user.get("is_bot"):
+        return None
+    name = " ".join(filter(None, [user.get("first_name"), user.get("last_name")]))
+    return Inbound(
+        channel=CHANNEL,
+        event_id=f"{chat.get('id')}:{message.get('message_id')}",
+        chat_id=str(chat.get("id")),
+        sender=Sender(
+            external_id=str(user["id"]),
+            display_name=name or str(user["id"]),
+            username=user.get("username"),
+            language=user.get("language_code"),
+        ),
+        text="[a message this gateway cannot read yet; ask the customer to resend it]",
+        message_id=str(message.get("message_id")),
+    )
+
+
+def button_command(query: CallbackQuery) -> OperatorCommand | None:
+    """A press on a header button: ``claim``, ``close``, ``reopen``, ``transfer[:id]``."""
+    if not query.data or query.message is None:
+        return None
+    name, _, args = query.data.partition(":")
+    thread = getattr(query.message, "message_thread_id", None)
+    return OperatorCommand(
+        channel=CHANNEL,
+        event_id=f"callback:{query.id}",
+        operator_external_id=str(query.from_user.id),
+        name=name,
+        args=args,
+        workspace_thread=str(thread) if thread else None,
+    )

@@ -1,0 +1,119 @@
+"""The core's deliveries as Telegram shows them: topic names, header cards, texts.
+
+HTML parse mode throughout (https://core.telegram.org/bots/api#html-style): only
+``<``, ``>`` and ``&`` need escaping, so a customer's text can never break markup.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+
+from gateway.config import OperatorConfig
+from gateway.events import ConversationCard, Outbound
+
+#: https://core.telegram.org/bots/api#createforumtopic
+TOPIC_NAME_LIMIT = 128
+
+STATUS_ICON = {
+    "new": "🆕",
+    "queued": "⏳",
+    "assigned": "🟢",
+    "waiting_customer": "💬",
+    "snoozed": "💤",
+    "resolved": "✅",
+    "closed": "✅",
+}
+STATUS_TEXT = {
+    "new": "new",
+    "queued": "waiting in the queue",
+    "assigned": "assigned",
+    "waiting_customer": "waiting for the customer",
+    "snoozed": "snoozed",
+    "resolved": "resolved",
+    "closed": "closed",
+}
+
+
+def topic_name(card: ConversationCard) -> str:
+    name = f"{STATUS_ICON.get(card.status, '•')} {card.customer_name} #{card.conversation_id}"
+    if len(name) > TOPIC_NAME_LIMIT:
+        name = name[: TOPIC_NAME_LIMIT - 1] + "…"
+    return name
+
+
+def header_text(card: ConversationCard) -> str:
+    name = escape(card.customer_name)
+    if card.channel == "telegram" and card.customer_external_id:
+        name = f'<a href="tg://user?id={escape(card.customer_external_id)}">{name}</a>'
+    lines = [
+        f"<b>{name}</b>" + (f" @{escape(card.customer_username)}" if card.customer_username else "")
+    ]
+    lines.append(f"Channel: {escape(card.channel)} · Language: {escape(card.language or '?')}")
+    status = STATUS_TEXT.get(card.status, card.status)
+    if card.assignee_name and card.status not in ("queued", "new"):
+        status += f" · {escape(card.assignee_name)}"
+    lines.append(f"Status: {STATUS_ICON.get(card.status, '')} {status}")
+    lines.append(
+        f"<i>Conversation #{card.conversation_id}. Reply here to answer; "
+        "/note keeps a note internal.</i>"
+    )
+    return "\n".join(lines)
+
+
+def header_buttons(card: ConversationCard) -> InlineKeyboardMarkup:
+    if card.status in ("resolved", "closed"):
+        row = [InlineKeyboardButton(text="↩️ Reopen", callback_data="reopen")]
+    else:
+        row = [
+            InlineKeyboardButton(text="🙋 Claim", callback_data="claim"),
+            InlineKeyboardButton(text="✅ Close", callback_data="close"),
+            InlineKeyboardButton(text="➡️ Transfer", callback_data="transfer"),
+        ]
+    return InlineKeyboardMarkup(inline_keyboard=[row])
+
+
+def transfer_buttons(operators: list[OperatorConfig]) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [InlineKeyboardButton(text=f"➡️ {op.name}", callback_data=f"transfer:{op.id}")]
+            for op in operators
+        ]
+    )
+
+
+def workspace_text(out: Outbound) -> str:
+    """A message as operators see it in the topic."""
+    text = escape(out.text)
+    author = escape(out.author_name or "")
+    if out.author_role == "system":
+        return f"ℹ️ <i>{text}</i>"
+    if out.author_role == "operator":
+        return f"<b>{author}</b> (from another workspace):\n{text}"
+    if out.author_role == "bot":
+        return f"🤖 <i>Automatic answer:</i>\n{text}"
+    return f"<b>{author}</b>:\n{text}" if author else text
+
+
+def note_text(out: Outbound) -> str:
+    return f"📝 <b>{escape(out.author_name or '')}</b> (note):\n{escape(out.text)}"
+
+
+def customer_text(out: Outbound) -> str:
+    """A message as the customer sees it: an operator's carries their name."""
+    text = escape(out.text)
+    if out.author_role == "operator" and out.author_name:
+        return f"<b>{escape(out.author_name)}</b>\n{text}"
+    return text
+
+
+def attachment_line(kind: str, name: str | None) -> str:
+    return f"📎 <i>{escape(kind)}{': ' + escape(name) if name else ''}</i>"
+
+
+def edited_text(out: Outbound) -> str:
+    """A relayed message after its author edited it."""
+    if out.author_role == "customer":
+        return f"{escape(out.text)}\n<i>(edited)</i>"
+    return workspace_text(out) + "\n<i>(edited)</i>"
