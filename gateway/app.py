@@ -76,7 +76,12 @@ class Gateway:
     ) -> None:
         self.config = config
         plugins = discover_plugins() if plugins is None else plugins
-        built = [plugins[name].create(section, config) for name, section in config.channels.items()]
+        given = {a.name for a in adapters}  # an adapter passed in takes its channel's place
+        built = [
+            plugins[name].create(section, config)
+            for name, section in config.channels.items()
+            if name not in given
+        ]
         self.adapters: list[Adapter] = [*built, *adapters]
         names = [a.name for a in self.adapters]
         if len(set(names)) != len(names):

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from gateway.app import discover_plugins
 from gateway.cli import main
 from gateway.config import KeyLines, load_config, parse_config
 from gateway.errors import ConfigError
@@ -32,6 +33,24 @@ def test_the_example_config_is_valid_and_documents_every_key() -> None:
             assert f"\n{key} = " in text, f"{key} is not in config.example.toml"
     for key in ("id", "name", "telegram_id", "slack_id", "email", "max_chats", "languages"):
         assert f"\n{key} = " in text
+    # channel sections are documented commented out (they need secrets to validate)
+    for name, plugin in discover_plugins().items():
+        assert f"# [{name}]" in text
+        for key in plugin.config_model.model_fields:
+            assert f"\n# {key} = " in text or f"\n# # {key} = " in text, f"{name}.{key}"
+
+
+def test_the_example_telegram_section_is_valid_once_uncommented() -> None:
+    text = EXAMPLE.read_text()
+    section = text[text.index("# [telegram]") :]
+    lines = [
+        line.removeprefix("# ")
+        for line in section.splitlines()
+        if line.startswith("# ") and not line.startswith("# # ")
+    ]
+    models = {name: p.config_model for name, p in discover_plugins().items()}
+    config = parse_config("\n".join(lines), models, environ={"TELEGRAM_TOKEN": "123:abc"})
+    assert config.channels["telegram"].workspace_chat_id == -1001234567890
 
 
 def test_an_empty_file_gives_working_defaults() -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import aiohttp
 import pytest
 
-from gateway.sandbox.telegram import Limits
+from adapters.telegram import TelegramAdapter
+from gateway.app import Gateway
+from gateway.sandbox.telegram import Limits, TelegramSandbox
 from storage import Direction
-from tests.support import messages
-from tests.telegram_support import eventually, telegram_desk
+from tests.support import messages, migrate
+from tests.telegram_support import desk_config, eventually, telegram_desk
 
 
 async def test_a_customer_writes_operators_see_a_topic_and_anna_answers(
@@ -362,3 +365,62 @@ async def test_with_telegram_limits_on_nothing_is_lost_or_sent_twice(
 
 async def _has(texts, prefix: str) -> bool:
     return any(t.startswith(prefix) for t in await texts)
+
+
+class CrashingTelegram(TelegramAdapter):
+    """Dies (like a killed process) after committing ``survive`` updates of a batch."""
+
+    def __init__(self, *args, survive: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.survive = survive
+
+    async def handle(self, update) -> None:
+        if self.survive == 0:
+            raise asyncio.CancelledError  # the process is gone, mid-batch
+        await super().handle(update)
+        self.survive -= 1
+
+
+async def test_a_crash_in_the_middle_of_a_polling_batch_loses_and_doubles_nothing(
+    database_url: str,
+) -> None:
+    async with TelegramSandbox(limits=Limits(enabled=False)) as sandbox:
+        forum = sandbox.add_forum()
+        anna, boris = sandbox.add_user("Anna"), sandbox.add_user("Boris")
+        config = desk_config(sandbox, forum, anna, boris, database_url)
+        await migrate(database_url)
+        olga = sandbox.add_user("Olga")
+        for n in range(5):
+            sandbox.send(olga, f"message {n}")
+
+        crashing = CrashingTelegram(config.channels["telegram"], config, survive=2)
+        first = Gateway(config, plugins={}, adapters=[crashing], serve_http=False)
+        await first.start()
+        await eventually(lambda: crashing._poller.done())
+        await first.stop()
+        assert len(sandbox.world.updates) == 5  # nothing was acknowledged to Telegram
+
+        second = Gateway(config, serve_http=False)
+        await second.start()
+        try:
+            thread = await eventually(lambda: desk_topic(sandbox, forum, "Olga"))
+            await eventually(
+                lambda: (
+                    [
+                        m.get("text")
+                        for m in sandbox.received(forum["id"], thread)
+                        if (m.get("text") or "").startswith("message")
+                    ]
+                    == [f"message {n}" for n in range(5)]
+                )
+            )
+            await eventually(lambda: sandbox.world.updates == [])
+            stored = [m.text for m in await messages(second, 1) if m.direction == Direction.IN]
+            assert stored == [f"message {n}" for n in range(5)]
+            assert len(sandbox.topics(forum["id"])) == 1
+        finally:
+            await second.stop()
+
+
+def desk_topic(sandbox: TelegramSandbox, forum: dict, name: str) -> int:
+    return next(t["message_thread_id"] for t in sandbox.topics(forum["id"]) if name in t["name"])
