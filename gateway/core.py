@@ -138,7 +138,11 @@ class Core:
         await tx.flush()
         if inbound.message_id:
             await tx.add_refs(
-                message.id, inbound.channel, "customer", inbound.chat_id, [inbound.message_id]
+                message.id,
+                inbound.channel,
+                "customer",
+                inbound.chat_id,
+                [inbound.message_id, *inbound.part_ids],
             )
         conversation.last_customer_message_at = message.created_at
         if conversation.status == ConversationStatus.WAITING_CUSTOMER:
@@ -293,7 +297,11 @@ class Core:
         await tx.flush()
         if inbound.message_id:
             await tx.add_refs(
-                message.id, inbound.channel, "workspace", inbound.chat_id, [inbound.message_id]
+                message.id,
+                inbound.channel,
+                "workspace",
+                inbound.chat_id,
+                [inbound.message_id, *inbound.part_ids],
             )
         if conversation.status in (ConversationStatus.ASSIGNED, ConversationStatus.SNOOZED):
             conversation.status = ConversationStatus.WAITING_CUSTOMER
@@ -396,7 +404,8 @@ class Core:
         outbound = Outbound.from_payload(row.payload)
         thread_ref = header_ref = None
         edit_refs: tuple[str, ...] = ()
-        source: tuple[str, str] | None = None
+        source_chat: str | None = None
+        source_ids: tuple[str, ...] = ()
         async with self.repository.transaction() as tx:
             if outbound.audience == "workspace":
                 thread = await tx.thread(outbound.conversation_id, outbound.destination)
@@ -413,7 +422,8 @@ class Core:
                 other = "workspace" if outbound.audience == "customer" else "customer"
                 refs = await tx.refs(outbound.message_id, outbound.destination, other)
                 if refs:
-                    source = (refs[0].chat_id, refs[0].external_id)
+                    source_chat = refs[0].chat_id
+                    source_ids = tuple(r.external_id for r in refs if r.chat_id == source_chat)
             if outbound.kind == "edit" and outbound.message_id is not None:
                 refs = await tx.refs(outbound.message_id, outbound.destination, outbound.audience)
                 edit_refs = tuple(r.external_id for r in refs)
@@ -424,7 +434,8 @@ class Core:
             thread_ref=thread_ref,
             header_ref=header_ref,
             edit_refs=edit_refs,
-            source=source,
+            source_chat=source_chat,
+            source_ids=source_ids,
         )
 
     async def delivered(self, row_id: int, receipt: Receipt, sent: Delivery | None) -> None:

@@ -52,6 +52,8 @@ class Inbound:
     text: str = ""
     attachments: tuple[Attachment, ...] = ()
     message_id: str | None = None
+    #: further ids of the same message on the platform: the other parts of an album
+    part_ids: tuple[str, ...] = ()
     reply_to: str | None = None
     edit_of: str | None = None
     workspace_thread: str | None = None
@@ -164,9 +166,10 @@ class Delivery:
     thread_ref: str | None = None
     header_ref: str | None = None
     edit_refs: tuple[str, ...] = ()  # the copies to edit, for kind == "edit"
-    #: (chat, message id) of the same message on this platform's other side, when it
-    #: was written there: the adapter may copy it rather than send it anew
-    source: tuple[str, str] | None = None
+    #: where the same message was written on this platform's other side (its chat and
+    #: ids, several for an album): the adapter may copy it rather than send it anew
+    source_chat: str | None = None
+    source_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

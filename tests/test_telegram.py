@@ -424,3 +424,30 @@ async def test_a_crash_in_the_middle_of_a_polling_batch_loses_and_doubles_nothin
 
 def desk_topic(sandbox: TelegramSandbox, forum: dict, name: str) -> int:
     return next(t["message_thread_id"] for t in sandbox.topics(forum["id"]) if name in t["name"])
+
+
+async def test_an_album_stays_one_message_and_one_album(sqlite_url: str) -> None:
+    async with telegram_desk(sqlite_url) as desk:
+        olga = desk.sandbox.add_user("Olga")
+        desk.sandbox.send(olga, "hi")
+        thread = await eventually(lambda: desk.topic_of("Olga"))
+        await eventually(lambda: "Anna will help you." in desk.to_customer(olga))
+        for n, media in enumerate(("photo", "photo", "video")):
+            desk.sandbox.send(
+                olga,
+                media=media,
+                media_group_id="album-1",
+                caption="the damage" if n == 0 else None,
+            )
+        copies = await eventually(
+            lambda: [m for m in desk.in_topic(thread) if m.get("media_group_id")]
+        )
+        await eventually(
+            lambda: len([m for m in desk.in_topic(thread) if m.get("media_group_id")]) == 3
+        )
+        copies = [m for m in desk.in_topic(thread) if m.get("media_group_id")]
+        assert len({m["media_group_id"] for m in copies}) == 1  # still one album
+        stored = [m for m in await messages(desk.gateway, 1) if m.direction == Direction.IN]
+        album = stored[-1]
+        assert album.text == "the damage"
+        assert [a["kind"] for a in album.attachments] == ["photo", "photo", "video"]

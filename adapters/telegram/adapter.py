@@ -26,6 +26,7 @@ from aiogram.exceptions import (
     TelegramBadRequest,
     TelegramForbiddenError,
     TelegramNetworkError,
+    TelegramNotFound,
     TelegramRetryAfter,
     TelegramServerError,
     TelegramUnauthorizedError,
@@ -66,6 +67,38 @@ WORKSPACE_COMMANDS = [
     BotCommand(command="online", description="take new conversations"),
     BotCommand(command="away", description="keep your chats, take no new ones"),
 ]
+
+
+def _update_id(update: Update | dict[str, Any]) -> int:
+    return update.update_id if isinstance(update, Update) else int(update["update_id"])
+
+
+def albums_together(
+    updates: list[Update | dict[str, Any]],
+) -> list[list[Update | dict[str, Any]]]:
+    """Group consecutive updates carrying parts of one album (one media_group_id).
+
+    Telegram sends an album's parts as separate updates, normally in one batch; taken
+    together they become one message, copied on as one album. A part that arrives in
+    a later batch becomes a message of its own, and nothing is lost.
+    """
+    units: list[list[Update | dict[str, Any]]] = []
+    for update in updates:
+        group = _album_key(update)
+        if group is not None and units and _album_key(units[-1][-1]) == group:
+            units[-1].append(update)
+        else:
+            units.append([update])
+    return units
+
+
+def _album_key(update: Update | dict[str, Any]) -> tuple[int, str] | None:
+    if not isinstance(update, Update) or update.message is None:
+        return None
+    message = update.message
+    if not message.media_group_id:
+        return None
+    return (message.chat.id, message.media_group_id)
 
 
 class TelegramAdapter:
@@ -180,10 +213,16 @@ class TelegramAdapter:
             finally:
                 self._long_polling = False
             pause = 1.0
-            for update in updates:
-                update_id = update.update_id if isinstance(update, Update) else update["update_id"]
+            for unit in albums_together(updates):
+                update, update_id = unit[0], _update_id(unit[-1])
                 try:
-                    await self.handle_any(update)
+                    if len(unit) == 1:
+                        await self.handle_any(update)
+                    else:
+                        await self._on_message(
+                            [u.message for u in unit],
+                            edited=False,  # type: ignore[union-attr]
+                        )
                 except ShuttingDown:
                     return  # not acknowledged: Telegram gives it again after the restart
                 except Exception:
@@ -295,9 +334,9 @@ class TelegramAdapter:
     async def handle(self, update: Update) -> None:
         """Route one update; returns once whatever it carries is committed."""
         if update.message is not None:
-            await self._on_message(update.message, edited=False)
+            await self._on_message([update.message], edited=False)
         elif update.edited_message is not None:
-            await self._on_message(update.edited_message, edited=True)
+            await self._on_message([update.edited_message], edited=True)
         elif update.callback_query is not None:
             await self._on_button(update.callback_query)
         elif update.my_chat_member is not None:
@@ -309,18 +348,20 @@ class TelegramAdapter:
     def _is_operator(self, user_id: int) -> bool:
         return any(op.telegram_id == user_id for op in self.config.operators)
 
-    async def _on_message(self, message: Message, *, edited: bool) -> None:
+    async def _on_message(self, album: list[Message], *, edited: bool) -> None:
+        """One message, or the parts of an album that arrived together."""
         assert self.host is not None
+        message, parts = album[0], album[1:]
         user = message.from_user
         if user is None or user.is_bot or normalise.is_silent(message):
             return
         if message.chat.type == "private":
-            await self.host.ingest(normalise.customer_message(message, edited=edited))
+            await self.host.ingest(normalise.customer_message(message, edited=edited, parts=parts))
             return
         if self.workspace is None or message.chat.id != self.workspace:
             log.info("telegram: message in an unknown group %s ignored", message.chat.id)
             return
-        inbound = normalise.operator_message(message, edited=edited)
+        inbound = normalise.operator_message(message, edited=edited, parts=parts)
         command = parse_command(message.text or "") if not edited else None
         if inbound.workspace_thread is None:
             # the general topic: commands only; chatter there stays there
@@ -386,8 +427,8 @@ class TelegramAdapter:
             return 2
         if out.kind == "edit":
             return max(1, len(delivery.edit_refs))
-        if delivery.source is not None and (out.author_role == "customer" or out.attachments):
-            return 1  # one copyMessage
+        if delivery.source_ids and (out.author_role == "customer" or out.attachments):
+            return 1  # one copyMessage(s)
         calls = len(split_text(out.text or " ", TEXT_LIMIT - 100))
         if out.audience == "workspace" and delivery.thread_ref is None:
             calls += 2
@@ -413,7 +454,7 @@ class TelegramAdapter:
             if "blocked" in exc.message:
                 raise PermanentFailure("the customer blocked the bot") from None
             raise PermanentFailure(f"Telegram refused: {exc.message}") from None
-        except TelegramBadRequest as exc:
+        except (TelegramBadRequest, TelegramNotFound) as exc:
             raise PermanentFailure(f"Telegram: {exc.message}") from None
         except (TelegramServerError, TelegramNetworkError) as exc:
             raise TemporaryFailure(f"Telegram: {exc}") from None
@@ -427,16 +468,11 @@ class TelegramAdapter:
                 await self._edit(chat, int(ref), render.customer_text(out))
             return Receipt(chat_id=out.chat_id)
         ids: list[str] = []
-        if out.attachments and delivery.source is not None:
+        if out.attachments and delivery.source_ids:
             # an operator's file from the topic: copied, so nothing is downloaded
             caption = render.customer_text(out) if out.text else None
-            copied = await self.bot.copy_message(
-                chat,
-                int(delivery.source[0]),
-                int(delivery.source[1]),
-                caption=caption[:CAPTION_LIMIT] if caption else None,
-            )
-            return Receipt(external_ids=(str(copied.message_id),), chat_id=out.chat_id)
+            ids = await self._copy(chat, delivery, caption=caption)
+            return Receipt(external_ids=tuple(ids), chat_id=out.chat_id)
         name = out.author_name if out.author_role == "operator" else None
         budget = TEXT_LIMIT - (len(name) + 1 if name else 0)
         text = out.text + "".join(
@@ -451,6 +487,30 @@ class TelegramAdapter:
                 sent = await self._then(lambda r=rendered: self.bot.send_message(chat, r))  # type: ignore[union-attr]
             ids.append(str(sent.message_id))
         return Receipt(external_ids=tuple(ids), chat_id=out.chat_id)
+
+    async def _copy(
+        self,
+        chat: int,
+        delivery: Delivery,
+        *,
+        thread: int | None = None,
+        caption: str | None = None,
+    ) -> list[str]:
+        """Copy the message from where it was written: one part, or a whole album."""
+        assert self.bot is not None and delivery.source_chat is not None
+        source = int(delivery.source_chat)
+        ids = [int(i) for i in delivery.source_ids]
+        if len(ids) == 1:
+            copied = await self.bot.copy_message(
+                chat,
+                source,
+                ids[0],
+                message_thread_id=thread,
+                caption=caption[:CAPTION_LIMIT] if caption else None,
+            )
+            return [str(copied.message_id)]
+        copies = await self.bot.copy_messages(chat, source, ids, message_thread_id=thread)
+        return [str(c.message_id) for c in copies]
 
     async def _edit(self, chat: int, message_id: int, text: str) -> None:
         assert self.bot is not None
@@ -538,6 +598,7 @@ class TelegramAdapter:
             TelegramBadRequest,
             TelegramServerError,
             TelegramNetworkError,
+            TelegramNotFound,
             TelegramRetryAfter,
         ) as exc:
             # the topic exists: record it without a header; the next refresh posts one
@@ -607,15 +668,10 @@ class TelegramAdapter:
             for ref in delivery.edit_refs:
                 await self._edit(self.workspace, int(ref), text)
             return []
-        if out.author_role == "customer" and delivery.source is not None:
-            # from a Telegram customer: a copy keeps formatting, media and albums' parts
-            copied = await self.bot.copy_message(
-                self.workspace,
-                int(delivery.source[0]),
-                int(delivery.source[1]),
-                message_thread_id=thread,
-            )
-            return [str(copied.message_id)]
+        if out.author_role == "customer" and delivery.source_ids:
+            # from a Telegram customer: a copy keeps formatting and media, and one
+            # copyMessages call keeps an album together
+            return await self._copy(self.workspace, delivery, thread=thread)
         text = out.text + "".join(
             "\n" + a.kind + (f": {a.name}" if a.name else "") for a in out.attachments
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC
 from typing import Any
 
@@ -92,15 +93,18 @@ def is_silent(message: Message) -> bool:
     return any(getattr(message, kind, None) for kind in SILENT)
 
 
-def customer_message(message: Message, *, edited: bool = False) -> Inbound:
+def customer_message(
+    message: Message, *, edited: bool = False, parts: Sequence[Message] = ()
+) -> Inbound:
+    """One message; with ``parts``, an album: the other messages of its media group."""
     assert message.from_user is not None
     event = f"{message.chat.id}:{message.message_id}"
     if edited:
         # edit_date is a Unix time (an int in the Bot API); each edit is its own event
         stamp = message.edit_date
         event += f":edit:{int(stamp.timestamp()) if hasattr(stamp, 'timestamp') else stamp or 0}"
-    text = describe(message)
-    media = attachments(message)
+    text = describe(message) or next((p.caption for p in parts if p.caption), None) or ""
+    media = attachments(message) + tuple(a for p in parts for a in attachments(p))
     return Inbound(
         channel=CHANNEL,
         event_id=event,
@@ -109,15 +113,18 @@ def customer_message(message: Message, *, edited: bool = False) -> Inbound:
         text=text or ("" if media else "[empty message]"),
         attachments=media,
         message_id=str(message.message_id),
+        part_ids=tuple(str(p.message_id) for p in parts),
         reply_to=str(message.reply_to_message.message_id) if message.reply_to_message else None,
         edit_of=str(message.message_id) if edited else None,
         sent_at=message.date.astimezone(UTC) if message.date else None,
     )
 
 
-def operator_message(message: Message, *, edited: bool = False) -> Inbound:
+def operator_message(
+    message: Message, *, edited: bool = False, parts: Sequence[Message] = ()
+) -> Inbound:
     """A message in the workspace: its topic says which conversation it answers."""
-    inbound = customer_message(message, edited=edited)
+    inbound = customer_message(message, edited=edited, parts=parts)
     thread = message.message_thread_id if message.is_topic_message else None
     return Inbound(
         channel=inbound.channel,
@@ -127,6 +134,7 @@ def operator_message(message: Message, *, edited: bool = False) -> Inbound:
         text=inbound.text,
         attachments=inbound.attachments,
         message_id=inbound.message_id,
+        part_ids=inbound.part_ids,
         reply_to=inbound.reply_to,
         edit_of=inbound.edit_of,
         sent_at=inbound.sent_at,

@@ -51,6 +51,7 @@ JSON_FIELDS = {
     "scope",
     "reply_parameters",
     "link_preview_options",
+    "message_ids",
 }
 INT_FIELDS = {
     "offset",
@@ -396,6 +397,37 @@ async def copy_message(world: World, params: Params, uploads: Uploads) -> JSON:
     copied = world.store_message(chat["id"], world.bot, fields, thread)
     copied["_copied_from"] = (source_chat["id"], source["message_id"])
     return {"message_id": copied["message_id"]}
+
+
+@method("copyMessages")
+async def copy_messages(world: World, params: Params, uploads: Uploads) -> list[JSON]:
+    """https://core.telegram.org/bots/api#copymessages: album grouping is kept;
+    messages that cannot be found are skipped. Counted as one send for flood control
+    (an assumption: Telegram does not document how it counts this method)."""
+    chat = _target_chat(world, params)
+    source_chat = world.chat(_required(params, "from_chat_id"))
+    ids = params.get("message_ids")
+    if not isinstance(ids, list) or not 1 <= len(ids) <= 100:
+        raise bad_request("message_ids must list 1-100 message identifiers")
+    if any(not isinstance(i, int) for i in ids) or ids != sorted(set(ids)):
+        raise bad_request("message identifiers must be in strictly increasing order")
+    thread = _thread(world, chat, params)
+    stored = world.messages.get(source_chat["id"], {})
+    sources = [stored[i] for i in ids if i in stored and not stored[i].get("_deleted")]
+    if not sources:
+        raise bad_request("messages to copy not found")
+    world.check_flood(chat["id"])
+    groups: dict[str, str] = {}
+    out = []
+    for source in sources:
+        fields = {k: source[k] for k in COPYABLE if k in source}
+        if source.get("media_group_id"):
+            fields["media_group_id"] = groups.setdefault(
+                source["media_group_id"], str(random.randint(10**17, 10**18))
+            )
+        copied = world.store_message(chat["id"], world.bot, fields, thread)
+        out.append({"message_id": copied["message_id"]})
+    return out
 
 
 @method("forwardMessage")
