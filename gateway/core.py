@@ -134,16 +134,7 @@ class Core:
             # measured from here, not from when we got round to it
             created_at=inbound.sent_at or utcnow(),
         )
-        tx.add(message)
-        await tx.flush()
-        if inbound.message_id:
-            await tx.add_refs(
-                message.id,
-                inbound.channel,
-                "customer",
-                inbound.chat_id,
-                [inbound.message_id, *inbound.part_ids],
-            )
+        await self._store(tx, message, inbound, side="customer")
         conversation.last_customer_message_at = message.created_at
         if conversation.status == ConversationStatus.WAITING_CUSTOMER:
             conversation.status = ConversationStatus.ASSIGNED
@@ -223,6 +214,16 @@ class Core:
         )
         return conversation, "new"
 
+    async def _store(
+        self, tx: Transaction, message: Message, inbound: Inbound, *, side: str
+    ) -> None:
+        """Store a message with the ids it has where it was written."""
+        tx.add(message)
+        await tx.flush()
+        if inbound.message_id:
+            ids = [inbound.message_id, *inbound.part_ids]
+            await tx.add_refs(message.id, inbound.channel, side, inbound.chat_id, ids)
+
     async def _reply_target(self, tx: Transaction, inbound: Inbound) -> int | None:
         if not inbound.reply_to:
             return None
@@ -293,16 +294,7 @@ class Core:
             attachments=[_attachment_dict(a) for a in inbound.attachments],
             reply_to_id=await self._reply_target(tx, inbound),
         )
-        tx.add(message)
-        await tx.flush()
-        if inbound.message_id:
-            await tx.add_refs(
-                message.id,
-                inbound.channel,
-                "workspace",
-                inbound.chat_id,
-                [inbound.message_id, *inbound.part_ids],
-            )
+        await self._store(tx, message, inbound, side="workspace")
         if conversation.status in (ConversationStatus.ASSIGNED, ConversationStatus.SNOOZED):
             conversation.status = ConversationStatus.WAITING_CUSTOMER
         stamp(conversation)

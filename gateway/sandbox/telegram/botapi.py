@@ -379,13 +379,18 @@ COPYABLE = (
 )
 
 
-@method("copyMessage")
-async def copy_message(world: World, params: Params, uploads: Uploads) -> JSON:
-    chat = _target_chat(world, params)
+def _source_message(world: World, params: Params, purpose: str) -> JSON:
     source_chat = world.chat(_required(params, "from_chat_id"))
     source = world.messages.get(source_chat["id"], {}).get(int(_required(params, "message_id")))
     if source is None or source.get("_deleted"):
-        raise bad_request("message to copy not found")
+        raise bad_request(f"message to {purpose} not found")
+    return source
+
+
+@method("copyMessage")
+async def copy_message(world: World, params: Params, uploads: Uploads) -> JSON:
+    chat = _target_chat(world, params)
+    source = _source_message(world, params, "copy")
     thread = _thread(world, chat, params)
     fields = {k: source[k] for k in COPYABLE if k in source}
     if "caption" in params:
@@ -395,7 +400,7 @@ async def copy_message(world: World, params: Params, uploads: Uploads) -> JSON:
     fields.update(_extras(world, chat, params))
     world.check_flood(chat["id"])
     copied = world.store_message(chat["id"], world.bot, fields, thread)
-    copied["_copied_from"] = (source_chat["id"], source["message_id"])
+    copied["_copied_from"] = (source["chat"]["id"], source["message_id"])
     return {"message_id": copied["message_id"]}
 
 
@@ -433,10 +438,7 @@ async def copy_messages(world: World, params: Params, uploads: Uploads) -> list[
 @method("forwardMessage")
 async def forward_message(world: World, params: Params, uploads: Uploads) -> JSON:
     chat = _target_chat(world, params)
-    source_chat = world.chat(_required(params, "from_chat_id"))
-    source = world.messages.get(source_chat["id"], {}).get(int(_required(params, "message_id")))
-    if source is None or source.get("_deleted"):
-        raise bad_request("message to forward not found")
+    source = _source_message(world, params, "forward")
     thread = _thread(world, chat, params)
     fields = {k: source[k] for k in COPYABLE if k in source}
     fields["forward_origin"] = {
