@@ -11,6 +11,7 @@ from gateway.actions import ActionContext, ActionRouter
 from gateway.events import ActionResult
 from storage import ACTIVE_STATUSES, FINISHED_STATUSES, Direction, Message
 from storage.models import Presence
+from storage.types import utcnow
 
 router = ActionRouter()
 
@@ -118,6 +119,25 @@ async def note(ctx: ActionContext) -> ActionResult:
     await ctx.tx.flush()
     await ctx.relay.mirror(ctx.tx, conversation, message, role="note", skip=ctx.channel)
     return ctx.done("Note saved; the customer does not see it.")
+
+
+@router.action("status", needs_conversation=False, help="the queue and who is online")
+async def status(ctx: ActionContext) -> ActionResult:
+    queue = await ctx.tx.queue()
+    team = await ctx.dispatcher.candidates(ctx.tx)
+    if queue and queue[0].queued_at is not None:
+        waited = int((utcnow() - queue[0].queued_at).total_seconds() // 60)
+        head = f"{len(queue)} waiting, the oldest for {waited} min"
+    else:
+        head = "nobody waiting"
+    lines = [f"Queue: {head}."]
+    for presence in (Presence.ONLINE, Presence.AWAY, Presence.OFFLINE):
+        people = [
+            f"{c.operator.name} {c.load}/{c.max_chats}" for c in team if c.presence == presence
+        ]
+        if people:
+            lines.append(f"{presence.capitalize()}: {', '.join(people)}.")
+    return ctx.done("\n".join(lines))
 
 
 async def _presence(ctx: ActionContext, presence: Presence) -> ActionResult:

@@ -434,3 +434,58 @@ async def test_an_album_stays_one_message_and_one_album(sqlite_url: str) -> None
         album = stored[-1]
         assert album.text == "the damage"
         assert [a["kind"] for a in album.attachments] == ["photo", "photo", "video"]
+
+
+async def test_status_and_presence_from_the_general_topic(sqlite_url: str) -> None:
+    async with telegram_desk(sqlite_url) as desk:
+        general = {"chat_id": desk.workspace}
+        desk.sandbox.send(desk.boris, "/away", **general)
+        await eventually(
+            lambda: any(
+                "You are away." in (m.get("text") or "")
+                for m in desk.sandbox.received(desk.workspace)
+            )
+        )
+        olga = desk.sandbox.add_user("Olga")
+        desk.sandbox.send(olga, "hi")
+        await eventually(lambda: "Anna will help you." in desk.to_customer(olga))
+        desk.sandbox.send(desk.anna, "/status", **general)
+        answer = await eventually(
+            lambda: next(
+                m["text"]
+                for m in desk.sandbox.received(desk.workspace)
+                if "Queue:" in (m.get("text") or "")
+            )
+        )
+        assert answer == "✅ Queue: nobody waiting.\nOnline: Anna 1/3.\nAway: Boris 0/3."
+        # chatter in the general topic is not a conversation
+        desk.sandbox.send(desk.anna, "coffee anyone?", **general)
+        await eventually(lambda: desk.sandbox.world.updates == [])
+        assert len(desk.topics()) == 1
+
+
+async def test_a_bot_without_topic_rights_says_what_to_fix(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with TelegramSandbox(limits=Limits(enabled=False)) as sandbox:
+        forum = sandbox.add_forum(bot_is_admin=False)
+        anna, boris = sandbox.add_user("Anna"), sandbox.add_user("Boris")
+        config = desk_config(sandbox, forum, anna, boris, sqlite_url)
+        await migrate(sqlite_url)
+        gateway = Gateway(config, serve_http=False)
+        await gateway.start()
+        try:
+            olga = sandbox.add_user("Olga")
+            sandbox.send(olga, "hi")
+            # the customer is still answered
+            await eventually(
+                lambda: (
+                    [m["text"] for m in sandbox.received(olga["id"])]
+                    == ["Hello!", "Anna will help you."]
+                )
+            )
+            await eventually(
+                lambda: "the bot an admin with the 'Manage topics' right" in caplog.text
+            )
+        finally:
+            await gateway.stop()

@@ -66,6 +66,7 @@ WORKSPACE_COMMANDS = [
     BotCommand(command="note", description="an internal note: /note <text>"),
     BotCommand(command="online", description="take new conversations"),
     BotCommand(command="away", description="keep your chats, take no new ones"),
+    BotCommand(command="status", description="the queue and who is online"),
 ]
 
 
