@@ -29,6 +29,7 @@ class NullChannel:
     name = "telegram"
     serves_workspace = True
     rate_limits = ()
+    max_batch = 1
 
     def __init__(self) -> None:
         self.delivered = 0

@@ -51,6 +51,8 @@ class Adapter(Protocol):
     #: True when this adapter hosts the operators' workspace (topics, threads)
     serves_workspace: bool
     rate_limits: Sequence[RateLimit]
+    #: how many deliveries to one thread may be coalesced into one (1: never)
+    max_batch: int
 
     async def start(self, host: Host) -> None:
         """Connect and begin intake. Acknowledge platform events only after

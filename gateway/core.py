@@ -8,7 +8,7 @@ the event again, and the dedupe key makes the second time harmless.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, replace
 from datetime import timedelta
 from typing import TypeVar
@@ -386,39 +386,47 @@ class Core:
 
     # -- deliveries -----------------------------------------------------------------
 
-    async def prepare(self, row: OutboxRow) -> Delivery | None:
+    async def prepare(self, row: OutboxRow, followers: Sequence[OutboxRow] = ()) -> Delivery | None:
         """Resolve what only exists now: the thread, the header, the copies to edit.
 
         A header row asks for the header to show the conversation as it is when it
         is sent, not as it was when the row was written; None means the header
-        already shows exactly that, and nothing needs sending.
+        already shows exactly that, and nothing needs sending. ``followers`` are rows
+        coalesced behind ``row``; they ride along in ``Delivery.more``.
         """
+        async with self.repository.transaction() as tx:
+            head = await self._prepare(tx, row)
+            more = [await self._prepare(tx, f) for f in followers]
+        if head is None:
+            return None
+        return replace(head, more=tuple(d for d in more if d is not None))
+
+    async def _prepare(self, tx: Transaction, row: OutboxRow) -> Delivery | None:
         outbound = Outbound.from_payload(row.payload)
         thread_ref = header_ref = None
         edit_refs: tuple[str, ...] = ()
         source_chat: str | None = None
         source_ids: tuple[str, ...] = ()
-        async with self.repository.transaction() as tx:
-            if outbound.audience == "workspace":
-                thread = await tx.thread(outbound.conversation_id, outbound.destination)
-                if thread is not None:
-                    thread_ref, header_ref = thread.thread_ref, thread.header_ref
-                if outbound.kind == "header":
-                    conversation = await tx.conversation(outbound.conversation_id)
-                    if conversation is not None:
-                        card = await self.relay.card(tx, conversation)
-                        if thread is not None and thread.header_card == asdict(card):
-                            return None
-                        outbound = replace(outbound, card=card)
-            if outbound.kind == "message" and outbound.message_id is not None:
-                other = "workspace" if outbound.audience == "customer" else "customer"
-                refs = await tx.refs(outbound.message_id, outbound.destination, other)
-                if refs:
-                    source_chat = refs[0].chat_id
-                    source_ids = tuple(r.external_id for r in refs if r.chat_id == source_chat)
-            if outbound.kind == "edit" and outbound.message_id is not None:
-                refs = await tx.refs(outbound.message_id, outbound.destination, outbound.audience)
-                edit_refs = tuple(r.external_id for r in refs)
+        if outbound.audience == "workspace":
+            thread = await tx.thread(outbound.conversation_id, outbound.destination)
+            if thread is not None:
+                thread_ref, header_ref = thread.thread_ref, thread.header_ref
+            if outbound.kind == "header":
+                conversation = await tx.conversation(outbound.conversation_id)
+                if conversation is not None:
+                    card = await self.relay.card(tx, conversation)
+                    if thread is not None and thread.header_card == asdict(card):
+                        return None
+                    outbound = replace(outbound, card=card)
+        if outbound.kind == "message" and outbound.message_id is not None:
+            other = "workspace" if outbound.audience == "customer" else "customer"
+            refs = await tx.refs(outbound.message_id, outbound.destination, other)
+            if refs:
+                source_chat = refs[0].chat_id
+                source_ids = tuple(r.external_id for r in refs if r.chat_id == source_chat)
+        if outbound.kind == "edit" and outbound.message_id is not None:
+            refs = await tx.refs(outbound.message_id, outbound.destination, outbound.audience)
+            edit_refs = tuple(r.external_id for r in refs)
         return Delivery(
             outbound=outbound,
             attempt=row.attempts,
@@ -430,61 +438,77 @@ class Core:
             source_ids=source_ids,
         )
 
-    async def delivered(self, row_id: int, receipt: Receipt, sent: Delivery | None) -> None:
-        """Record a delivery made (``sent``), or found unnecessary (None)."""
+    async def delivered(
+        self,
+        row_id: int,
+        receipt: Receipt,
+        sent: Delivery | None,
+        followers: Sequence[int] = (),
+    ) -> None:
+        """Record a delivery made (``sent``), or found unnecessary (None), with the
+        rows coalesced into it (``followers``, answered by ``receipt.more``)."""
 
         async def run(tx: Transaction) -> None:
-            row = await tx.outbox_row(row_id, lock=True)
-            if row is None or row.status != OutboxStatus.SENDING:
-                return
-            outbound = Outbound.from_payload(row.payload)
-            row.status = OutboxStatus.SENT
-            row.sent_at = utcnow()
-            row.lease_until = None
-            row.receipt = {
-                "external_ids": list(receipt.external_ids),
-                "chat_id": receipt.chat_id,
-                "thread_ref": receipt.thread_ref,
-                **receipt.extra,
-            }
-            tx.add(row)
-            if outbound.kind == "header" and sent is not None and sent.outbound.card:
-                await tx.save_thread(
-                    outbound.conversation_id,
-                    row.destination,
-                    receipt.thread_ref,
-                    receipt.header_ref,
-                    asdict(sent.outbound.card),
-                )
-            elif outbound.audience == "workspace" and receipt.thread_ref:
-                # the adapter had to open the thread anew (an admin deleted the topic)
-                await tx.save_thread(
-                    outbound.conversation_id,
-                    row.destination,
-                    receipt.thread_ref,
-                    receipt.header_ref,
-                    None,
-                )
-                conversation = await tx.conversation(outbound.conversation_id)
-                if conversation is not None:
-                    await self.relay.header(tx, conversation)
-            if outbound.kind == "message" and outbound.message_id and receipt.external_ids:
-                chat = receipt.chat_id or outbound.chat_id or f"thread:{receipt.thread_ref}"
-                await tx.add_refs(
-                    outbound.message_id,
-                    row.destination,
-                    outbound.audience,
-                    chat,
-                    receipt.external_ids,
-                )
-            if outbound.audience == "customer" and outbound.author_role == "operator":
-                conversation = await tx.conversation(outbound.conversation_id)
-                if conversation is not None and conversation.first_response_at is None:
-                    # the first reply the customer actually received, not the first sent
-                    conversation.first_response_at = row.sent_at
-                    tx.add(conversation)
+            await self._record(tx, row_id, receipt, sent)
+            for number, follower in enumerate(followers):
+                more = receipt.more[number] if number < len(receipt.more) else Receipt()
+                along = sent.more[number] if sent and number < len(sent.more) else None
+                await self._record(tx, follower, more, along)
 
         await self._run(run)
+
+    async def _record(
+        self, tx: Transaction, row_id: int, receipt: Receipt, sent: Delivery | None
+    ) -> None:
+        row = await tx.outbox_row(row_id, lock=True)
+        if row is None or row.status != OutboxStatus.SENDING:
+            return
+        outbound = Outbound.from_payload(row.payload)
+        row.status = OutboxStatus.SENT
+        row.sent_at = utcnow()
+        row.lease_until = None
+        row.receipt = {
+            "external_ids": list(receipt.external_ids),
+            "chat_id": receipt.chat_id,
+            "thread_ref": receipt.thread_ref,
+            **receipt.extra,
+        }
+        tx.add(row)
+        if outbound.kind == "header" and sent is not None and sent.outbound.card:
+            await tx.save_thread(
+                outbound.conversation_id,
+                row.destination,
+                receipt.thread_ref,
+                receipt.header_ref,
+                asdict(sent.outbound.card),
+            )
+        elif outbound.audience == "workspace" and receipt.thread_ref:
+            # the adapter had to open the thread anew (an admin deleted the topic)
+            await tx.save_thread(
+                outbound.conversation_id,
+                row.destination,
+                receipt.thread_ref,
+                receipt.header_ref,
+                None,
+            )
+            conversation = await tx.conversation(outbound.conversation_id)
+            if conversation is not None:
+                await self.relay.header(tx, conversation)
+        if outbound.kind == "message" and outbound.message_id and receipt.external_ids:
+            chat = receipt.chat_id or outbound.chat_id or f"thread:{receipt.thread_ref}"
+            await tx.add_refs(
+                outbound.message_id,
+                row.destination,
+                outbound.audience,
+                chat,
+                receipt.external_ids,
+            )
+        if outbound.audience == "customer" and outbound.author_role == "operator":
+            conversation = await tx.conversation(outbound.conversation_id)
+            if conversation is not None and conversation.first_response_at is None:
+                # the first reply the customer actually received, not the first sent
+                conversation.first_response_at = row.sent_at
+                tx.add(conversation)
 
     async def failed(self, row_id: int, reason: str) -> None:
         """A delivery that will never happen: record it and tell the operators."""

@@ -170,6 +170,9 @@ class Delivery:
     #: ids, several for an album): the adapter may copy it rather than send it anew
     source_chat: str | None = None
     source_ids: tuple[str, ...] = ()
+    #: further deliveries to the same place, coalesced into this one because a
+    #: backlog built up (consecutive customer messages for one thread)
+    more: tuple[Delivery, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -181,3 +184,5 @@ class Receipt:
     thread_ref: str | None = None
     header_ref: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: one receipt per coalesced delivery (``Delivery.more``), in the same order
+    more: tuple[Receipt, ...] = ()

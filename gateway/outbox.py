@@ -29,6 +29,17 @@ LEASE = timedelta(seconds=120)
 POLL_SECONDS = 1.0
 
 
+def coalescible(row: OutboxRow) -> bool:
+    """A customer's message on its way to a workspace thread: such rows, queued one
+    behind the other, may go out together (one call for many when backlogged)."""
+    payload = row.payload or {}
+    return (
+        row.kind == "message"
+        and payload.get("audience") == "workspace"
+        and payload.get("author_role") == "customer"
+    )
+
+
 def backoff(attempt: int, base: float, cap: float) -> float:
     """Exponential backoff with jitter: spreads retries after an outage."""
     delay = min(cap, base * 2 ** max(0, attempt - 1))
@@ -105,10 +116,9 @@ class OutboxWorker:
                 except Exception:
                     log.exception("claiming deliveries for %s failed", self.destination)
                     rows = []
-                for row in rows:
-                    assert row.id is not None
-                    self._claimed.add(row.id)
-                    task = asyncio.create_task(self._send(row))
+                for group in rows:
+                    self._claimed.update(r.id for r in group if r.id is not None)
+                    task = asyncio.create_task(self._send(group))
                     self._inflight.add(task)
                     task.add_done_callback(self._inflight.discard)
                 claimed = len(rows)
@@ -116,9 +126,20 @@ class OutboxWorker:
                 continue  # maybe more are due: go again at once
             await self._idle(loop.time())
 
-    async def _claim(self, limit: int) -> list[OutboxRow]:
-        async def work(tx: Transaction) -> list[OutboxRow]:
-            return await tx.claim_outbox(self.destination, limit=limit, lease=LEASE)
+    async def _claim(self, limit: int) -> list[list[OutboxRow]]:
+        """Due rows, each with the rows coalesced behind it (a group goes out as one)."""
+        batch = max(1, self.adapter.max_batch)
+
+        async def work(tx: Transaction) -> list[list[OutboxRow]]:
+            groups = []
+            for head in await tx.claim_outbox(self.destination, limit=limit, lease=LEASE):
+                followers: list[OutboxRow] = []
+                if batch > 1 and coalescible(head):
+                    followers = await tx.claim_followers(
+                        head, limit=batch - 1, lease=LEASE, accept=coalescible
+                    )
+                groups.append([head, *followers])
+            return groups
 
         return await self.core.repository.run(work)
 
@@ -137,10 +158,10 @@ class OutboxWorker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.01))
 
-    async def _send(self, row: OutboxRow) -> None:
-        assert row.id is not None
+    async def _send(self, group: list[OutboxRow]) -> None:
+        row = group[0]
         try:
-            await self._attempt(row)
+            await self._attempt(group)
         except asyncio.CancelledError:
             raise  # the row stays claimed; stop() hands it back
         except Exception:
@@ -151,16 +172,17 @@ class OutboxWorker:
                 extra={"conversation_id": row.conversation_id, "channel": self.destination},
             )
         else:
-            self._claimed.discard(row.id)
+            self._claimed.difference_update(r.id for r in group)
         finally:
             self._wake.set()
 
-    async def _attempt(self, row: OutboxRow) -> None:
+    async def _attempt(self, group: list[OutboxRow]) -> None:
+        row = group[0]
         assert row.id is not None
         context = {"conversation_id": row.conversation_id, "channel": self.destination}
         delivery: Delivery | None = None
         try:
-            delivery = await self.core.prepare(row)
+            delivery = await self.core.prepare(row, group[1:])
             if delivery is None:
                 await self.core.delivered(row.id, Receipt(extra={"unchanged": True}), None)
                 return
@@ -180,18 +202,23 @@ class OutboxWorker:
             if delivery is not None:
                 self.limiter.penalise(delivery, exc.retry_after)
             # being throttled is not the delivery's fault: it does not use up a try
-            await self._retry(row, exc.retry_after, str(exc), count=False)
+            await self._retry(group, exc.retry_after, str(exc), count=False)
         except PermanentFailure as exc:
-            self.failed += 1
-            await self.core.failed(row.id, str(exc) or type(exc).__name__)
+            self.failed += len(group)
+            for member in group:
+                await self.core.failed(member.id, str(exc) or type(exc).__name__)  # type: ignore[arg-type]
         except Exception as exc:
             # TemporaryFailure, or a bug in an adapter: never a reason to lose a message
             reason = str(exc) or type(exc).__name__
             if not isinstance(exc, TemporaryFailure):
                 log.exception("adapter %s raised while delivering", self.destination, extra=context)
             if row.attempts >= self.settings.max_attempts:
-                self.failed += 1
-                await self.core.failed(row.id, f"gave up after {row.attempts} attempts: {reason}")
+                self.failed += len(group)
+                for member in group:
+                    await self.core.failed(
+                        member.id,  # type: ignore[arg-type]
+                        f"gave up after {row.attempts} attempts: {reason}",
+                    )
             else:
                 delay = backoff(
                     row.attempts, self.settings.base_delay_seconds, self.settings.max_delay_seconds
@@ -204,22 +231,30 @@ class OutboxWorker:
                     reason,
                     extra=context,
                 )
-                await self._retry(row, delay, reason, count=True)
+                await self._retry(group, delay, reason, count=True)
         else:
-            self.sent += 1
-            await self.core.delivered(row.id, receipt, delivery)
+            self.sent += len(group)
+            await self.core.delivered(
+                row.id,
+                receipt,
+                delivery,
+                [r.id for r in group[1:]],  # type: ignore[misc]
+            )
 
-    async def _retry(self, row: OutboxRow, delay: float, reason: str, *, count: bool) -> None:
+    async def _retry(
+        self, group: list[OutboxRow], delay: float, reason: str, *, count: bool
+    ) -> None:
         async def work(tx: Transaction) -> None:
-            current = await tx.outbox_row(row.id, lock=True)  # type: ignore[arg-type]
-            if current is None or current.status != OutboxStatus.SENDING:
-                return
-            current.status = OutboxStatus.PENDING
-            current.next_attempt_at = utcnow() + timedelta(seconds=delay)
-            current.lease_until = None
-            current.last_error = reason[:2000]
-            if not count:
-                current.attempts = max(0, current.attempts - 1)
-            tx.add(current)
+            for row in group:
+                current = await tx.outbox_row(row.id, lock=True)  # type: ignore[arg-type]
+                if current is None or current.status != OutboxStatus.SENDING:
+                    continue
+                current.status = OutboxStatus.PENDING
+                current.next_attempt_at = utcnow() + timedelta(seconds=delay)
+                current.lease_until = None
+                current.last_error = reason[:2000]
+                if not count:
+                    current.attempts = max(0, current.attempts - 1)
+                tx.add(current)
 
         await self.core.repository.run(work)

@@ -364,6 +364,45 @@ class Transaction:
             self.session.add(row)
         return rows
 
+    async def claim_followers(
+        self,
+        head: OutboxRow,
+        *,
+        limit: int,
+        lease: timedelta,
+        accept: Callable[[OutboxRow], bool],
+        now: datetime | None = None,
+    ) -> list[OutboxRow]:
+        """Also take the rows right behind ``head`` in its chat that ``accept`` allows.
+
+        The run stops at the first row not accepted, so order within the chat holds:
+        what is taken goes out together with the head, in one delivery.
+        """
+        now = now or utcnow()
+        stmt = (
+            select(OutboxRow)
+            .where(
+                OutboxRow.destination == head.destination,
+                OutboxRow.chat_key == head.chat_key,
+                OutboxRow.status == OutboxStatus.PENDING,
+                col(OutboxRow.id) > head.id,
+                col(OutboxRow.next_attempt_at) <= now,
+            )
+            .order_by(col(OutboxRow.id))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        taken = []
+        for row in (await self.session.exec(stmt)).all():
+            if not accept(row):
+                break
+            row.status = OutboxStatus.SENDING
+            row.lease_until = now + lease
+            row.attempts += 1
+            self.session.add(row)
+            taken.append(row)
+        return taken
+
     async def next_outbox_due(self, destination: str, now: datetime) -> datetime | None:
         """When the next retry falls due. Rows due already but waiting behind an
         older row of their chat are not counted: that row's completion wakes them."""

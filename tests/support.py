@@ -114,6 +114,9 @@ class RecordingAdapter:
     name: str = "telegram"
     serves_workspace: bool = True
     rate_limits: Sequence[RateLimit] = ()
+    max_batch: int = 1
+    #: when set, deliveries to the workspace wait for it (a stalled group)
+    gate: asyncio.Event | None = None
     deliveries: list[Delivery] = field(default_factory=list)
     failures: dict[str, list[Failure]] = field(default_factory=dict)
     host: Host | None = None
@@ -136,6 +139,8 @@ class RecordingAdapter:
     async def deliver(self, delivery: Delivery) -> Receipt:
         await asyncio.sleep(0)
         out = delivery.outbound
+        if self.gate is not None and out.audience == "workspace":
+            await self.gate.wait()
         target = out.chat_id if out.audience == "customer" else "workspace"
         queue = self.failures.get(target or "")
         if queue:
@@ -149,7 +154,14 @@ class RecordingAdapter:
             return Receipt(
                 thread_ref=f"T{out.conversation_id}", header_ref=f"H{out.conversation_id}"
             )
-        return Receipt(external_ids=(str(next(self._ids)),), chat_id=out.chat_id or "group")
+        chat = out.chat_id or "group"
+        return Receipt(
+            external_ids=(str(next(self._ids)),),
+            chat_id=chat,
+            more=tuple(
+                Receipt(external_ids=(str(next(self._ids)),), chat_id=chat) for _ in delivery.more
+            ),
+        )
 
     # -- what a test reads -----------------------------------------------------------
 
@@ -163,10 +175,12 @@ class RecordingAdapter:
         ]
 
     def in_thread(self, conversation_id: int) -> list[Delivery]:
+        """Deliveries to the thread, a coalesced one counted for each message it carried."""
         return [
-            d
+            part
             for d in self.deliveries
             if d.outbound.audience == "workspace" and d.outbound.conversation_id == conversation_id
+            for part in (d, *d.more)
         ]
 
     # -- what a test makes people do ---------------------------------------------------

@@ -489,3 +489,29 @@ async def test_a_bot_without_topic_rights_says_what_to_fix(
             )
         finally:
             await gateway.stop()
+
+
+async def test_a_backlog_in_the_group_is_coalesced_not_minutes_behind(sqlite_url: str) -> None:
+    async with telegram_desk(sqlite_url, limits=Limits()) as desk:
+        olga = desk.sandbox.add_user("Olga")
+        desk.sandbox.send(olga, "first")
+        thread = await eventually(lambda: desk.topic_of("Olga"))
+        await eventually(lambda: "Anna will help you." in desk.to_customer(olga), limit=60)
+        calls_before = desk.sandbox.world.stats.sent_per_chat[desk.workspace]
+        texts = [f"line {n}" for n in range(12)]
+        for text in texts:
+            desk.sandbox.send(olga, text)
+        await eventually(
+            lambda: (
+                [
+                    m.get("text")
+                    for m in desk.in_topic(thread)
+                    if (m.get("text") or "").startswith("line")
+                ]
+                == texts
+            ),
+            limit=120,
+        )
+        calls = desk.sandbox.world.stats.sent_per_chat[desk.workspace] - calls_before
+        assert calls < len(texts) / 2  # 12 messages in a handful of calls
+        assert desk.sandbox.world.stats.early_retries == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from storage import ConversationStatus, Direction
 from tests.support import (
     RecordingAdapter,
@@ -135,3 +137,36 @@ async def test_a_header_refresh_that_changes_nothing_is_not_sent(database_url: s
         assert len(headers) == 2
         assert headers[1].outbound.card.status == "resolved"
         assert headers[1].thread_ref == f"T{result.conversation_id}"
+
+
+async def test_a_backlog_of_customer_messages_goes_out_as_one_delivery(
+    database_url: str,
+) -> None:
+    """When a thread falls behind, the customer's waiting messages travel together."""
+    config = make_config(database_url)
+    tg = RecordingAdapter(max_batch=10)
+    async with running(config, tg) as gw:
+        first = await gw.core.ingest(tg.customer_says("olga", "hi", message_id="c0"))
+        await settle(gw)
+        conv_id = first.conversation_id
+        tg.gate = asyncio.Event()  # the group stalls
+        for n in range(1, 6):
+            await gw.core.ingest(tg.customer_says("olga", f"part {n}", message_id=f"c{n}"))
+        tg.gate.set()
+        await settle(gw)
+        calls = [
+            d
+            for d in tg.deliveries
+            if d.outbound.conversation_id == conv_id
+            and d.outbound.kind == "message"
+            and d.outbound.text.startswith("part")
+        ]
+        # whatever the first call took while the group stalled, the rest went together
+        assert len(calls) <= 2
+        together = [p.outbound.text for d in calls for p in (d, *d.more)]
+        assert together == [f"part {n}" for n in range(1, 6)]  # in order, none missing
+        # each message kept its own id in the thread: an edit still finds its copy
+        await gw.core.ingest(tg.customer_says("olga", "part 3!", edit_of="c3"))
+        await settle(gw)
+        edit = next(d for d in tg.deliveries if d.outbound.kind == "edit")
+        assert edit.outbound.text == "part 3!" and len(edit.edit_refs) == 1

@@ -111,6 +111,9 @@ class TelegramAdapter:
         self.workspace = section.workspace_chat_id
         self.serves_workspace = self.workspace is not None
         # https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this
+        #: a backlog of customer messages for one topic goes out as one copyMessages
+        #: call (up to 100 allowed; 20 keeps a retry small)
+        self.max_batch = 20
         self.rate_limits = (
             RateLimit("chat", rate=1, per_seconds=1.0, burst=3, key=self._chat_key),
             RateLimit("group", rate=20, per_seconds=60.0, burst=20, key=self._group_key),
@@ -428,6 +431,9 @@ class TelegramAdapter:
             return 2
         if out.kind == "edit":
             return max(1, len(delivery.edit_refs))
+        if delivery.more:
+            copyable = all(d.source_ids for d in (delivery, *delivery.more))
+            return 1 if copyable else 1 + len(delivery.more)
         if delivery.source_ids and (out.author_role == "customer" or out.attachments):
             return 1  # one copyMessage(s)
         calls = len(split_text(out.text or " ", TEXT_LIMIT - 100))
@@ -642,7 +648,7 @@ class TelegramAdapter:
             opened = await self._open_topic(out.conversation_id, None)
         thread = int((opened or delivery).thread_ref)  # type: ignore[arg-type]
         try:
-            ids = await self._post(delivery, thread)
+            ids = await self._post_all(delivery, thread)
         except TelegramBadRequest as exc:
             if "thread not found" not in exc.message:
                 raise
@@ -653,13 +659,45 @@ class TelegramAdapter:
             opened = await self._open_topic(
                 out.conversation_id, None, replacing=delivery.thread_ref
             )
-            ids = await self._post(delivery, int(opened.thread_ref))  # type: ignore[arg-type]
+            ids = await self._post_all(delivery, int(opened.thread_ref))  # type: ignore[arg-type]
         return Receipt(
-            external_ids=tuple(ids),
+            external_ids=tuple(ids[0]),
             chat_id=str(self.workspace),
             thread_ref=opened.thread_ref if opened else None,
             header_ref=opened.header_ref if opened else None,
+            more=tuple(
+                Receipt(external_ids=tuple(i), chat_id=str(self.workspace)) for i in ids[1:]
+            ),
         )
+
+    async def _post_all(self, delivery: Delivery, thread: int) -> list[list[str]]:
+        """Post a delivery and those coalesced with it; the ids each one got."""
+        assert self.bot is not None and self.workspace is not None
+        group = [delivery, *delivery.more]
+        if len(group) == 1:
+            return [await self._post(delivery, thread)]
+        if all(d.source_ids and d.source_chat == delivery.source_chat for d in group):
+            # a backlog of one customer's messages: one call copies them all, each
+            # keeping its formatting, media and (for edits later) its own id
+            ids = [int(i) for d in group for i in d.source_ids]
+            copies = await self.bot.copy_messages(
+                self.workspace,
+                int(delivery.source_chat),  # type: ignore[arg-type]
+                ids,
+                message_thread_id=thread,
+            )
+            got = [str(c.message_id) for c in copies]
+            if len(got) != len(ids):  # some could not be copied: keep them all on one
+                return [got] + [[] for _ in group[1:]]
+            out, at = [], 0
+            for d in group:
+                out.append(got[at : at + len(d.source_ids)])
+                at += len(d.source_ids)
+            return out
+        out = [await self._post(delivery, thread)]
+        for d in group[1:]:
+            out.append(await self._then(lambda d=d: self._post(d, thread)))
+        return out
 
     async def _post(self, delivery: Delivery, thread: int) -> list[str]:
         assert self.bot is not None and self.workspace is not None
