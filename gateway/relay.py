@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from gateway.config import Config, OperatorConfig
-from gateway.events import Attachment, AuthorRole, ConversationCard, Outbound
+from gateway.events import Attachment, Audience, AuthorRole, ConversationCard, Outbound
 from storage import (
     Conversation,
     Customer,
@@ -97,22 +97,7 @@ class Relay:
         author: OperatorConfig | None = None,
     ) -> None:
         role: AuthorRole = "operator" if author else "bot"
-        await self.enqueue(
-            tx,
-            Outbound(
-                destination=conversation.channel,
-                audience="customer",
-                kind="message",
-                conversation_id=_id(conversation),
-                chat_id=conversation.chat_id,
-                text=message.text,
-                author_name=author.name if author else None,
-                author_role=role,
-                attachments=_attachments(message),
-                message_id=message.id,
-            ),
-            key=f"message:{message.id}",
-        )
+        await self._relay(tx, conversation, message, conversation.channel, "customer", role)
 
     # -- to the workspaces ------------------------------------------------------
 
@@ -127,23 +112,35 @@ class Relay:
     ) -> None:
         """Copy a message into every workspace (but ``skip``, where it was written)."""
         for workspace in self.desk.workspaces:
-            if workspace == skip:
-                continue
-            await self.enqueue(
-                tx,
-                Outbound(
-                    destination=workspace,
-                    audience="workspace",
-                    kind="message",
-                    conversation_id=_id(conversation),
-                    text=message.text,
-                    author_name=message.author_name,
-                    author_role=role,
-                    attachments=_attachments(message),
-                    message_id=message.id,
-                ),
-                key=f"message:{message.id}",
-            )
+            if workspace != skip:
+                await self._relay(tx, conversation, message, workspace, "workspace", role)
+
+    async def _relay(
+        self,
+        tx: Transaction,
+        conversation: Conversation,
+        message: Message,
+        destination: str,
+        audience: Audience,
+        role: AuthorRole,
+    ) -> None:
+        """Queue one copy of a stored message; its id makes the row's dedupe key."""
+        await self.enqueue(
+            tx,
+            Outbound(
+                destination=destination,
+                audience=audience,
+                kind="message",
+                conversation_id=_id(conversation),
+                chat_id=conversation.chat_id if audience == "customer" else None,
+                text=message.text,
+                author_name=message.author_name,
+                author_role=role,
+                attachments=_attachments(message),
+                message_id=message.id,
+            ),
+            key=f"message:{message.id}",
+        )
 
     async def edit(
         self,
