@@ -399,7 +399,10 @@ class Core:
             more = [await self._prepare(tx, f) for f in followers]
         if head is None:
             return None
-        return replace(head, more=tuple(d for d in more if d is not None))
+        # followers are messages, never header refreshes, so none is None; they stay
+        # aligned with their rows, which delivered() relies on
+        assert all(d is not None for d in more)
+        return replace(head, more=tuple(more))  # type: ignore[arg-type]
 
     async def _prepare(self, tx: Transaction, row: OutboxRow) -> Delivery | None:
         outbound = Outbound.from_payload(row.payload)

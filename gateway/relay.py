@@ -12,7 +12,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from gateway.config import Config, OperatorConfig
-from gateway.events import Attachment, Audience, AuthorRole, ConversationCard, Outbound
+from gateway.events import (
+    Attachment,
+    Audience,
+    AuthorRole,
+    ConversationCard,
+    Outbound,
+    OutboundKind,
+)
 from storage import (
     Conversation,
     Customer,
@@ -123,23 +130,25 @@ class Relay:
         destination: str,
         audience: Audience,
         role: AuthorRole,
+        kind: OutboundKind = "message",
     ) -> None:
-        """Queue one copy of a stored message; its id makes the row's dedupe key."""
+        """Queue one copy of a stored message, or of its edit. A message's id makes
+        its row's dedupe key; an edit can happen many times and gets a fresh one."""
         await self.enqueue(
             tx,
             Outbound(
                 destination=destination,
                 audience=audience,
-                kind="message",
+                kind=kind,
                 conversation_id=_id(conversation),
                 chat_id=conversation.chat_id if audience == "customer" else None,
                 text=message.text,
                 author_name=message.author_name,
                 author_role=role,
-                attachments=_attachments(message),
+                attachments=_attachments(message) if kind == "message" else (),
                 message_id=message.id,
             ),
-            key=f"message:{message.id}",
+            key=f"message:{message.id}" if kind == "message" else None,
         )
 
     async def edit(
@@ -153,26 +162,13 @@ class Relay:
         customer: bool = False,
     ) -> None:
         """Follow an edit to every copy of the message, wherever it was relayed."""
-        targets: list[tuple[str, str]] = [
+        targets: list[tuple[str, Audience]] = [
             (w, "workspace") for w in self.desk.workspaces if w != skip
         ]
         if customer:
             targets.append((conversation.channel, "customer"))
         for destination, audience in targets:
-            await self.enqueue(
-                tx,
-                Outbound(
-                    destination=destination,
-                    audience=audience,  # type: ignore[arg-type]
-                    kind="edit",
-                    conversation_id=_id(conversation),
-                    chat_id=conversation.chat_id if audience == "customer" else None,
-                    text=message.text,
-                    author_name=message.author_name,
-                    author_role=role,
-                    message_id=message.id,
-                ),
-            )
+            await self._relay(tx, conversation, message, destination, audience, role, "edit")
 
     async def system(self, tx: Transaction, conversation: Conversation, text: str) -> Message:
         """An event for operators' eyes (claimed, transferred, not delivered)."""
@@ -183,10 +179,13 @@ class Relay:
         return message
 
     async def header(self, tx: Transaction, conversation: Conversation) -> None:
-        """Open or refresh the conversation's header card in every workspace."""
+        """Open or refresh the conversation's header card in every workspace.
+
+        The row only asks for a refresh: the card is rendered when it is sent
+        (Core.prepare), showing the conversation as it is then.
+        """
         if not self.desk.workspaces:
             return
-        card = await self.card(tx, conversation)
         for workspace in self.desk.workspaces:
             await self.enqueue(
                 tx,
@@ -195,7 +194,6 @@ class Relay:
                     audience="workspace",
                     kind="header",
                     conversation_id=_id(conversation),
-                    card=card,
                 ),
             )
         await tx.flush()

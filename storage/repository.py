@@ -240,9 +240,6 @@ class Transaction:
 
     # -- messages ---------------------------------------------------------------
 
-    async def message(self, message_id: int) -> Message | None:
-        return await self.session.get(Message, message_id)
-
     async def message_by_ref(self, place: str, chat_id: str, external_id: str) -> Message | None:
         result = await self.session.exec(
             select(Message)

@@ -350,7 +350,7 @@ class TelegramAdapter:
             log.info("telegram: update %d of a kind we do not handle, skipped", update.update_id)
 
     def _is_operator(self, user_id: int) -> bool:
-        return any(op.telegram_id == user_id for op in self.config.operators)
+        return any(op.identity(self.name) == str(user_id) for op in self.config.operators)
 
     async def _on_message(self, album: list[Message], *, edited: bool) -> None:
         """One message, or the parts of an album that arrived together."""
@@ -398,7 +398,11 @@ class TelegramAdapter:
             and self._is_operator(query.from_user.id)
             and command.workspace_thread
         ):
-            others = [op for op in self.config.operators if op.telegram_id != query.from_user.id]
+            others = [
+                op
+                for op in self.config.operators
+                if op.identity(self.name) != str(query.from_user.id)
+            ]
             await self.bot.send_message(
                 self.workspace,
                 "Transfer to whom?",  # type: ignore[arg-type]
@@ -482,10 +486,7 @@ class TelegramAdapter:
             return Receipt(external_ids=tuple(ids), chat_id=out.chat_id)
         name = out.author_name if out.author_role == "operator" else None
         budget = TEXT_LIMIT - (len(name) + 1 if name else 0)
-        text = out.text + "".join(
-            "\n" + a.kind + (f": {a.name}" if a.name else "") for a in out.attachments
-        )
-        for number, part in enumerate(split_text(text, budget)):
+        for number, part in enumerate(split_text(render.with_attachments(out), budget)):
             shown = replace(out, text=part, author_name=name if number == 0 else None)
             rendered = render.customer_text(shown)
             if number == 0:
@@ -711,11 +712,8 @@ class TelegramAdapter:
             # from a Telegram customer: a copy keeps formatting and media, and one
             # copyMessages call keeps an album together
             return await self._copy(self.workspace, delivery, thread=thread)
-        text = out.text + "".join(
-            "\n" + a.kind + (f": {a.name}" if a.name else "") for a in out.attachments
-        )
         ids = []
-        for number, part in enumerate(split_text(text, TEXT_LIMIT - 100)):
+        for number, part in enumerate(split_text(render.with_attachments(out), TEXT_LIMIT - 100)):
             shown = replace(out, text=part)
             rendered = (
                 render.note_text(shown)

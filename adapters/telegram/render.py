@@ -108,8 +108,11 @@ def customer_text(out: Outbound) -> str:
     return text
 
 
-def attachment_line(kind: str, name: str | None) -> str:
-    return f"📎 <i>{escape(kind)}{': ' + escape(name) if name else ''}</i>"
+def with_attachments(out: Outbound) -> str:
+    """The text plus a line per file that cannot be copied (not escaped yet)."""
+    return out.text + "".join(
+        "\n" + a.kind + (f": {a.name}" if a.name else "") for a in out.attachments
+    )
 
 
 def edited_text(out: Outbound) -> str:

@@ -400,7 +400,6 @@ async def copy_message(world: World, params: Params, uploads: Uploads) -> JSON:
     fields.update(_extras(world, chat, params))
     world.check_flood(chat["id"])
     copied = world.store_message(chat["id"], world.bot, fields, thread)
-    copied["_copied_from"] = (source["chat"]["id"], source["message_id"])
     return {"message_id": copied["message_id"]}
 
 
