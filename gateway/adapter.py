@@ -14,7 +14,16 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
-from gateway.events import ActionResult, Delivery, Inbound, IngestResult, OperatorCommand, Receipt
+from gateway.events import (
+    ActionResult,
+    Attachment,
+    Delivery,
+    FileData,
+    Inbound,
+    IngestResult,
+    OperatorCommand,
+    Receipt,
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,11 @@ class Host(Protocol):
         self, method: str, path: str, handler: Callable[[Any], Awaitable[Any]]
     ) -> None: ...
 
+    async def fetch(self, attachment: Attachment) -> FileData:
+        """The bytes of a file another channel received (``attachment.origin``), so
+        that this one can upload it. Raises ``PermanentFailure`` when it cannot be had
+        (too big for the origin's bot API, gone, no such channel configured)."""
+
 
 @runtime_checkable
 class Adapter(Protocol):
@@ -67,6 +81,10 @@ class Adapter(Protocol):
     async def deliver(self, delivery: Delivery) -> Receipt:
         """Send one delivery. Raise ``TemporaryFailure``/``RateLimited`` to be
         retried, ``PermanentFailure`` when retrying cannot help."""
+
+    async def fetch(self, attachment: Attachment) -> FileData:
+        """Download a file this channel received (its ``file_ref``), for another
+        channel to upload. ``PermanentFailure`` names why it cannot be had."""
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,15 @@ from gateway.actions import ActionRegistry
 from gateway.adapter import Adapter, ChannelPlugin
 from gateway.config import Config, load_config
 from gateway.core import Core
-from gateway.errors import ShuttingDown
-from gateway.events import ActionResult, Inbound, IngestResult, OperatorCommand
+from gateway.errors import PermanentFailure, ShuttingDown
+from gateway.events import (
+    ActionResult,
+    Attachment,
+    FileData,
+    Inbound,
+    IngestResult,
+    OperatorCommand,
+)
 from gateway.http import HttpServer
 from gateway.outbox import OutboxWorker
 from storage import Database, Repository
@@ -30,6 +37,10 @@ from storage.migrate import ensure_schema
 from storage.models import Presence
 
 log = logging.getLogger(__name__)
+
+#: files relayed from one channel to another pass through memory; Telegram takes
+#: uploads up to 50 MB from bots, so a bigger file could go nowhere anyway
+MAX_RELAYED_FILE = 50 * 2**20
 
 
 def discover_plugins() -> dict[str, ChannelPlugin]:
@@ -63,6 +74,19 @@ class _Host:
 
     def add_route(self, method: str, path: str, handler: Callable[[Any], Awaitable[Any]]) -> None:
         self._gateway.http.add_route(method, path, handler)
+
+    async def fetch(self, attachment: Attachment) -> FileData:
+        origin = next((a for a in self._gateway.adapters if a.name == attachment.origin), None)
+        if origin is None:
+            raise PermanentFailure(
+                f"the file came from {attachment.origin or 'an unknown channel'}, "
+                "which is not configured now"
+            )
+        if attachment.size is not None and attachment.size > MAX_RELAYED_FILE:
+            raise PermanentFailure(
+                f"over the {MAX_RELAYED_FILE // 2**20} MB the gateway passes between channels"
+            )
+        return await origin.fetch(attachment)
 
 
 class Gateway:

@@ -117,6 +117,8 @@ class Core:
         if customer.blocked:
             log.info("message from a blocked customer dropped", extra={"channel": inbound.channel})
             return IngestResult(False, ignored="the customer is blocked")
+        if inbound.delete_of:
+            return await self._apply_delete(tx, inbound, role="customer", to_customer=False)
         if inbound.edit_of:
             edited = await self._apply_edit(tx, inbound, role="customer", to_customer=False)
             if edited is not None:
@@ -258,6 +260,34 @@ class Core:
         )
         return IngestResult(False, conversation.id, message.id)
 
+    async def _apply_delete(
+        self, tx: Transaction, inbound: Inbound, *, role: str, to_customer: bool
+    ) -> IngestResult:
+        """Mark the stored message deleted and follow the deletion to its copies.
+
+        A deletion of a message we never stored has nothing to follow: it is ignored.
+        """
+        assert inbound.delete_of is not None
+        message = await tx.message_by_ref(inbound.channel, inbound.chat_id, inbound.delete_of)
+        if message is None:
+            return IngestResult(False, ignored="the deleted message was never relayed")
+        conversation = await tx.conversation(message.conversation_id)
+        assert conversation is not None
+        if message.deleted_at is None:
+            message.deleted_at = utcnow()
+            tx.add(message)
+            await tx.flush()
+            await self.relay.edit(
+                tx,
+                conversation,
+                message,
+                role=role,  # type: ignore[arg-type]
+                skip=inbound.channel if inbound.from_workspace else None,
+                customer=to_customer,
+                kind="delete",
+            )
+        return IngestResult(False, conversation.id, message.id)
+
     # -- operators ----------------------------------------------------------------
 
     def operator_for(self, channel: str, external_id: str) -> OperatorConfig | None:
@@ -280,6 +310,8 @@ class Core:
             return IngestResult(False, ignored="no conversation lives in this thread")
         conversation = await tx.conversation(conversation.id, lock=True)
         assert conversation is not None
+        if inbound.delete_of:
+            return await self._apply_delete(tx, inbound, role="operator", to_customer=True)
         if inbound.edit_of:
             edited = await self._apply_edit(tx, inbound, role="operator", to_customer=True)
             if edited is not None:
@@ -427,7 +459,7 @@ class Core:
             if refs:
                 source_chat = refs[0].chat_id
                 source_ids = tuple(r.external_id for r in refs if r.chat_id == source_chat)
-        if outbound.kind == "edit" and outbound.message_id is not None:
+        if outbound.kind in ("edit", "delete") and outbound.message_id is not None:
             refs = await tx.refs(outbound.message_id, outbound.destination, outbound.audience)
             edit_refs = tuple(r.external_id for r in refs)
         return Delivery(

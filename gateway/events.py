@@ -13,7 +13,7 @@ from typing import Any, Literal
 from gateway.errors import InvalidEvent
 
 Audience = Literal["customer", "workspace"]
-OutboundKind = Literal["message", "edit", "header"]
+OutboundKind = Literal["message", "edit", "delete", "header"]
 AuthorRole = Literal["operator", "note", "bot", "system", "customer"]
 
 
@@ -26,6 +26,17 @@ class Attachment:
     name: str | None = None
     mime: str | None = None
     size: int | None = None
+    #: the channel whose ``file_ref`` this is: the adapter that can fetch its bytes
+    origin: str | None = None
+
+
+@dataclass(frozen=True)
+class FileData:
+    """A file's bytes, fetched from where it was sent so another platform can take it."""
+
+    name: str
+    mime: str
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,8 @@ class Inbound:
     part_ids: tuple[str, ...] = ()
     reply_to: str | None = None
     edit_of: str | None = None
+    #: the platform id of a message its author deleted (the event carries nothing else)
+    delete_of: str | None = None
     workspace_thread: str | None = None
     sent_at: datetime | None = None  # the platform's time, when it gives one
 
@@ -66,7 +79,7 @@ class Inbound:
                 raise InvalidEvent(f"Inbound.{name} is empty")
         if not self.sender.external_id:
             raise InvalidEvent("Inbound.sender.external_id is empty")
-        if not self.text and not self.attachments:
+        if not self.text and not self.attachments and not self.delete_of:
             raise InvalidEvent(
                 "Inbound has neither text nor attachments (use a placeholder text for "
                 "content that cannot be relayed)"
@@ -165,7 +178,7 @@ class Delivery:
     key: str = ""
     thread_ref: str | None = None
     header_ref: str | None = None
-    edit_refs: tuple[str, ...] = ()  # the copies to edit, for kind == "edit"
+    edit_refs: tuple[str, ...] = ()  # the copies to edit or delete (kind edit, delete)
     #: where the same message was written on this platform's other side (its chat and
     #: ids, several for an album): the adapter may copy it rather than send it anew
     source_chat: str | None = None

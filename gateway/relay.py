@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from gateway.config import Config, OperatorConfig
 from gateway.events import (
@@ -160,15 +160,18 @@ class Relay:
         role: AuthorRole,
         skip: str | None = None,
         customer: bool = False,
+        kind: OutboundKind = "edit",
     ) -> None:
-        """Follow an edit to every copy of the message, wherever it was relayed."""
+        """Follow an edit (or a deletion) to every copy of the message, wherever it
+        was relayed. How a deletion shows is the adapter's call: a customer's message
+        stays visible to operators, marked as deleted, so the record is kept."""
         targets: list[tuple[str, Audience]] = [
             (w, "workspace") for w in self.desk.workspaces if w != skip
         ]
         if customer:
             targets.append((conversation.channel, "customer"))
         for destination, audience in targets:
-            await self._relay(tx, conversation, message, destination, audience, role, "edit")
+            await self._relay(tx, conversation, message, destination, audience, role, kind)
 
     async def system(self, tx: Transaction, conversation: Conversation, text: str) -> Message:
         """An event for operators' eyes (claimed, transferred, not delivered)."""
@@ -222,13 +225,7 @@ def _id(conversation: Conversation) -> int:
 
 
 def _attachment_dict(attachment: Attachment) -> dict[str, object]:
-    return {
-        "kind": attachment.kind,
-        "file_ref": attachment.file_ref,
-        "name": attachment.name,
-        "mime": attachment.mime,
-        "size": attachment.size,
-    }
+    return asdict(attachment)
 
 
 def _attachments(message: Message) -> tuple[Attachment, ...]:

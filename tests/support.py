@@ -13,7 +13,8 @@ from sqlmodel import col, select
 from gateway.adapter import Host, RateLimit
 from gateway.app import Gateway
 from gateway.config import Config, parse_config
-from gateway.events import Delivery, Inbound, Receipt, Sender
+from gateway.errors import PermanentFailure
+from gateway.events import Attachment, Delivery, FileData, Inbound, Receipt, Sender
 from storage import Conversation, Database, Message, OutboxRow, OutboxStatus
 from storage.migrate import upgrade
 
@@ -120,6 +121,8 @@ class RecordingAdapter:
     deliveries: list[Delivery] = field(default_factory=list)
     failures: dict[str, list[Failure]] = field(default_factory=dict)
     host: Host | None = None
+    #: what ``fetch`` gives for a file_ref: files its customers "sent"
+    files: dict[str, bytes] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _events: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -131,6 +134,12 @@ class RecordingAdapter:
 
     def cost(self, delivery: Delivery) -> int:
         return 1
+
+    async def fetch(self, attachment: Attachment) -> FileData:
+        data = self.files.get(attachment.file_ref)
+        if data is None:
+            raise PermanentFailure(f"{self.name} no longer has {attachment.file_ref}")
+        return FileData(attachment.name or attachment.file_ref, attachment.mime or "", data)
 
     def fail(self, chat: str, make: Callable[[], Exception], times: int = 1) -> None:
         """Fail deliveries to a customer chat (or "workspace") ``times`` times."""

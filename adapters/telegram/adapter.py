@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from html import escape
 from typing import Any, TypeVar
@@ -24,6 +24,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
     ClientDecodeError,
     TelegramBadRequest,
+    TelegramEntityTooLarge,
     TelegramForbiddenError,
     TelegramNetworkError,
     TelegramNotFound,
@@ -31,7 +32,14 @@ from aiogram.exceptions import (
     TelegramServerError,
     TelegramUnauthorizedError,
 )
-from aiogram.types import BotCommand, BotCommandScopeChat, CallbackQuery, Message, Update
+from aiogram.types import (
+    BotCommand,
+    BotCommandScopeChat,
+    BufferedInputFile,
+    CallbackQuery,
+    Message,
+    Update,
+)
 from aiohttp import web
 from pydantic import ValidationError
 
@@ -39,6 +47,7 @@ from adapters.telegram import normalise, render
 from adapters.telegram.config import TelegramSection
 from gateway.actions import parse_command
 from gateway.adapter import Host, RateLimit
+from gateway.cards import file_line
 from gateway.config import Config
 from gateway.errors import (
     GatewayError,
@@ -47,7 +56,15 @@ from gateway.errors import (
     ShuttingDown,
     TemporaryFailure,
 )
-from gateway.events import ConversationCard, Delivery, OperatorCommand, Receipt
+from gateway.events import (
+    Attachment,
+    ConversationCard,
+    Delivery,
+    FileData,
+    OperatorCommand,
+    Outbound,
+    Receipt,
+)
 from gateway.textsplit import split_text
 
 log = logging.getLogger(__name__)
@@ -56,6 +73,10 @@ T = TypeVar("T")
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 TEXT_LIMIT = 4096  # https://core.telegram.org/bots/api#sendmessage
 CAPTION_LIMIT = 1024
+#: https://core.telegram.org/bots/api#getfile: bots download files up to 20 MB
+DOWNLOAD_LIMIT = 20 * 2**20
+#: https://core.telegram.org/bots/api#sendphoto: photos up to 10 MB, other files 50 MB
+PHOTO_LIMIT = 10 * 2**20
 #: tries before one failing update is set aside (see _give_up_on)
 MAX_UPDATE_TRIES = 5
 WORKSPACE_COMMANDS = [
@@ -433,14 +454,14 @@ class TelegramAdapter:
         if out.kind == "header":
             # open: create the topic and post the header; refresh: edit header, rename topic
             return 2
-        if out.kind == "edit":
+        if out.kind in ("edit", "delete"):
             return max(1, len(delivery.edit_refs))
         if delivery.more:
             copyable = all(d.source_ids for d in (delivery, *delivery.more))
             return 1 if copyable else 1 + len(delivery.more)
         if delivery.source_ids and (out.author_role == "customer" or out.attachments):
             return 1  # one copyMessage(s)
-        calls = len(split_text(out.text or " ", TEXT_LIMIT - 100))
+        calls = len(split_text(out.text or " ", TEXT_LIMIT - 100)) + len(_uploads(out))
         if out.audience == "workspace" and delivery.thread_ref is None:
             calls += 2
         return calls
@@ -478,6 +499,9 @@ class TelegramAdapter:
             for ref in delivery.edit_refs:
                 await self._edit(chat, int(ref), render.customer_text(out))
             return Receipt(chat_id=out.chat_id)
+        if out.kind == "delete":
+            await self._delete(chat, delivery.edit_refs)
+            return Receipt(chat_id=out.chat_id)
         ids: list[str] = []
         if out.attachments and delivery.source_ids:
             # an operator's file from the topic: copied, so nothing is downloaded
@@ -486,15 +510,95 @@ class TelegramAdapter:
             return Receipt(external_ids=tuple(ids), chat_id=out.chat_id)
         name = out.author_name if out.author_role == "operator" else None
         budget = TEXT_LIMIT - (len(name) + 1 if name else 0)
-        for number, part in enumerate(split_text(render.with_attachments(out), budget)):
-            shown = replace(out, text=part, author_name=name if number == 0 else None)
-            rendered = render.customer_text(shown)
-            if number == 0:
-                sent = await self.bot.send_message(chat, rendered)
-            else:
-                sent = await self._then(lambda r=rendered: self.bot.send_message(chat, r))  # type: ignore[union-attr]
-            ids.append(str(sent.message_id))
+        text = render.with_attachments(out)
+        if text or not _uploads(out):
+            for number, part in enumerate(split_text(text or " ", budget)):
+                shown = replace(out, text=part, author_name=name if number == 0 else None)
+                rendered = render.customer_text(shown)
+                if number == 0:
+                    sent = await self.bot.send_message(chat, rendered)
+                else:
+                    sent = await self._then(lambda r=rendered: self.bot.send_message(chat, r))  # type: ignore[union-attr]
+                ids.append(str(sent.message_id))
+        ids += await self._upload_all(chat, None, out, first=not ids)
         return Receipt(external_ids=tuple(ids), chat_id=out.chat_id)
+
+    async def _upload_all(
+        self, chat: int, thread: int | None, out: Outbound, *, first: bool
+    ) -> list[str]:
+        """Upload the files that came from another channel; a file that cannot
+        follow (too big, gone) is named in a message saying why, never dropped."""
+        assert self.bot is not None and self.host is not None
+        ids: list[str] = []
+        for number, attachment in enumerate(_uploads(out)):
+            try:
+                if attachment.origin == self.name:  # Telegram's own file: sent by its id
+                    upload: FileData | None = None
+                else:
+                    upload = await self.host.fetch(attachment)
+                sent = await self._call(
+                    lambda f=upload, a=attachment: self._upload(chat, thread, a, f),  # type: ignore[misc]
+                    first=first and number == 0,
+                )
+            except (PermanentFailure, TelegramEntityTooLarge) as exc:
+                reason = str(exc) if isinstance(exc, PermanentFailure) else "too big for Telegram"
+                notice = f"{file_line(attachment.name, attachment.kind, attachment.size)}: {reason}"
+                sent = await self._call(
+                    lambda n=notice: self.bot.send_message(  # type: ignore[union-attr]
+                        chat, escape(n), message_thread_id=thread
+                    ),
+                    first=first and number == 0,
+                )
+            ids.append(str(sent.message_id))
+        return ids
+
+    async def _call(self, call: Callable[[], Awaitable[T]], *, first: bool) -> T:
+        return await (call() if first else self._then(call))
+
+    async def _upload(
+        self, chat: int, thread: int | None, attachment: Attachment, file: FileData | None
+    ) -> Message:
+        assert self.bot is not None
+        if file is None:
+            return await self.bot.send_document(chat, attachment.file_ref, message_thread_id=thread)
+        upload = BufferedInputFile(file.data, filename=file.name)
+        if attachment.kind == "photo" and len(file.data) <= PHOTO_LIMIT:
+            return await self.bot.send_photo(chat, upload, message_thread_id=thread)
+        return await self.bot.send_document(chat, upload, message_thread_id=thread)
+
+    async def _delete(self, chat: int, refs: Sequence[str]) -> None:
+        assert self.bot is not None
+        for number, ref in enumerate(refs):
+            try:
+                await self._call(
+                    lambda r=ref: self.bot.delete_message(chat, int(r)),  # type: ignore[union-attr]
+                    first=number == 0,
+                )
+            except TelegramBadRequest as exc:
+                # gone already, or older than the 48 hours Telegram allows deleting in
+                log.info("telegram: message %s not deleted: %s", ref, exc.message)
+
+    async def fetch(self, attachment: Attachment) -> FileData:
+        assert self.bot is not None
+        if attachment.size is not None and attachment.size > DOWNLOAD_LIMIT:
+            raise PermanentFailure(
+                f"over the {DOWNLOAD_LIMIT // 2**20} MB Telegram lets bots download; "
+                "ask the customer for a link"
+            )
+        try:
+            found = await self.bot.get_file(attachment.file_ref)
+            assert found.file_path is not None
+            buffer = await self.bot.download_file(found.file_path)
+        except TelegramBadRequest as exc:
+            raise PermanentFailure(f"Telegram: {exc.message}") from None
+        except (TelegramServerError, TelegramNetworkError) as exc:
+            raise TemporaryFailure(f"Telegram: {exc}") from None
+        assert buffer is not None
+        return FileData(
+            name=attachment.name or found.file_path.rsplit("/", 1)[-1],
+            mime=attachment.mime or "application/octet-stream",
+            data=buffer.read(),
+        )
 
     async def _copy(
         self,
@@ -708,12 +812,22 @@ class TelegramAdapter:
             for ref in delivery.edit_refs:
                 await self._edit(self.workspace, int(ref), text)
             return []
+        if out.kind == "delete":
+            if out.author_role == "customer":  # operators keep the record, marked
+                for ref in delivery.edit_refs:
+                    await self._edit(self.workspace, int(ref), render.deleted_text(out))
+            else:
+                await self._delete(self.workspace, delivery.edit_refs)
+            return []
         if out.author_role == "customer" and delivery.source_ids:
             # from a Telegram customer: a copy keeps formatting and media, and one
             # copyMessages call keeps an album together
             return await self._copy(self.workspace, delivery, thread=thread)
-        ids = []
-        for number, part in enumerate(split_text(render.with_attachments(out), TEXT_LIMIT - 100)):
+        ids: list[str] = []
+        text = render.with_attachments(out)
+        if not text and _uploads(out):
+            return await self._upload_all(self.workspace, thread, out, first=True)
+        for number, part in enumerate(split_text(text or " ", TEXT_LIMIT - 100)):
             shown = replace(out, text=part)
             rendered = (
                 render.note_text(shown)
@@ -730,4 +844,10 @@ class TelegramAdapter:
 
             sent = await (send() if number == 0 else self._then(send))
             ids.append(str(sent.message_id))
+        ids += await self._upload_all(self.workspace, thread, out, first=False)
         return ids
+
+
+def _uploads(out: Outbound) -> tuple[Attachment, ...]:
+    """The files to send as files: those whose origin can give their bytes."""
+    return tuple(a for a in out.attachments if a.origin)

@@ -55,6 +55,7 @@ def attachments(message: Message) -> tuple[Attachment, ...]:
                 name=getattr(media, "file_name", None),
                 mime=getattr(media, "mime_type", None),
                 size=media.file_size,
+                origin="telegram",
             ),
         )
     return ()

@@ -10,34 +10,16 @@ from html import escape
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
+from gateway.cards import file_line, is_finished, status_icon, status_line
 from gateway.config import OperatorConfig
 from gateway.events import ConversationCard, Outbound
 
 #: https://core.telegram.org/bots/api#createforumtopic
 TOPIC_NAME_LIMIT = 128
 
-STATUS_ICON = {
-    "new": "🆕",
-    "queued": "⏳",
-    "assigned": "🟢",
-    "waiting_customer": "💬",
-    "snoozed": "💤",
-    "resolved": "✅",
-    "closed": "✅",
-}
-STATUS_TEXT = {
-    "new": "new",
-    "queued": "waiting in the queue",
-    "assigned": "assigned",
-    "waiting_customer": "waiting for the customer",
-    "snoozed": "snoozed",
-    "resolved": "resolved",
-    "closed": "closed",
-}
-
 
 def topic_name(card: ConversationCard) -> str:
-    name = f"{STATUS_ICON.get(card.status, '•')} {card.customer_name} #{card.conversation_id}"
+    name = f"{status_icon(card)} {card.customer_name} #{card.conversation_id}"
     if len(name) > TOPIC_NAME_LIMIT:
         name = name[: TOPIC_NAME_LIMIT - 1] + "…"
     return name
@@ -51,10 +33,7 @@ def header_text(card: ConversationCard) -> str:
         f"<b>{name}</b>" + (f" @{escape(card.customer_username)}" if card.customer_username else "")
     ]
     lines.append(f"Channel: {escape(card.channel)} · Language: {escape(card.language or '?')}")
-    status = STATUS_TEXT.get(card.status, card.status)
-    if card.assignee_name and card.status not in ("queued", "new"):
-        status += f" · {escape(card.assignee_name)}"
-    lines.append(f"Status: {STATUS_ICON.get(card.status, '')} {status}")
+    lines.append(f"Status: {escape(status_line(card))}")
     lines.append(
         f"<i>Conversation #{card.conversation_id}. Reply here to answer; "
         "/note keeps a note internal.</i>"
@@ -63,7 +42,7 @@ def header_text(card: ConversationCard) -> str:
 
 
 def header_buttons(card: ConversationCard) -> InlineKeyboardMarkup:
-    if card.status in ("resolved", "closed"):
+    if is_finished(card):
         row = [InlineKeyboardButton(text="↩️ Reopen", callback_data="reopen")]
     else:
         row = [
@@ -109,10 +88,15 @@ def customer_text(out: Outbound) -> str:
 
 
 def with_attachments(out: Outbound) -> str:
-    """The text plus a line per file that cannot be copied (not escaped yet)."""
-    return out.text + "".join(
-        "\n" + a.kind + (f": {a.name}" if a.name else "") for a in out.attachments
-    )
+    """The text plus a line per file that cannot be sent as a file: one whose origin
+    is unknown (not escaped yet). The others are uploaded after the text."""
+    lines = [file_line(a.name, a.kind, a.size) for a in out.attachments if not a.origin]
+    return "\n".join([out.text, *lines] if out.text else lines)
+
+
+def deleted_text(out: Outbound) -> str:
+    """A customer's relayed message after they deleted it: kept, struck through."""
+    return f"<s>{escape(out.text)}</s>\n<i>(deleted by the customer)</i>"
 
 
 def edited_text(out: Outbound) -> str:

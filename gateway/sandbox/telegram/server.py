@@ -15,12 +15,12 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
+from gateway.sandbox.common import Faults
 from gateway.sandbox.telegram.botapi import (
     METHODS,
     Upload,
@@ -33,17 +33,6 @@ from gateway.sandbox.telegram.world import JSON, ApiError, Limits, World, public
 log = logging.getLogger(__name__)
 
 DEFAULT_TOKEN = "123456789:SANDBOX-token-not-for-production"
-
-
-@dataclass
-class Fault:
-    """One injected misbehaviour: ``error`` (an HTTP 5xx), ``slow`` or ``drop``."""
-
-    kind: str
-    method: str | None = None  # lower-case method name, None for any
-    times: int = 1
-    delay: float = 0.0
-    status: int = 502
 
 
 class TelegramSandbox:
@@ -60,7 +49,7 @@ class TelegramSandbox:
         self.world = World(token=token, limits=limits, clock=clock)
         self.host, self.port = host, port
         self.webhook_retry_delay = webhook_retry_delay
-        self.faults: list[Fault] = []
+        self.faults = Faults()
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
         self.app.router.add_route("*", "/bot{token}/{method}", self._bot_api)
         self.app.router.add_get("/file/bot{token}/{path:.+}", self._download)
@@ -109,28 +98,9 @@ class TelegramSandbox:
 
     # -- faults -----------------------------------------------------------------------------
 
-    def inject(
-        self,
-        kind: str,
-        *,
-        method: str | None = None,
-        times: int = 1,
-        delay: float = 0.0,
-        status: int = 502,
-    ) -> None:
-        """Misbehave on the next ``times`` calls (of ``method``, or any)."""
-        if kind not in ("error", "slow", "drop"):
-            raise ValueError("a fault is 'error', 'slow' or 'drop'")
-        self.faults.append(Fault(kind, method.lower() if method else None, times, delay, status))
-
-    def _take_fault(self, method: str) -> Fault | None:
-        for fault in self.faults:
-            if fault.method in (None, method):
-                fault.times -= 1
-                if fault.times <= 0:
-                    self.faults.remove(fault)
-                return fault
-        return None
+    def inject(self, kind: str, *, method: str | None = None, **details: Any) -> None:
+        """Misbehave on the next calls (of ``method``, or any): see ``Faults.inject``."""
+        self.faults.inject(kind, method=method.lower() if method else None, **details)
 
     # -- the Bot API ------------------------------------------------------------------------
 
@@ -142,7 +112,7 @@ class TelegramSandbox:
                 {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
             )
         name = request.match_info["method"].lower()
-        fault = self._take_fault(name)
+        fault = self.faults.take(name)
         if fault is not None:
             if fault.kind == "slow":
                 await asyncio.sleep(fault.delay)

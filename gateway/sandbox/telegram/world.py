@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.sandbox.common import Bucket
+
 JSON = dict[str, Any]
 
 #: https://core.telegram.org/bots/api#sendmessage and #sendphoto
@@ -46,23 +48,6 @@ class ApiError(Exception):
 
 def bad_request(text: str) -> ApiError:
     return ApiError(400, f"Bad Request: {text}")
-
-
-@dataclass
-class Bucket:
-    capacity: float
-    per_second: float
-    tokens: float
-    updated: float
-
-    def take(self, now: float) -> float:
-        """Take a token; 0 when granted, else the seconds until one is free."""
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.per_second)
-        self.updated = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return 0.0
-        return (1 - self.tokens) / self.per_second
 
 
 @dataclass

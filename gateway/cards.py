@@ -1,0 +1,56 @@
+"""How a conversation's state reads in any workspace: the words and icons for a status.
+
+Adapters render cards in their platform's markup; what the states are called is one
+decision, made here, so Telegram and Slack never disagree about it.
+"""
+
+from __future__ import annotations
+
+from gateway.events import ConversationCard
+
+STATUS_ICON = {
+    "new": "🆕",
+    "queued": "⏳",
+    "assigned": "🟢",
+    "waiting_customer": "💬",
+    "snoozed": "💤",
+    "resolved": "✅",
+    "closed": "✅",
+}
+STATUS_TEXT = {
+    "new": "new",
+    "queued": "waiting in the queue",
+    "assigned": "assigned",
+    "waiting_customer": "waiting for the customer",
+    "snoozed": "snoozed",
+    "resolved": "resolved",
+    "closed": "closed",
+}
+
+
+def is_finished(card: ConversationCard) -> bool:
+    return card.status in ("resolved", "closed")
+
+
+def status_icon(card: ConversationCard) -> str:
+    return STATUS_ICON.get(card.status, "•")
+
+
+def status_line(card: ConversationCard) -> str:
+    """e.g. "🟢 assigned · Anna" (plain text: adapters escape it for their markup)."""
+    status = STATUS_TEXT.get(card.status, card.status)
+    if card.assignee_name and card.status not in ("queued", "new"):
+        status += f" · {card.assignee_name}"
+    return f"{STATUS_ICON.get(card.status, '')} {status}".strip()
+
+
+def file_line(name: str | None, kind: str, size: int | None) -> str:
+    """A file named in text, where the file itself cannot follow."""
+    label = name or kind
+    if size:
+        label += (
+            f" ({size / 1024 / 1024:.1f} MB)"
+            if size >= 1024 * 1024
+            else f" ({size // 1024 or 1} KB)"
+        )
+    return f"📎 {label}"

@@ -1,0 +1,63 @@
+"""What every platform emulator needs alike: token buckets and injected faults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Bucket:
+    capacity: float
+    per_second: float
+    tokens: float
+    updated: float
+
+    def take(self, now: float) -> float:
+        """Take a token; 0 when granted, else the seconds until one is free."""
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.per_second)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.per_second
+
+
+@dataclass
+class Fault:
+    """One injected misbehaviour: ``error`` (an HTTP 5xx), ``slow`` or ``drop``."""
+
+    kind: str
+    method: str | None = None  # the method's name, None for any
+    times: int = 1
+    delay: float = 0.0
+    status: int = 502
+
+
+@dataclass
+class Faults:
+    """The faults a test switched on; each call to a method takes the next one."""
+
+    pending: list[Fault] = field(default_factory=list)
+
+    def inject(
+        self,
+        kind: str,
+        *,
+        method: str | None = None,
+        times: int = 1,
+        delay: float = 0.0,
+        status: int = 502,
+    ) -> None:
+        """Misbehave on the next ``times`` calls (of ``method``, or any)."""
+        if kind not in ("error", "slow", "drop"):
+            raise ValueError("a fault is 'error', 'slow' or 'drop'")
+        self.pending.append(Fault(kind, method, times, delay, status))
+
+    def take(self, method: str) -> Fault | None:
+        for fault in self.pending:
+            if fault.method in (None, method):
+                fault.times -= 1
+                if fault.times <= 0:
+                    self.pending.remove(fault)
+                return fault
+        return None

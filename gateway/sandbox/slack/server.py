@@ -1,0 +1,572 @@
+"""Slack on loopback: the Web API, the Events API and Socket Mode, with limits and faults.
+
+``SlackSandbox`` serves the Web API at ``<api_base>/<method>`` (query, form or JSON
+parameters, the token as ``Authorization: Bearer``), the external upload URL, file
+downloads that need the bot token, and Socket Mode websockets from
+``apps.connections.open``. Events go to the app the way Slack sends them: signed
+HTTP requests retried when no 2xx comes within 3 seconds, or Socket Mode envelopes
+redelivered until acknowledged. Tests drive people through the control API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+from aiohttp import web
+
+from gateway.sandbox.common import Faults
+from gateway.sandbox.slack.webapi import METHODS
+from gateway.sandbox.slack.world import JSON, ApiError, Limits, StoredFile, World
+
+log = logging.getLogger(__name__)
+
+BOT_TOKEN = "xoxb-0000-sandbox-bot-token"
+APP_TOKEN = "xapp-1-sandbox-app-token"
+SIGNING_SECRET = "sandbox-signing-secret-0123456789"
+
+
+@dataclass
+class Pending:
+    """An event on its way to the app: its body, and how often it was tried."""
+
+    body: JSON
+    kind: str = "events_api"  # or "interactive"
+    attempt: int = 0
+    reason: str = ""
+
+
+def sign(secret: str, timestamp: str, body: str) -> str:
+    """Slack's request signature: v0= HMAC-SHA256 of ``v0:{timestamp}:{body}``."""
+    base = f"v0:{timestamp}:{body}".encode()
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+class SlackSandbox:
+    def __init__(
+        self,
+        *,
+        bot_token: str = BOT_TOKEN,
+        app_token: str = APP_TOKEN,
+        signing_secret: str = SIGNING_SECRET,
+        limits: Limits | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ack_timeout: float = 3.0,
+        retry_delays: tuple[float, ...] = (0.0, 60.0, 300.0),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.world = World(
+            bot_token=bot_token,
+            app_token=app_token,
+            signing_secret=signing_secret,
+            limits=limits,
+            clock=clock,
+        )
+        self.host, self.port = host, port
+        #: Slack waits 3 s for a 2xx or an ack, then retries, up to 3 times
+        self.ack_timeout = ack_timeout
+        self.retry_delays = retry_delays
+        self.request_url: str | None = None
+        self.faults = Faults()
+        self._queue: asyncio.Queue[Pending] = asyncio.Queue()
+        self._sockets: list[web.WebSocketResponse] = []
+        self._transports: dict[web.WebSocketResponse, asyncio.BaseTransport | None] = {}
+        self._reachable = asyncio.Event()  # a socket is open or a Request URL is set
+        self._acks: dict[str, asyncio.Future[None]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._sender: asyncio.Task[None] | None = None
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.app = web.Application(client_max_size=64 * 1024 * 1024)
+        self.app.router.add_route("*", "/api/{method}", self._web_api)
+        self.app.router.add_post("/upload/v1/{file_id}", self._upload)
+        self.app.router.add_get("/files-pri/{team_file}/{name}", self._download)
+        self.app.router.add_get("/socket-mode", self._socket)
+        self.app.router.add_post("/sandbox/users", self._control_add_user)
+        self.app.router.add_post("/sandbox/post", self._control_post)
+        self.app.router.add_get("/sandbox/channels/{cid}", self._control_channel)
+        self.app.router.add_get("/sandbox/stats", self._control_stats)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    @property
+    def base(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def api_base(self) -> str:
+        """What the app's ``[slack] api_base`` is set to (slack_sdk's base_url)."""
+        return f"{self.base}/api/"
+
+    @property
+    def bot_token(self) -> str:
+        return self.world.bot_token
+
+    @property
+    def app_token(self) -> str:
+        return self.world.app_token
+
+    @property
+    def signing_secret(self) -> str:
+        return self.world.signing_secret
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        if self.port == 0:
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._session = aiohttp.ClientSession()
+        self._sender = asyncio.create_task(self._send_events(), name="slack-sandbox-events")
+
+    async def stop(self) -> None:
+        for task in [self._sender, *self._tasks]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        for ws in list(self._sockets):
+            await ws.close()
+        if self._session is not None:
+            await self._session.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def __aenter__(self) -> SlackSandbox:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- faults -------------------------------------------------------------------------------
+
+    def inject(self, kind: str, *, method: str | None = None, **details: Any) -> None:
+        """Misbehave on the next Web API calls (of ``method``, or any): see ``Faults``."""
+        self.faults.inject(kind, method=method, **details)
+
+    async def drop_sockets(self) -> None:
+        """Cut every Socket Mode connection, as a network blip or a Slack deploy does."""
+        for ws in list(self._sockets):
+            transport = self._transports.pop(ws, None)
+            if transport is not None:
+                transport.abort()  # no close frame: the connection just dies
+        self._sockets.clear()
+        self._update_reachable()
+
+    @property
+    def connected(self) -> int:
+        return len([ws for ws in self._sockets if not ws.closed])
+
+    # -- the Web API ----------------------------------------------------------------------------
+
+    async def _web_api(self, request: web.Request) -> web.StreamResponse:
+        world = self.world
+        world.stats.requests += 1
+        name = request.match_info["method"]
+        fault = self.faults.take(name)
+        if fault is not None:
+            if fault.kind == "slow":
+                await asyncio.sleep(fault.delay)
+            elif fault.kind == "drop":
+                assert request.transport is not None
+                request.transport.abort()
+                return web.Response()
+            else:
+                return web.Response(status=fault.status, text="upstream connect error")
+        params = await self._read_params(request)
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        token = token or str(params.get("token") or "")
+        if name == "apps.connections.open":
+            if token != world.app_token:
+                return self._error(ApiError("invalid_auth" if token else "not_authed"))
+            url = f"ws://{self.host}:{self.port}/socket-mode?ticket={uuid.uuid4().hex}"
+            return web.json_response({"ok": True, "url": url})
+        if not token:
+            return self._error(ApiError("not_authed"))
+        if token != world.bot_token:
+            return self._error(ApiError("invalid_auth"))
+        handler = METHODS.get(name)
+        if handler is None:
+            return self._error(ApiError("unknown_method"))
+        try:
+            result = await handler(world, params, self.base, self.emit)
+        except ApiError as error:
+            return self._error(error)
+        return web.json_response({"ok": True, **result})
+
+    @staticmethod
+    def _error(error: ApiError) -> web.Response:
+        headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
+        return web.json_response(error.to_json(), status=error.status, headers=headers)
+
+    @staticmethod
+    async def _read_params(request: web.Request) -> JSON:
+        params: JSON = dict(request.query)
+        if request.method != "POST" or not request.can_read_body:
+            return params
+        if request.content_type == "application/json":
+            try:
+                body = await request.json()
+            except ValueError:
+                return params
+            if isinstance(body, dict):
+                params.update(body)
+        else:
+            params.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
+        return params
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        upload = self.world.pending_uploads.get(request.match_info["file_id"])
+        if upload is None:
+            return web.Response(status=404, text="upload not found")
+        data = await request.read()
+        if len(data) != upload["length"]:
+            return web.Response(status=400, text="length does not match")
+        upload["data"] = data
+        return web.Response(text=f"OK - {len(data)}")
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        file_id = request.match_info["team_file"].rsplit("-", 1)[-1]
+        stored = self.world.files.get(file_id)
+        if token != self.world.bot_token:
+            # Slack answers an unauthenticated download with its login page, not an error
+            return web.Response(
+                text="<html><body>Sign in to Slack</body></html>", content_type="text/html"
+            )
+        if stored is None:
+            return web.Response(status=404, text="file not found")
+        return web.Response(body=stored.data, content_type=stored.mime)
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def emit(self, body: JSON, kind: str = "events_api") -> None:
+        self._queue.put_nowait(Pending(body, kind))
+
+    def events_to(self, url: str | None) -> None:
+        """Where events go in HTTP mode (the app's Request URL)."""
+        self.request_url = url
+        self._update_reachable()
+
+    async def _send_events(self) -> None:
+        """One event at a time, in order; each waits for its 2xx or ack, up to 3 s."""
+        while True:
+            pending = await self._queue.get()
+            await self._reachable.wait()
+            try:
+                delivered = await self._deliver(pending)
+            except Exception:
+                log.exception("sandbox: an event could not be sent")
+                delivered = False
+            if not delivered:
+                self._retry(pending)
+
+    def _update_reachable(self) -> None:
+        if self._sockets or self.request_url is not None:
+            self._reachable.set()
+        else:
+            self._reachable.clear()
+
+    def _retry(self, pending: Pending) -> None:
+        if pending.attempt >= len(self.retry_delays):
+            log.warning("sandbox: an event was given up after %d retries", pending.attempt)
+            return
+        delay = self.retry_delays[pending.attempt]
+        pending.attempt += 1
+        self.world.stats.events_retried += 1
+
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            self._queue.put_nowait(pending)
+
+        task = asyncio.create_task(later())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, pending: Pending) -> bool:
+        self.world.stats.events_sent += 1
+        sockets = [ws for ws in self._sockets if not ws.closed]
+        if sockets:
+            return await self._over_socket(sockets[-1], pending)
+        if self.request_url is not None:
+            return await self._over_http(pending)
+        return False
+
+    async def _over_http(self, pending: Pending) -> bool:
+        assert self._session is not None and self.request_url is not None
+        if pending.kind == "interactive":
+            body = urlencode({"payload": json.dumps(pending.body)})
+            ctype = "application/x-www-form-urlencoded"
+        else:
+            body = json.dumps(pending.body)
+            ctype = "application/json"
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": ctype,
+            "X-Slack-Request-Timestamp": timestamp,
+            "X-Slack-Signature": sign(self.world.signing_secret, timestamp, body),
+        }
+        if pending.attempt:
+            headers["X-Slack-Retry-Num"] = str(pending.attempt)
+            headers["X-Slack-Retry-Reason"] = pending.reason or "http_error"
+        # the request goes on when Slack stops waiting for it: the app may still
+        # commit it, and the retry must then be recognised as the same event
+        call = asyncio.create_task(self._post(body, headers))
+        self._tasks.add(call)
+        call.add_done_callback(self._tasks.discard)
+        done, _ = await asyncio.wait({call}, timeout=self.ack_timeout)
+        if not done:
+            pending.reason = "http_timeout"
+            return False
+        status = call.result()
+        if status is None or not 200 <= status < 300:
+            pending.reason = "http_error"
+            return False
+        return True
+
+    async def _post(self, body: str, headers: dict[str, str]) -> int | None:
+        assert self._session is not None and self.request_url is not None
+        try:
+            async with self._session.post(
+                self.request_url, data=body.encode(), headers=headers
+            ) as reply:
+                return reply.status
+        except aiohttp.ClientError:
+            return None
+
+    async def _over_socket(self, ws: web.WebSocketResponse, pending: Pending) -> bool:
+        envelope_id = str(uuid.uuid4())
+        envelope = {
+            "envelope_id": envelope_id,
+            "payload": pending.body,
+            "type": pending.kind,
+            "accepts_response_payload": pending.kind == "interactive",
+            "retry_attempt": pending.attempt,
+            "retry_reason": pending.reason,
+        }
+        acked = asyncio.get_running_loop().create_future()
+        self._acks[envelope_id] = acked
+        try:
+            await ws.send_json(envelope)
+            await asyncio.wait_for(acked, self.ack_timeout)
+            return True
+        except (TimeoutError, ConnectionError, RuntimeError, aiohttp.ClientError):
+            pending.reason = "timeout"
+            return False
+        finally:
+            self._acks.pop(envelope_id, None)
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        self._transports[ws] = request.transport
+        self._update_reachable()
+        await ws.send_json(
+            {
+                "type": "hello",
+                "num_connections": len(self._sockets),
+                "debug_info": {"host": "sandbox", "approximate_connection_time": 18060},
+                "connection_info": {"app_id": self.world.app_id},
+            }
+        )
+        try:
+            async for frame in ws:
+                if frame.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                try:
+                    data = json.loads(frame.data)
+                except ValueError:
+                    continue
+                acked = self._acks.get(str(data.get("envelope_id")))
+                if acked is not None and not acked.done():
+                    acked.set_result(None)
+        finally:
+            if ws in self._sockets:
+                self._sockets.remove(ws)
+            self._transports.pop(ws, None)
+            self._update_reachable()
+        return ws
+
+    # -- what people do (the control API) --------------------------------------------------------
+
+    def add_user(self, real_name: str, **kwargs: Any) -> JSON:
+        return self.world.add_user(real_name, **kwargs)
+
+    def add_channel(self, name: str, **kwargs: Any) -> JSON:
+        return self.world.add_channel(name, **kwargs)
+
+    def dm(self, user: JSON) -> JSON:
+        return self.world.dm(user)
+
+    def post(
+        self,
+        user: JSON,
+        text: str = "",
+        *,
+        channel: JSON | None = None,
+        thread_ts: str | None = None,
+        files: list[tuple[str, bytes, str]] = (),  # type: ignore[assignment]
+    ) -> JSON:
+        """``user`` writes: in their DM with the app (the default), a channel, a thread.
+
+        ``files`` are (name, content, mime type) shared with the message.
+        """
+        world = self.world
+        place = channel or world.dm(user)
+        stored = [world.store_file(data, name, mime, user["id"]) for name, data, mime in files]
+        message = world.user_message(
+            user, place, text, thread_ts=thread_ts, files=stored, base=self.base
+        )
+        self.emit(world.event_callback(world.message_event(place, message)))
+        return message
+
+    def resend(self, channel: JSON, message: JSON) -> None:
+        """The same message again under a new event_id, as Slack sometimes does."""
+        self.emit(self.world.event_callback(self.world.message_event(channel, message)))
+
+    def edit(self, user: JSON, channel: JSON, message: JSON, text: str) -> JSON:
+        world = self.world
+        stored = world.message(channel["id"], message["ts"])
+        previous = dict(stored)
+        stored["text"] = text
+        stored["edited"] = {"user": user["id"], "ts": world.new_ts()}
+        event = {
+            "type": "message",
+            "subtype": "message_changed",
+            "hidden": True,
+            "channel": channel["id"],
+            "message": {k: v for k, v in stored.items() if k != "reactions"},
+            "previous_message": previous,
+            "ts": stored["edited"]["ts"],
+            "event_ts": stored["edited"]["ts"],
+            "channel_type": world.channel_type(channel),
+        }
+        self.emit(world.event_callback(event))
+        return stored
+
+    def delete(self, user: JSON, channel: JSON, message: JSON) -> None:
+        world = self.world
+        stored = world.message(channel["id"], message["ts"])
+        stored["deleted"] = True
+        ts = world.new_ts()
+        self.emit(
+            world.event_callback(
+                {
+                    "type": "message",
+                    "subtype": "message_deleted",
+                    "hidden": True,
+                    "channel": channel["id"],
+                    "deleted_ts": stored["ts"],
+                    "previous_message": {k: v for k, v in stored.items() if k != "deleted"},
+                    "ts": ts,
+                    "event_ts": ts,
+                    "channel_type": world.channel_type(channel),
+                }
+            )
+        )
+
+    def press(
+        self,
+        user: JSON,
+        channel: JSON,
+        message: JSON,
+        action_id: str,
+        *,
+        value: str | None = None,
+        selected: str | None = None,
+    ) -> None:
+        """``user`` presses a button (``value``) or picks an option (``selected``)."""
+        action: JSON = {
+            "action_id": action_id,
+            "block_id": "actions",
+            "action_ts": self.world.new_ts(),
+        }
+        if selected is not None:
+            action.update(type="static_select", selected_option={"value": selected})
+        else:
+            action.update(type="button", value=value or action_id)
+        body = {
+            "type": "block_actions",
+            "user": {"id": user["id"], "username": user["name"], "team_id": self.world.team["id"]},
+            "api_app_id": self.world.app_id,
+            "token": "sandbox-verification-token",
+            "container": {
+                "type": "message",
+                "message_ts": message["ts"],
+                "channel_id": channel["id"],
+                "is_ephemeral": False,
+            },
+            "trigger_id": uuid.uuid4().hex,
+            "team": {"id": self.world.team["id"], "domain": "sandbox"},
+            "channel": {"id": channel["id"], "name": channel.get("name", "")},
+            "message": self.world.message(channel["id"], message["ts"]),
+            "response_url": f"{self.base}/actions/{uuid.uuid4().hex}",
+            "actions": [action],
+        }
+        self.emit(body, "interactive")
+
+    def top_level(self, channel: JSON | str) -> list[JSON]:
+        return self.world.top_level(channel if isinstance(channel, str) else channel["id"])
+
+    def thread(self, channel: JSON | str, thread_ts: str) -> list[JSON]:
+        return self.world.thread(channel if isinstance(channel, str) else channel["id"], thread_ts)
+
+    def ephemeral(self, channel: JSON, user: JSON) -> list[JSON]:
+        return list(self.world.ephemeral[(channel["id"], user["id"])])
+
+    def file(self, file_id: str) -> StoredFile:
+        return self.world.files[file_id]
+
+    # -- the control API over HTTP (for benchmarks and `gateway demo`) ---------------------------
+
+    async def _control_add_user(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        return web.json_response(self.add_user(body.pop("real_name", "Customer"), **body))
+
+    async def _control_post(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        user = self.world.users.get(str(body.get("user_id")))
+        if user is None:
+            return web.json_response({"error": "no such user"}, status=404)
+        channel = (
+            self.world.channels.get(str(body.get("channel_id"))) if body.get("channel_id") else None
+        )
+        message = self.post(
+            user, str(body.get("text") or ""), channel=channel, thread_ts=body.get("thread_ts")
+        )
+        return web.json_response(message)
+
+    async def _control_channel(self, request: web.Request) -> web.Response:
+        cid = request.match_info["cid"]
+        thread = request.query.get("thread")
+        shown = self.thread(cid, thread) if thread else self.top_level(cid)
+        return web.json_response(shown)
+
+    async def _control_stats(self, request: web.Request) -> web.Response:
+        stats = self.world.stats
+        return web.json_response(
+            {
+                "requests": stats.requests,
+                "posted": stats.posted,
+                "rate_limited": stats.rate_limited,
+                "early_retries": stats.early_retries,
+                "events_sent": stats.events_sent,
+                "events_retried": stats.events_retried,
+                "pending_events": self._queue.qsize(),
+            }
+        )
