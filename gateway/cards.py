@@ -6,7 +6,7 @@ decision, made here, so Telegram and Slack never disagree about it.
 
 from __future__ import annotations
 
-from gateway.events import ConversationCard
+from gateway.events import Attachment, ConversationCard, Outbound
 
 STATUS_ICON = {
     "new": "🆕",
@@ -54,3 +54,15 @@ def file_line(name: str | None, kind: str, size: int | None) -> str:
             else f" ({size // 1024 or 1} KB)"
         )
     return f"📎 {label}"
+
+
+def text_with_files(out: Outbound) -> str:
+    """The text plus a line per file that cannot be sent as a file (its origin is
+    unknown); the others are uploaded after the text. Not escaped yet."""
+    lines = [file_line(a.name, a.kind, a.size) for a in out.attachments if not a.origin]
+    return "\n".join([out.text, *lines] if out.text else lines)
+
+
+def uploads(out: Outbound) -> tuple[Attachment, ...]:
+    """The files to send as files: those whose origin can give their bytes."""
+    return tuple(a for a in out.attachments if a.origin)

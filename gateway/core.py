@@ -17,6 +17,8 @@ from gateway.actions import ActionContext, ActionRegistry, parse_command
 from gateway.config import Config, OperatorConfig
 from gateway.dispatcher import Dispatcher
 from gateway.events import (
+    NO_CONVERSATION,
+    NOT_AN_OPERATOR,
     ActionResult,
     Delivery,
     Inbound,
@@ -296,6 +298,10 @@ class Core:
         )
 
     async def _operator_message(self, tx: Transaction, inbound: Inbound) -> IngestResult:
+        assert inbound.workspace_thread is not None
+        conversation = await tx.conversation_by_thread(inbound.channel, inbound.workspace_thread)
+        if conversation is None:
+            return IngestResult(False, ignored=NO_CONVERSATION)
         operator = self.operator_for(inbound.channel, inbound.sender.external_id)
         if operator is None:
             log.warning(
@@ -303,11 +309,7 @@ class Core:
                 inbound.sender.external_id,
                 extra={"channel": inbound.channel},
             )
-            return IngestResult(False, ignored="the sender is not a configured operator")
-        assert inbound.workspace_thread is not None
-        conversation = await tx.conversation_by_thread(inbound.channel, inbound.workspace_thread)
-        if conversation is None:
-            return IngestResult(False, ignored="no conversation lives in this thread")
+            return IngestResult(False, ignored=NOT_AN_OPERATOR)
         conversation = await tx.conversation(conversation.id, lock=True)
         assert conversation is not None
         if inbound.delete_of:

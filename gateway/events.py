@@ -113,6 +113,12 @@ class ActionResult:
     conversation_id: int | None = None
 
 
+#: why a workspace message was not relayed (``IngestResult.ignored``), for adapters
+#: that answer the writer
+NOT_AN_OPERATOR = "the sender is not a configured operator"
+NO_CONVERSATION = "no conversation lives in this thread"
+
+
 @dataclass(frozen=True)
 class IngestResult:
     duplicate: bool

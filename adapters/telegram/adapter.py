@@ -47,7 +47,7 @@ from adapters.telegram import normalise, render
 from adapters.telegram.config import TelegramSection
 from gateway.actions import parse_command
 from gateway.adapter import Host, RateLimit
-from gateway.cards import file_line
+from gateway.cards import file_line, text_with_files, uploads
 from gateway.config import Config
 from gateway.errors import (
     GatewayError,
@@ -461,7 +461,7 @@ class TelegramAdapter:
             return 1 if copyable else 1 + len(delivery.more)
         if delivery.source_ids and (out.author_role == "customer" or out.attachments):
             return 1  # one copyMessage(s)
-        calls = len(split_text(out.text or " ", TEXT_LIMIT - 100)) + len(_uploads(out))
+        calls = len(split_text(out.text or " ", TEXT_LIMIT - 100)) + len(uploads(out))
         if out.audience == "workspace" and delivery.thread_ref is None:
             calls += 2
         return calls
@@ -510,8 +510,8 @@ class TelegramAdapter:
             return Receipt(external_ids=tuple(ids), chat_id=out.chat_id)
         name = out.author_name if out.author_role == "operator" else None
         budget = TEXT_LIMIT - (len(name) + 1 if name else 0)
-        text = render.with_attachments(out)
-        if text or not _uploads(out):
+        text = text_with_files(out)
+        if text or not uploads(out):
             for number, part in enumerate(split_text(text or " ", budget)):
                 shown = replace(out, text=part, author_name=name if number == 0 else None)
                 rendered = render.customer_text(shown)
@@ -530,7 +530,7 @@ class TelegramAdapter:
         follow (too big, gone) is named in a message saying why, never dropped."""
         assert self.bot is not None and self.host is not None
         ids: list[str] = []
-        for number, attachment in enumerate(_uploads(out)):
+        for number, attachment in enumerate(uploads(out)):
             try:
                 if attachment.origin == self.name:  # Telegram's own file: sent by its id
                     upload: FileData | None = None
@@ -824,8 +824,8 @@ class TelegramAdapter:
             # copyMessages call keeps an album together
             return await self._copy(self.workspace, delivery, thread=thread)
         ids: list[str] = []
-        text = render.with_attachments(out)
-        if not text and _uploads(out):
+        text = text_with_files(out)
+        if not text and uploads(out):
             return await self._upload_all(self.workspace, thread, out, first=True)
         for number, part in enumerate(split_text(text or " ", TEXT_LIMIT - 100)):
             shown = replace(out, text=part)
@@ -846,8 +846,3 @@ class TelegramAdapter:
             ids.append(str(sent.message_id))
         ids += await self._upload_all(self.workspace, thread, out, first=False)
         return ids
-
-
-def _uploads(out: Outbound) -> tuple[Attachment, ...]:
-    """The files to send as files: those whose origin can give their bytes."""
-    return tuple(a for a in out.attachments if a.origin)

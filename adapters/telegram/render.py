@@ -10,7 +10,7 @@ from html import escape
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
-from gateway.cards import file_line, is_finished, status_icon, status_line
+from gateway.cards import is_finished, status_icon, status_line
 from gateway.config import OperatorConfig
 from gateway.events import ConversationCard, Outbound
 
@@ -85,13 +85,6 @@ def customer_text(out: Outbound) -> str:
     if out.author_role == "operator" and out.author_name:
         return f"<b>{escape(out.author_name)}</b>\n{text}"
     return text
-
-
-def with_attachments(out: Outbound) -> str:
-    """The text plus a line per file that cannot be sent as a file: one whose origin
-    is unknown (not escaped yet). The others are uploaded after the text."""
-    lines = [file_line(a.name, a.kind, a.size) for a in out.attachments if not a.origin]
-    return "\n".join([out.text, *lines] if out.text else lines)
 
 
 def deleted_text(out: Outbound) -> str:

@@ -1,0 +1,789 @@
+"""Slack, both sides, with slack-bolt: operators in a channel, customers in DMs.
+
+The workspace is a channel: each conversation is a root message (a Block Kit card)
+and its thread. Customers write to the app in direct messages, or in shared
+channels listed in ``customer_channels``.
+
+Events are taken with ``process_before_response``: bolt answers Slack (the HTTP
+200, the Socket Mode ack) only after the listener returns, and the listener returns
+only after the core has committed. A failure answers 500 / sends no ack, so Slack
+sends the event again; the dedupe key is the message's (channel, ts), never the
+event_id, because Slack sometimes resends one message under a new event_id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack import normalise, render
+from adapters.slack.config import SlackSection
+from gateway.adapter import Host, RateLimit
+from gateway.cards import file_line, text_with_files, uploads
+from gateway.config import Config, OperatorConfig
+from gateway.errors import (
+    GatewayError,
+    InvalidEvent,
+    PermanentFailure,
+    RateLimited,
+    TemporaryFailure,
+)
+from gateway.events import (
+    NOT_AN_OPERATOR,
+    Attachment,
+    ConversationCard,
+    Delivery,
+    FileData,
+    Inbound,
+    OperatorCommand,
+    Outbound,
+    Receipt,
+    Sender,
+)
+from gateway.textsplit import split_text
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Slack shows up to 4,000 characters of a message's text in full; longer is split
+#: (https://docs.slack.dev/reference/methods/chat.postMessage#truncating)
+TEXT_LIMIT = 4000
+#: buttons on the card, as the core's commands
+CARD_ACTIONS = {"claim", "close", "reopen", "transfer"}
+#: errors after which retrying cannot help, as operators should read them
+PERMANENT = {
+    "channel_not_found": "Slack: the channel is gone, or the app is not in it",
+    "not_in_channel": "Slack: the app is not in the channel; invite it (/invite @app)",
+    "is_archived": "Slack: the channel is archived",
+    "user_not_found": "Slack: the user is gone",
+    "account_inactive": "Slack: the customer's account is deactivated",
+    "cannot_dm_bot": "Slack: the app cannot write to that user",
+    "messages_tab_disabled": "Slack: the customer's app messages tab is off",
+    "restricted_action": "Slack: a workspace setting forbids the app to post there",
+    "invalid_auth": "Slack: the bot token was refused (slack.bot_token)",
+    "not_authed": "Slack: no bot token was sent (slack.bot_token)",
+    "token_revoked": "Slack: the bot token was revoked (slack.bot_token)",
+    "missing_scope": "Slack: the app lacks a scope (chat:write, chat:write.customize, files:write)",
+    "msg_too_long": "Slack: the message is too long",
+    "no_text": "Slack: the message was empty",
+    "invalid_blocks": "Slack: the card was refused (invalid_blocks)",
+}
+TEMPORARY = {"internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+GONE = {"message_not_found", "cant_delete_message", "cant_update_message"}
+
+
+class SlackAdapter:
+    name = "slack"
+
+    def __init__(self, section: SlackSection, config: Config) -> None:
+        self.section = section
+        self.config = config
+        self.workspace = section.workspace_channel
+        self.serves_workspace = self.workspace is not None
+        self.customer_channels = frozenset(section.customer_channels)
+        #: a backlog of customer texts for one thread goes out as one message
+        self.max_batch = 20
+        # https://docs.slack.dev/apis/web-api/rate-limits: chat.postMessage about one
+        # a second per channel (short bursts allowed); chat.update and the other
+        # Tier 3 methods about 50 a minute
+        self.rate_limits = (
+            RateLimit("channel", rate=1, per_seconds=1.0, burst=3, key=self._post_key),
+            RateLimit("tier3", rate=50, per_seconds=60.0, burst=10, key=self._tier3_key),
+        )
+        self.client: AsyncWebClient | None = None
+        self.app: AsyncApp | None = None
+        self.socket: AsyncSocketModeHandler | None = None
+        self.host: Host | None = None
+        self.bot_user = ""
+        self._http: aiohttp.ClientSession | None = None
+        self._senders: OrderedDict[str, Sender] = OrderedDict()
+        self._locks: dict[str, asyncio.Lock] = {}
+        #: threads opened here that the core may not have recorded yet
+        self._opened: dict[int, Receipt] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # -- rate limits -------------------------------------------------------------------
+
+    @staticmethod
+    def _posts(delivery: Delivery) -> bool:
+        """chat.postMessage (or a file share); the rest are chat.update/chat.delete."""
+        kind = delivery.outbound.kind
+        return kind == "message" or (kind == "header" and delivery.header_ref is None)
+
+    def _post_key(self, delivery: Delivery) -> str | None:
+        if not self._posts(delivery):
+            return None
+        out = delivery.outbound
+        return f"chat:{out.chat_id}" if out.audience == "customer" else "workspace"
+
+    def _tier3_key(self, delivery: Delivery) -> str | None:
+        return None if self._posts(delivery) else "tier3"
+
+    def cost(self, delivery: Delivery) -> int:
+        out = delivery.outbound
+        if out.kind in ("edit", "delete"):
+            return max(1, len(delivery.edit_refs))
+        if out.kind == "header":
+            return 1
+        group = [delivery, *delivery.more]
+        if len(group) > 1 and _texts_only(group):
+            return len(split_text(_joined(group), TEXT_LIMIT))
+        calls = sum(
+            len(split_text(text_with_files(d.outbound) or " ", TEXT_LIMIT))
+            + len(uploads(d.outbound))
+            for d in group
+        )
+        if out.audience == "workspace" and delivery.thread_ref is None:
+            calls += 1
+        return calls
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self, host: Host) -> None:
+        self.host = host
+        section = self.section
+        self.client = AsyncWebClient(
+            token=section.bot_token.get_secret_value(), base_url=section.api_base
+        )
+        try:
+            auth = await self.client.auth_test()
+        except SlackApiError as exc:
+            raise GatewayError(
+                f"slack: the bot token was refused (slack.bot_token): {exc.response.get('error')}"
+            ) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise GatewayError(
+                f"slack: cannot reach {section.api_base} (slack.api_base): {exc}"
+            ) from None
+        self.bot_user = str(auth.get("user_id") or "")
+        log.info("slack: connected to %s as %s", auth.get("team"), auth.get("user"))
+        if self.workspace is not None:
+            await self._check_workspace()
+        self._http = aiohttp.ClientSession()
+        secret = section.signing_secret.get_secret_value() if section.signing_secret else ""
+        self.app = AsyncApp(
+            client=self.client,
+            signing_secret=secret,
+            process_before_response=True,
+            request_verification_enabled=section.mode == "http",
+            # we recognise our own messages (and any app's) ourselves, on every subtype
+            ignoring_self_events_enabled=False,
+        )
+        self.app.event(re.compile(".*"))(self._on_event)
+        self.app.action(re.compile(".*"))(self._on_action)
+        if section.mode == "http":
+            host.add_route("POST", section.events_path, self._on_http)
+            log.info("slack: http mode, events arrive at %s", section.events_path)
+        else:
+            assert section.app_token is not None
+            self.socket = AsyncSocketModeHandler(
+                self.app,
+                section.app_token.get_secret_value(),
+                web_client=AsyncWebClient(base_url=section.api_base),
+                ping_interval=section.ping_interval_seconds,
+            )
+            try:
+                await self.socket.connect_async()
+            except SlackApiError as exc:
+                await self._close()
+                raise GatewayError(
+                    f"slack: Socket Mode refused the app token (slack.app_token): "
+                    f"{exc.response.get('error')}"
+                ) from None
+            log.info("slack: socket mode connected")
+
+    async def _check_workspace(self) -> None:
+        assert self.client is not None and self.workspace is not None
+        try:
+            info = await self.client.conversations_info(channel=self.workspace)
+        except SlackApiError as exc:
+            log.error(
+                "slack: the workspace channel %s cannot be read (%s): invite the app to it "
+                "(/invite @app) and check slack.workspace_channel",
+                self.workspace,
+                exc.response.get("error"),
+            )
+            return
+        channel = info.get("channel") or {}
+        if channel.get("is_member") is False:
+            log.error(
+                "slack: the app is not a member of %s; invite it there (/invite @app)",
+                self.workspace,
+            )
+
+    async def stop(self) -> None:
+        await self._close()
+
+    async def _close(self) -> None:
+        if self.socket is not None:
+            with contextlib.suppress(Exception):
+                await self.socket.close_async()
+            self.socket = None
+        for task in list(self._background):
+            task.cancel()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    # -- intake ------------------------------------------------------------------------------
+
+    async def _on_http(self, request: web.Request) -> web.StreamResponse:
+        assert self.app is not None
+        response = await self.app.async_dispatch(await to_bolt_request(request))
+        if response.status == 401:
+            log.warning("slack: a request with a bad or stale signature was refused")
+        return await to_aiohttp_response(response)
+
+    def _lock(self, channel: str) -> asyncio.Lock:
+        """One event at a time per channel, in the order they came: an edit must not
+        overtake the message it edits (Socket Mode runs listeners concurrently)."""
+        lock = self._locks.get(channel)
+        if lock is None:
+            if len(self._locks) > 10_000:
+                for key in [k for k, v in self._locks.items() if not v.locked()]:
+                    del self._locks[key]
+            lock = self._locks[channel] = asyncio.Lock()
+        return lock
+
+    async def _on_event(self, event: dict[str, Any]) -> None:
+        """Raise (500 / no ack, so Slack retries) only when the event may succeed later."""
+        if event.get("type") != "message":
+            return
+        channel = str(event.get("channel") or "")
+        async with self._lock(channel):
+            try:
+                await self._on_message(channel, event)
+            except InvalidEvent as exc:
+                log.warning("slack: an event that cannot be relayed was dropped: %s", exc)
+
+    def _place(self, event: dict[str, Any], channel: str) -> str | None:
+        if channel == self.workspace:
+            return "workspace"
+        if event.get("channel_type") == "im" or channel in self.customer_channels:
+            return "customer"
+        return None
+
+    async def _on_message(self, channel: str, event: dict[str, Any]) -> None:
+        place = self._place(event, channel)
+        if place is None:
+            return
+        subtype = event.get("subtype")
+        if subtype == "message_changed":
+            message = event.get("message") or {}
+            edited = (message.get("edited") or {}).get("ts") or event.get("ts") or ""
+            key = normalise.event_key(channel, str(message.get("ts")), f"edit:{edited}")
+            await self._written(place, channel, message, key, edit_of=str(message.get("ts")))
+        elif subtype == "message_deleted":
+            previous = event.get("previous_message") or {}
+            deleted = str(event.get("deleted_ts") or previous.get("ts") or "")
+            key = normalise.event_key(channel, deleted, "deleted")
+            await self._written(place, channel, previous, key, delete_of=deleted)
+        elif subtype in normalise.WRITTEN:
+            key = normalise.event_key(channel, str(event.get("ts")))
+            await self._written(place, channel, event, key)
+
+    async def _written(
+        self,
+        place: str,
+        channel: str,
+        message: dict[str, Any],
+        key: str,
+        *,
+        edit_of: str | None = None,
+        delete_of: str | None = None,
+    ) -> None:
+        assert self.host is not None
+        if normalise.is_from_bot(message, self.bot_user) or not message.get("user"):
+            return  # ours (or another app's): taking it in would loop
+        user = str(message["user"])
+        ts = str(message.get("ts") or "")
+        text = "" if delete_of else normalise.text_of(message)
+        if place == "customer":
+            await self.host.ingest(
+                Inbound(
+                    channel=self.name,
+                    event_id=key,
+                    chat_id=channel,
+                    sender=await self._sender(user),
+                    text=text,
+                    attachments=() if delete_of else normalise.attachments(message),
+                    message_id=ts,
+                    edit_of=edit_of,
+                    delete_of=delete_of,
+                    sent_at=normalise.sent_at(ts) if not (edit_of or delete_of) else None,
+                )
+            )
+            return
+        thread = normalise.in_thread(message)
+        if thread is None:
+            return  # the channel itself is for the cards; only threads are conversations
+        operator = self._operator(user)
+        if normalise.is_note(message.get("text") or ""):
+            if edit_of or delete_of:
+                return  # a note stays where it was written, edits and all
+            await self._note(channel, ts, thread, user, operator, key, text)
+            return
+        result = await self.host.ingest(
+            Inbound(
+                channel=self.name,
+                event_id=key,
+                chat_id=channel,
+                sender=Sender(user, operator.name if operator else user),
+                text=text,
+                attachments=() if delete_of else normalise.attachments(message),
+                message_id=ts,
+                edit_of=edit_of,
+                delete_of=delete_of,
+                workspace_thread=thread,
+            )
+        )
+        if result.ignored == NOT_AN_OPERATOR and not (edit_of or delete_of):
+            self._tell(
+                channel,
+                user,
+                thread,
+                "Your reply was not sent to the customer: only the operators listed in "
+                "the gateway's config answer customers. Ask an admin to add your "
+                f"slack_id ({user}) to [[operators]].",
+            )
+
+    async def _note(
+        self,
+        channel: str,
+        ts: str,
+        thread: str,
+        user: str,
+        operator: OperatorConfig | None,
+        key: str,
+        text: str,
+    ) -> None:
+        assert self.host is not None
+        result = await self.host.act(
+            OperatorCommand(
+                channel=self.name,
+                event_id=key,
+                operator_external_id=user,
+                name="note",
+                args=normalise.note_body(text),
+                workspace_thread=thread,
+            )
+        )
+        if result.ok and operator is not None:
+            self._soon(self._react(channel, ts, "memo"))
+        elif not result.ok:
+            self._tell(channel, user, thread, result.message)
+
+    async def _on_action(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        """A card's button or menu: the command runs and commits, then Slack hears back."""
+        assert self.host is not None
+        name = str(action.get("action_id") or "")
+        user = str((body.get("user") or {}).get("id") or "")
+        container = body.get("container") or {}
+        thread = container.get("message_ts")
+        channel = str(container.get("channel_id") or "")
+        if name not in CARD_ACTIONS or not user or channel != self.workspace:
+            await ack()
+            return
+        args = ""
+        if name == "transfer":
+            args = str((action.get("selected_option") or {}).get("value") or "")
+        stamp = action.get("action_ts") or body.get("trigger_id") or ""
+        result = await self.host.act(
+            OperatorCommand(
+                channel=self.name,
+                event_id=f"action:{user}:{stamp}",
+                operator_external_id=user,
+                name=name,
+                args=args,
+                workspace_thread=str(thread) if thread else None,
+            )
+        )
+        await ack()
+        self._tell(channel, user, thread, result.message)
+
+    def _operator(self, user: str) -> OperatorConfig | None:
+        return next((op for op in self.config.operators if op.slack_id == user), None)
+
+    async def _sender(self, user: str) -> Sender:
+        """Who a customer is (users.info, cached: it is rate limited too)."""
+        cached = self._senders.get(user)
+        if cached is not None:
+            self._senders.move_to_end(user)
+            return cached
+        assert self.client is not None
+        try:
+            info = (await self.client.users_info(user=user, include_locale=True)).get("user")
+        except (SlackApiError, aiohttp.ClientError) as exc:
+            log.warning("slack: users.info for %s failed (%s); the name shows as the id", user, exc)
+            return Sender(user, user)
+        info = info or {}
+        profile = info.get("profile") or {}
+        name = (
+            profile.get("display_name")
+            or profile.get("real_name")
+            or info.get("real_name")
+            or info.get("name")
+            or user
+        )
+        sender = Sender(
+            user,
+            str(name),
+            username=info.get("name"),
+            language=normalise.language(info.get("locale")),
+        )
+        self._senders[user] = sender
+        if len(self._senders) > 10_000:
+            self._senders.popitem(last=False)
+        return sender
+
+    # -- small direct calls: answers to one person, marks ----------------------------------
+
+    def _soon(self, call: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(call)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _tell(self, channel: str, user: str, thread: str | None, text: str) -> None:
+        """An answer only ``user`` sees, in the thread (like a toast): after the ack,
+        never holding Slack's 3 seconds."""
+
+        async def post() -> None:
+            assert self.client is not None
+            try:
+                await self.client.chat_postEphemeral(
+                    channel=channel, user=user, text=render.escape(text), thread_ts=thread
+                )
+            except (SlackApiError, aiohttp.ClientError) as exc:
+                log.info("slack: could not answer %s: %s", user, exc)
+
+        self._soon(post())
+
+    async def _react(self, channel: str, ts: str, name: str) -> None:
+        assert self.client is not None
+        try:
+            await self.client.reactions_add(channel=channel, timestamp=ts, name=name)
+        except (SlackApiError, aiohttp.ClientError) as exc:
+            log.info("slack: could not mark the note %s: %s", ts, exc)
+
+    # -- files ----------------------------------------------------------------------------------
+
+    async def fetch(self, attachment: Attachment) -> FileData:
+        """Download a Slack file with the bot token: only from Slack's own hosts (or the
+        configured API's), so the token never goes anywhere else."""
+        assert self._http is not None
+        url = attachment.file_ref
+        host = urlsplit(url).hostname or ""
+        allowed = urlsplit(self.section.api_base).hostname
+        if not (host == allowed or host == "slack.com" or host.endswith(".slack.com")):
+            raise PermanentFailure(f"the file's address is not Slack's ({host})")
+        token = self.section.bot_token.get_secret_value()
+        try:
+            async with self._http.get(
+                url,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=aiohttp.ClientTimeout(total=120),
+            ) as reply:
+                if reply.status == 404:
+                    raise PermanentFailure("the file was deleted in Slack")
+                if reply.status >= 400:
+                    raise TemporaryFailure(f"Slack answered {reply.status} to a download")
+                if reply.content_type == "text/html":
+                    raise PermanentFailure(
+                        "Slack answered with a sign-in page: give the app the files:read scope"
+                    )
+                data = await reply.read()
+        except aiohttp.ClientError as exc:
+            raise TemporaryFailure(f"Slack download: {exc}") from None
+        return FileData(
+            name=attachment.name or "file",
+            mime=attachment.mime or reply.content_type or "application/octet-stream",
+            data=data,
+        )
+
+    async def _upload_all(
+        self, channel: str, thread: str | None, out: Outbound, *, first: bool
+    ) -> None:
+        """Upload files from any channel (Slack has no copy): a file that cannot
+        follow (too big, gone) is named in a message saying why, never dropped."""
+        assert self.client is not None and self.host is not None
+        for number, attachment in enumerate(uploads(out)):
+            try:
+                file = await self.host.fetch(attachment)
+                await self._call(
+                    lambda f=file: self.client.files_upload_v2(  # type: ignore[union-attr]
+                        channel=channel,
+                        thread_ts=thread,
+                        content=f.data,
+                        filename=f.name,
+                        title=f.name,
+                    ),
+                    first=first and number == 0,
+                )
+            except PermanentFailure as exc:
+                notice = f"{file_line(attachment.name, attachment.kind, attachment.size)}: {exc}"
+                await self._call(
+                    lambda n=notice: self._post_text(channel, thread, render.escape(n), None),
+                    first=first and number == 0,
+                )
+
+    # -- delivery ---------------------------------------------------------------------------------
+
+    async def deliver(self, delivery: Delivery) -> Receipt:
+        known = self._opened.get(delivery.outbound.conversation_id)
+        if known is not None and delivery.thread_ref == known.thread_ref:
+            del self._opened[delivery.outbound.conversation_id]  # the core has recorded it
+        try:
+            if delivery.outbound.audience == "customer":
+                return await self._to_customer(delivery)
+            if delivery.outbound.kind == "header":
+                return await self._header(delivery)
+            return await self._to_workspace(delivery)
+        except SlackApiError as exc:
+            raise _failure(exc) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TemporaryFailure(f"Slack: {exc!r}") from None
+
+    async def _then(self, call: Callable[[], Awaitable[T]]) -> T:
+        """A call after the first of a delivery: part of it is already sent, so a 429
+        is waited out here; raising would make the retry send that part again."""
+        for _ in range(4):
+            try:
+                return await call()
+            except SlackApiError as exc:
+                if exc.response.status_code != 429:
+                    raise
+                await asyncio.sleep(_retry_after(exc))
+        return await call()
+
+    async def _call(self, call: Callable[[], Awaitable[T]], *, first: bool) -> T:
+        return await (call() if first else self._then(call))
+
+    async def _post_text(
+        self, channel: str, thread: str | None, text: str, username: str | None, **extra: Any
+    ) -> str:
+        assert self.client is not None
+        reply = await self.client.chat_postMessage(
+            channel=channel,
+            text=text,
+            thread_ts=thread,
+            username=username,
+            unfurl_links=False,
+            unfurl_media=False,
+            **extra,
+        )
+        return str(reply["ts"])
+
+    async def _post_parts(
+        self, channel: str, thread: str | None, text: str, username: str | None
+    ) -> list[str]:
+        ids: list[str] = []
+        for number, part in enumerate(split_text(text, TEXT_LIMIT)):
+            ids.append(
+                await self._call(
+                    lambda p=part: self._post_text(channel, thread, p, username),
+                    first=number == 0,
+                )
+            )
+        return ids
+
+    async def _change(self, channel: str, refs: tuple[str, ...], text: str | None) -> None:
+        """Edit (``text``) or delete (None) our copies; one already gone is skipped."""
+        assert self.client is not None
+        for number, ref in enumerate(refs):
+
+            def call(r: str = ref) -> Awaitable[Any]:
+                if text is None:
+                    return self.client.chat_delete(channel=channel, ts=r)  # type: ignore[union-attr]
+                return self.client.chat_update(channel=channel, ts=r, text=text)  # type: ignore[union-attr]
+
+            try:
+                await self._call(call, first=number == 0)
+            except SlackApiError as exc:
+                if exc.response.get("error") not in GONE:
+                    raise
+                log.info("slack: %s in %s not changed: %s", ref, channel, exc.response.get("error"))
+
+    async def _to_customer(self, delivery: Delivery) -> Receipt:
+        out = delivery.outbound
+        chat = str(out.chat_id)
+        if out.kind == "edit":
+            await self._change(chat, delivery.edit_refs, render.escape(out.text))
+            return Receipt(chat_id=chat)
+        if out.kind == "delete":
+            await self._change(chat, delivery.edit_refs, None)
+            return Receipt(chat_id=chat)
+        name = out.author_name if out.author_role == "operator" else None
+        text = text_with_files(out)
+        ids: list[str] = []
+        if text or not uploads(out):
+            ids = await self._post_parts(chat, None, render.escape(text or " "), name)
+        await self._upload_all(chat, None, out, first=not ids)
+        return Receipt(external_ids=tuple(ids), chat_id=chat)
+
+    async def _header(self, delivery: Delivery) -> Receipt:
+        assert self.client is not None and self.workspace is not None
+        card = delivery.outbound.card
+        assert card is not None
+        if delivery.thread_ref is None:
+            return await self._open_thread(card.conversation_id, card)
+        try:
+            await self.client.chat_update(
+                channel=self.workspace,
+                ts=delivery.header_ref or delivery.thread_ref,
+                text=render.card_text(card),
+                blocks=render.card_blocks(card, list(self.config.operators)),
+            )
+        except SlackApiError as exc:
+            if exc.response.get("error") != "message_not_found":
+                raise
+            log.warning(
+                "slack: the card of conversation %d was deleted; posting a new one",
+                card.conversation_id,
+            )
+            return await self._open_thread(
+                card.conversation_id, card, replacing=delivery.thread_ref
+            )
+        return Receipt()
+
+    async def _open_thread(
+        self, conversation_id: int, card: ConversationCard | None, *, replacing: str | None = None
+    ) -> Receipt:
+        """Post a conversation's card, whose thread is the conversation, once.
+
+        A thread this process opened but the core has not recorded yet (the delivery
+        failed after it) is reused, never opened twice.
+        """
+        assert self.workspace is not None
+        known = self._opened.get(conversation_id)
+        if known is not None and known.thread_ref != replacing:
+            return known
+        if card is not None:
+            ts = await self._post_text(
+                self.workspace,
+                None,
+                render.card_text(card),
+                None,
+                blocks=render.card_blocks(card, list(self.config.operators)),
+            )
+        else:
+            ts = await self._post_text(
+                self.workspace, None, f"Conversation #{conversation_id}", None
+            )
+        receipt = Receipt(thread_ref=ts, header_ref=ts, chat_id=self.workspace)
+        self._opened[conversation_id] = receipt
+        return receipt
+
+    async def _to_workspace(self, delivery: Delivery) -> Receipt:
+        assert self.workspace is not None
+        out = delivery.outbound
+        opened: Receipt | None = None
+        if delivery.thread_ref is None:
+            opened = await self._open_thread(out.conversation_id, None)
+        thread = str((opened or delivery).thread_ref)
+        try:
+            ids = await self._post_all(delivery, thread, first=opened is None)
+        except SlackApiError as exc:
+            if exc.response.get("error") != "thread_not_found":
+                raise
+            log.warning(
+                "slack: the thread of conversation %d is gone; posting a new card",
+                out.conversation_id,
+            )
+            opened = await self._open_thread(out.conversation_id, None, replacing=thread)
+            ids = await self._post_all(delivery, str(opened.thread_ref), first=False)
+        return Receipt(
+            external_ids=tuple(ids[0]),
+            chat_id=self.workspace,
+            thread_ref=opened.thread_ref if opened else None,
+            header_ref=opened.header_ref if opened else None,
+            more=tuple(Receipt(external_ids=tuple(i), chat_id=self.workspace) for i in ids[1:]),
+        )
+
+    async def _post_all(self, delivery: Delivery, thread: str, *, first: bool) -> list[list[str]]:
+        """Post a delivery and those coalesced with it; the ids each one got."""
+        assert self.workspace is not None
+        group = [delivery, *delivery.more]
+        if len(group) > 1 and _texts_only(group):
+            # a backlog of one customer's texts: one message. The parts get no ids of
+            # their own, so a later edit of one is posted as a new reply, never
+            # written over the others
+            _, name = render.thread_text(delivery.outbound)
+            await self._call(
+                lambda: self._post_parts(
+                    self.workspace, thread, render.escape(_joined(group)), name
+                ),  # type: ignore[arg-type]
+                first=first,
+            )
+            return [[] for _ in group]
+        out = [await self._call(lambda: self._post(delivery, thread), first=first)]
+        for d in group[1:]:
+            out.append(await self._then(lambda d=d: self._post(d, thread)))
+        return out
+
+    async def _post(self, delivery: Delivery, thread: str) -> list[str]:
+        assert self.workspace is not None
+        out = delivery.outbound
+        if out.kind == "edit":
+            text, name = render.thread_text(out)
+            if delivery.edit_refs:
+                await self._change(self.workspace, delivery.edit_refs, render.edited(text))
+                return []
+            await self._post_text(self.workspace, thread, f":pencil2: _edited:_ {text}", name)
+            return []
+        if out.kind == "delete":
+            if out.author_role == "customer":  # operators keep the record, marked
+                await self._change(self.workspace, delivery.edit_refs, render.deleted(out))
+            else:
+                await self._change(self.workspace, delivery.edit_refs, None)
+            return []
+        shown = replace(out, text=text_with_files(out))
+        text, name = render.thread_text(shown)
+        ids: list[str] = []
+        if shown.text or not uploads(out):
+            ids = await self._post_parts(self.workspace, thread, text, name)
+        await self._upload_all(self.workspace, thread, out, first=not ids)
+        return ids
+
+
+def _texts_only(group: list[Delivery]) -> bool:
+    return all(
+        d.outbound.kind == "message" and not d.outbound.attachments and d.outbound.text
+        for d in group
+    )
+
+
+def _joined(group: list[Delivery]) -> str:
+    return "\n".join(d.outbound.text for d in group)
+
+
+def _retry_after(exc: SlackApiError) -> float:
+    try:
+        return float(exc.response.headers.get("Retry-After", 1))
+    except (TypeError, ValueError):
+        return 1.0
+
+
+def _failure(exc: SlackApiError) -> Exception:
+    """A Web API error as the outbox understands it."""
+    status = exc.response.status_code
+    error = str(exc.response.get("error") or "")
+    if status == 429 or error == "ratelimited":
+        return RateLimited(_retry_after(exc), scope="chat")
+    if status >= 500 or error in TEMPORARY:
+        return TemporaryFailure(f"Slack: {status} {error}".strip())
+    return PermanentFailure(PERMANENT.get(error, f"Slack: {error or status}"))

@@ -1,0 +1,115 @@
+"""The core's deliveries as Slack shows them: the Block Kit card and message texts.
+
+Slack's mrkdwn needs only ``&``, ``<`` and ``>`` escaped
+(https://docs.slack.dev/messaging/formatting-message-text#escaping), so a
+customer's text can never ping a channel or forge a link.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.cards import is_finished, status_line
+from gateway.config import OperatorConfig
+from gateway.events import ConversationCard, Outbound
+
+JSON = dict[str, Any]
+#: a section block's text: https://docs.slack.dev/reference/block-kit/blocks/section-block
+SECTION_LIMIT = 3000
+#: a static select's options: https://docs.slack.dev/reference/block-kit/block-elements/select-menu-element
+OPTIONS_LIMIT = 100
+
+
+def escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def card_text(card: ConversationCard) -> str:
+    """The card as plain text: notifications and clients without blocks show this."""
+    return f"{card.customer_name} ({card.channel}): {status_line(card)} · #{card.conversation_id}"
+
+
+def card_blocks(card: ConversationCard, operators: list[OperatorConfig]) -> list[JSON]:
+    who = f"*{escape(card.customer_name)}*"
+    if card.customer_username:
+        who += f" @{escape(card.customer_username)}"
+    if card.channel == "slack" and card.customer_external_id:
+        who += f" (<@{card.customer_external_id}>)"
+    details = (
+        f"{who}\nChannel: {escape(card.channel)} · Language: {escape(card.language or '?')}\n"
+        f"Status: {escape(status_line(card))}"
+    )
+    blocks: list[JSON] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": details[:SECTION_LIMIT]}}
+    ]
+    blocks.append(
+        {"type": "actions", "block_id": "conversation", "elements": _actions(card, operators)}
+    )
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": f"Conversation #{card.conversation_id}. Reply in the thread to "
+                    "answer; start with `note:` to keep it internal.",
+                }
+            ],
+        }
+    )
+    return blocks
+
+
+def _button(action: str, label: str, style: str | None = None) -> JSON:
+    button: JSON = {
+        "type": "button",
+        "action_id": action,
+        "text": {"type": "plain_text", "text": label, "emoji": True},
+        "value": action,
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def _actions(card: ConversationCard, operators: list[OperatorConfig]) -> list[JSON]:
+    if is_finished(card):
+        return [_button("reopen", "↩️ Reopen")]
+    elements = [_button("claim", "🙋 Claim", "primary"), _button("close", "✅ Close")]
+    options = [
+        {"text": {"type": "plain_text", "text": op.name[:75]}, "value": op.id}
+        for op in operators
+        if op.name != card.assignee_name
+    ][:OPTIONS_LIMIT]
+    if options:
+        elements.append(
+            {
+                "type": "static_select",
+                "action_id": "transfer",
+                "placeholder": {"type": "plain_text", "text": "➡️ Transfer to…"},
+                "options": options,
+            }
+        )
+    return elements
+
+
+def thread_text(out: Outbound) -> tuple[str, str | None]:
+    """A message in a conversation's thread, and the name it is posted under."""
+    text = escape(out.text)
+    if out.author_role == "customer":
+        return text, out.author_name or "Customer"
+    if out.author_role == "operator":
+        return text, f"{out.author_name or 'Operator'} (operator)"
+    if out.author_role == "note":
+        return f":memo: _Internal note:_ {text}", f"{out.author_name or 'Operator'} (note)"
+    if out.author_role == "system":
+        return f":information_source: _{text}_", None
+    return f":robot_face: _Automatic answer:_\n{text}", None
+
+
+def edited(text: str) -> str:
+    return f"{text} _(edited)_"
+
+
+def deleted(out: Outbound) -> str:
+    return f"~{escape(out.text)}~ _(deleted by the customer)_"
