@@ -5,9 +5,17 @@ Every story runs in Socket Mode and in HTTP mode unless it is about one of them.
 
 from __future__ import annotations
 
-import pytest
+import json
+import time
 
-from tests.slack_support import slack_desk
+import aiohttp
+import pytest
+from sqlmodel import select
+
+from gateway.sandbox.slack import Limits, SlackSandbox, sign
+from storage import Message
+from tests.slack_support import SlackDesk, slack_desk
+from tests.support import settle
 from tests.telegram_support import eventually
 
 MODES = ["socket", "http"]
@@ -29,11 +37,16 @@ async def test_a_customer_writes_operators_see_a_card_and_anna_answers(
         assert first["username"] == "Carol Smith"
         assert first["text"] == "Hi, my order #x &amp; parcel is late"
         await eventually(
-            lambda: [m["text"] for m in desk.to_customer(carol)] == ["Hello!", "Anna will help you."]
+            lambda: (
+                [m["text"] for m in desk.to_customer(carol)] == ["Hello!", "Anna will help you."]
+            )
         )
 
         reply = sandbox.post(
-            desk.anna, "We are on it &lt;b&gt;now&lt;/b&gt;", channel=desk.channel, thread_ts=card["ts"]
+            desk.anna,
+            "We are on it &lt;b&gt;now&lt;/b&gt;",
+            channel=desk.channel,
+            thread_ts=card["ts"],
         )
         await eventually(lambda: len(desk.to_customer(carol)) == 3)
         answer = desk.to_customer(carol)[2]
@@ -43,6 +56,205 @@ async def test_a_customer_writes_operators_see_a_card_and_anna_answers(
         await eventually(lambda: "waiting for the customer" in desk.card_of("Carol Smith")["text"])
         assert "Anna" in desk.card_of("Carol Smith")["text"]
         # our own copies were never taken in again: one reply in the thread is Anna's
-        assert [m["ts"] for m in desk.replies("Carol Smith") if m.get("user") == desk.anna["id"]] == [
-            reply["ts"]
+        assert [
+            m["ts"] for m in desk.replies("Carol Smith") if m.get("user") == desk.anna["id"]
+        ] == [reply["ts"]]
+
+
+async def _opened(desk, customer_name: str = "Carol Smith"):  # type: ignore[no-untyped-def]
+    """Carol writes and her conversation's card and first reply are up."""
+    carol = desk.sandbox.add_user(customer_name, name=customer_name.split()[0].lower())
+    first = desk.sandbox.post(carol, "Where is my parcel?")
+    await eventually(lambda: desk.replies(customer_name))
+    await eventually(lambda: len(desk.to_customer(carol)) == 2)  # greeting, assigned
+    return carol, first
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_edits_deletes_notes_and_strangers(sqlite_url: str, mode: str) -> None:
+    async with slack_desk(sqlite_url, mode=mode) as desk:
+        sandbox, channel = desk.sandbox, desk.channel
+        carol, first = await _opened(desk)
+        thread = desk.thread_of("Carol Smith")
+
+        # Anna answers, then corrects herself: the customer's copy is edited
+        reply = sandbox.post(desk.anna, "It left on Monday", channel=channel, thread_ts=thread)
+        await eventually(lambda: len(desk.to_customer(carol)) == 3)
+        sandbox.edit(desk.anna, channel, reply, "It left on Tuesday")
+        await eventually(lambda: desk.to_customer(carol)[2]["text"] == "It left on Tuesday")
+
+        # a note stays inside, marked as one
+        note = sandbox.post(desk.anna, "note: VIP, be nice", channel=channel, thread_ts=thread)
+        await eventually(lambda: sandbox.world.message(channel["id"], note["ts"]).get("reactions"))
+        assert sandbox.world.message(channel["id"], note["ts"])["reactions"][0]["name"] == "memo"
+        # editing a note never sends it anywhere
+        sandbox.edit(desk.anna, channel, note, "note: VIP, be very nice")
+
+        # the customer edits: the copy in the thread follows, marked
+        sandbox.edit(carol, sandbox.dm(carol), first, "Where is my parcel #123?")
+        await eventually(lambda: "parcel #123? _(edited)_" in desk.texts("Carol Smith")[0])
+
+        # Anna deletes her answer: it disappears from the customer's DM
+        sandbox.delete(desk.anna, channel, reply)
+        await eventually(lambda: len(desk.to_customer(carol)) == 2)
+
+        # a colleague who is not an operator: not relayed, told why, only to him
+        stranger = sandbox.add_user("Sam Stranger", name="sam")
+        channel["members"].append(stranger["id"])
+        sandbox.post(stranger, "I think it's lost", channel=channel, thread_ts=thread)
+        await eventually(lambda: sandbox.ephemeral(channel, stranger))
+        assert "not sent to the customer" in sandbox.ephemeral(channel, stranger)[0]["text"]
+        # a message outside any thread is not a conversation: ignored, silently
+        sandbox.post(desk.anna, "morning all", channel=channel)
+
+        # Carol deletes her message: operators keep it, struck through
+        sandbox.delete(carol, sandbox.dm(carol), first)
+        await eventually(lambda: "deleted by the customer" in desk.texts("Carol Smith")[0])
+
+        await desk.sandbox.quiet()
+        await settle(desk.gateway)
+        texts = [m["text"] for m in desk.to_customer(carol)]
+        assert not any("VIP" in t or "lost" in t or "morning" in t for t in texts)
+        assert len(desk.cards()) == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_card_buttons_claim_transfer_close(sqlite_url: str, mode: str) -> None:
+    async with slack_desk(sqlite_url, mode=mode) as desk:
+        sandbox, channel = desk.sandbox, desk.channel
+        carol, _ = await _opened(desk)
+        card = desk.card_of("Carol Smith")
+        assert "Anna" in card["text"]  # routed to Anna, the least busy
+
+        sandbox.press(desk.boris, channel, card, "claim")
+        await eventually(lambda: sandbox.ephemeral(channel, desk.boris))
+        assert "Anna has this conversation" in sandbox.ephemeral(channel, desk.boris)[0]["text"]
+
+        sandbox.press(desk.anna, channel, card, "transfer", selected="boris")
+        await eventually(lambda: "Boris" in desk.card_of("Carol Smith")["text"])
+        await eventually(lambda: "Boris" in desk.to_customer(carol)[-1]["text"])
+
+        sandbox.press(desk.boris, channel, card, "close")
+        await eventually(lambda: "resolved" in desk.card_of("Carol Smith")["text"])
+        buttons = next(b for b in desk.card_of("Carol Smith")["blocks"] if b["type"] == "actions")
+        assert [e["action_id"] for e in buttons["elements"]] == ["reopen"]
+
+        # someone who is not an operator presses a button: refused, nothing changes
+        stranger = sandbox.add_user("Sam Stranger", name="sam")
+        sandbox.press(stranger, channel, card, "reopen")
+        await eventually(lambda: sandbox.ephemeral(channel, stranger))
+        assert "Only configured operators" in sandbox.ephemeral(channel, stranger)[0]["text"]
+        assert "resolved" in desk.card_of("Carol Smith")["text"]
+
+
+async def test_forged_or_stale_signatures_get_401_and_store_nothing(sqlite_url: str) -> None:
+    async with slack_desk(sqlite_url, mode="http") as desk:
+        sandbox = desk.sandbox
+        carol = sandbox.add_user("Carol Smith", name="carol")
+        dm = sandbox.dm(carol)
+        message = sandbox.world.user_message(carol, dm, "let me in")
+        body = json.dumps(sandbox.world.event_callback(sandbox.world.message_event(dm, message)))
+        url = f"http://127.0.0.1:{desk.port}/slack/events"
+        now = str(int(time.time()))
+        stale = str(int(time.time()) - 6 * 60)
+        attempts = {
+            "forged": (now, sign("not-the-secret", now, body)),
+            "stale": (stale, sign(sandbox.signing_secret, stale, body)),
+            "unsigned": (now, ""),
+        }
+        async with aiohttp.ClientSession() as http:
+            for name, (timestamp, signature) in attempts.items():
+                headers = {
+                    "Content-Type": "application/json",
+                    "X-Slack-Request-Timestamp": timestamp,
+                    "X-Slack-Signature": signature,
+                }
+                async with http.post(url, data=body, headers=headers) as reply:
+                    assert reply.status == 401, name
+            # the same body, rightly signed, is taken: the refusals were the signatures
+            headers["X-Slack-Signature"] = sign(sandbox.signing_secret, now, body)
+            async with http.post(url, data=body, headers=headers) as reply:
+                assert reply.status == 200
+        async with desk.gateway.repository.transaction() as tx:
+            stored = (await tx.session.exec(select(Message).where(Message.direction == "in"))).all()
+        assert [m.text for m in stored] == ["let me in"]
+
+
+def carols_lines(desk: SlackDesk) -> list[str]:
+    return [
+        line
+        for m in desk.replies("Carol Smith")
+        if m.get("username") == "Carol Smith"
+        for line in m["text"].split("\n")
+    ]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_retries_and_resent_messages_are_taken_once(sqlite_url: str, mode: str) -> None:
+    # Slack stops waiting after 3 s; here after 1 ms, so every event is retried while
+    # its first delivery is still being committed
+    sandbox = SlackSandbox(
+        limits=Limits(enabled=False), ack_timeout=0.001, retry_delays=(0.05,) * 3
+    )
+    async with sandbox, slack_desk(sqlite_url, mode=mode, sandbox=sandbox) as desk:
+        carol = sandbox.add_user("Carol Smith", name="carol")
+        sent = [sandbox.post(carol, f"message {n}") for n in range(5)]
+        # and Slack sends one of them again, under a new event_id
+        sandbox.resend(sandbox.dm(carol), sent[2])
+        # retries race their originals, so the order may vary; a backlog may be
+        # coalesced into one reply: what counts is each line, exactly once
+        await eventually(lambda: len(carols_lines(desk)) >= 5)
+        sandbox.ack_timeout = 3.0
+        await sandbox.quiet()
+        await settle(desk.gateway)
+        assert sandbox.world.stats.events_retried > 0
+        assert sorted(carols_lines(desk)) == [f"message {n}" for n in range(5)]
+        async with desk.gateway.repository.transaction() as tx:
+            stored = (await tx.session.exec(select(Message).where(Message.direction == "in"))).all()
+        assert len(stored) == 5
+
+
+async def test_a_socket_dropped_mid_stream_loses_nothing(sqlite_url: str) -> None:
+    async with slack_desk(sqlite_url, mode="socket") as desk:
+        sandbox = desk.sandbox
+        carol = sandbox.add_user("Carol Smith", name="carol")
+        for n in range(3):
+            sandbox.post(carol, f"before {n}")
+        await eventually(lambda: len(carols_lines(desk)) == 3)
+        await sandbox.drop_sockets()
+        for n in range(4):
+            sandbox.post(carol, f"after {n}")  # queued at Slack while the app is away
+        await eventually(lambda: sandbox.connected == 1)  # slack_sdk reconnects
+        await eventually(lambda: len(carols_lines(desk)) == 7)
+        await sandbox.quiet()
+        await settle(desk.gateway)
+        assert carols_lines(desk) == [f"before {n}" for n in range(3)] + [
+            f"after {n}" for n in range(4)
         ]
+
+
+async def test_a_429_storm_delivers_everything_and_crosses_no_limit(sqlite_url: str) -> None:
+    # Slack here is stricter than the gateway's own limiter (a burst of 1, not 3), so
+    # 429s come; each Retry-After must be honoured and nothing lost or doubled
+    limits = Limits(channel_per_second=1.0, channel_burst=1, tier3_per_minute=50, tier3_burst=5)
+    sandbox = SlackSandbox(limits=limits, retry_delays=(0.05, 0.2, 0.5))
+    async with sandbox, slack_desk(sqlite_url, sandbox=sandbox) as desk:
+        customers = [sandbox.add_user(f"Customer {n}", name=f"c{n}") for n in range(4)]
+        for round_ in range(3):
+            for number, customer in enumerate(customers):
+                sandbox.post(customer, f"c{number} m{round_}")
+        for number in range(4):
+            await eventually(
+                lambda n=number: "\n".join(desk.texts(f"Customer {n}")).count(f"c{n} m") == 3,
+                limit=120,
+            )
+        await settle(desk.gateway, limit=120)
+        stats = sandbox.world.stats
+        assert stats.rate_limited > 0  # there was a storm
+        assert stats.early_retries == 0  # and every Retry-After was honoured
+        for customer in customers:
+            assert len(desk.to_customer(customer)) == 2  # greeting + assigned, once each
+        assert len(desk.cards()) == 4
+        # one message a second per channel, and at most the burst in any second
+        for per_second in stats.per_channel_second.values():
+            assert max(per_second.values()) <= limits.channel_burst + 1

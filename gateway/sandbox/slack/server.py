@@ -87,6 +87,8 @@ class SlackSandbox:
         self._acks: dict[str, asyncio.Future[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sender: asyncio.Task[None] | None = None
+        self._busy = False  # an event is being delivered
+        self._retrying = 0  # events waiting for their next try
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -257,6 +259,12 @@ class SlackSandbox:
     def emit(self, body: JSON, kind: str = "events_api") -> None:
         self._queue.put_nowait(Pending(body, kind))
 
+    async def quiet(self) -> None:
+        """Until every event so far was delivered (or given up): for tests that check
+        that something did *not* happen."""
+        while self._queue.qsize() or self._busy or self._retrying:
+            await asyncio.sleep(0.01)
+
     def events_to(self, url: str | None) -> None:
         """Where events go in HTTP mode (the app's Request URL)."""
         self.request_url = url
@@ -267,11 +275,14 @@ class SlackSandbox:
         while True:
             pending = await self._queue.get()
             await self._reachable.wait()
+            self._busy = True
             try:
                 delivered = await self._deliver(pending)
             except Exception:
                 log.exception("sandbox: an event could not be sent")
                 delivered = False
+            finally:
+                self._busy = False
             if not delivered:
                 self._retry(pending)
 
@@ -290,8 +301,12 @@ class SlackSandbox:
         self.world.stats.events_retried += 1
 
         async def later() -> None:
-            await asyncio.sleep(delay)
-            self._queue.put_nowait(pending)
+            self._retrying += 1
+            try:
+                await asyncio.sleep(delay)
+                self._queue.put_nowait(pending)
+            finally:
+                self._retrying -= 1
 
         task = asyncio.create_task(later())
         self._tasks.add(task)
