@@ -40,17 +40,43 @@ def test_the_example_config_is_valid_and_documents_every_key() -> None:
             assert f"\n# {key} = " in text or f"\n# # {key} = " in text, f"{name}.{key}"
 
 
-def test_the_example_telegram_section_is_valid_once_uncommented() -> None:
+def example_section(name: str) -> str:
+    """A commented-out channel section of config.example.toml, uncommented."""
     text = EXAMPLE.read_text()
-    section = text[text.index("# [telegram]") :]
-    lines = [
+    section = text[text.index(f"# [{name}]") :]
+    section = section.split("\n\n", 1)[0]  # a blank line ends it
+    return "\n".join(
         line.removeprefix("# ")
         for line in section.splitlines()
         if line.startswith("# ") and not line.startswith("# # ")
-    ]
+    )
+
+
+def test_the_example_channel_sections_are_valid_once_uncommented() -> None:
     models = {name: p.config_model for name, p in discover_plugins().items()}
-    config = parse_config("\n".join(lines), models, environ={"TELEGRAM_TOKEN": "123:abc"})
+    config = parse_config(
+        example_section("telegram"), models, environ={"TELEGRAM_TOKEN": "123:abc"}
+    )
     assert config.channels["telegram"].workspace_chat_id == -1001234567890
+    environ = {"SLACK_BOT_TOKEN": "xoxb-1-2-abc", "SLACK_APP_TOKEN": "xapp-1-abc"}
+    config = parse_config(example_section("slack"), models, environ=environ)
+    assert config.channels["slack"].workspace_channel == "C0123456789"
+    assert config.channels["slack"].mode == "socket"
+
+
+def test_slack_section_problems_name_what_to_fix() -> None:
+    models = {name: p.config_model for name, p in discover_plugins().items()}
+    found = problems(
+        '[slack]\nbot_token = "xoxp-user-token"\nworkspace_channel = "#support"\n',
+        channel_models=models,
+    )
+    text = "\n".join(found)
+    assert "slack.bot_token" in text and "xoxb-" in text
+    assert "slack.workspace_channel" in text and "not its name" in text
+    found = problems('[slack]\nbot_token = "xoxb-1"\nmode = "http"\n', channel_models=models)
+    assert "signing_secret" in "\n".join(found)
+    found = problems('[slack]\nbot_token = "xoxb-1"\n', channel_models=models)
+    assert "app_token" in "\n".join(found)
 
 
 def test_an_empty_file_gives_working_defaults() -> None:

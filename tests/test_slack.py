@@ -13,6 +13,8 @@ import pytest
 from sqlmodel import select
 
 from gateway.sandbox.slack import Limits, SlackSandbox, sign
+from gateway.sandbox.telegram import Limits as TelegramLimits
+from gateway.sandbox.telegram import TelegramSandbox
 from storage import Message
 from tests.slack_support import SlackDesk, slack_desk
 from tests.support import settle
@@ -23,9 +25,9 @@ MODES = ["socket", "http"]
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_a_customer_writes_operators_see_a_card_and_anna_answers(
-    sqlite_url: str, mode: str
+    database_url: str, mode: str
 ) -> None:
-    async with slack_desk(sqlite_url, mode=mode) as desk:
+    async with slack_desk(database_url, mode=mode) as desk:
         sandbox = desk.sandbox
         carol = sandbox.add_user("Carol Smith", name="carol", locale="de-DE")
         sandbox.post(carol, "Hi, my order <#C1|x> &amp; parcel is late")
@@ -258,3 +260,78 @@ async def test_a_429_storm_delivers_everything_and_crosses_no_limit(sqlite_url: 
         # one message a second per channel, and at most the burst in any second
         for per_second in stats.per_channel_second.values():
             assert max(per_second.values()) <= limits.channel_burst + 1
+
+
+async def test_both_workspaces_one_conversation_files_both_ways(database_url: str) -> None:
+    telegram = TelegramSandbox(limits=TelegramLimits(enabled=False), webhook_retry_delay=0.05)
+    async with telegram, slack_desk(database_url, telegram=telegram) as desk:
+        sandbox, forum = desk.sandbox, desk.forum
+        assert forum is not None and desk.anna_tg is not None
+        dan = telegram.add_user("Dan", username="dan_tg")
+        telegram.send(dan, "Hello from Telegram")
+
+        # the conversation lives in both workspaces: a topic and a card with its thread
+        await eventually(lambda: desk.texts("Dan") == ["Hello from Telegram"] or None)
+        topic = await eventually(
+            lambda: next(t["message_thread_id"] for t in telegram.topics(forum["id"]))
+        )
+
+        # Anna answers in Slack: Dan gets it in Telegram, the topic shows it, marked
+        sandbox.post(
+            desk.anna, "Hi Dan, checking", channel=desk.channel, thread_ts=desk.thread_of("Dan")
+        )
+        await eventually(
+            lambda: any("Hi Dan, checking" in t for t in tg_texts(telegram, dan["id"]))
+        )
+        await eventually(
+            lambda: any(
+                "Anna" in t and "Hi Dan, checking" in t
+                for t in tg_texts(telegram, forum["id"], topic)
+            )
+        )
+
+        # Anna corrects herself, then takes it back: Dan's copy follows, both times
+        answer = next(m for m in desk.replies("Dan") if m.get("user") == desk.anna["id"])
+        sandbox.edit(desk.anna, desk.channel, answer, "Hi Dan, found it")
+        await eventually(lambda: any("found it" in t for t in tg_texts(telegram, dan["id"])))
+        sandbox.delete(desk.anna, desk.channel, answer)
+        await eventually(lambda: not any("Hi Dan" in t for t in tg_texts(telegram, dan["id"])))
+
+        # Dan sends a photo: copied in Telegram, uploaded to Slack with the same bytes
+        photo = telegram.send(dan, None, media="photo", caption="the parcel", file_size=3000)
+        shared = await eventually(lambda: [m for m in desk.replies("Dan") if m.get("files")])
+        uploaded = sandbox.file(shared[0]["files"][0]["id"])
+        original = telegram.world.files[photo["photo"][-1]["file_id"]]
+        assert uploaded.data == original.data and uploaded.size == 3000
+
+        # a video over the 20 MB bots may download: operators are told, not left guessing
+        telegram.send(dan, None, media="video", file_size=21 * 2**20, file_name="unboxing.mp4")
+        await eventually(
+            lambda: any("📎 video (21.0 MB): over the 20 MB" in t for t in desk.texts("Dan"))
+        )
+
+        # a Slack customer's file reaches the Telegram topic as a document
+        erin = sandbox.add_user("Erin Slack", name="erin")
+        sandbox.post(
+            erin, "see attached", files=[("invoice.pdf", b"%PDF-1.4 invoice", "application/pdf")]
+        )
+        erin_topic = await eventually(
+            lambda: next(
+                t["message_thread_id"] for t in telegram.topics(forum["id"]) if "Erin" in t["name"]
+            )
+        )
+        document = await eventually(
+            lambda: next(
+                m["document"] for m in telegram.received(forum["id"], erin_topic) if "document" in m
+            )
+        )
+        assert document["file_name"] == "invoice.pdf"
+        assert telegram.world.files[document["file_id"]].data == b"%PDF-1.4 invoice"
+
+        # Anna closes Dan's conversation from Telegram: the Slack card follows
+        telegram.send(desk.anna_tg, "/close", chat_id=forum["id"], thread_id=topic)
+        await eventually(lambda: "resolved" in desk.card_of("Dan")["text"])
+
+
+def tg_texts(telegram: TelegramSandbox, chat: int, thread: int | None = None) -> list[str]:
+    return [m.get("text") or m.get("caption") or "" for m in telegram.received(chat, thread)]

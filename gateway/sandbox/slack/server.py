@@ -89,6 +89,8 @@ class SlackSandbox:
         self._sender: asyncio.Task[None] | None = None
         self._busy = False  # an event is being delivered
         self._retrying = 0  # events waiting for their next try
+        self._idle = asyncio.Event()  # nothing queued, sending or waiting to retry
+        self._idle.set()
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -258,12 +260,18 @@ class SlackSandbox:
 
     def emit(self, body: JSON, kind: str = "events_api") -> None:
         self._queue.put_nowait(Pending(body, kind))
+        self._update_idle()
 
     async def quiet(self) -> None:
         """Until every event so far was delivered (or given up): for tests that check
         that something did *not* happen."""
-        while self._queue.qsize() or self._busy or self._retrying:
-            await asyncio.sleep(0.01)
+        await self._idle.wait()
+
+    def _update_idle(self) -> None:
+        if self._queue.qsize() or self._busy or self._retrying:
+            self._idle.clear()
+        else:
+            self._idle.set()
 
     def events_to(self, url: str | None) -> None:
         """Where events go in HTTP mode (the app's Request URL)."""
@@ -274,8 +282,8 @@ class SlackSandbox:
         """One event at a time, in order; each waits for its 2xx or ack, up to 3 s."""
         while True:
             pending = await self._queue.get()
-            await self._reachable.wait()
             self._busy = True
+            await self._reachable.wait()
             try:
                 delivered = await self._deliver(pending)
             except Exception:
@@ -285,6 +293,7 @@ class SlackSandbox:
                 self._busy = False
             if not delivered:
                 self._retry(pending)
+            self._update_idle()
 
     def _update_reachable(self) -> None:
         if self._sockets or self.request_url is not None:
@@ -300,13 +309,16 @@ class SlackSandbox:
         pending.attempt += 1
         self.world.stats.events_retried += 1
 
+        self._retrying += 1
+        self._idle.clear()
+
         async def later() -> None:
-            self._retrying += 1
             try:
                 await asyncio.sleep(delay)
                 self._queue.put_nowait(pending)
             finally:
                 self._retrying -= 1
+                self._update_idle()
 
         task = asyncio.create_task(later())
         self._tasks.add(task)
