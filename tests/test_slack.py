@@ -335,3 +335,25 @@ async def test_both_workspaces_one_conversation_files_both_ways(database_url: st
 
 def tg_texts(telegram: TelegramSandbox, chat: int, thread: int | None = None) -> list[str]:
     return [m.get("text") or m.get("caption") or "" for m in telegram.received(chat, thread)]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_presence_and_status_by_slash_command(sqlite_url: str, mode: str) -> None:
+    async with slack_desk(sqlite_url, mode=mode) as desk:
+        sandbox, channel = desk.sandbox, desk.channel
+        sandbox.command(desk.anna, channel, "/support", "away")
+        await eventually(lambda: sandbox.ephemeral(channel, desk.anna))
+        assert sandbox.ephemeral(channel, desk.anna)[0]["text"] == "You are away."
+        # away: new conversations go to Boris
+        carol = sandbox.add_user("Carol Smith", name="carol")
+        sandbox.post(carol, "hello?")
+        await eventually(lambda: "Boris" in desk.card_of("Carol Smith")["text"])
+        sandbox.command(desk.boris, channel, "/support", "status")
+        await eventually(lambda: sandbox.ephemeral(channel, desk.boris))
+        status = sandbox.ephemeral(channel, desk.boris)[0]["text"]
+        assert "Online: Boris 1/3" in status and "Away: Anna 0/3" in status
+        # only operators: anyone else is refused
+        stranger = sandbox.add_user("Sam Stranger", name="sam")
+        sandbox.command(stranger, channel, "/support", "online")
+        await eventually(lambda: sandbox.ephemeral(channel, stranger))
+        assert "Only configured operators" in sandbox.ephemeral(channel, stranger)[0]["text"]

@@ -28,6 +28,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -59,6 +60,19 @@ from gateway.textsplit import split_text
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class _ClientGiven(logging.Filter):
+    """bolt reads SLACK_BOT_TOKEN from the environment by itself and then warns that
+    the client we pass wins over it; that is the intent, and the warning only confuses."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+#: slack-bolt's own log, under ours
+BOLT_LOG = logging.getLogger("adapters.slack.bolt")
+BOLT_LOG.addFilter(_ClientGiven())
 
 #: Slack shows up to 4,000 characters of a message's text in full; longer is split
 #: (https://docs.slack.dev/reference/methods/chat.postMessage#truncating)
@@ -178,6 +192,7 @@ class SlackAdapter:
         secret = section.signing_secret.get_secret_value() if section.signing_secret else ""
         self.app = AsyncApp(
             client=self.client,
+            logger=BOLT_LOG,
             signing_secret=secret,
             process_before_response=True,
             request_verification_enabled=section.mode == "http",
@@ -186,6 +201,7 @@ class SlackAdapter:
         )
         self.app.event(re.compile(".*"))(self._on_event)
         self.app.action(re.compile(".*"))(self._on_action)
+        self.app.command(re.compile(".*"))(self._on_command)
         if section.mode == "http":
             host.add_route("POST", section.events_path, self._on_http)
             log.info("slack: http mode, events arrive at %s", section.events_path)
@@ -415,6 +431,27 @@ class SlackAdapter:
         )
         await ack()
         self._tell(channel, user, thread, result.message)
+
+    async def _on_command(self, ack: AsyncAck, command: dict[str, Any]) -> None:
+        """``/support online``: presence and the queue, from anywhere in Slack. The
+        answer is the ack itself, which Slack shows only to whoever typed it."""
+        assert self.host is not None
+        if command.get("command") != self.section.slash_command:
+            await ack()
+            return
+        words = str(command.get("text") or "").split(None, 1)
+        name = words[0].lstrip("/").lower() if words else "status"
+        user = str(command.get("user_id") or "")
+        result = await self.host.act(
+            OperatorCommand(
+                channel=self.name,
+                event_id=f"command:{user}:{command.get('trigger_id') or ''}",
+                operator_external_id=user,
+                name=name,
+                args=words[1] if len(words) > 1 else "",
+            )
+        )
+        await ack(text=render.escape(result.message))
 
     def _operator(self, user: str) -> OperatorConfig | None:
         return next((op for op in self.config.operators if op.slack_id == user), None)

@@ -28,6 +28,9 @@ class SlackSection(BaseModel):
     workspace_channel: str | None = None
     #: shared or Slack Connect channels whose members are customers
     customer_channels: list[str] = Field(default_factory=list)
+    #: the slash command operators use for what is not about one conversation:
+    #: "/support online", "/support away", "/support offline", "/support status"
+    slash_command: str = "/support"
     #: the Web API's address (slack_sdk's base_url); the sandbox's, in tests
     api_base: str = "https://slack.com/api/"
     #: socket mode: how often the connection is checked, and redone when it died
@@ -71,6 +74,13 @@ class SlackSection(BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/") + "/"
+
+    @field_validator("slash_command")
+    @classmethod
+    def _command(cls, value: str) -> str:
+        if not re.fullmatch(r"/[a-z0-9_-]{1,31}", value):
+            raise ValueError("a slash command looks like /support (lowercase, at most 32)")
+        return value
 
     @field_validator("events_path")
     @classmethod

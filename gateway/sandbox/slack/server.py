@@ -84,7 +84,7 @@ class SlackSandbox:
         self._sockets: list[web.WebSocketResponse] = []
         self._transports: dict[web.WebSocketResponse, asyncio.BaseTransport | None] = {}
         self._reachable = asyncio.Event()  # a socket is open or a Request URL is set
-        self._acks: dict[str, asyncio.Future[None]] = {}
+        self._acks: dict[str, asyncio.Future[JSON]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sender: asyncio.Task[None] | None = None
         self._busy = False  # an event is being delivered
@@ -338,6 +338,9 @@ class SlackSandbox:
         if pending.kind == "interactive":
             body = urlencode({"payload": json.dumps(pending.body)})
             ctype = "application/x-www-form-urlencoded"
+        elif pending.kind == "slash_commands":
+            body = urlencode(pending.body)
+            ctype = "application/x-www-form-urlencoded"
         else:
             body = json.dumps(pending.body)
             ctype = "application/json"
@@ -359,21 +362,34 @@ class SlackSandbox:
         if not done:
             pending.reason = "http_timeout"
             return False
-        status = call.result()
+        status, answer = call.result()
         if status is None or not 200 <= status < 300:
             pending.reason = "http_error"
             return False
+        self._answered(pending, answer)
         return True
 
-    async def _post(self, body: str, headers: dict[str, str]) -> int | None:
+    async def _post(self, body: str, headers: dict[str, str]) -> tuple[int | None, str]:
         assert self._session is not None and self.request_url is not None
         try:
             async with self._session.post(
                 self.request_url, data=body.encode(), headers=headers
             ) as reply:
-                return reply.status
+                return reply.status, await reply.text()
         except aiohttp.ClientError:
-            return None
+            return None, ""
+
+    def _answered(self, pending: Pending, answer: str | JSON | None) -> None:
+        """What the app answered a slash command with: shown to the one who typed it."""
+        if pending.kind != "slash_commands" or not answer:
+            return
+        if isinstance(answer, str):
+            try:
+                answer = json.loads(answer)
+            except ValueError:
+                answer = {"text": answer}
+        key = (str(pending.body["channel_id"]), str(pending.body["user_id"]))
+        self.world.ephemeral[key].append(answer if isinstance(answer, dict) else {"text": answer})
 
     async def _over_socket(self, ws: web.WebSocketResponse, pending: Pending) -> bool:
         envelope_id = str(uuid.uuid4())
@@ -381,15 +397,16 @@ class SlackSandbox:
             "envelope_id": envelope_id,
             "payload": pending.body,
             "type": pending.kind,
-            "accepts_response_payload": pending.kind == "interactive",
+            "accepts_response_payload": pending.kind != "events_api",
             "retry_attempt": pending.attempt,
             "retry_reason": pending.reason,
         }
-        acked = asyncio.get_running_loop().create_future()
+        acked: asyncio.Future[JSON] = asyncio.get_running_loop().create_future()
         self._acks[envelope_id] = acked
         try:
             await ws.send_json(envelope)
-            await asyncio.wait_for(acked, self.ack_timeout)
+            ack = await asyncio.wait_for(acked, self.ack_timeout)
+            self._answered(pending, ack.get("payload"))
             return True
         except (TimeoutError, ConnectionError, RuntimeError, aiohttp.ClientError):
             pending.reason = "timeout"
@@ -421,7 +438,7 @@ class SlackSandbox:
                     continue
                 acked = self._acks.get(str(data.get("envelope_id")))
                 if acked is not None and not acked.done():
-                    acked.set_result(None)
+                    acked.set_result(data)
         finally:
             if ws in self._sockets:
                 self._sockets.remove(ws)
@@ -546,6 +563,27 @@ class SlackSandbox:
             "actions": [action],
         }
         self.emit(body, "interactive")
+
+    def command(self, user: JSON, channel: JSON, command: str, text: str = "") -> None:
+        """``user`` types a slash command (``/support online``) in ``channel``; the
+        app's answer lands in ``ephemeral(channel, user)``."""
+        self.emit(
+            {
+                "token": "sandbox-verification-token",
+                "team_id": self.world.team["id"],
+                "team_domain": "sandbox",
+                "channel_id": channel["id"],
+                "channel_name": channel.get("name", "directmessage"),
+                "user_id": user["id"],
+                "user_name": user["name"],
+                "command": command,
+                "text": text,
+                "api_app_id": self.world.app_id,
+                "response_url": f"{self.base}/commands/{uuid.uuid4().hex}",
+                "trigger_id": uuid.uuid4().hex,
+            },
+            "slash_commands",
+        )
 
     def top_level(self, channel: JSON | str) -> list[JSON]:
         return self.world.top_level(channel if isinstance(channel, str) else channel["id"])
