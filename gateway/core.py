@@ -46,6 +46,11 @@ from storage.types import utcnow
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+#: how long an album's copies wait for parts still on their way
+ALBUM_WAIT_SECONDS = 1.5
+#: message refs naming the album a message holds (not a platform message id)
+ALBUM_SIDE = "album"
+
 
 class Core:
     def __init__(
@@ -125,6 +130,10 @@ class Core:
             edited = await self._apply_edit(tx, inbound, role="customer", to_customer=False)
             if edited is not None:
                 return edited
+        if inbound.album:
+            joined = await self._join_album(tx, inbound)
+            if joined is not None:
+                return joined
         conversation, opened = await self._conversation_for(tx, customer, inbound)
         message = Message(
             conversation_id=conversation.id,
@@ -156,7 +165,51 @@ class Core:
             await self.dispatcher.reopen(tx, conversation, operator=None)
         else:
             await self.relay.mirror(tx, conversation, message, role="customer")
+        if inbound.album:
+            await self._hold_album(tx, message, inbound)
         return IngestResult(False, conversation.id, message.id)
+
+    async def _hold_album(self, tx: Transaction, message: Message, inbound: Inbound) -> None:
+        """Keep an album's copies back a moment, so parts still on their way join them
+        and go out as one album rather than one by one."""
+        assert message.id is not None and inbound.album
+        await tx.add_refs(
+            message.id, inbound.channel, ALBUM_SIDE, inbound.chat_id, [_album_ref(inbound)]
+        )
+        until = utcnow() + timedelta(seconds=ALBUM_WAIT_SECONDS)
+        await tx.flush()
+        for row in await tx.unsent_copies(message.id):
+            row.next_attempt_at = until
+            tx.add(row)
+
+    async def _join_album(self, tx: Transaction, inbound: Inbound) -> IngestResult | None:
+        """A later part of an album whose message is stored and not yet relayed: it
+        joins that message. None when there is nothing it can join (relayed already,
+        or the first part), and it becomes a message of its own."""
+        assert inbound.album is not None
+        message = await tx.message_by_ref(inbound.channel, inbound.chat_id, _album_ref(inbound))
+        if message is None or message.id is None:
+            return None
+        copies = await tx.unsent_copies(message.id)
+        if len(copies) != len(await tx.all_copies(message.id)):
+            return None  # some copy went out already: this part follows on its own
+        message.attachments = [
+            *(message.attachments or []),
+            *(_attachment_dict(a) for a in inbound.attachments),
+        ]
+        message.text = message.text or inbound.text
+        tx.add(message)
+        if inbound.message_id:
+            await tx.add_refs(
+                message.id, inbound.channel, "customer", inbound.chat_id, [inbound.message_id]
+            )
+        until = utcnow() + timedelta(seconds=ALBUM_WAIT_SECONDS)
+        for row in copies:
+            # the copies carry the whole album: the files, and (read at send time) its ids
+            row.payload = {**row.payload, "attachments": message.attachments, "text": message.text}
+            row.next_attempt_at = until
+            tx.add(row)
+        return IngestResult(False, message.conversation_id, message.id)
 
     async def _customer(self, tx: Transaction, inbound: Inbound) -> Customer:
         sender = inbound.sender
@@ -571,3 +624,8 @@ class Core:
                     await self.relay.system(tx, conversation, f"⚠ Not delivered: {reason}")
 
         await self._run(run)
+
+
+def _album_ref(inbound: Inbound) -> str:
+    """A ref naming an album, in the same chat as message ids: prefixed, never equal."""
+    return f"album:{inbound.album}"

@@ -65,6 +65,9 @@ class Inbound:
     message_id: str | None = None
     #: further ids of the same message on the platform: the other parts of an album
     part_ids: tuple[str, ...] = ()
+    #: the album (media group) this belongs to, when its parts may arrive one by one
+    #: (Telegram webhooks): parts arriving close together join one message
+    album: str | None = None
     reply_to: str | None = None
     edit_of: str | None = None
     #: the platform id of a message its author deleted (the event carries nothing else)

@@ -315,6 +315,26 @@ class Transaction:
         self.touched.add(row.destination)
         return True
 
+    async def unsent_copies(self, message_id: int) -> Sequence[OutboxRow]:
+        """The outbox rows carrying a message that have not been tried yet (locked)."""
+        result = await self.session.exec(
+            select(OutboxRow)
+            .where(
+                OutboxRow.message_id == message_id,
+                OutboxRow.kind == "message",
+                OutboxRow.status == OutboxStatus.PENDING,
+                OutboxRow.attempts == 0,
+            )
+            .with_for_update()
+        )
+        return result.all()
+
+    async def all_copies(self, message_id: int) -> Sequence[OutboxRow]:
+        result = await self.session.exec(
+            select(OutboxRow).where(OutboxRow.message_id == message_id, OutboxRow.kind == "message")
+        )
+        return result.all()
+
     async def outbox_row(self, row_id: int, *, lock: bool = False) -> OutboxRow | None:
         stmt = select(OutboxRow).where(OutboxRow.id == row_id)
         if lock:

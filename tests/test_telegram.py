@@ -296,6 +296,36 @@ async def test_webhook_mode_checks_the_secret(sqlite_url: str) -> None:
         assert "forged" not in [m.text for m in stored]
 
 
+async def test_an_album_over_webhooks_stays_one_message_and_one_album(sqlite_url: str) -> None:
+    # webhooks bring an album's parts one request at a time, each committed alone
+    port = free_port()
+    extra = (
+        f'mode = "webhook"\nwebhook_url = "http://127.0.0.1:{port}/telegram/webhook"\n'
+        'webhook_secret = "webhook-secret-123"'
+    )
+    async with telegram_desk(sqlite_url, extra=extra, http_port=port) as desk:
+        olga = desk.sandbox.add_user("Olga")
+        desk.sandbox.send(olga, "hi")
+        thread = await eventually(lambda: desk.topic_of("Olga"))
+        await eventually(lambda: "Anna will help you." in desk.to_customer(olga))
+        for n in range(3):
+            desk.sandbox.send(
+                olga,
+                media="photo",
+                media_group_id="album-7",
+                caption="scratches" if n == 0 else None,
+            )
+        await eventually(
+            lambda: len([m for m in desk.in_topic(thread) if m.get("media_group_id")]) == 3
+        )
+        copies = [m for m in desk.in_topic(thread) if m.get("media_group_id")]
+        assert len({m["media_group_id"] for m in copies}) == 1  # one album in the topic
+        stored = [m for m in await messages(desk.gateway, 1) if m.direction == Direction.IN]
+        assert [m.text for m in stored] == ["hi", "scratches"]
+        assert [a["kind"] for a in stored[-1].attachments] == ["photo"] * 3
+        assert desk.sandbox.webhook_deliveries >= 4
+
+
 @pytest.mark.parametrize("customers", [2])
 async def test_with_telegram_limits_on_nothing_is_lost_or_sent_twice(
     sqlite_url: str, customers: int

@@ -118,6 +118,7 @@ def customer_message(
         reply_to=str(message.reply_to_message.message_id) if message.reply_to_message else None,
         edit_of=str(message.message_id) if edited else None,
         sent_at=message.date.astimezone(UTC) if message.date else None,
+        album=message.media_group_id if not edited else None,
     )
 
 
