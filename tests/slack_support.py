@@ -109,6 +109,7 @@ async def slack_desk(
     limits: Limits | None = None,
     sandbox: SlackSandbox | None = None,
     telegram: TelegramSandbox | None = None,
+    customer_channels: list[str] = (),  # type: ignore[assignment]
 ) -> AsyncIterator[SlackDesk]:
     own = sandbox is None
     sandbox = sandbox or SlackSandbox(
@@ -147,7 +148,8 @@ async def slack_desk(
             bot_token=sandbox.bot_token,
             api_base=sandbox.api_base,
             channel=channel["id"],
-            mode=mode_lines,
+            mode=mode_lines
+            + f"\ncustomer_channels = {list(customer_channels)!r}".replace("'", '"'),
             telegram=telegram_section,
             anna=anna["id"],
             boris=boris["id"],

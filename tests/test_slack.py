@@ -173,6 +173,14 @@ async def test_forged_or_stale_signatures_get_401_and_store_nothing(sqlite_url: 
                 }
                 async with http.post(url, data=body, headers=headers) as reply:
                     assert reply.status == 401, name
+            # rightly signed but malformed, or of a kind nobody asked for: answered, no crash
+            for odd in (
+                "{not json",
+                json.dumps({"type": "event_callback", "event": {"type": "tokens_revoked"}}),
+            ):
+                headers["X-Slack-Signature"] = sign(sandbox.signing_secret, now, odd)
+                async with http.post(url, data=odd, headers=headers) as reply:
+                    assert reply.status < 500, odd
             # the same body, rightly signed, is taken: the refusals were the signatures
             headers["X-Slack-Signature"] = sign(sandbox.signing_secret, now, body)
             async with http.post(url, data=body, headers=headers) as reply:
@@ -357,3 +365,34 @@ async def test_presence_and_status_by_slash_command(sqlite_url: str, mode: str) 
         sandbox.command(stranger, channel, "/support", "online")
         await eventually(lambda: sandbox.ephemeral(channel, stranger))
         assert "Only configured operators" in sandbox.ephemeral(channel, stranger)[0]["text"]
+
+
+async def test_customers_in_a_shared_channel_and_files_from_operators(sqlite_url: str) -> None:
+    sandbox = SlackSandbox(limits=Limits(enabled=False), retry_delays=(0.05, 0.2, 0.5))
+    async with sandbox:
+        frank = sandbox.add_user("Frank Acme", name="frank")
+        shared = sandbox.add_channel("acme-support", members=[frank])
+        async with slack_desk(
+            sqlite_url, sandbox=sandbox, customer_channels=[shared["id"]]
+        ) as desk:
+            sandbox.post(frank, "Our export fails", channel=shared)
+            thread = await eventually(lambda: desk.thread_of("Frank Acme"))
+            # the answers go back to the shared channel, Anna's with her file
+            sandbox.post(
+                desk.anna,
+                "Here is the fixed config",
+                channel=desk.channel,
+                thread_ts=thread,
+                files=[("export.toml", b"[export]\nformat = 'csv'\n", "text/plain")],
+            )
+            bot_posts = lambda: [m for m in sandbox.top_level(shared) if m.get("bot_id")]  # noqa: E731
+            await eventually(lambda: any(m.get("files") for m in bot_posts()))
+            texts = [m["text"] for m in bot_posts()]
+            assert "Here is the fixed config" in texts
+            sent = next(m for m in bot_posts() if m.get("files"))["files"][0]
+            assert sandbox.file(sent["id"]).data == b"[export]\nformat = 'csv'\n"
+            # a channel that is neither the desk nor a customer channel is not listened to
+            other = sandbox.add_channel("random", members=[frank])
+            sandbox.post(frank, "lunch?", channel=other)
+            await sandbox.quiet()
+            assert len(desk.cards()) == 1

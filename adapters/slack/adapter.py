@@ -30,6 +30,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.errors import SlackApiError
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import normalise, render
@@ -260,10 +261,23 @@ class SlackAdapter:
 
     async def _on_http(self, request: web.Request) -> web.StreamResponse:
         assert self.app is not None
-        response = await self.app.async_dispatch(await to_bolt_request(request))
+        try:
+            bolt_request = await to_bolt_request(request)
+        except ValueError:  # bolt parses the body before it checks the signature
+            return self._malformed(request, await request.text())
+        response = await self.app.async_dispatch(bolt_request)
         if response.status == 401:
             log.warning("slack: a request with a bad or stale signature was refused")
         return await to_aiohttp_response(response)
+
+    def _malformed(self, request: web.Request, body: str) -> web.Response:
+        assert self.section.signing_secret is not None
+        verifier = SignatureVerifier(self.section.signing_secret.get_secret_value())
+        if not verifier.is_valid_request(body, dict(request.headers)):
+            log.warning("slack: a request with a bad or stale signature was refused")
+            return web.json_response({"error": "invalid request"}, status=401)
+        log.warning("slack: a signed request whose body cannot be read was refused")
+        return web.json_response({"error": "malformed body"}, status=400)
 
     def _lock(self, channel: str) -> asyncio.Lock:
         """One event at a time per channel, in the order they came: an edit must not
