@@ -22,6 +22,7 @@ from gateway.events import (
 )
 from storage import (
     Conversation,
+    ConversationStatus,
     Customer,
     CustomerIdentity,
     Direction,
@@ -214,7 +215,14 @@ class Relay:
             customer_external_id=identity.external_id if identity else None,
             channel=conversation.channel,
             language=conversation.language,
-            status=str(conversation.status),
+            # who has it, not whose turn it is: that flips with every message, and
+            # each flip would cost an edit of the card in every workspace (Telegram
+            # counts those against the group's 20 messages a minute)
+            status=str(
+                ConversationStatus.ASSIGNED
+                if conversation.status == ConversationStatus.WAITING_CUSTOMER
+                else conversation.status
+            ),
             assignee_name=assignee.name if assignee else None,
         )
 
