@@ -395,3 +395,23 @@ async def test_customers_in_a_shared_channel_and_files_from_operators(sqlite_url
             sandbox.post(frank, "lunch?", channel=other)
             await sandbox.quiet()
             assert len(desk.cards()) == 1
+
+
+async def test_slack_faults_5xx_slow_and_dropped_calls_deliver_once(sqlite_url: str) -> None:
+    async with slack_desk(sqlite_url) as desk:
+        sandbox = desk.sandbox
+        carol, _ = await _opened(desk)
+        thread = desk.thread_of("Carol Smith")
+        sandbox.inject("error", method="chat.postMessage", times=2, status=503)
+        sandbox.post(desk.anna, "first answer", channel=desk.channel, thread_ts=thread)
+        await eventually(lambda: desk.to_customer(carol)[-1]["text"] == "first answer")
+        sandbox.inject("slow", method="chat.postMessage", delay=1.0)
+        sandbox.post(desk.anna, "second answer", channel=desk.channel, thread_ts=thread)
+        await eventually(lambda: desk.to_customer(carol)[-1]["text"] == "second answer")
+        sandbox.inject("drop", method="chat.postMessage")
+        sandbox.post(desk.anna, "third answer", channel=desk.channel, thread_ts=thread)
+        await eventually(lambda: desk.to_customer(carol)[-1]["text"] == "third answer")
+        await settle(desk.gateway)
+        texts = [m["text"] for m in desk.to_customer(carol)]
+        for answer in ("first answer", "second answer", "third answer"):
+            assert texts.count(answer) == 1
