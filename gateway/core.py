@@ -104,6 +104,8 @@ class Core:
                     ignored=None if result.ok else result.message,
                 )
             work = self._operator_message
+        elif inbound.failure_of is not None:
+            work = self._failure_report
         else:
             work = self._customer_message
 
@@ -159,10 +161,12 @@ class Core:
             await self.relay.header(tx, conversation)
             preferred = await self.dispatcher._previous_assignee(tx, conversation)
             await self.relay.mirror(tx, conversation, message, role="customer")
-            await self.dispatcher.route(tx, conversation, preferred=preferred, greet=True)
+            await self.dispatcher.route(
+                tx, conversation, preferred=preferred, greet=True, quiet=inbound.automated
+            )
         elif opened == "reopened":
             await self.relay.mirror(tx, conversation, message, role="customer")
-            await self.dispatcher.reopen(tx, conversation, operator=None)
+            await self.dispatcher.reopen(tx, conversation, operator=None, quiet=inbound.automated)
         else:
             await self.relay.mirror(tx, conversation, message, role="customer")
         if inbound.album:
@@ -211,6 +215,22 @@ class Core:
             tx.add(row)
         return IngestResult(False, message.conversation_id, message.id)
 
+    async def _failure_report(self, tx: Transaction, inbound: Inbound) -> IngestResult:
+        """A bounce: operators see, in the conversation, that their message never came."""
+        assert inbound.failure_of is not None
+        message = await tx.message_by_external_id(inbound.channel, inbound.failure_of)
+        if message is None:
+            log.warning(
+                "a delivery failure report for a message we do not know (%s)",
+                inbound.failure_of,
+                extra={"channel": inbound.channel},
+            )
+            return IngestResult(False, ignored="the failed message is not ours")
+        conversation = await tx.conversation(message.conversation_id)
+        assert conversation is not None
+        note = await self.relay.system(tx, conversation, f"⚠ Not delivered: {inbound.text[:500]}")
+        return IngestResult(False, conversation.id, note.id)
+
     async def _customer(self, tx: Transaction, inbound: Inbound) -> Customer:
         sender = inbound.sender
         identity = await tx.identity(inbound.channel, sender.external_id)
@@ -247,7 +267,10 @@ class Core:
         self, tx: Transaction, customer: Customer, inbound: Inbound
     ) -> tuple[Conversation, str]:
         """The open conversation, a recently closed one reopened, or a new one."""
-        latest = await tx.latest_conversation(customer.id, inbound.channel, inbound.chat_id)
+        if inbound.explicit_threads:
+            latest = await self._threaded(tx, customer, inbound)
+        else:
+            latest = await tx.latest_conversation(customer.id, inbound.channel, inbound.chat_id)
         if latest is not None and latest.status not in FINISHED_STATUSES:
             return latest, "open"
         reopen_window = timedelta(hours=self.config.routing.reopen_hours)
@@ -262,6 +285,7 @@ class Core:
             channel=inbound.channel,
             chat_id=inbound.chat_id,
             language=customer.language or self.config.gateway.default_language,
+            subject=(inbound.subject or None) and inbound.subject[:512],  # type: ignore[index]
         )
         tx.add(conversation)
         await tx.flush()
@@ -270,6 +294,28 @@ class Core:
             extra={"conversation_id": conversation.id, "channel": inbound.channel},
         )
         return conversation, "new"
+
+    async def _threaded(
+        self, tx: Transaction, customer: Customer, inbound: Inbound
+    ) -> Conversation | None:
+        """The conversation a message says it continues: by the messages it replies to
+        (newest first), else by the number in its subject. Only ever one of this
+        customer's own: a guessed number never opens someone else's conversation."""
+        for ref in reversed(inbound.thread_refs):
+            message = await tx.message_by_ref(inbound.channel, inbound.chat_id, ref)
+            if message is not None:
+                found = await tx.conversation(message.conversation_id)
+                if found is not None and found.customer_id == customer.id:
+                    return found
+        if inbound.conversation_token is not None:
+            found = await tx.conversation(inbound.conversation_token)
+            if (
+                found is not None
+                and found.customer_id == customer.id
+                and found.channel == inbound.channel
+            ):
+                return found
+        return None
 
     async def _store(
         self, tx: Transaction, message: Message, inbound: Inbound, *, side: str
@@ -517,6 +563,22 @@ class Core:
         if outbound.kind in ("edit", "delete") and outbound.message_id is not None:
             refs = await tx.refs(outbound.message_id, outbound.destination, outbound.audience)
             edit_refs = tuple(r.external_id for r in refs)
+        history: tuple[str, ...] = ()
+        subject = replying_to = None
+        if outbound.audience == "customer":
+            conversation = await tx.conversation(outbound.conversation_id)
+            if conversation is not None and conversation.channel == outbound.destination:
+                subject = conversation.subject
+                earlier = await tx.conversation_refs(
+                    conversation.id,  # type: ignore[arg-type]
+                    outbound.destination,
+                    conversation.chat_id,
+                )
+                history = tuple(ref for ref, _ in earlier)
+                replying_to = next(
+                    (ref for ref, direction in reversed(earlier) if direction == Direction.IN),
+                    history[-1] if history else None,
+                )
         return Delivery(
             outbound=outbound,
             attempt=row.attempts,
@@ -526,6 +588,9 @@ class Core:
             edit_refs=edit_refs,
             source_chat=source_chat,
             source_ids=source_ids,
+            history=history,
+            replying_to=replying_to,
+            subject=subject,
         )
 
     async def delivered(

@@ -82,18 +82,25 @@ class Dispatcher:
         *,
         preferred: str | None = None,
         greet: bool = False,
+        quiet: bool = False,
     ) -> None:
-        """Find an operator for a new or reopened conversation, or queue it."""
+        """Find an operator for a new or reopened conversation, or queue it.
+
+        ``quiet``: the customer gets no automatic text (their message came from a
+        machine: answering it could start a loop)."""
         config = self.desk.config
         lang, default = conversation.language, config.gateway.default_language
-        if greet:
+        if greet and not quiet:
             await self.relay.say(tx, conversation, render(config.texts, "greeting", lang, default))
         candidates = await self.candidates(tx)
         chosen = self._choose(candidates, conversation, preferred)
         if chosen is not None:
-            await self.assign(tx, conversation, chosen.operator, announce=True)
+            await self.assign(tx, conversation, chosen.operator, announce=not quiet)
             return
         await self.enqueue(tx, conversation)
+        if quiet:
+            await self.relay.header(tx, conversation)
+            return
         anyone_online = any(c.presence == Presence.ONLINE for c in candidates)
         if anyone_online:
             position = await tx.queue_position(conversation)
@@ -213,7 +220,12 @@ class Dispatcher:
         await self.drain_queue(tx)
 
     async def reopen(
-        self, tx: Transaction, conversation: Conversation, operator: OperatorConfig | None
+        self,
+        tx: Transaction,
+        conversation: Conversation,
+        operator: OperatorConfig | None,
+        *,
+        quiet: bool = False,
     ) -> None:
         """Bring a finished conversation back: to ``operator``, or through routing."""
         conversation.resolved_at = None
@@ -232,4 +244,4 @@ class Dispatcher:
             )
             return
         previous, conversation.assignee_id = conversation.assignee_id, None
-        await self.route(tx, conversation, preferred=previous)
+        await self.route(tx, conversation, preferred=previous, quiet=quiet)

@@ -74,6 +74,19 @@ class Inbound:
     delete_of: str | None = None
     workspace_thread: str | None = None
     sent_at: datetime | None = None  # the platform's time, when it gives one
+    #: channels whose messages say which conversation they continue (email): the
+    #: platform ids it replies to, and a conversation number from its subject. With
+    #: ``explicit_threads``, a message matching neither opens a new conversation.
+    thread_refs: tuple[str, ...] = ()
+    conversation_token: int | None = None
+    explicit_threads: bool = False
+    subject: str | None = None
+    #: a platform's report that our message with this id never arrived (a bounce);
+    #: ``text`` says why
+    failure_of: str | None = None
+    #: sent by a machine (an auto-reply, a list, a bounce): stored and shown to
+    #: operators, but never answered automatically, so two robots cannot loop
+    automated: bool = False
 
     def __post_init__(self) -> None:
         # an adapter bug caught here names itself, instead of corrupting a conversation
@@ -192,6 +205,12 @@ class Delivery:
     #: ids, several for an album): the adapter may copy it rather than send it anew
     source_chat: str | None = None
     source_ids: tuple[str, ...] = ()
+    #: to a customer: the ids of the conversation's earlier messages on their channel,
+    #: oldest first, the customer's latest among them (what an email reply refers
+    #: to), and the conversation's subject
+    history: tuple[str, ...] = ()
+    replying_to: str | None = None
+    subject: str | None = None
     #: further deliveries to the same place, coalesced into this one because a
     #: backlog built up (consecutive customer messages for one thread)
     more: tuple[Delivery, ...] = ()

@@ -99,6 +99,8 @@ class Conversation(SQLModel, table=True):
     status: ConversationStatus = Field(default=ConversationStatus.NEW, sa_type=String(24))
     assignee_id: str | None = Field(default=None, max_length=64, index=True)
     language: str | None = Field(default=None, max_length=16)
+    #: what the customer called it, where the channel has subjects (email)
+    subject: str | None = Field(default=None, max_length=512)
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_at: datetime = _ts(default_factory=utcnow)
     updated_at: datetime = _ts(default_factory=utcnow)

@@ -279,6 +279,35 @@ class Transaction:
                     )
                 )
 
+    async def message_by_external_id(self, place: str, external_id: str) -> Message | None:
+        """A message by an id that is unique on its platform alone (an email Message-ID)."""
+        result = await self.session.exec(
+            select(Message)
+            .join(MessageRef, col(MessageRef.message_id) == Message.id)
+            .where(MessageRef.place == place, MessageRef.external_id == external_id)
+            .limit(1)
+        )
+        return result.first()
+
+    async def conversation_refs(
+        self, conversation_id: int, place: str, chat_id: str, limit: int = 20
+    ) -> list[tuple[str, str]]:
+        """Platform ids of a conversation's messages in one chat, with each message's
+        direction, oldest first (the last ``limit``): what a reply there refers to."""
+        result = await self.session.exec(
+            select(MessageRef.external_id, Message.direction)
+            .join(Message, col(Message.id) == MessageRef.message_id)
+            .where(
+                Message.conversation_id == conversation_id,
+                MessageRef.place == place,
+                MessageRef.chat_id == chat_id,
+                MessageRef.side == "customer",
+            )
+            .order_by(col(MessageRef.id).desc())
+            .limit(limit)
+        )
+        return [(ref, str(direction)) for ref, direction in reversed(result.all())]
+
     async def messages(self, conversation_id: int) -> Sequence[Message]:
         result = await self.session.exec(
             select(Message)

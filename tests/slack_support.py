@@ -110,6 +110,7 @@ async def slack_desk(
     sandbox: SlackSandbox | None = None,
     telegram: TelegramSandbox | None = None,
     customer_channels: list[str] = (),  # type: ignore[assignment]
+    extra: str = "",
 ) -> AsyncIterator[SlackDesk]:
     own = sandbox is None
     sandbox = sandbox or SlackSandbox(
@@ -150,7 +151,7 @@ async def slack_desk(
             channel=channel["id"],
             mode=mode_lines
             + f"\ncustomer_channels = {list(customer_channels)!r}".replace("'", '"'),
-            telegram=telegram_section,
+            telegram=telegram_section + extra,
             anna=anna["id"],
             boris=boris["id"],
             **tg_ids,

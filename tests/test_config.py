@@ -62,6 +62,8 @@ def test_the_example_channel_sections_are_valid_once_uncommented() -> None:
     config = parse_config(example_section("slack"), models, environ=environ)
     assert config.channels["slack"].workspace_channel == "C0123456789"
     assert config.channels["slack"].mode == "socket"
+    config = parse_config(example_section("email"), models, environ={"EMAIL_PASSWORD": "pw"})
+    assert config.channels["email"].address == "support@example.com"
 
 
 def test_slack_section_problems_name_what_to_fix() -> None:

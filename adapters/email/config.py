@@ -1,0 +1,50 @@
+"""The ``[email]`` section."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class EmailSection(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: the support address customers write to (and replies come from)
+    address: str
+    #: the name in From: "Support", or "Anna (Support)" on an operator's reply
+    display_name: str = Field(default="Support", min_length=1, max_length=64)
+    imap_host: str
+    imap_port: int = Field(default=993, ge=1, le=65535)
+    imap_user: str
+    imap_password: SecretStr
+    #: TLS from the first byte (port 993); false for a plain connection (tests only)
+    imap_ssl: bool = True
+    imap_folder: str = "INBOX"
+    #: where processed mail is moved; without it, processed mail is marked \Seen
+    processed_folder: str | None = None
+    smtp_host: str
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
+    #: how often to look for mail when the server has no IDLE, and after a reconnect
+    poll_seconds: float = Field(default=60, gt=0, le=3600)
+    #: larger files are not sent along, and operators are told
+    max_attachment_mb: float = Field(default=20, gt=0, le=100)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if not ADDRESS.match(value):
+            raise ValueError("not an email address")
+        return value.lower()
+
+    @model_validator(mode="after")
+    def _smtp_auth(self) -> EmailSection:
+        if (self.smtp_user is None) != (self.smtp_password is None):
+            raise ValueError("smtp_user and smtp_password go together (or neither, for no login)")
+        return self
