@@ -81,6 +81,34 @@ class Dovecot:
     password: str = "mailbox-secret"
     process: subprocess.Popen[bytes] | None = None
 
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [DOVECOT, "-F", "-c", str(self.root / "dovecot.conf")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 15
+        while True:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), 0.2),
+            ):
+                return
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                log_file = self.root / "dovecot.log"
+                log = log_file.read_text() if log_file.exists() else ""
+                stderr = self.process.stderr.read().decode() if self.process.stderr else ""
+                raise RuntimeError(f"Dovecot did not start: {stderr}\n{log}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Stop the server, as a crash or a maintenance window does (the mail stays)."""
+        if self.process is not None:
+            self.process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(5)
+            self.process = None
+
     def append(self, raw: bytes, folder: str = "INBOX") -> None:
         """Deliver a mail into the mailbox, as the MTA would (over IMAP APPEND)."""
         import imaplib
@@ -96,7 +124,9 @@ class Dovecot:
         found = []
         with imaplib.IMAP4("127.0.0.1", self.port) as imap:
             imap.login(self.user, self.password)
-            imap.select(folder)
+            _, count = imap.select(folder)
+            if int(count[0] or 0) == 0:
+                return []
             _, data = imap.fetch("1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
             for item in data:
                 if isinstance(item, tuple):
@@ -130,29 +160,11 @@ def run_dovecot() -> Iterator[Dovecot]:
     (root / "dovecot.conf").write_text(
         CONFIG.format(root=root, port=server.port, uid=owner.pw_uid, gid=owner.pw_gid)
     )
-    server.process = subprocess.Popen(
-        [DOVECOT, "-F", "-c", str(root / "dovecot.conf")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", server.port), 0.2),
-            ):
-                break
-            if server.process.poll() is not None or time.monotonic() > deadline:
-                log = (root / "dovecot.log").read_text() if (root / "dovecot.log").exists() else ""
-                stderr = server.process.stderr.read().decode() if server.process.stderr else ""
-                raise RuntimeError(f"Dovecot did not start: {stderr}\n{log}")
-            time.sleep(0.05)
+        server.start()
         yield server
     finally:
-        server.process.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            server.process.wait(5)
+        server.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 

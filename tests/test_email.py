@@ -30,11 +30,14 @@ smtp_host = "127.0.0.1"
 smtp_port = {smtp_port}
 smtp_security = "none"
 poll_seconds = 0.5
+{extra}
 """
 
 
 @asynccontextmanager
-async def email_desk(database_url: str) -> AsyncIterator[tuple[SlackDesk, Dovecot, SmtpSink]]:
+async def email_desk(
+    database_url: str, extra: str = ""
+) -> AsyncIterator[tuple[SlackDesk, Dovecot, SmtpSink]]:
     with run_dovecot() as dovecot:
         async with run_smtp() as smtp:
             extra = EMAIL.format(
@@ -42,6 +45,7 @@ async def email_desk(database_url: str) -> AsyncIterator[tuple[SlackDesk, Doveco
                 user=dovecot.user,
                 password=dovecot.password,
                 smtp_port=smtp.port,
+                extra=extra,
             )
             async with slack_desk(database_url, extra=extra) as desk:
                 yield desk, dovecot, smtp
@@ -223,3 +227,63 @@ async def test_a_restart_with_unread_mail_makes_no_duplicates(sqlite_url: str) -
                 assert sorted(m.text.split("\n\n")[-1] for m in stored) == [
                     f"question {n}" for n in range(4)
                 ]
+
+
+async def test_files_corrections_refusals_and_the_processed_folder(sqlite_url: str) -> None:
+    async with email_desk(sqlite_url, extra='processed_folder = "Processed"') as (
+        desk,
+        dovecot,
+        smtp,
+    ):
+        sandbox = desk.sandbox
+        dovecot.append(mail("Can you send the manual?", sender="Lea <lea@example.org>").as_bytes())
+        await eventually(lambda: desk.texts("Lea"))
+        # processed mail leaves the inbox for the processed folder, read
+        await eventually(lambda: dovecot.flags() == [])
+        assert "\\Seen" in dovecot.flags("Processed")[0][1]
+        await eventually(lambda: len(sent_to(smtp, "lea@example.org")) == 2)
+
+        # the mail server says "later" once: the answer still goes, once; Anna's file with it
+        smtp.reject.append("451 4.3.0 try again later")
+        reply = sandbox.post(
+            desk.anna,
+            "Here it is.",
+            channel=desk.channel,
+            thread_ts=desk.thread_of("Lea"),
+            files=[("manual.pdf", b"%PDF manual", "application/pdf")],
+        )
+        answer = await eventually(
+            lambda: next(m for m in sent_to(smtp, "lea@example.org") if "Here it is." in body(m))
+        )
+        attached = [p for p in answer.iter_attachments()]
+        assert [(p.get_filename(), p.get_content()) for p in attached] == [
+            ("manual.pdf", b"%PDF manual")
+        ]
+        # Anna corrects herself: a mail cannot be edited, so a short correction follows
+        sandbox.edit(desk.anna, desk.channel, reply, "Here it is (version 2).")
+        correction = await eventually(
+            lambda: next(m for m in sent_to(smtp, "lea@example.org") if "correction" in body(m))
+        )
+        assert "version 2" in body(correction)
+        await settle(desk.gateway)
+        assert len([m for m in sent_to(smtp, "lea@example.org") if "Here it is." in body(m)]) == 1
+
+        # the server refuses for good: operators see why
+        smtp.reject.append("550 5.1.1 mailbox does not exist")
+        sandbox.post(
+            desk.anna, "Anything else?", channel=desk.channel, thread_ts=desk.thread_of("Lea")
+        )
+        await eventually(
+            lambda: any("Not delivered" in t and "550" in t for t in desk.texts("Lea"))
+        )
+
+
+async def test_the_mailbox_going_away_and_coming_back(sqlite_url: str) -> None:
+    async with email_desk(sqlite_url) as (desk, dovecot, _smtp):
+        adapter = next(a for a in desk.gateway.adapters if a.name == "email")
+        await eventually(lambda: adapter.connected.is_set())  # type: ignore[attr-defined]
+        dovecot.stop()
+        await eventually(lambda: not adapter.connected.is_set())  # type: ignore[attr-defined]
+        dovecot.start()
+        dovecot.append(mail("are you there?", sender="Max <max@example.org>").as_bytes())
+        await eventually(lambda: desk.texts("Max") == ["My order is late\n\nare you there?"])

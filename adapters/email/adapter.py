@@ -86,10 +86,15 @@ class EmailAdapter:
 
     # -- IMAP in ----------------------------------------------------------------------------
 
-    async def _connect(self) -> aioimaplib.IMAP4:
+    async def _connect(self, lost: asyncio.Event | None = None) -> aioimaplib.IMAP4:
         section = self.section
         cls = aioimaplib.IMAP4_SSL if section.imap_ssl else aioimaplib.IMAP4
-        imap = cls(host=section.imap_host, port=section.imap_port, timeout=60)
+        imap = cls(
+            host=section.imap_host,
+            port=section.imap_port,
+            timeout=60,
+            conn_lost_cb=(lambda exc: lost.set()) if lost is not None else None,
+        )
         await imap.wait_hello_from_server()
         login = await imap.login(section.imap_user, section.imap_password.get_secret_value())
         if login.result != "OK":
@@ -107,8 +112,12 @@ class EmailAdapter:
         pause = 1.0
         while not self._stopping:
             imap: aioimaplib.IMAP4 | None = None
+            lost = asyncio.Event()
             try:
-                imap = await self._connect()
+                imap = await self._connect(lost)
+                if self.section.processed_folder:
+                    # made when missing; an error here means it exists already
+                    await imap.create(self.section.processed_folder)
                 selected = await self._ok(imap.select(self.section.imap_folder))
                 validity = _uidvalidity(selected.lines)
                 self.connected.set()
@@ -117,7 +126,7 @@ class EmailAdapter:
                 pause = 1.0
                 while not self._stopping:
                     await self._drain(imap, validity)
-                    await self._wait(imap)
+                    await self._wait(imap, lost)
             except asyncio.CancelledError:
                 raise
             except ShuttingDown:
@@ -141,19 +150,20 @@ class EmailAdapter:
             await asyncio.sleep(pause)
             pause = min(MAX_BACKOFF, pause * 2)
 
-    async def _wait(self, imap: aioimaplib.IMAP4) -> None:
-        """Until new mail may be there: an IDLE push, or the next poll."""
+    async def _wait(self, imap: aioimaplib.IMAP4, lost: asyncio.Event) -> None:
+        """Until new mail may be there: an IDLE push, or the next poll. A connection
+        the server closed (or that died) is noticed here, not 25 minutes later."""
         if not imap.has_capability("IDLE"):
-            await asyncio.sleep(self.section.poll_seconds)
-            return
-        idle = await imap.idle_start(timeout=IDLE_RENEW_SECONDS)
-        try:
-            await imap.wait_server_push(timeout=IDLE_RENEW_SECONDS)
-        except TimeoutError:
-            pass  # renew the IDLE, as RFC 2177 asks
-        finally:
+            await _first(asyncio.sleep(self.section.poll_seconds), lost.wait())
+        else:
+            idle = await imap.idle_start(timeout=IDLE_RENEW_SECONDS)
+            pushed = await _first(imap.wait_server_push(timeout=IDLE_RENEW_SECONDS), lost.wait())
+            if lost.is_set() or any(b"BYE" in bytes(x) for x in pushed or () if _is_bytes(x)):
+                raise ImapFailure("the server closed the connection")
             imap.idle_done()
             await asyncio.wait_for(idle, 30)
+        if lost.is_set():
+            raise ImapFailure("the connection was lost")
 
     async def _drain(self, imap: aioimaplib.IMAP4, validity: str) -> None:
         """Take every unread mail in order; each is marked only once committed."""
@@ -369,6 +379,24 @@ class EmailAdapter:
             raise PermanentFailure(reason) from None
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             raise TemporaryFailure(f"SMTP {section.smtp_host}:{section.smtp_port}: {exc}") from None
+
+
+async def _first(*calls: Any) -> Any:
+    """The result of whichever finishes first (None on a timeout); the rest cancelled."""
+    tasks = [asyncio.ensure_future(c) for c in calls]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+    for task in done:
+        if not task.cancelled() and task.exception() is None:
+            return task.result()
+    return None
+
+
+def _is_bytes(line: Any) -> bool:
+    return isinstance(line, (bytes, bytearray))
 
 
 def _text(line: bytes | bytearray | str) -> str:
