@@ -202,6 +202,7 @@ async def test_a_restart_with_unread_mail_makes_no_duplicates(sqlite_url: str) -
                 user=dovecot.user,
                 password=dovecot.password,
                 smtp_port=smtp.port,
+                extra="",
             )
             for n in range(3):
                 dovecot.append(mail(f"question {n}", sender="Kim <kim@example.org>").as_bytes())
