@@ -128,6 +128,11 @@ class EmailAdapter:
                     await self._drain(imap, validity)
                     await self._wait(imap, lost)
             except asyncio.CancelledError:
+                if imap is not None:  # stopping: no polite LOGOUT in the middle of an IDLE
+                    transport = getattr(imap.protocol, "transport", None)
+                    if transport is not None:
+                        transport.close()
+                    imap = None
                 raise
             except ShuttingDown:
                 return
