@@ -1,4 +1,4 @@
-"""`gateway` command line: run, check-config, migrate, status."""
+"""`gateway` command line: run, check-config, migrate, status, faq."""
 
 from __future__ import annotations
 
@@ -125,6 +125,47 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_faq_ask(args: argparse.Namespace) -> int:
+    from gateway.autoreply import build_matcher
+
+    try:
+        config = _load(args.config)
+    except ConfigError as error:
+        return _problems(error)
+    section = config.core.faq
+    if not section.entries:
+        print(f"{config.path}: no FAQ entries ([[faq.entries]])", file=sys.stderr)
+        return EXIT_FAILURE
+    matches = build_matcher(section).match(args.question, limit=args.limit)
+    if not matches:
+        print("no match at all")
+    for match in matches:
+        verdict = "answers" if match.score >= section.threshold else "below the threshold"
+        print(f"{match.score:.3f}  {match.entry_id:<24} {verdict}  (like {match.question!r})")
+    return EXIT_OK
+
+
+def cmd_faq_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gateway.autoreply import build_matcher
+    from gateway.faq_eval import evaluate, read_cases
+
+    try:
+        config = _load(args.config)
+    except ConfigError as error:
+        return _problems(error)
+    try:
+        cases = read_cases(Path(args.file))
+    except (OSError, ValueError) as error:
+        print(error, file=sys.stderr)
+        return EXIT_FAILURE
+    section = config.core.faq
+    report = evaluate(build_matcher(section), section, cases)
+    print("\n".join(report.lines()))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway",
@@ -148,6 +189,20 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="open conversations, queue and operators")
     status.add_argument("--config", default=DEFAULT_CONFIG)
     status.set_defaults(func=cmd_status)
+
+    faq = sub.add_parser("faq", help="try the FAQ: ask it, or measure it on a set of questions")
+    faq_sub = faq.add_subparsers(dest="faq_command", required=True, metavar="ACTION")
+    ask = faq_sub.add_parser("ask", help="the best matches for a question, with their scores")
+    ask.add_argument("--config", default=DEFAULT_CONFIG)
+    ask.add_argument("--limit", type=int, default=3)
+    ask.add_argument("question")
+    ask.set_defaults(func=cmd_faq_ask)
+    ev = faq_sub.add_parser(
+        "eval", help="precision, recall and wrong answers on a CSV of text,expected"
+    )
+    ev.add_argument("--config", default=DEFAULT_CONFIG)
+    ev.add_argument("file")
+    ev.set_defaults(func=cmd_faq_eval)
     return parser
 
 

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import TypeVar
 
 from gateway.actions import ActionContext, ActionRegistry, parse_command
+from gateway.autoreply import AutoReplies
 from gateway.config import Config, OperatorConfig
 from gateway.dispatcher import Dispatcher
 from gateway.events import (
@@ -66,6 +67,7 @@ class Core:
         self.desk = Desk(config_source, workspaces)
         self.relay = Relay(self.desk)
         self.dispatcher = Dispatcher(self.desk, self.relay)
+        self.autoreplies = AutoReplies(self.desk, self.relay)
         self.actions = actions or ActionRegistry()
         self._on_enqueued = on_enqueued
 
@@ -155,23 +157,43 @@ class Core:
             conversation.status = ConversationStatus.ASSIGNED
         stamp(conversation)
         tx.add(conversation)
+        answered = False
         if opened == "new":
             # the header (which opens the topic/thread) must be queued before the
             # first mirrored message: deliveries of one thread go out in id order
             await self.relay.header(tx, conversation)
             preferred = await self.dispatcher._previous_assignee(tx, conversation)
             await self.relay.mirror(tx, conversation, message, role="customer")
+            answered = await self._faq(tx, conversation, inbound, before_routing=True)
             await self.dispatcher.route(
                 tx, conversation, preferred=preferred, greet=True, quiet=inbound.automated
             )
         elif opened == "reopened":
             await self.relay.mirror(tx, conversation, message, role="customer")
+            answered = await self._faq(tx, conversation, inbound, before_routing=True)
             await self.dispatcher.reopen(tx, conversation, operator=None, quiet=inbound.automated)
         else:
             await self.relay.mirror(tx, conversation, message, role="customer")
+        if not answered:
+            await self._faq(tx, conversation, inbound, before_routing=False)
         if inbound.album:
             await self._hold_album(tx, message, inbound)
         return IngestResult(False, conversation.id, message.id)
+
+    async def _faq(
+        self, tx: Transaction, conversation: Conversation, inbound: Inbound, *, before_routing: bool
+    ) -> bool:
+        """An FAQ answer, if this is its moment (never to a machine: loops)."""
+        if inbound.automated or not inbound.text:
+            return False
+        online = False
+        if not before_routing and self.config.core.faq.when == "outside_hours":
+            online = await self.dispatcher.anyone_online(tx)
+        if not self.autoreplies.due(
+            conversation, before_routing=before_routing, anyone_online=online
+        ):
+            return False
+        return await self.autoreplies.answer(tx, conversation, inbound.text)
 
     async def _hold_album(self, tx: Transaction, message: Message, inbound: Inbound) -> None:
         """Keep an album's copies back a moment, so parts still on their way join them

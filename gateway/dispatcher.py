@@ -73,6 +73,9 @@ class Dispatcher:
             preferred=preferred,
         )
 
+    async def anyone_online(self, tx: Transaction) -> bool:
+        return any(c.presence == Presence.ONLINE for c in await self.candidates(tx))
+
     # -- decisions ----------------------------------------------------------------
 
     async def route(

@@ -308,6 +308,16 @@ class Transaction:
         )
         return [(ref, str(direction)) for ref, direction in reversed(result.all())]
 
+    async def count_authored(self, conversation_id: int, author_prefix: str) -> int:
+        """Messages in a conversation whose author_id starts with ``author_prefix``."""
+        result = await self.session.exec(
+            select(func.count()).where(
+                Message.conversation_id == conversation_id,
+                col(Message.author_id).startswith(author_prefix),
+            )
+        )
+        return int(result.one())
+
     async def messages(self, conversation_id: int) -> Sequence[Message]:
         result = await self.session.exec(
             select(Message)

@@ -138,6 +138,7 @@ TEXT_PLACEHOLDERS: dict[str, set[str]] = {
     "away": set(),
     "closed": set(),
     "transferred": {"operator"},
+    "faq_footer": set(),
 }
 
 
@@ -151,6 +152,10 @@ class TextsSection(Section):
     )
     closed: TextValue = "This conversation is now closed. Write again any time if you need us."
     transferred: TextValue = "{operator} is taking over your conversation."
+    faq_footer: TextValue = (
+        "This is an automatic answer. If it did not help, just write again: a person "
+        "from our team will answer."
+    )
 
     @model_validator(mode="after")
     def _placeholders(self) -> TextsSection:
@@ -182,6 +187,64 @@ class TextsSection(Section):
         return self
 
 
+class FaqEntryConfig(Section):
+    id: str
+    #: example phrasings, in any language: the more varied, the better the matching
+    questions: list[str] = Field(min_length=1)
+    answer: TextValue
+    #: words that, when present, make this entry a little more likely
+    keywords: list[str] = Field(default_factory=list)
+    #: only for customers on these channels (empty: all)
+    channels: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    enabled: bool = True
+
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not OPERATOR_ID_RE.match(value):
+            raise ValueError("use lowercase letters, digits, '.', '_' or '-' (at most 64)")
+        return value
+
+    @field_validator("questions")
+    @classmethod
+    def _questions(cls, value: list[str]) -> list[str]:
+        if any(not q.strip() for q in value):
+            raise ValueError("an example question is empty")
+        return value
+
+
+class FaqSection(Section):
+    #: the score (0-1) from which an answer is sent; higher is more careful
+    threshold: float = Field(default=0.5, gt=0, le=1)
+    #: when the FAQ answers: when no operator is free (the conversation is queued),
+    #: when nobody is online (outside hours), or always first, before any operator
+    when: Literal["no_operator_free", "outside_hours", "always_first"] = "no_operator_free"
+    #: automatic answers per conversation, at most
+    max_auto_replies: int = Field(default=2, ge=0, le=20)
+    entries: list[FaqEntryConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> FaqSection:
+        seen: dict[str, int] = {}
+        problems = []
+        for index, entry in enumerate(self.entries):
+            if entry.id in seen:
+                problems.append(
+                    (
+                        f"entries[{index}].id",
+                        f"{entry.id!r} is already used by entries[{seen[entry.id]}]",
+                    )
+                )
+            seen.setdefault(entry.id, index)
+            if isinstance(entry.answer, dict):
+                for lang in entry.answer:
+                    _check_language(lang)
+        if problems:
+            raise Problems(problems)
+        return self
+
+
 class OutboxSection(Section):
     max_attempts: int = Field(default=10, ge=1, le=100)
     base_delay_seconds: float = Field(default=1.0, gt=0, le=3600)
@@ -195,6 +258,7 @@ class CoreConfig(Section):
     routing: RoutingSection = RoutingSection()
     operators: Annotated[list[OperatorConfig], Field(default_factory=list)]
     texts: TextsSection = TextsSection()
+    faq: FaqSection = FaqSection()
     outbox: OutboxSection = OutboxSection()
 
     @model_validator(mode="after")
@@ -223,6 +287,15 @@ class CoreConfig(Section):
                         f"texts.{name}",
                         f"has no {default!r} variant, which "
                         "gateway.default_language needs as the fallback",
+                    )
+                )
+        for index, entry in enumerate(self.faq.entries):
+            if isinstance(entry.answer, dict) and default not in entry.answer:
+                problems.append(
+                    (
+                        f"faq.entries[{index}].answer",
+                        f"has no {default!r} variant, which gateway.default_language needs "
+                        "as the fallback",
                     )
                 )
         if problems:
