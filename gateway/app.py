@@ -12,6 +12,7 @@ import logging
 import pkgutil
 import signal
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,9 @@ import adapters as adapters_package
 import handlers
 from gateway.actions import ActionRegistry
 from gateway.adapter import Adapter, ChannelPlugin
-from gateway.config import Config, load_config
+from gateway.config import Config, LiveConfig, load_config
 from gateway.core import Core
-from gateway.errors import PermanentFailure, ShuttingDown
+from gateway.errors import ConfigError, PermanentFailure, ShuttingDown
 from gateway.events import (
     ActionResult,
     Attachment,
@@ -41,6 +42,53 @@ log = logging.getLogger(__name__)
 #: files relayed from one channel to another pass through memory; Telegram takes
 #: uploads up to 50 MB from bots, so a bigger file could go nowhere anyway
 MAX_RELAYED_FILE = 50 * 2**20
+
+
+#: config sections a reload applies without a restart
+LIVE_SECTIONS = ("faq", "texts", "operators", "routing")
+
+
+def _fingerprint(path: Path) -> tuple[float, int, bytes] | None:
+    try:
+        return (path.stat().st_mtime, path.stat().st_size, path.read_bytes())
+    except OSError:
+        return None
+
+
+def _describe_changes(old: Config, new: Config) -> list[str]:
+    """What a reload changes, as an admin reads it in the log."""
+    changes = []
+    before = {op.id: op for op in old.operators}
+    after = {op.id: op for op in new.operators}
+    added = sorted(set(after) - set(before))
+    removed = sorted(set(before) - set(after))
+    edited = sorted(i for i in set(before) & set(after) if before[i] != after[i])
+    if added or removed or edited:
+        parts = [f"+{i}" for i in added] + [f"-{i}" for i in removed] + [f"~{i}" for i in edited]
+        changes.append("operators " + " ".join(parts))
+    if old.core.faq != new.core.faq:
+        ids_before = {e.id: e for e in old.core.faq.entries}
+        ids_after = {e.id: e for e in new.core.faq.entries}
+        parts = [f"+{i}" for i in sorted(set(ids_after) - set(ids_before))]
+        parts += [f"-{i}" for i in sorted(set(ids_before) - set(ids_after))]
+        parts += [
+            f"~{i}"
+            for i in sorted(set(ids_before) & set(ids_after))
+            if ids_before[i] != ids_after[i]
+        ]
+        settings = old.core.faq.model_copy(update={"entries": []}) != new.core.faq.model_copy(
+            update={"entries": []}
+        )
+        changes.append("faq " + (" ".join(parts) or "") + (" (settings)" if settings else ""))
+    for name in ("texts", "routing"):
+        if getattr(old.core, name) != getattr(new.core, name):
+            fields = [
+                f
+                for f in type(getattr(old.core, name)).model_fields
+                if getattr(getattr(old.core, name), f) != getattr(getattr(new.core, name), f)
+            ]
+            changes.append(f"{name} ({', '.join(fields)})")
+    return changes
 
 
 def discover_plugins() -> dict[str, ChannelPlugin]:
@@ -101,8 +149,11 @@ class Gateway:
         self.config = config
         plugins = discover_plugins() if plugins is None else plugins
         given = {a.name for a in adapters}  # an adapter passed in takes its channel's place
+        self.plugins = plugins
+        #: what adapters hold: it follows reloads
+        self.live = LiveConfig(lambda: self.config)
         built = [
-            plugins[name].create(section, config)
+            plugins[name].create(section, self.live)
             for name, section in config.channels.items()
             if name not in given
         ]
@@ -125,6 +176,7 @@ class Gateway:
         self.http = HttpServer(config.gateway.http_host, config.gateway.http_port, self._health)
         self._serve_http = serve_http
         self._started: list[Adapter] = []
+        self._watcher: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
         self._accepting = True
 
@@ -179,6 +231,8 @@ class Gateway:
         except BaseException:
             await self.stop()
             raise
+        if config.path is not None and config.gateway.reload_seconds > 0:
+            self._watcher = asyncio.create_task(self._watch(config.path), name="config-watch")
         if not self.adapters:
             log.warning(
                 "no channel is configured: the gateway runs (database, HTTP /healthz) but no "
@@ -192,6 +246,62 @@ class Gateway:
             config.routing.strategy,
         )
 
+    async def _watch(self, path: Path) -> None:
+        """Reload the config file when it changes (checked every reload_seconds)."""
+        seen = _fingerprint(path)
+        while True:
+            await asyncio.sleep(self.config.gateway.reload_seconds)
+            now = _fingerprint(path)
+            if now != seen:
+                seen = now
+                try:
+                    await self.reload()
+                except Exception:
+                    log.exception("config %s: the reload failed; the running config stays", path)
+
+    async def reload(self) -> bool:
+        """Apply a changed config file: faq, texts, operators and routing at once; the
+        rest (database, HTTP, outbox, channels) only takes effect after a restart.
+        An invalid file changes nothing."""
+        old = self.config
+        assert old.path is not None
+        try:
+            new = load(old.path, self.plugins)
+        except ConfigError as error:
+            log.error(
+                "config %s is invalid and was not applied; the running config stays:\n%s",
+                old.path,
+                "\n".join(error.problems),
+            )
+            return False
+        changes = _describe_changes(old, new)
+        needs_restart = [
+            name
+            for name in ("gateway", "outbox")
+            if getattr(old.core, name) != getattr(new.core, name)
+        ]
+        needs_restart += [
+            f"[{name}]"
+            for name in sorted(set(old.channels) | set(new.channels))
+            if old.channels.get(name) != new.channels.get(name)
+        ]
+        if needs_restart:
+            log.warning(
+                "config %s: %s changed; that takes a restart (the rest is applied now)",
+                old.path,
+                ", ".join(needs_restart),
+            )
+        if not changes:
+            return True
+        core = old.core.model_copy(update={name: getattr(new.core, name) for name in LIVE_SECTIONS})
+        async with self.repository.transaction() as tx:
+            await tx.ensure_operators(
+                (op.id for op in core.operators), Presence(core.routing.initial_presence)
+            )
+        self.config = replace(old, core=core)
+        log.info("config %s reloaded: %s", old.path, "; ".join(changes))
+        return True
+
     def check_accepting(self) -> None:
         if not self._accepting:
             raise ShuttingDown("the gateway is stopping; send this event again after restart")
@@ -203,6 +313,8 @@ class Gateway:
         if not self._accepting:
             return
         self._accepting = False
+        if self._watcher is not None:
+            self._watcher.cancel()
         timeout = self.config.gateway.shutdown_timeout_seconds
         log.info("stopping: finishing in-flight deliveries (up to %gs)", timeout)
         await asyncio.gather(*(w.stop(timeout) for w in self.workers.values()))

@@ -7,6 +7,7 @@ import itertools
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlmodel import col, select
 
@@ -54,7 +55,7 @@ languages = {languages}
 """
 
 
-def make_config(
+def config_text(
     database_url: str,
     operators: Sequence[str] = ("anna", "boris"),
     *,
@@ -66,7 +67,7 @@ def make_config(
     max_attempts: int = 5,
     languages: dict[str, list[str]] | None = None,
     extra: str = "",
-) -> Config:
+) -> str:
     text = CONFIG_TEMPLATE.format(
         database_url=database_url,
         strategy=strategy,
@@ -85,7 +86,13 @@ def make_config(
             slack=op.upper(),
             languages=langs,
         ).replace("'", '"')
-    return parse_config(text + extra)
+    return text + extra
+
+
+def make_config(
+    database_url: str, operators: Sequence[str] = ("anna", "boris"), **options: Any
+) -> Config:
+    return parse_config(config_text(database_url, operators, **options))
 
 
 def operator_tg(config: Config, operator_id: str, channel: str = "telegram") -> str:

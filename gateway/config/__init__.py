@@ -1,6 +1,6 @@
 """The gateway's configuration: one TOML file, validated at start and on reload."""
 
-from gateway.config.loader import Config, KeyLines, load_config, parse_config
+from gateway.config.loader import Config, KeyLines, LiveConfig, load_config, parse_config
 from gateway.config.models import (
     CoreConfig,
     GatewaySection,
@@ -15,6 +15,7 @@ __all__ = [
     "CoreConfig",
     "GatewaySection",
     "KeyLines",
+    "LiveConfig",
     "OperatorConfig",
     "OutboxSection",
     "RoutingSection",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,20 @@ from gateway.errors import ConfigError
 ENV_RE = re.compile(r"\$(\$)?\{([^}]*)\}")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SECRET_KEY_RE = re.compile(r"(token|secret|password|passwd|api_key|private)", re.I)
+
+
+class LiveConfig:
+    """The config in force, whatever reloads happened since: what adapters hold.
+
+    Attribute access goes to the current ``Config``, so an adapter that checks
+    ``self.config.operators`` sees an operator added by a reload.
+    """
+
+    def __init__(self, current: Callable[[], Config]) -> None:
+        self._current = current
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._current(), name)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,9 @@ class GatewaySection(Section):
     http_port: int = Field(default=8080, ge=0, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     shutdown_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    #: how often the config file is checked for changes (faq, texts, operators and
+    #: routing apply at once); 0 turns the watching off
+    reload_seconds: float = Field(default=2.0, ge=0, le=3600)
 
     @field_validator("database_url")
     @classmethod
