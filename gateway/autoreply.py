@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from gateway.config.models import FaqSection
-from gateway.faq import Entry, Match, Matcher
+from gateway.faq import Entry, Match, Matcher, decide, word_count
 from gateway.relay import Desk, Relay
 from gateway.texts import pick_language, render
 from storage import Conversation, ConversationStatus, Direction, Message, Transaction
@@ -62,17 +62,84 @@ class AutoReplies:
         return when == "outside_hours" and not anyone_online
 
     async def answer(self, tx: Transaction, conversation: Conversation, text: str) -> bool:
-        """Answer ``text`` from the FAQ if the match is confident and the cap allows."""
-        config = self.desk.config
-        section = config.core.faq
+        """Answer ``text`` from the FAQ if the match is confident; offer the closest
+        questions if it is only close; nothing at all past the per-conversation cap."""
+        section = self.desk.config.core.faq
         if not section.entries or not text.strip():
             return False
         if await tx.count_authored(conversation.id, FAQ_AUTHOR) >= section.max_auto_replies:  # type: ignore[arg-type]
             return False
-        match = self.best(text, conversation.channel)
-        if match is None or match.score < section.threshold:
+        allowed = self._allowed(conversation.channel)
+        found = self.matcher().match(text, limit=3, allowed=allowed)
+        decision = decide(
+            found, section.threshold, section.suggest_threshold, words=word_count(text)
+        )
+        if decision.answer is not None:
+            await self._send(
+                tx, conversation, decision.answer.entry_id, score=decision.answer.score
+            )
+            return True
+        if decision.offer:
+            await self._offer(tx, conversation, list(decision.offer))
+            return True
+        return False
+
+    async def choose(self, tx: Transaction, conversation: Conversation, text: str) -> bool:
+        """The customer's reply to offered suggestions: a number picks one, 0 asks for
+        a person. Anything else withdraws the offer (they moved on)."""
+        offered = list(conversation.offered or ())
+        if not offered:
             return False
-        entry = next(e for e in section.entries if e.id == match.entry_id)
+        conversation.offered = None
+        tx.add(conversation)
+        choice = text.strip().rstrip(".)")
+        if not choice.isdigit():
+            return False
+        number = int(choice)
+        if number == 0:
+            config = self.desk.config
+            ack = render(
+                config.core.texts,
+                "faq_person_ack",
+                conversation.language,
+                config.gateway.default_language,
+            )
+            await self._say(tx, conversation, ack, f"{FAQ_AUTHOR}person")
+            return True
+        if 1 <= number <= len(offered) and offered[number - 1] in self._allowed(
+            conversation.channel
+        ):
+            await self._send(tx, conversation, offered[number - 1], score=None)
+            return True
+        return False
+
+    def _allowed(self, channel: str) -> set[str]:
+        section = self.desk.config.core.faq
+        return {
+            e.id for e in section.entries if e.enabled and (not e.channels or channel in e.channels)
+        }
+
+    async def _offer(self, tx: Transaction, conversation: Conversation, close: list[Match]) -> None:
+        config = self.desk.config
+        lang, default = conversation.language, config.gateway.default_language
+        lines = [render(config.core.texts, "faq_suggest", lang, default)]
+        lines += [f"{n}. {m.question}" for n, m in enumerate(close, start=1)]
+        lines.append(f"0. {render(config.core.texts, 'faq_person', lang, default)}")
+        conversation.offered = [m.entry_id for m in close]
+        tx.add(conversation)
+        await self._say(tx, conversation, "\n".join(lines), f"{FAQ_AUTHOR}?")
+        log.info(
+            "FAQ offered %s (best score %.2f)",
+            ", ".join(conversation.offered),
+            close[0].score,
+            extra={"conversation_id": conversation.id, "channel": conversation.channel},
+        )
+
+    async def _send(
+        self, tx: Transaction, conversation: Conversation, entry_id: str, *, score: float | None
+    ) -> None:
+        config = self.desk.config
+        entry = next(e for e in config.core.faq.entries if e.id == entry_id)
         default = config.gateway.default_language
         answer = (
             entry.answer
@@ -80,21 +147,31 @@ class AutoReplies:
             else pick_language(entry.answer, conversation.language, default)
         )
         footer = render(config.core.texts, "faq_footer", conversation.language, default)
+        await self._say(
+            tx,
+            conversation,
+            f"{answer}\n\n{footer}" if footer else answer,
+            f"{FAQ_AUTHOR}{entry.id}",
+        )
+        log.info(
+            "FAQ %s answered (%s)",
+            entry.id,
+            f"score {score:.2f}" if score is not None else "chosen by the customer",
+            extra={"conversation_id": conversation.id, "channel": conversation.channel},
+        )
+
+    async def _say(
+        self, tx: Transaction, conversation: Conversation, text: str, author: str
+    ) -> None:
+        """To the customer, marked as automatic, and to the workspaces, as the bot's."""
         message = Message(
             conversation_id=conversation.id,
             direction=Direction.AUTO,
-            author_id=f"{FAQ_AUTHOR}{entry.id}"[:64],
+            author_id=author[:64],
             author_name="FAQ",
-            text=f"{answer}\n\n{footer}" if footer else answer,
+            text=text,
         )
         tx.add(message)
         await tx.flush()
         await self.relay.deliver_to_customer(tx, conversation, message)
         await self.relay.mirror(tx, conversation, message, role="bot")
-        log.info(
-            "FAQ %s answered (score %.2f)",
-            entry.id,
-            match.score,
-            extra={"conversation_id": conversation.id, "channel": conversation.channel},
-        )
-        return True

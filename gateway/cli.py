@@ -136,11 +136,21 @@ def cmd_faq_ask(args: argparse.Namespace) -> int:
     if not section.entries:
         print(f"{config.path}: no FAQ entries ([[faq.entries]])", file=sys.stderr)
         return EXIT_FAILURE
-    matches = build_matcher(section).match(args.question, limit=args.limit)
+    from gateway.faq import decide, word_count
+
+    matches = build_matcher(section).match(args.question, limit=max(3, args.limit))
+    decision = decide(
+        matches, section.threshold, section.suggest_threshold, words=word_count(args.question)
+    )
     if not matches:
         print("no match at all")
-    for match in matches:
-        verdict = "answers" if match.score >= section.threshold else "below the threshold"
+    for match in matches[: args.limit]:
+        if decision.answer == match:
+            verdict = "answers"
+        elif match in decision.offer:
+            verdict = "offered (unsure)"
+        else:
+            verdict = "below the thresholds"
         print(f"{match.score:.3f}  {match.entry_id:<24} {verdict}  (like {match.question!r})")
     return EXIT_OK
 

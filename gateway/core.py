@@ -174,6 +174,8 @@ class Core:
             await self.dispatcher.reopen(tx, conversation, operator=None, quiet=inbound.automated)
         else:
             await self.relay.mirror(tx, conversation, message, role="customer")
+        if not answered and not inbound.automated and conversation.offered:
+            answered = await self.autoreplies.choose(tx, conversation, inbound.text)
         if not answered:
             await self._faq(tx, conversation, inbound, before_routing=False)
         if inbound.album:

@@ -50,6 +50,11 @@ def normalise(text: str) -> list[str]:
     return [_stem(w) for w in words if w not in STOPWORDS]
 
 
+def word_count(text: str) -> int:
+    """Words as written, stopwords included: "where is my order" is four."""
+    return len(_WORD.findall(text))
+
+
 @lru_cache(maxsize=50_000)
 def _stem(word: str) -> str:
     russian, english = _stemmers()
@@ -150,3 +155,33 @@ class Matcher:
             Match(entry_id, round(-negative, 4), docs[number][1])
             for negative, entry_id, number in ranked[:limit]
         ]
+
+
+#: a best match this close to the runner-up is a guess between two answers: the
+#: customer is offered both instead
+AMBIGUITY_MARGIN = 0.08
+
+
+@dataclass(frozen=True)
+class Decision:
+    answer: Match | None = None  # send this entry's answer
+    offer: tuple[Match, ...] = ()  # or offer these questions to choose from
+
+
+def decide(
+    found: Sequence[Match], threshold: float, suggest_threshold: float, *, words: int = 2
+) -> Decision:
+    """What to do with the matches for one question (best first). ``words``: how many
+    meaningful words the question had; one word ("account") is never answered
+    outright, however well it matches: it is offered."""
+    if not found:
+        return Decision()
+    best = found[0]
+    runner_up = found[1].score if len(found) > 1 else 0.0
+    if words >= 2 and best.score >= threshold and best.score - runner_up >= AMBIGUITY_MARGIN:
+        return Decision(answer=best)
+    floor = suggest_threshold if suggest_threshold > 0 else threshold
+    close = tuple(m for m in found if m.score >= floor)
+    if suggest_threshold > 0 and close:
+        return Decision(offer=close)
+    return Decision()

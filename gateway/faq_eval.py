@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.config.models import FaqSection
-from gateway.faq import Match, Matcher
+from gateway.faq import Match, Matcher, decide, word_count
 
 
 @dataclass
@@ -66,9 +66,12 @@ def evaluate(matcher: Matcher, section: FaqSection, cases: Iterable[tuple[str, s
     for text, expected in cases:
         report.total += 1
         report.should_answer += bool(expected)
-        found = matcher.match(text, limit=1)
-        best: Match | None = found[0] if found else None
-        if best is not None and best.score >= section.threshold:
+        found = matcher.match(text, limit=3)
+        decision = decide(
+            found, section.threshold, section.suggest_threshold, words=word_count(text)
+        )
+        best: Match | None = decision.answer or (found[0] if found else None)
+        if best is not None and decision.answer is not None:
             report.answered += 1
             if best.entry_id == expected:
                 report.right += 1

@@ -102,6 +102,8 @@ class Conversation(SQLModel, table=True):
     #: what the customer called it, where the channel has subjects (email)
     subject: str | None = Field(default=None, max_length=512)
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    #: FAQ entries last offered to the customer as numbered suggestions, in order
+    offered: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime = _ts(default_factory=utcnow)
     updated_at: datetime = _ts(default_factory=utcnow)
     queued_at: datetime | None = _ts(default=None)

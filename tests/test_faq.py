@@ -150,3 +150,34 @@ async def test_the_when_modes(sqlite_url: str, when: str) -> None:
             said = tg.to_customer("chat-ivan")
             assert said[:2] == ["Hello!", "Nobody is online."]
             assert said[2].startswith("Delivery takes 2-4 working days.")
+
+
+async def test_an_unsure_match_offers_questions_and_a_person(sqlite_url: str) -> None:
+    config = faq_config(sqlite_url, when="no_operator_free", operators=[])
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        # one word could mean three answers: the customer chooses
+        await gw.core.ingest(tg.customer_says("olga", "доставка", language="ru"))
+        await settle(gw)
+        offer = tg.to_customer("chat-olga")[-1].splitlines()
+        assert offer[0] == "Did you mean one of these? Reply with its number."
+        assert offer[1] == "1. Сколько идет доставка?"
+        assert offer[-1] == "0. None of these: talk to a person"
+        await gw.core.ingest(tg.customer_says("olga", "2", language="ru"))
+        await settle(gw)
+        assert tg.to_customer("chat-olga")[-1].startswith("Shipping is free over 50 EUR")
+        # a second unsure question, and this time a person, please
+        await gw.core.ingest(tg.customer_says("ivan", "аккаунт", language="ru"))
+        await settle(gw)
+        assert tg.to_customer("chat-ivan")[-1].startswith("Did you mean")
+        await gw.core.ingest(tg.customer_says("ivan", "0", language="ru"))
+        await settle(gw)
+        assert tg.to_customer("chat-ivan")[-1] == (
+            "Of course: a person from our team will answer you here."
+        )
+        # a number with nothing offered is just a message
+        await gw.core.ingest(tg.customer_says("ivan", "3", language="ru"))
+        await settle(gw)
+        assert tg.to_customer("chat-ivan")[-1] == (
+            "Of course: a person from our team will answer you here."
+        )

@@ -142,6 +142,9 @@ TEXT_PLACEHOLDERS: dict[str, set[str]] = {
     "closed": set(),
     "transferred": {"operator"},
     "faq_footer": set(),
+    "faq_suggest": set(),
+    "faq_person": set(),
+    "faq_person_ack": set(),
 }
 
 
@@ -159,6 +162,9 @@ class TextsSection(Section):
         "This is an automatic answer. If it did not help, just write again: a person "
         "from our team will answer."
     )
+    faq_suggest: TextValue = "Did you mean one of these? Reply with its number."
+    faq_person: TextValue = "None of these: talk to a person"
+    faq_person_ack: TextValue = "Of course: a person from our team will answer you here."
 
     @model_validator(mode="after")
     def _placeholders(self) -> TextsSection:
@@ -223,7 +229,10 @@ class FaqSection(Section):
     #: when the FAQ answers: when no operator is free (the conversation is queued),
     #: when nobody is online (outside hours), or always first, before any operator
     when: Literal["no_operator_free", "outside_hours", "always_first"] = "no_operator_free"
-    #: automatic answers per conversation, at most
+    #: from this score up to the threshold, the closest questions are offered as a
+    #: numbered list instead of an answer (0 offers none)
+    suggest_threshold: float = Field(default=0.3, ge=0, le=1)
+    #: automatic answers (and suggestion lists) per conversation, at most
     max_auto_replies: int = Field(default=2, ge=0, le=20)
     entries: list[FaqEntryConfig] = Field(default_factory=list)
 
@@ -231,6 +240,10 @@ class FaqSection(Section):
     def _unique(self) -> FaqSection:
         seen: dict[str, int] = {}
         problems = []
+        if self.suggest_threshold >= self.threshold:
+            problems.append(
+                ("suggest_threshold", f"must be below threshold ({self.threshold:g}), or 0")
+            )
         for index, entry in enumerate(self.entries):
             if entry.id in seen:
                 problems.append(
