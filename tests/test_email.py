@@ -151,6 +151,20 @@ async def test_charsets_attachments_and_a_broken_mail(sqlite_url: str) -> None:
         uploaded = desk.sandbox.file(shared[0]["files"][0]["id"])
         assert (uploaded.name, uploaded.data) == ("bill.pdf", b"%PDF-1.4 bill")
 
+        # HTML only, with an inline image: readable text, the image passed on
+        html = mail("", sender="Hana <hana@example.org>")
+        html.set_content(
+            "<html><body><p>Look at <b>this</b>:</p><img src='cid:shot'>"
+            "<script>steal()</script></body></html>",
+            subtype="html",
+        )
+        html.add_related(b"\x89PNG shot", maintype="image", subtype="png", cid="<shot>")
+        dovecot.append(html.as_bytes())
+        await eventually(lambda: any("Look at this:" in t for t in desk.texts("Hana")))
+        assert not any("steal" in t or "<b>" in t for t in desk.texts("Hana"))
+        image = await eventually(lambda: [m for m in desk.replies("Hana") if m.get("files")])
+        assert desk.sandbox.file(image[0]["files"][0]["id"]).data == b"\x89PNG shot"
+
         broken = (
             b"From: broken@example.org\r\nSubject: help\r\nMessage-ID: <broken@example.org>\r\n"
             b'Content-Type: multipart/mixed; boundary="never"\r\n\r\n--never\r\n'
