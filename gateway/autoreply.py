@@ -127,7 +127,15 @@ class AutoReplies:
         lines.append(f"0. {render(config.core.texts, 'faq_person', lang, default)}")
         conversation.offered = [m.entry_id for m in close]
         tx.add(conversation)
-        await self._say(tx, conversation, "\n".join(lines), f"{FAQ_AUTHOR}?")
+        person = render(config.core.texts, "faq_person", lang, default)
+        choices = tuple((str(n), m.question[:60]) for n, m in enumerate(close, start=1))
+        await self._say(
+            tx,
+            conversation,
+            "\n".join(lines),
+            f"{FAQ_AUTHOR}?",
+            choices=(*choices, ("0", person[:60])),
+        )
         log.info(
             "FAQ offered %s (best score %.2f)",
             ", ".join(conversation.offered),
@@ -161,7 +169,13 @@ class AutoReplies:
         )
 
     async def _say(
-        self, tx: Transaction, conversation: Conversation, text: str, author: str
+        self,
+        tx: Transaction,
+        conversation: Conversation,
+        text: str,
+        author: str,
+        *,
+        choices: tuple[tuple[str, str], ...] = (),
     ) -> None:
         """To the customer, marked as automatic, and to the workspaces, as the bot's."""
         message = Message(
@@ -173,5 +187,5 @@ class AutoReplies:
         )
         tx.add(message)
         await tx.flush()
-        await self.relay.deliver_to_customer(tx, conversation, message)
+        await self.relay.deliver_to_customer(tx, conversation, message, choices=choices)
         await self.relay.mirror(tx, conversation, message, role="bot")

@@ -172,6 +172,10 @@ class Outbound:
     attachments: tuple[Attachment, ...] = ()
     message_id: int | None = None  # our Message this carries
     card: ConversationCard | None = None
+    #: answers the customer may pick with one tap, as (reply, label): a press comes
+    #: back as a customer message whose text is the reply. Channels without buttons
+    #: show the text alone, which already lists them by number.
+    choices: tuple[tuple[str, str], ...] = ()
 
     def to_payload(self) -> dict[str, Any]:
         return asdict(self)
@@ -182,6 +186,7 @@ class Outbound:
         data["attachments"] = tuple(Attachment(**a) for a in payload.get("attachments") or ())
         if payload.get("card"):
             data["card"] = ConversationCard(**payload["card"])
+        data["choices"] = tuple(tuple(c) for c in payload.get("choices") or ())
         return cls(**data)
 
 

@@ -103,9 +103,12 @@ class Relay:
         message: Message,
         *,
         author: OperatorConfig | None = None,
+        choices: tuple[tuple[str, str], ...] = (),
     ) -> None:
         role: AuthorRole = "operator" if author else "bot"
-        await self._relay(tx, conversation, message, conversation.channel, "customer", role)
+        await self._relay(
+            tx, conversation, message, conversation.channel, "customer", role, choices=choices
+        )
 
     # -- to the workspaces ------------------------------------------------------
 
@@ -132,6 +135,8 @@ class Relay:
         audience: Audience,
         role: AuthorRole,
         kind: OutboundKind = "message",
+        *,
+        choices: tuple[tuple[str, str], ...] = (),
     ) -> None:
         """Queue one copy of a stored message, or of its edit. A message's id makes
         its row's dedupe key; an edit can happen many times and gets a fresh one."""
@@ -148,6 +153,7 @@ class Relay:
                 author_role=role,
                 attachments=_attachments(message) if kind == "message" else (),
                 message_id=message.id,
+                choices=choices,
             ),
             key=f"message:{message.id}" if kind == "message" else None,
         )

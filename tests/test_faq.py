@@ -13,6 +13,7 @@ from gateway.config import Config, parse_config
 from gateway.events import OperatorCommand
 from gateway.faq_eval import evaluate, read_cases
 from storage import ConversationStatus
+from tests.slack_support import slack_desk
 from tests.support import (
     RecordingAdapter,
     conversation,
@@ -21,6 +22,7 @@ from tests.support import (
     running,
     settle,
 )
+from tests.telegram_support import eventually, telegram_desk
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FAQ = (FIXTURES / "faq.toml").read_text()
@@ -180,4 +182,37 @@ async def test_an_unsure_match_offers_questions_and_a_person(sqlite_url: str) ->
         await settle(gw)
         assert tg.to_customer("chat-ivan")[-1] == (
             "Of course: a person from our team will answer you here."
+        )
+
+
+ALWAYS_FIRST = '[faq]\nwhen = "always_first"\n' + FAQ
+
+
+async def test_choices_are_buttons_in_telegram_and_slack(sqlite_url: str, tmp_path: Path) -> None:
+    async with telegram_desk(sqlite_url, extra=ALWAYS_FIRST) as desk:
+        olga = desk.sandbox.add_user("Olga", language_code="ru")
+        desk.sandbox.send(olga, "доставка")
+        offer = await eventually(
+            lambda: next(m for m in desk.sandbox.received(olga["id"]) if m.get("reply_markup"))
+        )
+        buttons = [row[0] for row in offer["reply_markup"]["inline_keyboard"]]
+        assert [b["callback_data"] for b in buttons] == ["pick:1", "pick:2", "pick:3", "pick:0"]
+        desk.sandbox.press(olga, offer, "pick:2")
+        await eventually(lambda: any("Shipping is free" in t for t in desk.to_customer(olga)))
+
+    slack_db = f"sqlite+aiosqlite:///{tmp_path / 'slack.db'}"
+    async with slack_desk(slack_db, extra=ALWAYS_FIRST) as sdesk:
+        carol = sdesk.sandbox.add_user("Carol", name="carol", locale="ru-RU")
+        sdesk.sandbox.post(carol, "доставка")
+        offer = await eventually(
+            lambda: next(m for m in sdesk.to_customer(carol) if m.get("blocks"))
+        )
+        actions = next(b for b in offer["blocks"] if b["type"] == "actions")
+        assert [e["value"] for e in actions["elements"]] == ["1", "2", "3", "0"]
+        sdesk.sandbox.press(carol, sdesk.sandbox.dm(carol), offer, "pick-0", value="0")
+        await eventually(
+            lambda: (
+                sdesk.to_customer(carol)[-1]["text"]
+                == "Of course: a person from our team will answer you here."
+            )
         )

@@ -426,6 +426,19 @@ class SlackAdapter:
         container = body.get("container") or {}
         thread = container.get("message_ts")
         channel = str(container.get("channel_id") or "")
+        if name.startswith(render.PICK) and user and self._place({}, channel) != "workspace":
+            # a customer tapped one of the choices under our message: their answer
+            await self.host.ingest(
+                Inbound(
+                    channel=self.name,
+                    event_id=f"pick:{user}:{action.get('action_ts') or body.get('trigger_id')}",
+                    chat_id=channel,
+                    sender=await self._sender(user),
+                    text=str(action.get("value") or "?"),
+                )
+            )
+            await ack()
+            return
         if name not in CARD_ACTIONS or not user or channel != self.workspace:
             await ack()
             return
@@ -681,7 +694,18 @@ class SlackAdapter:
         name = out.author_name if out.author_role == "operator" else None
         text = text_with_files(out)
         ids: list[str] = []
-        if text or not uploads(out):
+        if out.choices:
+            # the text, with one button per choice: a tap answers
+            ids = [
+                await self._post_text(
+                    chat,
+                    None,
+                    render.escape(text),
+                    name,
+                    blocks=render.choice_blocks(text, out.choices),
+                )
+            ]
+        elif text or not uploads(out):
             ids = await self._post_parts(chat, None, render.escape(text or " "), name)
         await self._upload_all(chat, None, out, first=not ids)
         return Receipt(external_ids=tuple(ids), chat_id=chat)

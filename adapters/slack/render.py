@@ -113,3 +113,26 @@ def edited(text: str) -> str:
 
 def deleted(out: Outbound) -> str:
     return f"~{escape(out.text)}~ _(deleted by the customer)_"
+
+
+#: action_id prefix of a customer's choice button: "pick-<reply>"
+PICK = "pick-"
+
+
+def choice_blocks(text: str, choices: tuple[tuple[str, str], ...]) -> list[JSON]:
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": escape(text)[:SECTION_LIMIT]}},
+        {
+            "type": "actions",
+            "block_id": "choices",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": f"{PICK}{reply}",
+                    "text": {"type": "plain_text", "text": label[:75], "emoji": True},
+                    "value": reply,
+                }
+                for reply, label in choices[:25]
+            ],
+        },
+    ]

@@ -409,6 +409,12 @@ class TelegramAdapter:
 
     async def _on_button(self, query: CallbackQuery) -> None:
         assert self.host is not None and self.bot is not None
+        picked = normalise.customer_pick(query)
+        if picked is not None:
+            # a customer tapped one of the choices under our message: their answer
+            await self.host.ingest(picked)
+            await self.bot.answer_callback_query(query.id)
+            return
         command = normalise.button_command(query)
         if command is None:
             await self.bot.answer_callback_query(query.id)
@@ -512,13 +518,18 @@ class TelegramAdapter:
         budget = TEXT_LIMIT - (len(name) + 1 if name else 0)
         text = text_with_files(out)
         if text or not uploads(out):
-            for number, part in enumerate(split_text(text or " ", budget)):
+            parts = split_text(text or " ", budget)
+            for number, part in enumerate(parts):
                 shown = replace(out, text=part, author_name=name if number == 0 else None)
                 rendered = render.customer_text(shown)
+                # choices go under the last part: one tap answers
+                markup = render.choice_buttons(out.choices) if number == len(parts) - 1 else None
                 if number == 0:
-                    sent = await self.bot.send_message(chat, rendered)
+                    sent = await self.bot.send_message(chat, rendered, reply_markup=markup)
                 else:
-                    sent = await self._then(lambda r=rendered: self.bot.send_message(chat, r))  # type: ignore[union-attr]
+                    sent = await self._then(
+                        lambda r=rendered, m=markup: self.bot.send_message(chat, r, reply_markup=m)  # type: ignore[union-attr]
+                    )
                 ids.append(str(sent.message_id))
         ids += await self._upload_all(chat, None, out, first=not ids)
         return Receipt(external_ids=tuple(ids), chat_id=out.chat_id)

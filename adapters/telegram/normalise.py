@@ -185,3 +185,18 @@ def button_command(query: CallbackQuery) -> OperatorCommand | None:
         args=args,
         workspace_thread=str(thread) if thread else None,
     )
+
+
+def customer_pick(query: CallbackQuery) -> Inbound | None:
+    """A customer's tap on a choice under our message in their private chat."""
+    data = query.data or ""
+    message = query.message
+    if not data.startswith("pick:") or message is None or message.chat.type != "private":
+        return None
+    return Inbound(
+        channel=CHANNEL,
+        event_id=f"pick:{query.id}",
+        chat_id=str(message.chat.id),
+        sender=sender(query.from_user),
+        text=data.removeprefix("pick:") or "?",
+    )

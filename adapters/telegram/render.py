@@ -53,6 +53,21 @@ def header_buttons(card: ConversationCard) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=[row])
 
 
+#: callback data of a customer's choice: "pick:<reply>" (Telegram allows 64 bytes)
+PICK = "pick:"
+
+
+def choice_buttons(choices: tuple[tuple[str, str], ...]) -> InlineKeyboardMarkup | None:
+    if not choices:
+        return None
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [InlineKeyboardButton(text=label, callback_data=(PICK + reply)[:64])]
+            for reply, label in choices
+        ]
+    )
+
+
 def transfer_buttons(operators: list[OperatorConfig]) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
