@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from gateway.config.models import FaqSection
+from gateway.dispatcher import Dispatcher
 from gateway.faq import Entry, Match, Matcher, decide, word_count
 from gateway.relay import Desk, Relay
 from gateway.texts import pick_language, render
@@ -21,6 +22,8 @@ log = logging.getLogger(__name__)
 
 #: the author_id of a stored FAQ answer: "faq:<entry id>"
 FAQ_AUTHOR = "faq:"
+#: Conversation.offered after an answer that asked "did this help?"
+HELPED = "=helped"
 
 
 def build_matcher(section: FaqSection) -> Matcher:
@@ -30,9 +33,10 @@ def build_matcher(section: FaqSection) -> Matcher:
 
 
 class AutoReplies:
-    def __init__(self, desk: Desk, relay: Relay) -> None:
+    def __init__(self, desk: Desk, relay: Relay, dispatcher: Dispatcher) -> None:
         self.desk = desk
         self.relay = relay
+        self.dispatcher = dispatcher
         self._built: tuple[FaqSection, Matcher] | None = None
 
     def matcher(self) -> Matcher:
@@ -96,6 +100,12 @@ class AutoReplies:
         if not choice.isdigit():
             return False
         number = int(choice)
+        if offered == [HELPED] and number == 1:
+            # the answer helped: nobody needs to pick this up
+            await self.dispatcher.resolve(
+                tx, conversation, by="the customer (the FAQ answer helped)"
+            )
+            return True
         if number == 0:
             config = self.desk.config
             ack = render(
@@ -106,8 +116,10 @@ class AutoReplies:
             )
             await self._say(tx, conversation, ack, f"{FAQ_AUTHOR}person")
             return True
-        if 1 <= number <= len(offered) and offered[number - 1] in self._allowed(
-            conversation.channel
+        if (
+            offered != [HELPED]
+            and 1 <= number <= len(offered)
+            and offered[number - 1] in self._allowed(conversation.channel)
         ):
             await self._send(tx, conversation, offered[number - 1], score=None)
             return True
@@ -154,12 +166,24 @@ class AutoReplies:
             if isinstance(entry.answer, str)
             else pick_language(entry.answer, conversation.language, default)
         )
-        footer = render(config.core.texts, "faq_footer", conversation.language, default)
+        lang = conversation.language
+        footer = render(config.core.texts, "faq_footer", lang, default)
+        choices: tuple[tuple[str, str], ...] = ()
+        if config.core.faq.ask_feedback:
+            # "did this help?": yes resolves the conversation, 0 keeps it for a person
+            footer = render(config.core.texts, "faq_feedback", lang, default)
+            choices = (
+                ("1", render(config.core.texts, "faq_helped", lang, default)[:60]),
+                ("0", render(config.core.texts, "faq_person", lang, default)[:60]),
+            )
+            conversation.offered = [HELPED]
+            tx.add(conversation)
         await self._say(
             tx,
             conversation,
             f"{answer}\n\n{footer}" if footer else answer,
             f"{FAQ_AUTHOR}{entry.id}",
+            choices=choices,
         )
         log.info(
             "FAQ %s answered (%s)",

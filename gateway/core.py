@@ -67,7 +67,7 @@ class Core:
         self.desk = Desk(config_source, workspaces)
         self.relay = Relay(self.desk)
         self.dispatcher = Dispatcher(self.desk, self.relay)
-        self.autoreplies = AutoReplies(self.desk, self.relay)
+        self.autoreplies = AutoReplies(self.desk, self.relay, self.dispatcher)
         self.actions = actions or ActionRegistry()
         self._on_enqueued = on_enqueued
 

@@ -167,7 +167,14 @@ async def test_an_unsure_match_offers_questions_and_a_person(sqlite_url: str) ->
         assert offer[-1] == "0. None of these: talk to a person"
         await gw.core.ingest(tg.customer_says("olga", "2", language="ru"))
         await settle(gw)
-        assert tg.to_customer("chat-olga")[-1].startswith("Shipping is free over 50 EUR")
+        answer = tg.to_customer("chat-olga")[-1]
+        assert answer.startswith("Shipping is free over 50 EUR")
+        assert answer.endswith("Did it help? Reply 1 if it did, or 0 to talk to a person.")
+        # it helped: the conversation is resolved, nobody needs to pick it up
+        result = await gw.core.ingest(tg.customer_says("olga", "1", language="ru"))
+        await settle(gw)
+        assert (await conversation(gw, result.conversation_id)).status == "resolved"
+        assert tg.to_customer("chat-olga")[-1] == "Closed, thanks!"
         # a second unsure question, and this time a person, please
         await gw.core.ingest(tg.customer_says("ivan", "аккаунт", language="ru"))
         await settle(gw)

@@ -145,6 +145,8 @@ TEXT_PLACEHOLDERS: dict[str, set[str]] = {
     "faq_suggest": set(),
     "faq_person": set(),
     "faq_person_ack": set(),
+    "faq_feedback": set(),
+    "faq_helped": set(),
 }
 
 
@@ -165,6 +167,10 @@ class TextsSection(Section):
     faq_suggest: TextValue = "Did you mean one of these? Reply with its number."
     faq_person: TextValue = "None of these: talk to a person"
     faq_person_ack: TextValue = "Of course: a person from our team will answer you here."
+    faq_feedback: TextValue = (
+        "This is an automatic answer. Did it help? Reply 1 if it did, or 0 to talk to a person."
+    )
+    faq_helped: TextValue = "Yes, that helped"
 
     @model_validator(mode="after")
     def _placeholders(self) -> TextsSection:
@@ -232,6 +238,9 @@ class FaqSection(Section):
     #: from this score up to the threshold, the closest questions are offered as a
     #: numbered list instead of an answer (0 offers none)
     suggest_threshold: float = Field(default=0.3, ge=0, le=1)
+    #: ask "did this help?" under an answer: a yes resolves the conversation, so
+    #: nobody picks it up; without it the conversation always waits for a person
+    ask_feedback: bool = True
     #: automatic answers (and suggestion lists) per conversation, at most
     max_auto_replies: int = Field(default=2, ge=0, le=20)
     entries: list[FaqEntryConfig] = Field(default_factory=list)
