@@ -79,7 +79,8 @@ def _describe_changes(old: Config, new: Config) -> list[str]:
         settings = old.core.faq.model_copy(update={"entries": []}) != new.core.faq.model_copy(
             update={"entries": []}
         )
-        changes.append("faq " + (" ".join(parts) or "") + (" (settings)" if settings else ""))
+        described = " ".join(parts + (["(settings)"] if settings else []))
+        changes.append(f"faq {described}")
     for name in ("texts", "routing"):
         if getattr(old.core, name) != getattr(new.core, name):
             fields = [
