@@ -162,3 +162,11 @@ def test_broken_mime_is_read_as_far_as_it_goes() -> None:
     mail = parse(raw)
     assert mail.sender_address == "broken@example.org"
     assert mail.damaged
+
+
+def test_the_writers_language_from_the_header_or_the_script() -> None:
+    assert parse(raw_mail("Hello")).language is None  # the default language then
+    assert parse(raw_mail("Где мой заказ?")).language == "ru"
+    assert parse(raw_mail("Де моє замовлення? Їжак")).language == "uk"
+    german = raw_mail("Hallo").replace(b"MIME-Version", b"Content-Language: de-DE\nMIME-Version")
+    assert parse(german).language == "de"

@@ -253,7 +253,11 @@ class EmailAdapter:
                 channel=self.name,
                 event_id=event,
                 chat_id=mail.sender_address,
-                sender=Sender(mail.sender_address, mail.sender_name or mail.sender_address),
+                sender=Sender(
+                    mail.sender_address,
+                    mail.sender_name or mail.sender_address,
+                    language=mail.language,
+                ),
                 text=text.strip() or ("" if attachments else "[an empty mail]"),
                 attachments=tuple(attachments),
                 message_id=mail.message_id,

@@ -44,6 +44,8 @@ class ParsedMail:
     token: int | None = None
     sent_at: datetime | None = None
     parts: list[MailPart] = field(default_factory=list)
+    #: the writer's language: Content-Language, else a guess from the script
+    language: str | None = None
     automated: bool = False
     bounce: bool = False
     #: for a bounce: the Message-ID of the mail that could not be delivered
@@ -76,12 +78,27 @@ def parse(raw: bytes, *, own_address: str = "") -> ParsedMail:
         token=int(m.group(1)) if (m := TOKEN.search(subject)) else None,
         sent_at=_date(message),
         parts=parts,
+        language=_language(message, full or subject),
         automated=bounce or is_automated(message, address, own_address),
         bounce=bounce,
         bounced_id=bounced,
         bounce_reason=reason,
         damaged=damaged,
     )
+
+
+def _language(message: Message, text: str) -> str | None:
+    """Content-Language when it is given; otherwise Ukrainian for text with its own
+    letters, Russian for other Cyrillic, nothing (the default) for the rest."""
+    declared = str(message.get("content-language") or "").split(",")[0].strip().lower()
+    if re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]{2,8})?", declared):
+        return declared.split("-")[0]
+    lowered = text.lower()
+    if re.search(r"[іїєґ]", lowered):
+        return "uk"
+    if re.search(r"[а-яё]", lowered):
+        return "ru"
+    return None
 
 
 def _header(message: Message, name: str, damaged: list[str]) -> str:
