@@ -48,9 +48,11 @@ MAX_RELAYED_FILE = 50 * 2**20
 LIVE_SECTIONS = ("faq", "texts", "operators", "routing")
 
 
-def _fingerprint(path: Path) -> tuple[float, int, bytes] | None:
+def _fingerprint(path: Path) -> bytes | None:
+    """The file's content: a config is small, and content (unlike mtime) cannot miss
+    an edit made twice within the clock's resolution."""
     try:
-        return (path.stat().st_mtime, path.stat().st_size, path.read_bytes())
+        return path.read_bytes()
     except OSError:
         return None
 

@@ -26,6 +26,7 @@ from gateway.events import (
     IngestResult,
     OperatorCommand,
     Outbound,
+    OutboundKind,
     Receipt,
 )
 from gateway.relay import Desk, Relay, _attachment_dict, stamp
@@ -369,21 +370,9 @@ class Core:
         message = await tx.message_by_ref(inbound.channel, inbound.chat_id, inbound.edit_of)
         if message is None:
             return None
-        conversation = await tx.conversation(message.conversation_id)
-        assert conversation is not None
         message.text = inbound.text
         message.edited_at = utcnow()
-        tx.add(message)
-        await tx.flush()
-        await self.relay.edit(
-            tx,
-            conversation,
-            message,
-            role=role,  # type: ignore[arg-type]
-            skip=inbound.channel if inbound.from_workspace else None,
-            customer=to_customer,
-        )
-        return IngestResult(False, conversation.id, message.id)
+        return await self._follow(tx, inbound, message, "edit", role=role, to_customer=to_customer)
 
     async def _apply_delete(
         self, tx: Transaction, inbound: Inbound, *, role: str, to_customer: bool
@@ -396,21 +385,38 @@ class Core:
         message = await tx.message_by_ref(inbound.channel, inbound.chat_id, inbound.delete_of)
         if message is None:
             return IngestResult(False, ignored="the deleted message was never relayed")
+        if message.deleted_at is not None:
+            return IngestResult(False, message.conversation_id, message.id)
+        message.deleted_at = utcnow()
+        return await self._follow(
+            tx, inbound, message, "delete", role=role, to_customer=to_customer
+        )
+
+    async def _follow(
+        self,
+        tx: Transaction,
+        inbound: Inbound,
+        message: Message,
+        kind: OutboundKind,
+        *,
+        role: str,
+        to_customer: bool,
+    ) -> IngestResult:
+        """Store a changed message and queue the change for each of its copies (all
+        but the place it was made in)."""
         conversation = await tx.conversation(message.conversation_id)
         assert conversation is not None
-        if message.deleted_at is None:
-            message.deleted_at = utcnow()
-            tx.add(message)
-            await tx.flush()
-            await self.relay.edit(
-                tx,
-                conversation,
-                message,
-                role=role,  # type: ignore[arg-type]
-                skip=inbound.channel if inbound.from_workspace else None,
-                customer=to_customer,
-                kind="delete",
-            )
+        tx.add(message)
+        await tx.flush()
+        await self.relay.edit(
+            tx,
+            conversation,
+            message,
+            role=role,  # type: ignore[arg-type]
+            skip=inbound.channel if inbound.from_workspace else None,
+            customer=to_customer,
+            kind=kind,
+        )
         return IngestResult(False, conversation.id, message.id)
 
     # -- operators ----------------------------------------------------------------

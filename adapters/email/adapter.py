@@ -183,11 +183,10 @@ class EmailAdapter:
             await self._processed(imap, uid)
 
     async def _processed(self, imap: aioimaplib.IMAP4, uid: str) -> None:
+        await self._ok(imap.uid("store", uid, "+FLAGS", "(\\Seen)"))
         target = self.section.processed_folder
         if target is None:
-            await self._ok(imap.uid("store", uid, "+FLAGS", "(\\Seen)"))
             return
-        await self._ok(imap.uid("store", uid, "+FLAGS", "(\\Seen)"))
         if imap.has_capability("MOVE"):
             await self._ok(imap.uid("move", uid, target))
         else:

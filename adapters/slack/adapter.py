@@ -426,7 +426,7 @@ class SlackAdapter:
         container = body.get("container") or {}
         thread = container.get("message_ts")
         channel = str(container.get("channel_id") or "")
-        if name.startswith(render.PICK) and user and self._place({}, channel) != "workspace":
+        if name.startswith(render.PICK) and user and channel != self.workspace:
             # a customer tapped one of the choices under our message: their answer
             await self.host.ingest(
                 Inbound(

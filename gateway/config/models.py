@@ -72,6 +72,13 @@ class GatewaySection(Section):
         return _check_language(value)
 
 
+def _check_slug(value: str) -> str:
+    """Ids admins choose (operators, FAQ entries): safe in logs, commands and refs."""
+    if not OPERATOR_ID_RE.match(value):
+        raise ValueError("use lowercase letters, digits, '.', '_' or '-' (at most 64)")
+    return value
+
+
 def _check_language(value: str) -> str:
     if not LANGUAGE_RE.match(value):
         raise ValueError("not a language code (use e.g. en, ru, uk, pt-BR)")
@@ -101,9 +108,7 @@ class OperatorConfig(Section):
     @field_validator("id")
     @classmethod
     def _slug(cls, value: str) -> str:
-        if not OPERATOR_ID_RE.match(value):
-            raise ValueError("use lowercase letters, digits, '.', '_' or '-' (at most 64)")
-        return value
+        return _check_slug(value)
 
     @field_validator("slack_id")
     @classmethod
@@ -217,9 +222,7 @@ class FaqEntryConfig(Section):
     @field_validator("id")
     @classmethod
     def _slug(cls, value: str) -> str:
-        if not OPERATOR_ID_RE.match(value):
-            raise ValueError("use lowercase letters, digits, '.', '_' or '-' (at most 64)")
-        return value
+        return _check_slug(value)
 
     @field_validator("questions")
     @classmethod
