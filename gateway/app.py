@@ -7,14 +7,18 @@ by scanning the ``adapters`` package for modules that expose ``PLUGIN``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import pkgutil
 import signal
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 import adapters as adapters_package
 import handlers
@@ -180,6 +184,8 @@ class Gateway:
         self._serve_http = serve_http
         self._started: list[Adapter] = []
         self._watcher: asyncio.Task[None] | None = None
+        self.scheduler: AsyncIOScheduler | None = None
+        self._ticking: asyncio.Task[Any] | None = None
         self._stopped = asyncio.Event()
         self._accepting = True
 
@@ -236,6 +242,7 @@ class Gateway:
             raise
         if config.path is not None and config.gateway.reload_seconds > 0:
             self._watcher = asyncio.create_task(self._watch(config.path), name="config-watch")
+        self._start_scheduler()
         if not self.adapters:
             log.warning(
                 "no channel is configured: the gateway runs (database, HTTP /healthz) but no "
@@ -248,6 +255,37 @@ class Gateway:
             len(config.operators),
             config.routing.strategy,
         )
+
+    def _start_scheduler(self) -> None:
+        """APScheduler only ticks: the deadlines themselves are rows (Core.run_due), so
+        the first tick, at once, catches up on whatever fell due while we were down."""
+        self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self.scheduler.add_job(
+            self.tick,
+            "interval",
+            seconds=self.config.gateway.tick_seconds,
+            next_run_time=datetime.now(UTC),
+            max_instances=1,
+            coalesce=True,
+            id="deadlines",
+        )
+        self.scheduler.start()
+
+    async def tick(self) -> int:
+        """Act on the deadlines due now; never raises (the next tick tries again)."""
+        if not self._accepting:
+            return 0
+        self._ticking = asyncio.current_task()
+        try:
+            taken = await self.core.run_due()
+        except Exception:
+            log.exception("acting on due deadlines failed; the next tick tries again")
+            return 0
+        finally:
+            self._ticking = None
+        if taken:
+            log.info("%d deadline(s) acted on", taken)
+        return taken
 
     async def _watch(self, path: Path) -> None:
         """Reload the config file when it changes (checked every reload_seconds)."""
@@ -318,6 +356,12 @@ class Gateway:
         self._accepting = False
         if self._watcher is not None:
             self._watcher.cancel()
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+        if self._ticking is not None:
+            # a tick in progress finishes its transaction (each is short)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._ticking), 10)
         timeout = self.config.gateway.shutdown_timeout_seconds
         log.info("stopping: finishing in-flight deliveries (up to %gs)", timeout)
         await asyncio.gather(*(w.stop(timeout) for w in self.workers.values()))

@@ -29,7 +29,9 @@ from gateway.events import (
     OutboundKind,
     Receipt,
 )
-from gateway.relay import Desk, Relay, _attachment_dict, stamp
+from gateway.feedback import Feedback
+from gateway.relay import Desk, Relay, _attachment_dict
+from gateway.timers import Timers
 from storage import (
     FINISHED_STATUSES,
     Conversation,
@@ -69,6 +71,8 @@ class Core:
         self.relay = Relay(self.desk)
         self.dispatcher = Dispatcher(self.desk, self.relay)
         self.autoreplies = AutoReplies(self.desk, self.relay, self.dispatcher)
+        self.timers = Timers(self.desk, self.relay, self.dispatcher)
+        self.feedback = Feedback(self.desk, self.relay)
         self.actions = actions or ActionRegistry()
         self._on_enqueued = on_enqueued
 
@@ -77,13 +81,29 @@ class Core:
         return self.desk.config
 
     async def _run(self, work: Callable[[Transaction], Awaitable[T]]) -> T:
-        """One retried transaction; after it commits, wake the workers it gave rows to."""
+        """One retried transaction. The deadlines of every conversation it changed are
+        planned again before it commits; after, the workers it gave rows to wake."""
+
+        async def unit(tx: Transaction) -> T:
+            result = await work(tx)
+            await self.timers.settle(tx)
+            return result
 
         def wake(tx: Transaction) -> None:
             if tx.touched:
                 self._on_enqueued(tx.touched)
 
-        return await self.repository.run(work, after_commit=wake)
+        return await self.repository.run(unit, after_commit=wake)
+
+    async def run_due(self, limit: int = 1000) -> int:
+        """Act on every deadline due now (up to ``limit``), one transaction each; the
+        scheduler calls this on every tick. Returns how many were taken."""
+        taken = 0
+        while taken < limit:
+            if await self._run(self.timers.fire_next) is None:
+                break
+            taken += 1
+        return taken
 
     # -- ingest -------------------------------------------------------------------
 
@@ -140,6 +160,7 @@ class Core:
             if joined is not None:
                 return joined
         conversation, opened = await self._conversation_for(tx, customer, inbound)
+        now = utcnow()
         message = Message(
             conversation_id=conversation.id,
             direction=Direction.IN,
@@ -149,15 +170,24 @@ class Core:
             attachments=[_attachment_dict(a) for a in inbound.attachments],
             reply_to_id=await self._reply_target(tx, inbound),
             # when the customer wrote, as their platform says: response times are
-            # measured from here, not from when we got round to it
-            created_at=inbound.sent_at or utcnow(),
+            # measured from here, not from when we got round to it (a clock ahead
+            # of ours is not believed)
+            created_at=min(inbound.sent_at or now, now),
         )
         await self._store(tx, message, inbound, side="customer")
+        if opened == "feedback":
+            # the score or comment asked for after the close: not a new request
+            await self.feedback.take(tx, conversation, message)
+            return IngestResult(False, conversation.id, message.id)
         conversation.last_customer_message_at = message.created_at
+        if conversation.awaiting_since is None and not inbound.automated:
+            # the response clock starts at the first message nobody has answered
+            conversation.awaiting_since = message.created_at
         if conversation.status == ConversationStatus.WAITING_CUSTOMER:
             conversation.status = ConversationStatus.ASSIGNED
-        stamp(conversation)
-        tx.add(conversation)
+        tx.touch(conversation)
+        if conversation.status == ConversationStatus.SNOOZED:
+            await self.timers.wake(tx, conversation, reason="💬 Woken early: the customer wrote")
         answered = False
         if opened == "new":
             # the header (which opens the topic/thread) must be queued before the
@@ -191,7 +221,9 @@ class Core:
             return False
         online = False
         if not before_routing and self.config.core.faq.when == "outside_hours":
-            online = await self.dispatcher.anyone_online(tx)
+            # "outside hours": the desk is closed by its schedule, or open with
+            # nobody online and on shift to answer
+            online = self.dispatcher.is_open() and await self.dispatcher.anyone_online(tx)
         if not self.autoreplies.due(
             conversation, before_routing=before_routing, anyone_online=online
         ):
@@ -298,6 +330,12 @@ class Core:
             latest = await tx.latest_conversation(customer.id, inbound.channel, inbound.chat_id)
         if latest is not None and latest.status not in FINISHED_STATUSES:
             return latest, "open"
+        if (
+            latest is not None
+            and not inbound.automated
+            and self.feedback.expects(latest, inbound.text)
+        ):
+            return latest, "feedback"
         reopen_window = timedelta(hours=self.config.routing.reopen_hours)
         if (
             latest is not None
@@ -460,8 +498,11 @@ class Core:
         await self._store(tx, message, inbound, side="workspace")
         if conversation.status in (ConversationStatus.ASSIGNED, ConversationStatus.SNOOZED):
             conversation.status = ConversationStatus.WAITING_CUSTOMER
-        stamp(conversation)
-        tx.add(conversation)
+        # answered: the response clock stops, and the wait for the customer begins
+        conversation.awaiting_since = None
+        conversation.snoozed_until = None
+        conversation.last_reply_at = utcnow()
+        tx.touch(conversation)
         await self.relay.deliver_to_customer(tx, conversation, message, author=operator)
         await self.relay.mirror(tx, conversation, message, role="operator", skip=inbound.channel)
         return IngestResult(False, conversation.id, message.id)

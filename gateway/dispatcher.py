@@ -6,10 +6,11 @@ so that two concurrent decisions can never both fill an operator's last slot.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from gateway.config import OperatorConfig
-from gateway.relay import Desk, Relay, stamp
+from gateway.hours import describe
+from gateway.relay import Desk, Relay
 from gateway.routing import Candidate, choose
 from gateway.texts import render
 from storage import (
@@ -23,6 +24,10 @@ from storage import (
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
+
+#: the rating buttons under the CSAT question (channels without buttons show the
+#: text alone, which asks for the digit)
+CSAT_CHOICES = tuple((str(n), f"{n} " + "★" * n) for n in range(1, 6))
 
 
 class Dispatcher:
@@ -42,6 +47,7 @@ class Dispatcher:
         config = self.desk.config
         states = await tx.operator_states(lock=True)
         loads = await tx.loads()
+        now = utcnow()
         out = []
         for order, op in enumerate(config.operators):
             state = states.get(op.id)
@@ -57,6 +63,7 @@ class Dispatcher:
                     max_chats=config.core.max_chats(op),
                     last_assigned_at=state.last_assigned_at,
                     order=order,
+                    on_shift=config.core.on_shift(op, now),
                 )
             )
         return out
@@ -74,7 +81,34 @@ class Dispatcher:
         )
 
     async def anyone_online(self, tx: Transaction) -> bool:
-        return any(c.presence == Presence.ONLINE for c in await self.candidates(tx))
+        """Someone online and on shift: the desk is staffed."""
+        return any(c.present for c in await self.candidates(tx))
+
+    def is_open(self, at: datetime | None = None) -> bool:
+        return self.desk.config.core.schedule.is_open(at or utcnow())
+
+    def next_routable(self, now: datetime) -> datetime | None:
+        """When routing may find someone it cannot find now: the desk's next opening,
+        or the next start of a shift. None when only events (an operator coming
+        online, a slot freed) can change the answer."""
+        core = self.desk.config.core
+        if not core.schedule.is_open(now):
+            return core.schedule.next_opening(now)
+        starts = [
+            start
+            for shifts in core.shifts.values()
+            if not shifts.is_open(now) and (start := shifts.next_opening(now)) is not None
+        ]
+        return min(starts) if starts else None
+
+    def opening_text(self, conversation: Conversation) -> str:
+        """The outside-hours text, with the next opening in the customer's language."""
+        config = self.desk.config
+        schedule = config.core.schedule
+        lang, default = conversation.language, config.gateway.default_language
+        opens = schedule.next_opening(utcnow())
+        when = describe(opens, schedule.zone, lang, default) if opens else "?"
+        return render(config.texts, "outside_hours", lang, default, opens=when)
 
     # -- decisions ----------------------------------------------------------------
 
@@ -95,6 +129,14 @@ class Dispatcher:
         lang, default = conversation.language, config.gateway.default_language
         if greet and not quiet:
             await self.relay.say(tx, conversation, render(config.texts, "greeting", lang, default))
+        if not self.is_open():
+            # the desk is closed: the conversation waits for the opening, when it is
+            # routed with the others, oldest first
+            await self.enqueue(tx, conversation)
+            if not quiet:
+                await self.relay.say(tx, conversation, self.opening_text(conversation))
+            await self.relay.header(tx, conversation)
+            return
         candidates = await self.candidates(tx)
         chosen = self._choose(candidates, conversation, preferred)
         if chosen is not None:
@@ -104,8 +146,7 @@ class Dispatcher:
         if quiet:
             await self.relay.header(tx, conversation)
             return
-        anyone_online = any(c.presence == Presence.ONLINE for c in candidates)
-        if anyone_online:
+        if any(c.present for c in candidates):
             position = await tx.queue_position(conversation)
             text = render(config.texts, "queued", lang, default, position=position)
         else:
@@ -117,8 +158,7 @@ class Dispatcher:
         conversation.status = ConversationStatus.QUEUED
         conversation.queued_at = conversation.queued_at or utcnow()
         conversation.assignee_id = None
-        stamp(conversation)
-        tx.add(conversation)
+        tx.touch(conversation)
         await tx.flush()
         log.info(
             "conversation queued",
@@ -144,8 +184,7 @@ class Dispatcher:
         conversation.queued_at = None
         if conversation.status not in ACTIVE_STATUSES:
             conversation.status = ConversationStatus.ASSIGNED
-        stamp(conversation)
-        tx.add(conversation)
+        tx.touch(conversation)
         states = await tx.operator_states()
         state = states[operator.id]
         state.last_assigned_at = now
@@ -165,8 +204,9 @@ class Dispatcher:
         await self.relay.header(tx, conversation)
 
     async def drain_queue(self, tx: Transaction) -> int:
-        """Assign waiting conversations, oldest first, while anyone has a free slot."""
-        if self.desk.config.routing.strategy == "manual":
+        """Assign waiting conversations, oldest first, while anyone has a free slot
+        (never while the desk is closed: then they wait for the opening)."""
+        if self.desk.config.routing.strategy == "manual" or not self.is_open():
             return 0
         assigned = 0
         for conversation in await tx.queue():
@@ -204,20 +244,37 @@ class Dispatcher:
         tx.add(state)
         await tx.flush()
         log.info("operator %s is %s", operator.id, presence)
+        for conversation in await tx.open_conversations_of(operator.id):
+            # whether their conversations go back to the queue depends on presence
+            tx.replan(conversation)
         return await self.drain_queue(tx) if presence == Presence.ONLINE else 0
 
     async def resolve(self, tx: Transaction, conversation: Conversation, by: str) -> None:
-        """Close a conversation: the customer is told, the slot is freed and refilled."""
+        """Close a conversation: the customer is told and asked for a rating; the slot
+        is freed and refilled."""
         config = self.desk.config
         await self.candidates(tx)  # the assignment lock, before a slot changes hands
+        now = utcnow()
         conversation.status = ConversationStatus.RESOLVED
-        conversation.resolved_at = utcnow()
+        conversation.resolved_at = now
         conversation.queued_at = None
-        stamp(conversation)
-        tx.add(conversation)
+        conversation.awaiting_since = None
+        conversation.snoozed_until = None
+        conversation.offered = None
+        tx.touch(conversation)
         await tx.flush()
         lang, default = conversation.language, config.gateway.default_language
         await self.relay.say(tx, conversation, render(config.texts, "closed", lang, default))
+        if config.core.csat.enabled:
+            conversation.csat_asked_at = now
+            conversation.csat_score = conversation.csat_rated_at = None
+            conversation.csat_comment = None
+            await self.relay.say(
+                tx,
+                conversation,
+                render(config.texts, "csat_ask", lang, default),
+                choices=CSAT_CHOICES,
+            )
         await self.relay.system(tx, conversation, f"Closed by {by}.")
         await self.relay.header(tx, conversation)
         await self.drain_queue(tx)
@@ -233,8 +290,7 @@ class Dispatcher:
         """Bring a finished conversation back: to ``operator``, or through routing."""
         conversation.resolved_at = None
         conversation.status = ConversationStatus.NEW
-        stamp(conversation)
-        tx.add(conversation)
+        tx.touch(conversation)
         await tx.flush()
         if operator is not None:
             await self.candidates(tx)

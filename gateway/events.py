@@ -176,6 +176,8 @@ class Outbound:
     #: back as a customer message whose text is the reply. Channels without buttons
     #: show the text alone, which already lists them by number.
     choices: tuple[tuple[str, str], ...] = ()
+    #: operators (by id) to mention: the workspace notifies them, each in its own way
+    mentions: tuple[str, ...] = ()
 
     def to_payload(self) -> dict[str, Any]:
         return asdict(self)
@@ -187,6 +189,7 @@ class Outbound:
         if payload.get("card"):
             data["card"] = ConversationCard(**payload["card"])
         data["choices"] = tuple(tuple(c) for c in payload.get("choices") or ())
+        data["mentions"] = tuple(payload.get("mentions") or ())
         return cls(**data)
 
 

@@ -30,7 +30,6 @@ from storage import (
     OutboxRow,
     Transaction,
 )
-from storage.types import utcnow
 
 
 @dataclass
@@ -81,6 +80,7 @@ class Relay:
         direction: Direction = Direction.AUTO,
         author: OperatorConfig | None = None,
         attachments: Sequence[Attachment] = (),
+        choices: tuple[tuple[str, str], ...] = (),
     ) -> Message:
         """Store a message to the customer and queue its delivery."""
         message = Message(
@@ -93,7 +93,7 @@ class Relay:
         )
         tx.add(message)
         await tx.flush()
-        await self.deliver_to_customer(tx, conversation, message, author=author)
+        await self.deliver_to_customer(tx, conversation, message, author=author, choices=choices)
         return message
 
     async def deliver_to_customer(
@@ -120,11 +120,14 @@ class Relay:
         *,
         role: AuthorRole,
         skip: str | None = None,
+        mentions: tuple[str, ...] = (),
     ) -> None:
         """Copy a message into every workspace (but ``skip``, where it was written)."""
         for workspace in self.desk.workspaces:
             if workspace != skip:
-                await self._relay(tx, conversation, message, workspace, "workspace", role)
+                await self._relay(
+                    tx, conversation, message, workspace, "workspace", role, mentions=mentions
+                )
 
     async def _relay(
         self,
@@ -137,6 +140,7 @@ class Relay:
         kind: OutboundKind = "message",
         *,
         choices: tuple[tuple[str, str], ...] = (),
+        mentions: tuple[str, ...] = (),
     ) -> None:
         """Queue one copy of a stored message, or of its edit. A message's id makes
         its row's dedupe key; an edit can happen many times and gets a fresh one."""
@@ -154,6 +158,7 @@ class Relay:
                 attachments=_attachments(message) if kind == "message" else (),
                 message_id=message.id,
                 choices=choices,
+                mentions=mentions,
             ),
             key=f"message:{message.id}" if kind == "message" else None,
         )
@@ -180,12 +185,20 @@ class Relay:
         for destination, audience in targets:
             await self._relay(tx, conversation, message, destination, audience, role, kind)
 
-    async def system(self, tx: Transaction, conversation: Conversation, text: str) -> Message:
-        """An event for operators' eyes (claimed, transferred, not delivered)."""
+    async def system(
+        self,
+        tx: Transaction,
+        conversation: Conversation,
+        text: str,
+        *,
+        mentions: Sequence[str] = (),
+    ) -> Message:
+        """An event for operators' eyes (claimed, transferred, not delivered); the
+        operators in ``mentions`` are notified of it."""
         message = Message(conversation_id=conversation.id, direction=Direction.SYSTEM, text=text)
         tx.add(message)
         await tx.flush()
-        await self.mirror(tx, conversation, message, role="system")
+        await self.mirror(tx, conversation, message, role="system", mentions=tuple(mentions))
         return message
 
     async def header(self, tx: Transaction, conversation: Conversation) -> None:
@@ -244,7 +257,3 @@ def _attachment_dict(attachment: Attachment) -> dict[str, object]:
 
 def _attachments(message: Message) -> tuple[Attachment, ...]:
     return tuple(Attachment(**a) for a in message.attachments or ())
-
-
-def stamp(conversation: Conversation) -> None:
-    conversation.updated_at = utcnow()

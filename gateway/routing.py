@@ -23,14 +23,21 @@ class Candidate:
     max_chats: int
     last_assigned_at: datetime | None
     order: int  # position in config.toml, the last tie-breaker
+    #: inside one of the operator's shifts (always, for operators without shifts)
+    on_shift: bool = True
 
     @property
     def has_capacity(self) -> bool:
         return self.load < self.max_chats
 
     @property
+    def present(self) -> bool:
+        """Online and on shift: someone who may be given conversations."""
+        return self.presence == "online" and self.on_shift
+
+    @property
     def available(self) -> bool:
-        return self.presence == "online" and self.has_capacity
+        return self.present and self.has_capacity
 
 
 def speaks(candidate: Candidate, language: str | None) -> bool:
@@ -44,7 +51,8 @@ def speaks(candidate: Candidate, language: str | None) -> bool:
 def eligible(
     candidates: Sequence[Candidate], language: str | None, *, match_language: bool
 ) -> list[Candidate]:
-    """Online, under max_chats and, when asked, speaking the conversation's language.
+    """Online, on shift, under max_chats and, when asked, speaking the conversation's
+    language.
 
     If nobody on the team lists the language at all, language is not a reason to
     leave a customer waiting: anyone available is eligible.

@@ -7,13 +7,31 @@ here under the command's name.
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
+
 from gateway.actions import ActionContext, ActionRouter
 from gateway.events import ActionResult
-from storage import ACTIVE_STATUSES, FINISHED_STATUSES, Direction, Message
+from gateway.hours import describe
+from storage import ACTIVE_STATUSES, FINISHED_STATUSES, ConversationStatus, Direction, Message
 from storage.models import Presence
 from storage.types import utcnow
 
 router = ActionRouter()
+
+_DURATION_RE = re.compile(r"(\d+)\s*([dhm])")
+#: the longest snooze: a conversation forgotten for longer is not snoozed but lost
+MAX_SNOOZE = timedelta(days=30)
+
+
+def parse_duration(text: str) -> timedelta | None:
+    """``2h``, ``30m``, ``1d``, ``1h30m``, ``90 m`` -> a duration; None if not one."""
+    compact = text.strip().lower().replace(" ", "")
+    if not compact or _DURATION_RE.sub("", compact):
+        return None
+    units = {"d": timedelta(days=1), "h": timedelta(hours=1), "m": timedelta(minutes=1)}
+    total = sum((int(n) * units[u] for n, u in _DURATION_RE.findall(compact)), start=timedelta(0))
+    return total or None
 
 
 @router.action("claim", help="take this conversation")
@@ -121,6 +139,35 @@ async def note(ctx: ActionContext) -> ActionResult:
     return ctx.done("Note saved; the customer does not see it.")
 
 
+@router.action("snooze", help="put this conversation aside: /snooze 2h (30m, 1d, 1h30m)")
+async def snooze(ctx: ActionContext) -> ActionResult:
+    conversation = ctx.conversation
+    assert conversation is not None
+    if conversation.status in FINISHED_STATUSES:
+        return ctx.refuse("This conversation is closed.")
+    if conversation.assignee_id is None:
+        return ctx.refuse("Nobody has this conversation yet; claim it before snoozing it.")
+    wanted = parse_duration(ctx.args)
+    if wanted is None:
+        return ctx.refuse("For how long? /snooze 2h (or 30m, 1d, 1h30m).")
+    if wanted > MAX_SNOOZE:
+        return ctx.refuse("At most 30 days: a conversation put aside longer is forgotten.")
+    until = utcnow() + wanted
+    conversation.status = ConversationStatus.SNOOZED
+    conversation.snoozed_until = until
+    ctx.tx.touch(conversation)
+    schedule = ctx.config.core.schedule
+    when = describe(until, schedule.zone, ctx.config.gateway.default_language)
+    await ctx.relay.system(
+        ctx.tx,
+        conversation,
+        f"💤 Snoozed by {ctx.operator.name} until {when}; a message from the customer "
+        "wakes it earlier.",
+    )
+    await ctx.relay.header(ctx.tx, conversation)
+    return ctx.done(f"Snoozed until {when}.")
+
+
 @router.action("status", needs_conversation=False, help="the queue and who is online")
 async def status(ctx: ActionContext) -> ActionResult:
     queue = await ctx.tx.queue()
@@ -131,9 +178,17 @@ async def status(ctx: ActionContext) -> ActionResult:
     else:
         head = "nobody waiting"
     lines = [f"Queue: {head}."]
+    now = utcnow()
+    schedule = ctx.config.core.schedule
+    if not schedule.is_open(now):
+        opens = schedule.next_opening(now)
+        when = describe(opens, schedule.zone, ctx.config.gateway.default_language) if opens else "?"
+        lines.append(f"The desk is closed; it opens {when}.")
     for presence in (Presence.ONLINE, Presence.AWAY, Presence.OFFLINE):
         people = [
-            f"{c.operator.name} {c.load}/{c.max_chats}" for c in team if c.presence == presence
+            f"{c.operator.name} {c.load}/{c.max_chats}" + ("" if c.on_shift else " (off shift)")
+            for c in team
+            if c.presence == presence
         ]
         if people:
             lines.append(f"{presence.capitalize()}: {', '.join(people)}.")

@@ -21,6 +21,7 @@ from storage.models import (
     OutboxRow,
     OutboxStatus,
     Presence,
+    SlaBreach,
     WorkspaceThread,
 )
 from storage.repository import Repository, Transaction
@@ -45,6 +46,7 @@ __all__ = [
     "Presence",
     "Repository",
     "SchemaOutdated",
+    "SlaBreach",
     "Transaction",
     "WorkspaceThread",
 ]

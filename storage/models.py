@@ -111,7 +111,21 @@ class Conversation(SQLModel, table=True):
     first_response_at: datetime | None = _ts(default=None)
     last_customer_message_at: datetime | None = _ts(default=None)
     resolved_at: datetime | None = _ts(default=None)
+    #: since when the customer has waited for an answer (their first message after
+    #: the last operator reply); None while it is the customer's turn
+    awaiting_since: datetime | None = _ts(default=None)
+    #: an operator's last reply: a conversation waiting on the customer closes
+    #: itself some hours after it
+    last_reply_at: datetime | None = _ts(default=None)
+    #: what the deadlines did for the current wait (reminder, breach, "still on it")
+    reminded_at: datetime | None = _ts(default=None)
+    escalated_at: datetime | None = _ts(default=None)
+    nudged_at: datetime | None = _ts(default=None)
+    snoozed_until: datetime | None = _ts(default=None)
+    csat_asked_at: datetime | None = _ts(default=None)
+    csat_rated_at: datetime | None = _ts(default=None)
     csat_score: int | None = None
+    csat_comment: str | None = None
 
 
 class WorkspaceThread(SQLModel, table=True):
@@ -222,7 +236,9 @@ class OutboxRow(SQLModel, table=True):
 
 
 class Deadline(SQLModel, table=True):
-    """The next thing that must happen to a conversation, and when (SLA, auto-close)."""
+    """Something that must happen to a conversation, and when (SLA, auto-close,
+    snooze, opening time). Only pending ones exist: acting on one deletes it, in
+    the same transaction, so each is acted on once whatever the number of processes."""
 
     __tablename__ = "deadlines"
     __table_args__ = (UniqueConstraint("conversation_id", "kind", name="uq_deadline_kind"),)
@@ -231,4 +247,17 @@ class Deadline(SQLModel, table=True):
     conversation_id: int = Field(foreign_key="conversations.id")
     kind: str = Field(max_length=32)
     due_at: datetime = _ts(index=True)
-    done_at: datetime | None = _ts(default=None)
+
+
+class SlaBreach(SQLModel, table=True):
+    """A response deadline missed: who had the conversation, which target, when."""
+
+    __tablename__ = "sla_breaches"
+
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversations.id", index=True)
+    #: "first" (the first answer) or "next" (a later one)
+    target: str = Field(max_length=8)
+    operator_id: str | None = Field(default=None, max_length=64)
+    due_at: datetime = _ts()
+    breached_at: datetime = _ts(default_factory=utcnow, index=True)

@@ -39,6 +39,7 @@ from storage.models import (
     OutboxRow,
     OutboxStatus,
     Presence,
+    SlaBreach,
     WorkspaceThread,
 )
 from storage.types import utcnow
@@ -69,9 +70,25 @@ class Transaction:
         self.session = session
         #: destinations given new outbox rows here: their workers are woken on commit
         self.touched: set[str] = set()
+        #: conversations changed here: their deadlines are planned again before commit
+        self.changed: dict[int, Conversation] = {}
+        #: deadlines acted on here, (conversation id, kind): never planned due again
+        self.fired: set[tuple[int, str]] = set()
 
     def add(self, *rows: object) -> None:
         self.session.add_all(rows)
+
+    def touch(self, conversation: Conversation) -> None:
+        """Record a change to a conversation (its deadlines follow before commit)."""
+        conversation.updated_at = utcnow()
+        self.session.add(conversation)
+        self.replan(conversation)
+
+    def replan(self, conversation: Conversation) -> None:
+        """Plan a conversation's deadlines again before commit: something they depend
+        on changed (its operator's presence, a deadline acted on)."""
+        if conversation.id is not None:
+            self.changed[conversation.id] = conversation
 
     async def flush(self) -> None:
         await self.session.flush()
@@ -497,39 +514,41 @@ class Transaction:
         )
         return {(dest, str(status)): int(count) for dest, status, count in result.all()}
 
-    # -- deadlines --------------------------------------------------------------
+    # -- deadlines ---------------------------------------------------------------
 
-    async def set_deadline(self, conversation_id: int, kind: str, due_at: datetime) -> None:
+    async def deadlines(self, conversation_id: int) -> dict[str, Deadline]:
+        """A conversation's pending deadlines by kind."""
         result = await self.session.exec(
-            select(Deadline).where(
-                Deadline.conversation_id == conversation_id, Deadline.kind == kind
-            )
+            select(Deadline).where(Deadline.conversation_id == conversation_id)
         )
-        row = result.first() or Deadline(conversation_id=conversation_id, kind=kind, due_at=due_at)
-        row.due_at, row.done_at = due_at, None
-        self.session.add(row)
+        return {row.kind: row for row in result.all()}
 
-    async def clear_deadline(self, conversation_id: int, kind: str) -> None:
-        result = await self.session.exec(
-            select(Deadline).where(
-                Deadline.conversation_id == conversation_id, Deadline.kind == kind
-            )
-        )
-        row = result.first()
-        if row is not None and row.done_at is None:
-            row.done_at = utcnow()
-            self.session.add(row)
+    async def delete(self, row: object) -> None:
+        await self.session.delete(row)
 
-    async def due_deadlines(self, now: datetime, *, limit: int = 100) -> Sequence[Deadline]:
-        """Due and not done; locked and skipped by others, so one process acts on each."""
+    async def next_due_deadline(self, now: datetime) -> Deadline | None:
+        """The oldest deadline due by ``now`` that no other process holds (locked;
+        SKIP LOCKED lets several gateway processes tick at once)."""
         result = await self.session.exec(
             select(Deadline)
-            .where(col(Deadline.done_at).is_(None), col(Deadline.due_at) <= now)
-            .order_by(col(Deadline.due_at))
-            .limit(limit)
+            .where(col(Deadline.due_at) <= now)
+            .order_by(col(Deadline.due_at), col(Deadline.id))
+            .limit(1)
             .with_for_update(skip_locked=True)
         )
+        return result.first()
+
+    async def open_conversations_of(self, operator_id: str) -> Sequence[Conversation]:
+        result = await self.session.exec(
+            select(Conversation).where(
+                Conversation.assignee_id == operator_id,
+                col(Conversation.status).in_(ACTIVE_STATUSES),
+            )
+        )
         return result.all()
+
+    async def add_breach(self, breach: SlaBreach) -> None:
+        self.session.add(breach)
 
 
 class Repository:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,9 +10,21 @@ from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+#: where the time comes from: the system clock, or a test's controllable one
+_clock: Callable[[], datetime] | None = None
+
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """Now, in UTC. Every timestamp and deadline in the gateway comes from here, so a
+    test can move time forward (``set_clock``) instead of sleeping."""
+    return _clock() if _clock is not None else datetime.now(UTC)
+
+
+def set_clock(clock: Callable[[], datetime] | None) -> Callable[[], datetime] | None:
+    """Use ``clock`` for ``utcnow`` (None: the system clock); returns the previous one."""
+    global _clock
+    previous, _clock = _clock, clock
+    return previous
 
 
 class UTCDateTime(TypeDecorator[datetime]):

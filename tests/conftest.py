@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
+
+from storage.types import set_clock
+from tests.clock import ManualClock
 
 PG_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL")
 
@@ -61,3 +65,14 @@ async def postgres_url() -> AsyncIterator[str]:
 @pytest.fixture
 def sqlite_url(tmp_path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
+
+
+@pytest.fixture
+def clock() -> Iterator[ManualClock]:
+    """Gateway time under the test's control: Monday 2026-11-23 10:00 UTC to start."""
+    manual = ManualClock(datetime(2026, 11, 23, 10, 0, tzinfo=UTC))
+    previous = set_clock(manual.now)
+    try:
+        yield manual
+    finally:
+        set_clock(previous)

@@ -23,6 +23,8 @@ CONFIG_TEMPLATE = """
 [gateway]
 database_url = "{database_url}"
 http_port = 0
+# tests act on deadlines themselves (Core.run_due), after moving the clock
+tick_seconds = {tick_seconds}
 
 [routing]
 strategy = "{strategy}"
@@ -67,9 +69,11 @@ def config_text(
     max_attempts: int = 5,
     languages: dict[str, list[str]] | None = None,
     extra: str = "",
+    tick_seconds: float = 3600,
 ) -> str:
     text = CONFIG_TEMPLATE.format(
         database_url=database_url,
+        tick_seconds=tick_seconds,
         strategy=strategy,
         max_chats=max_chats,
         sticky_hours=sticky_hours,
@@ -188,6 +192,14 @@ class RecordingAdapter:
             if d.outbound.audience == "customer"
             and d.outbound.chat_id == chat_id
             and d.outbound.kind == "message"
+        ]
+
+    def notes(self, conversation_id: int) -> list[tuple[str, tuple[str, ...]]]:
+        """System messages in the thread, with the operators each one mentions."""
+        return [
+            (d.outbound.text, d.outbound.mentions)
+            for d in self.in_thread(conversation_id)
+            if d.outbound.author_role == "system" and d.outbound.kind == "message"
         ]
 
     def in_thread(self, conversation_id: int) -> list[Delivery]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -87,9 +88,9 @@ def test_admin_tools_ask_and_eval(tmp_path: Path) -> None:
     assert gateway("eval", str(broken)).returncode == 1
 
 
-def faq_config(database_url: str, *, when: str, operators: list[str]) -> Config:
+def faq_config(database_url: str, *, when: str, operators: list[str], extra: str = "") -> Config:
     settings = f'[faq]\nwhen = "{when}"\nmax_auto_replies = 2\n'
-    return make_config(database_url, operators=operators, max_chats=1, extra=settings + FAQ)
+    return make_config(database_url, operators=operators, max_chats=1, extra=extra + settings + FAQ)
 
 
 async def test_no_operator_free_the_faq_answers_in_the_customers_language(
@@ -154,6 +155,24 @@ async def test_the_when_modes(sqlite_url: str, when: str) -> None:
             assert said[2].startswith("Delivery takes 2-4 working days.")
 
 
+async def test_outside_hours_means_the_desks_schedule(sqlite_url: str, clock) -> None:  # type: ignore[no-untyped-def]
+    hours = '[hours]\nschedule = { mon-fri = "09:00-18:00" }\n'
+    config = faq_config(sqlite_url, when="outside_hours", operators=["anna"], extra=hours)
+    tg = RecordingAdapter()
+    clock.set(datetime(2026, 11, 28, 12, tzinfo=UTC))  # a Saturday: closed, Anna online
+    async with running(config, tg) as gw:
+        await gw.core.ingest(tg.customer_says("olga", "How long does delivery take?"))
+        await settle(gw)
+        said = tg.to_customer("chat-olga")
+        assert said[1].startswith("Thanks for your message! We are closed right now")
+        assert said[2].startswith("Delivery takes 2-4 working days.")
+        # on Monday morning the desk is open and Anna is there: no automatic answer
+        clock.set(datetime(2026, 11, 30, 10, tzinfo=UTC))
+        await gw.core.ingest(tg.customer_says("ivan", "How long does delivery take?"))
+        await settle(gw)
+        assert tg.to_customer("chat-ivan") == ["Hello!", "Anna will help you."]
+
+
 async def test_an_unsure_match_offers_questions_and_a_person(sqlite_url: str) -> None:
     config = faq_config(sqlite_url, when="no_operator_free", operators=[])
     tg = RecordingAdapter()
@@ -174,7 +193,10 @@ async def test_an_unsure_match_offers_questions_and_a_person(sqlite_url: str) ->
         result = await gw.core.ingest(tg.customer_says("olga", "1", language="ru"))
         await settle(gw)
         assert (await conversation(gw, result.conversation_id)).status == "resolved"
-        assert tg.to_customer("chat-olga")[-1] == "Closed, thanks!"
+        assert tg.to_customer("chat-olga")[-2:] == [
+            "Closed, thanks!",
+            "How would you rate our help? Reply with a number from 1 (poor) to 5 (excellent).",
+        ]
         # a second unsure question, and this time a person, please
         await gw.core.ingest(tg.customer_says("ivan", "аккаунт", language="ru"))
         await settle(gw)

@@ -129,7 +129,7 @@ async def test_the_queue_is_fifo_and_a_freed_slot_takes_its_head(database_url: s
         await settle(gw)
         assert (await conversation(gw, second.conversation_id)).assignee_id == "anna"
         assert (await conversation(gw, third.conversation_id)).status == ConversationStatus.QUEUED
-        assert tg.to_customer("chat-first")[-1] == "Closed, thanks!"
+        assert tg.to_customer("chat-first")[-2] == "Closed, thanks!"
         assert tg.to_customer("chat-second")[-1] == "Anna will help you."
 
 

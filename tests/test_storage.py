@@ -9,7 +9,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel
 
-from storage import Conversation, Customer, Database, OutboxRow, Repository, SchemaOutdated
+from storage import (
+    Conversation,
+    Customer,
+    Database,
+    Deadline,
+    OutboxRow,
+    Repository,
+    SchemaOutdated,
+)
 from storage.migrate import current_revision, ensure_schema, head_revision, upgrade
 
 
@@ -100,7 +108,7 @@ async def test_two_workers_never_claim_the_same_delivery(db: Database) -> None:
     assert all(r.attempts == 2 for r in again)
 
 
-async def test_deadlines_are_rows_that_fall_due_once(db: Database) -> None:
+async def test_deadlines_are_pending_rows_taken_oldest_first(db: Database) -> None:
     await upgrade(db)
     repo = Repository(db)
     now = datetime.now(UTC)
@@ -111,12 +119,16 @@ async def test_deadlines_are_rows_that_fall_due_once(db: Database) -> None:
         conv = Conversation(customer_id=customer.id, channel="telegram", chat_id="1")
         tx.add(conv)
         await tx.flush()
-        await tx.set_deadline(conv.id, "first_response", now + timedelta(minutes=5))
-        await tx.set_deadline(conv.id, "first_response", now + timedelta(minutes=10))
+        tx.add(
+            Deadline(
+                conversation_id=conv.id, kind="sla_breach", due_at=now + timedelta(minutes=10)
+            ),
+            Deadline(conversation_id=conv.id, kind="nudge", due_at=now + timedelta(minutes=5)),
+        )
     async with repo.transaction() as tx:
-        assert await tx.due_deadlines(now + timedelta(minutes=6)) == []
-        due = await tx.due_deadlines(now + timedelta(minutes=11))
-        assert [d.kind for d in due] == ["first_response"]
-        await tx.clear_deadline(conv.id, "first_response")
+        assert await tx.next_due_deadline(now + timedelta(minutes=4)) is None
+        first = await tx.next_due_deadline(now + timedelta(minutes=11))
+        assert first is not None and first.kind == "nudge"
+        await tx.delete(first)
     async with repo.transaction() as tx:
-        assert await tx.due_deadlines(now + timedelta(hours=1)) == []
+        assert set(await tx.deadlines(conv.id)) == {"sla_breach"}

@@ -79,7 +79,7 @@ BOLT_LOG.addFilter(_ClientGiven())
 #: (https://docs.slack.dev/reference/methods/chat.postMessage#truncating)
 TEXT_LIMIT = 4000
 #: buttons on the card, as the core's commands
-CARD_ACTIONS = {"claim", "close", "reopen", "transfer"}
+CARD_ACTIONS = {"claim", "close", "reopen", "transfer", "snooze"}
 #: errors after which retrying cannot help, as operators should read them
 PERMANENT = {
     "channel_not_found": "Slack: the channel is gone, or the app is not in it",
@@ -443,7 +443,7 @@ class SlackAdapter:
             await ack()
             return
         args = ""
-        if name == "transfer":
+        if name in ("transfer", "snooze"):
             args = str((action.get("selected_option") or {}).get("value") or "")
         stamp = action.get("action_ts") or body.get("trigger_id") or ""
         result = await self.host.act(
@@ -828,6 +828,8 @@ class SlackAdapter:
             return []
         shown = replace(out, text=text_with_files(out))
         text, name = render.thread_text(shown)
+        if out.mentions:
+            text += "\n" + render.mention_line(out.mentions, self.config.operators)
         ids: list[str] = []
         if shown.text or not uploads(out):
             ids = await self._post_parts(self.workspace, thread, text, name)

@@ -90,7 +90,40 @@ def _actions(card: ConversationCard, operators: list[OperatorConfig]) -> list[JS
                 "options": options,
             }
         )
+    elements.append(
+        {
+            "type": "static_select",
+            "action_id": "snooze",
+            "placeholder": {"type": "plain_text", "text": "💤 Snooze…"},
+            "options": [
+                {"text": {"type": "plain_text", "text": label}, "value": value}
+                for value, label in SNOOZE_OPTIONS
+            ],
+        }
+    )
     return elements
+
+
+#: the card's snooze menu: /snooze arguments and how they read
+SNOOZE_OPTIONS = (
+    ("30m", "30 minutes"),
+    ("1h", "1 hour"),
+    ("2h", "2 hours"),
+    ("4h", "4 hours"),
+    ("1d", "1 day"),
+    ("3d", "3 days"),
+)
+
+
+def mention_line(operator_ids: tuple[str, ...], operators: list[OperatorConfig]) -> str:
+    """Operators named so that Slack notifies them (``<@U…>``); one without a Slack
+    id is named in plain text."""
+    known = {op.id: op for op in operators}
+    return " ".join(
+        f"<@{op.slack_id}>" if op.slack_id else escape(op.name)
+        for op in (known.get(i) for i in operator_ids)
+        if op is not None
+    )
 
 
 def thread_text(out: Outbound) -> tuple[str, str | None]:

@@ -85,6 +85,7 @@ WORKSPACE_COMMANDS = [
     BotCommand(command="reopen", description="reopen a closed conversation"),
     BotCommand(command="transfer", description="hand over: /transfer <operator>"),
     BotCommand(command="note", description="an internal note: /note <text>"),
+    BotCommand(command="snooze", description="put aside until later: /snooze 2h"),
     BotCommand(command="online", description="take new conversations"),
     BotCommand(command="away", description="keep your chats, take no new ones"),
     BotCommand(command="status", description="the queue and who is online"),
@@ -845,6 +846,8 @@ class TelegramAdapter:
                 if out.author_role == "note"
                 else render.workspace_text(shown)
             )
+            if number == 0 and out.mentions:
+                rendered += "\n" + render.mention_line(out.mentions, self.config.operators)
 
             def send(r: str = rendered) -> Awaitable[Message]:
                 return self.bot.send_message(  # type: ignore[union-attr]

@@ -90,6 +90,22 @@ def workspace_text(out: Outbound) -> str:
     return f"<b>{author}</b>:\n{text}" if author else text
 
 
+def mention_line(operator_ids: tuple[str, ...], operators: list[OperatorConfig]) -> str:
+    """Operators named so that Telegram notifies them (a text mention by user id);
+    one without a Telegram id is named in plain text."""
+    known = {op.id: op for op in operators}
+    parts = []
+    for operator_id in operator_ids:
+        op = known.get(operator_id)
+        if op is None:
+            continue
+        if op.telegram_id is not None:
+            parts.append(f'<a href="tg://user?id={op.telegram_id}">{escape(op.name)}</a>')
+        else:
+            parts.append(escape(op.name))
+    return " ".join(parts)
+
+
 def note_text(out: Outbound) -> str:
     return f"📝 <b>{escape(out.author_name or '')}</b> (note):\n{escape(out.text)}"
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import re
 import string
+from datetime import datetime
+from functools import cached_property
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from gateway.hours import Schedule, ScheduleError
 
 LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 OPERATOR_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -39,6 +43,8 @@ class GatewaySection(Section):
     #: how often the config file is checked for changes (faq, texts, operators and
     #: routing apply at once); 0 turns the watching off
     reload_seconds: float = Field(default=2.0, ge=0, le=3600)
+    #: how often due deadlines (SLA, auto-close, snooze, opening) are looked for
+    tick_seconds: float = Field(default=10.0, gt=0, le=3600)
 
     @field_validator("database_url")
     @classmethod
@@ -60,16 +66,31 @@ class GatewaySection(Section):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError("unknown time zone (use an IANA name such as Europe/Berlin)") from None
-        return value
+        return _check_zone(value)
 
     @field_validator("default_language")
     @classmethod
     def _language(cls, value: str) -> str:
         return _check_language(value)
+
+
+def _check_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("unknown time zone (use an IANA name such as Europe/Berlin)") from None
+    return value
+
+
+def _schedule(
+    zone: str, week: dict[str, str], holidays: list[str], *, key: str, always: bool = False
+) -> Schedule:
+    """A schedule from config values, its errors named by key (``schedule.mon-fri``)."""
+    try:
+        return Schedule.parse(zone, week, holidays, always=always)
+    except ScheduleError as exc:
+        where = "holidays" if exc.key == "holidays" else (f"{key}.{exc.key}" if exc.key else key)
+        raise Problems([(where, str(exc))]) from None
 
 
 def _check_slug(value: str) -> str:
@@ -94,6 +115,76 @@ class RoutingSection(Section):
     match_language: bool = False
     #: presence of an operator the gateway has never seen before
     initial_presence: Literal["online", "away", "offline"] = "online"
+    #: an operator away or offline this long has their conversations put back in the
+    #: queue for someone else; 0 keeps them waiting for their operator
+    requeue_away_minutes: float = Field(default=0, ge=0, le=7 * 24 * 60)
+
+
+class HoursSection(Section):
+    """When the desk is open. No schedule means around the clock."""
+
+    #: the schedule's zone; default: gateway.timezone
+    timezone: str | None = None
+    always_open: bool = False
+    #: days -> times, e.g. { mon-fri = "09:00-18:00", sat = "10:00-14:00" }
+    schedule: dict[str, str] = Field(default_factory=dict)
+    #: dates the desk is closed: "2026-12-25", or "2026-12-24..2026-12-26"
+    holidays: list[str] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value is None else _check_zone(value)
+
+    @model_validator(mode="after")
+    def _readable(self) -> HoursSection:
+        if self.always_open and (self.schedule or self.holidays):
+            raise Problems(
+                [("always_open", "is true, so the schedule and holidays would never apply")]
+            )
+        self.build("UTC")
+        return self
+
+    def build(self, default_zone: str) -> Schedule:
+        zone = self.timezone or default_zone
+        if self.always_open or not (self.schedule or self.holidays):
+            return Schedule.around_the_clock(zone)
+        # holidays alone: open around the clock except on them
+        week = self.schedule or {"mon-sun": "00:00-24:00"}
+        return _schedule(zone, week, self.holidays, key="schedule")
+
+
+class SlaSection(Section):
+    """Response targets. Every waiting customer has a deadline: the assignee is
+    reminded before it, and at it the team is pinged or the conversation moves on."""
+
+    #: the first operator answer, counted from the customer's first message (0: none)
+    first_response_minutes: float = Field(default=30, ge=0, le=30 * 24 * 60)
+    #: each later answer, counted from the customer's first unanswered message
+    next_response_minutes: float = Field(default=120, ge=0, le=30 * 24 * 60)
+    #: count only the desk's open hours (a message at night is due the next morning)
+    business_hours: bool = True
+    #: remind the assignee in the thread this long before the deadline (0: never)
+    remind_before_minutes: float = Field(default=5, ge=0, le=24 * 60)
+    #: at the deadline: mention every online operator, or give the conversation to
+    #: the next free operator (pinging when nobody is free)
+    on_breach: Literal["ping", "reassign"] = "ping"
+    #: tell a waiting customer "we are still on it" after this long (0: never)
+    customer_update_minutes: float = Field(default=20, ge=0, le=30 * 24 * 60)
+    #: resolve a conversation waiting this long for the customer's answer (0: never)
+    auto_close_hours: float = Field(default=48, ge=0, le=365 * 24)
+
+
+class CsatSection(Section):
+    """Satisfaction: after every close the customer may rate 1-5 and add a comment."""
+
+    enabled: bool = True
+    #: after the score, ask for a comment in one message
+    ask_comment: bool = True
+    #: how long after the close a 1-5 answer counts as the score
+    rating_hours: float = Field(default=24, gt=0, le=30 * 24)
+    #: how long after the score the next message counts as the comment
+    comment_minutes: float = Field(default=30, gt=0, le=24 * 60)
 
 
 class OperatorConfig(Section):
@@ -104,11 +195,27 @@ class OperatorConfig(Section):
     email: str | None = None
     max_chats: int | None = Field(default=None, ge=1, le=100)
     languages: list[str] = Field(default_factory=list)
+    #: when this operator works, e.g. { mon-thu = "08:00-16:00" }; none: any time.
+    #: Routing only gives new conversations to operators on shift.
+    shifts: dict[str, str] = Field(default_factory=dict)
+    #: the shifts' zone; default: the desk's ([hours] timezone, else gateway.timezone)
+    timezone: str | None = None
 
     @field_validator("id")
     @classmethod
     def _slug(cls, value: str) -> str:
         return _check_slug(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value is None else _check_zone(value)
+
+    @model_validator(mode="after")
+    def _shifts(self) -> OperatorConfig:
+        if self.shifts:
+            _schedule("UTC", self.shifts, [], key="shifts")
+        return self
 
     @field_validator("slack_id")
     @classmethod
@@ -144,7 +251,12 @@ TEXT_PLACEHOLDERS: dict[str, set[str]] = {
     "queued": {"position"},
     "assigned": {"operator"},
     "away": set(),
+    "outside_hours": {"opens"},
+    "still_working": set(),
     "closed": set(),
+    "csat_ask": set(),
+    "csat_comment": set(),
+    "csat_thanks": set(),
     "transferred": {"operator"},
     "faq_footer": set(),
     "faq_suggest": set(),
@@ -163,7 +275,22 @@ class TextsSection(Section):
         "Nobody from the team is online right now. We have your message and will answer "
         "as soon as someone is back."
     )
+    outside_hours: TextValue = (
+        "Thanks for your message! We are closed right now and open again {opens}; "
+        "a member of our team will answer you then."
+    )
+    still_working: TextValue = (
+        "We have not forgotten you: your message is with our team and you will get an "
+        "answer here. Thank you for your patience."
+    )
     closed: TextValue = "This conversation is now closed. Write again any time if you need us."
+    csat_ask: TextValue = (
+        "How would you rate our help? Reply with a number from 1 (poor) to 5 (excellent)."
+    )
+    csat_comment: TextValue = (
+        "Thank you! If you like, tell us in one message what we could do better."
+    )
+    csat_thanks: TextValue = "Thank you for your feedback!"
     transferred: TextValue = "{operator} is taking over your conversation."
     faq_footer: TextValue = (
         "This is an automatic answer. If it did not help, just write again: a person "
@@ -236,7 +363,8 @@ class FaqSection(Section):
     #: the score (0-1) from which an answer is sent; higher is more careful
     threshold: float = Field(default=0.5, gt=0, le=1)
     #: when the FAQ answers: when no operator is free (the conversation is queued),
-    #: when nobody is online (outside hours), or always first, before any operator
+    #: outside hours (the desk closed by [hours], or nobody online and on shift), or
+    #: always first, before any operator
     when: Literal["no_operator_free", "outside_hours", "always_first"] = "no_operator_free"
     #: from this score up to the threshold, the closest questions are offered as a
     #: numbered list instead of an answer (0 offers none)
@@ -284,6 +412,9 @@ class OutboxSection(Section):
 class CoreConfig(Section):
     gateway: GatewaySection = GatewaySection()
     routing: RoutingSection = RoutingSection()
+    hours: HoursSection = HoursSection()
+    sla: SlaSection = SlaSection()
+    csat: CsatSection = CsatSection()
     operators: Annotated[list[OperatorConfig], Field(default_factory=list)]
     texts: TextsSection = TextsSection()
     faq: FaqSection = FaqSection()
@@ -332,3 +463,22 @@ class CoreConfig(Section):
 
     def max_chats(self, operator: OperatorConfig) -> int:
         return operator.max_chats or self.routing.default_max_chats
+
+    @cached_property
+    def schedule(self) -> Schedule:
+        """The desk's business hours."""
+        return self.hours.build(self.gateway.timezone)
+
+    @cached_property
+    def shifts(self) -> dict[str, Schedule]:
+        """Operator id -> their shifts, for operators who have any."""
+        zone = self.hours.timezone or self.gateway.timezone
+        return {
+            op.id: _schedule(op.timezone or zone, op.shifts, [], key="shifts")
+            for op in self.operators
+            if op.shifts
+        }
+
+    def on_shift(self, operator: OperatorConfig, at: datetime) -> bool:
+        shifts = self.shifts.get(operator.id)
+        return shifts is None or shifts.is_open(at)

@@ -66,6 +66,7 @@ class SlackSandbox:
         ack_timeout: float = 3.0,
         retry_delays: tuple[float, ...] = (0.0, 60.0, 300.0),
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.world = World(
             bot_token=bot_token,
@@ -73,6 +74,7 @@ class SlackSandbox:
             signing_secret=signing_secret,
             limits=limits,
             clock=clock,
+            wall=wall,
         )
         self.host, self.port = host, port
         #: Slack waits 3 s for a 2xx or an ack, then retries, up to 3 times

@@ -111,12 +111,15 @@ class World:
         signing_secret: str,
         limits: Limits | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.bot_token = bot_token
         self.app_token = app_token
         self.signing_secret = signing_secret
         self.limits = limits or Limits()
         self.clock = clock
+        #: the time messages are dated with (a test may move it forward)
+        self.wall = wall
         self.stats = Stats()
         self.team = {"id": "T0SANDBOX", "name": "Sandbox", "domain": "sandbox"}
         self.app_id = "A0SANDBOX"
@@ -149,7 +152,7 @@ class World:
 
     def new_ts(self) -> str:
         """Unique, increasing message timestamps, as Slack's "1700000000.000100"."""
-        return f"{int(time.time())}.{next(self._ts):06d}"
+        return f"{int(self.wall())}.{next(self._ts):06d}"
 
     @staticmethod
     def event_id() -> str:
@@ -339,7 +342,7 @@ class World:
             "event": event,
             "type": "event_callback",
             "event_id": self.event_id(),
-            "event_time": int(time.time()),
+            "event_time": int(self.wall()),
             "authorizations": [
                 {
                     "enterprise_id": None,

@@ -45,8 +45,9 @@ class TelegramSandbox:
         port: int = 0,
         webhook_retry_delay: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
-        self.world = World(token=token, limits=limits, clock=clock)
+        self.world = World(token=token, limits=limits, clock=clock, wall=wall)
         self.host, self.port = host, port
         self.webhook_retry_delay = webhook_retry_delay
         self.faults = Faults()

@@ -98,9 +98,12 @@ class World:
         bot_username: str = "SupportSandboxBot",
         limits: Limits | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.token = token
         self.clock = clock
+        #: the time messages are dated with (a test may move it forward)
+        self.wall = wall
         self.limits = limits or Limits()
         self.stats = Stats()
         bot_id = int(token.split(":", 1)[0]) if token.split(":", 1)[0].isdigit() else 777000
@@ -191,7 +194,7 @@ class World:
         return next(counter)
 
     def now(self) -> int:
-        return int(time.time())
+        return int(self.wall())
 
     # -- messages ---------------------------------------------------------------------
 
