@@ -49,7 +49,9 @@ MAX_RELAYED_FILE = 50 * 2**20
 
 
 #: config sections a reload applies without a restart
-LIVE_SECTIONS = ("faq", "texts", "operators", "routing")
+LIVE_SECTIONS = ("faq", "texts", "operators", "routing", "hours", "sla", "csat")
+#: sections whose change moves deadlines: open conversations are planned again
+TIMING_SECTIONS = ("operators", "routing", "hours", "sla")
 
 
 def _fingerprint(path: Path) -> bytes | None:
@@ -87,7 +89,7 @@ def _describe_changes(old: Config, new: Config) -> list[str]:
         )
         described = " ".join(parts + (["(settings)"] if settings else []))
         changes.append(f"faq {described}")
-    for name in ("texts", "routing"):
+    for name in ("texts", "routing", "hours", "sla", "csat"):
         if getattr(old.core, name) != getattr(new.core, name):
             fields = [
                 f
@@ -334,13 +336,17 @@ class Gateway:
             )
         if not changes:
             return True
-        core = old.core.model_copy(update={name: getattr(new.core, name) for name in LIVE_SECTIONS})
+        core = old.core.with_sections(**{name: getattr(new.core, name) for name in LIVE_SECTIONS})
         async with self.repository.transaction() as tx:
             await tx.ensure_operators(
                 (op.id for op in core.operators), Presence(core.routing.initial_presence)
             )
         self.config = replace(old, core=core)
         log.info("config %s reloaded: %s", old.path, "; ".join(changes))
+        if any(getattr(old.core, name) != getattr(core, name) for name in TIMING_SECTIONS):
+            moved = await self.core.replan_open()
+            if moved:
+                log.info("deadlines of %d open conversation(s) planned again", moved)
         return True
 
     def check_accepting(self) -> None:

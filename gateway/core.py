@@ -95,6 +95,24 @@ class Core:
 
         return await self.repository.run(unit, after_commit=wake)
 
+    async def replan_open(self, batch: int = 200) -> int:
+        """Plan every open conversation's deadlines again (the hours or the SLA
+        changed); returns how many conversations there were."""
+        after, count = 0, 0
+        while True:
+
+            async def step(tx: Transaction, after: int = after) -> list[int]:
+                found = await tx.open_conversations(after=after, limit=batch)
+                for conversation in found:
+                    tx.replan(conversation)
+                return [c.id for c in found if c.id is not None]
+
+            ids = await self._run(step)
+            if not ids:
+                return count
+            count += len(ids)
+            after = max(ids)
+
     async def run_due(self, limit: int = 1000) -> int:
         """Act on every deadline due now (up to ``limit``), one transaction each; the
         scheduler calls this on every tick. Returns how many were taken."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from gateway.config import Config
+from gateway.hours import describe
 from storage import ConversationStatus, Repository
 from storage.types import utcnow
 
@@ -19,6 +20,7 @@ class OperatorLine:
     presence: str
     load: int
     max_chats: int
+    on_shift: bool = True
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,12 @@ class Status:
     oldest_wait: timedelta | None
     operators: list[OperatorLine]
     outbox: dict[tuple[str, str], int]
+    #: "open" or "closed, opens Mon, Nov 30, 9:00 AM (Kyiv)"
+    desk: str = "open"
+    deadlines: int = 0
+    #: deadlines already due: more than a few means no gateway is ticking
+    overdue: int = 0
+    next_deadline: tuple[str, timedelta] | None = None
 
 
 async def collect_status(repository: Repository, config: Config) -> Status:
@@ -37,6 +45,14 @@ async def collect_status(repository: Repository, config: Config) -> Status:
         states = await tx.operator_states()
         loads = await tx.loads()
         outbox = await tx.outbox_counts()
+        now = utcnow()
+        pending, overdue, upcoming = await tx.deadline_summary(now)
+    schedule = config.core.schedule
+    desk = "open"
+    if not schedule.is_open(now):
+        opens = schedule.next_opening(now)
+        when = describe(opens, schedule.zone, config.gateway.default_language) if opens else "never"
+        desk = f"closed, opens {when}"
     oldest: datetime | None = queue[0].queued_at if queue else None
     operators = [
         OperatorLine(
@@ -45,6 +61,7 @@ async def collect_status(repository: Repository, config: Config) -> Status:
             presence=str(states[op.id].presence) if op.id in states else "unknown",
             load=loads.get(op.id, 0),
             max_chats=config.core.max_chats(op),
+            on_shift=config.core.on_shift(op, now),
         )
         for op in config.operators
     ]
@@ -54,6 +71,10 @@ async def collect_status(repository: Repository, config: Config) -> Status:
         oldest_wait=(utcnow() - oldest) if oldest else None,
         operators=operators,
         outbox=outbox,
+        desk=desk,
+        deadlines=pending,
+        overdue=overdue,
+        next_deadline=(upcoming.kind, upcoming.due_at - now) if upcoming else None,
     )
 
 
@@ -80,6 +101,8 @@ def humanize(delta: timedelta) -> str:
 
 def render_status(status: Status) -> str:
     parts = [
+        f"Desk: {status.desk}",
+        "",
         "Open conversations",
         table(["status", "count"], [[s, str(n)] for s, n in status.open_by_status.items()]),
     ]
@@ -89,12 +112,28 @@ def render_status(status: Status) -> str:
     if status.operators:
         parts.append(
             table(
-                ["id", "name", "presence", "load"],
-                [[o.id, o.name, o.presence, f"{o.load}/{o.max_chats}"] for o in status.operators],
+                ["id", "name", "presence", "shift", "load"],
+                [
+                    [
+                        o.id,
+                        o.name,
+                        o.presence,
+                        "on" if o.on_shift else "off",
+                        f"{o.load}/{o.max_chats}",
+                    ]
+                    for o in status.operators
+                ],
             )
         )
     else:
         parts.append("(none configured: add [[operators]] to the config)")
+    line = f"\nDeadlines: {status.deadlines} pending"
+    if status.next_deadline:
+        kind, left = status.next_deadline
+        line += f", next {kind} in {humanize(left)}"
+    if status.overdue:
+        line += f"; {status.overdue} overdue (is a gateway running?)"
+    parts.append(line)
     parts.append("\nOutbox")
     if status.outbox:
         parts.append(

@@ -547,6 +547,37 @@ class Transaction:
         )
         return result.all()
 
+    async def open_conversations(self, *, after: int, limit: int) -> Sequence[Conversation]:
+        """Conversations not finished, by id after ``after`` (for a pass over all)."""
+        result = await self.session.exec(
+            select(Conversation)
+            .where(
+                col(Conversation.status).not_in(FINISHED_STATUSES),
+                col(Conversation.id) > after,
+            )
+            .order_by(col(Conversation.id))
+            .limit(limit)
+        )
+        return result.all()
+
+    async def deadline_summary(self, now: datetime) -> tuple[int, int, Deadline | None]:
+        """Pending deadlines, how many of them are overdue, and the next one ahead."""
+        pending = (await self.session.exec(select(func.count()).select_from(Deadline))).one()
+        overdue = (
+            await self.session.exec(
+                select(func.count()).select_from(Deadline).where(col(Deadline.due_at) <= now)
+            )
+        ).one()
+        upcoming = (
+            await self.session.exec(
+                select(Deadline)
+                .where(col(Deadline.due_at) > now)
+                .order_by(col(Deadline.due_at))
+                .limit(1)
+            )
+        ).first()
+        return int(pending), int(overdue), upcoming
+
     async def add_breach(self, breach: SlaBreach) -> None:
         self.session.add(breach)
 

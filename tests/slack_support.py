@@ -78,7 +78,19 @@ class SlackDesk:
     anna_tg: JSON | None = None
 
     def cards(self) -> list[JSON]:
-        return [m for m in self.sandbox.top_level(self.channel) if m.get("bot_id")]
+        return [
+            m
+            for m in self.sandbox.top_level(self.channel)
+            if m.get("bot_id") and m.get("subtype") != "thread_broadcast"
+        ]
+
+    def broadcasts(self) -> list[JSON]:
+        """Thread replies also sent to the channel."""
+        return [
+            m
+            for m in self.sandbox.top_level(self.channel)
+            if m.get("subtype") == "thread_broadcast"
+        ]
 
     def card_of(self, customer_name: str) -> JSON:
         for card in self.cards():

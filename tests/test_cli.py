@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -90,8 +91,11 @@ def test_run_with_no_channel_serves_health_and_stops_gracefully(tmp_path: Path) 
     assert "no channel is configured" in output
     assert output.rstrip().endswith("stopped")
     assert status.returncode == 0, status.stderr
-    assert "anna   Anna   online    0/5" in status.stdout
+    # the example's shifts and hours follow the real clock: on or off, open or closed
+    assert re.search(r"anna\s+Anna\s+online\s+(on|off)\s+0/5", status.stdout), status.stdout
+    assert re.search(r"^Desk: (open|closed, opens \w)", status.stdout, re.M), status.stdout
     assert "Queue: 0 waiting" in status.stdout
+    assert "Deadlines: 0 pending" in status.stdout
 
 
 def test_run_refuses_an_invalid_config_with_its_problems(tmp_path: Path) -> None:

@@ -111,6 +111,8 @@ async def test_slack_close_button_rating_buttons_and_the_snooze_menu(
                     for t in desk.texts("Carol Smith")
                 )
             )
+            # it is also sent to the channel: the conversation comes up where all look
+            assert "Snooze over" in desk.broadcasts()[-1]["text"]
             sandbox.press(desk.anna, channel, desk.card_of("Carol Smith"), "close")
             ask = await eventually(
                 lambda: next(m for m in desk.to_customer(carol) if m.get("text") == RATE)

@@ -4,11 +4,13 @@ changes nothing."""
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from gateway.app import Gateway, load
+from tests.clock import ManualClock
 from tests.support import RecordingAdapter, config_text, migrate, settle
 from tests.telegram_support import eventually
 
@@ -74,5 +76,40 @@ async def test_a_valid_change_applies_and_an_invalid_one_is_refused(
         assert "outbox" in caplog.text
         await eventually(lambda: "Four days." in str(gateway.config.core.faq.entries[0].answer))
         assert gateway.config.outbox.max_attempts == 5
+    finally:
+        await gateway.stop()
+
+
+async def test_new_hours_apply_at_once_and_move_the_deadlines(
+    tmp_path: Path, sqlite_url: str, clock: ManualClock
+) -> None:
+    path = tmp_path / "config.toml"
+    hours = '[hours]\nschedule = {{ mon-fri = "{open}-18:00" }}\n'
+    write(path, sqlite_url, answer="-", operators=("anna",), extra=hours.format(open="09:00"))
+    await migrate(sqlite_url)
+    tg = RecordingAdapter()
+    clock.set(datetime(2026, 11, 28, 12, tzinfo=UTC))  # Saturday: closed
+    gateway = Gateway(load(path, {}), plugins={}, adapters=[tg], serve_http=False)
+    await gateway.start()
+    try:
+        result = await gateway.core.ingest(tg.customer_says("olga", "Hello"))
+        async with gateway.repository.transaction() as tx:
+            due = await tx.deadlines(result.conversation_id)
+        assert due["route"].due_at == datetime(2026, 11, 30, 9, tzinfo=UTC)
+        assert due["sla_breach"].due_at == datetime(2026, 11, 30, 9, 30, tzinfo=UTC)
+
+        # the admin opens an hour earlier: the waiting conversation follows
+        write(path, sqlite_url, answer="-", operators=("anna",), extra=hours.format(open="08:00"))
+        await eventually(lambda: "08:00" in str(gateway.config.core.hours.schedule))
+        assert gateway.config.core.schedule.is_open(datetime(2026, 11, 30, 8, tzinfo=UTC))
+
+        async def moved() -> bool:
+            async with gateway.repository.transaction() as tx:
+                due = await tx.deadlines(result.conversation_id)
+            return due["route"].due_at == datetime(2026, 11, 30, 8, tzinfo=UTC) and due[
+                "sla_breach"
+            ].due_at == datetime(2026, 11, 30, 8, 30, tzinfo=UTC)
+
+        await eventually(moved)
     finally:
         await gateway.stop()

@@ -653,13 +653,13 @@ class SlackAdapter:
         return str(reply["ts"])
 
     async def _post_parts(
-        self, channel: str, thread: str | None, text: str, username: str | None
+        self, channel: str, thread: str | None, text: str, username: str | None, **extra: Any
     ) -> list[str]:
         ids: list[str] = []
         for number, part in enumerate(split_text(text, TEXT_LIMIT)):
             ids.append(
                 await self._call(
-                    lambda p=part: self._post_text(channel, thread, p, username),
+                    lambda p=part: self._post_text(channel, thread, p, username, **extra),
                     first=number == 0,
                 )
             )
@@ -829,7 +829,10 @@ class SlackAdapter:
         shown = replace(out, text=text_with_files(out))
         text, name = render.thread_text(shown)
         if out.mentions:
+            # someone is called on (a deadline, a snooze over): the reply is also sent
+            # to the channel, so the conversation comes up where everyone looks
             text += "\n" + render.mention_line(out.mentions, self.config.operators)
+            return await self._post_parts(self.workspace, thread, text, name, reply_broadcast=True)
         ids: list[str] = []
         if shown.text or not uploads(out):
             ids = await self._post_parts(self.workspace, thread, text, name)

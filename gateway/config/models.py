@@ -461,6 +461,12 @@ class CoreConfig(Section):
             raise Problems(problems)
         return self
 
+    def with_sections(self, **sections: object) -> CoreConfig:
+        """A copy with some sections replaced, validated again. (``model_copy`` would
+        carry over the cached schedule and shifts of the old sections.)"""
+        fields = {name: getattr(self, name) for name in type(self).model_fields}
+        return type(self).model_validate({**fields, **sections})
+
     def max_chats(self, operator: OperatorConfig) -> int:
         return operator.max_chats or self.routing.default_max_chats
 

@@ -130,6 +130,9 @@ async def post_message(world: World, params: JSON, base: str, emit: Emit) -> JSO
         message["blocks"] = blocks
     if thread_ts:
         message["thread_ts"] = str(thread_ts)
+        if str(params.get("reply_broadcast")).lower() in ("true", "1"):
+            # "also send to channel": the reply shows in the channel as well
+            message["subtype"] = "thread_broadcast"
     world.store(channel["id"], message)
     world.count_post(channel["id"])
     emit(world.event_callback(world.message_event(channel, message)))

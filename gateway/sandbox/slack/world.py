@@ -251,7 +251,8 @@ class World:
         return [
             m
             for m in self.messages.get(cid, {}).values()
-            if (m.get("thread_ts") in (None, m["ts"])) and not m.get("deleted")
+            if (m.get("thread_ts") in (None, m["ts"]) or m.get("subtype") == "thread_broadcast")
+            and not m.get("deleted")
         ]
 
     # -- limits ----------------------------------------------------------------------------------
