@@ -118,8 +118,13 @@ class Core:
         scheduler calls this on every tick. Returns how many were taken."""
         taken = 0
         while taken < limit:
-            if await self._run(self.timers.fire_next) is None:
-                break
+            try:
+                if await self._run(self.timers.fire_next) is None:
+                    break
+            except Exception:
+                # a bug in one action must not hold back every deadline behind it
+                log.exception("acting on a deadline failed; it is tried again later")
+                await self._run(self.timers.postpone_next)
             taken += 1
         return taken
 

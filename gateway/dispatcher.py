@@ -68,7 +68,7 @@ class Dispatcher:
             )
         return out
 
-    def _choose(
+    def choose(
         self, candidates: list[Candidate], conversation: Conversation, preferred: str | None
     ) -> Candidate | None:
         routing = self.desk.config.routing
@@ -138,7 +138,7 @@ class Dispatcher:
             await self.relay.header(tx, conversation)
             return
         candidates = await self.candidates(tx)
-        chosen = self._choose(candidates, conversation, preferred)
+        chosen = self.choose(candidates, conversation, preferred)
         if chosen is not None:
             await self.assign(tx, conversation, chosen.operator, announce=not quiet)
             return
@@ -209,12 +209,16 @@ class Dispatcher:
         if self.desk.config.routing.strategy == "manual" or not self.is_open():
             return 0
         assigned = 0
+        candidates = await self.candidates(tx)
+        if not any(c.available for c in candidates):
+            return 0  # checked before reading the queue, which may be long
         for conversation in await tx.queue():
-            candidates = await self.candidates(tx)
+            if assigned:
+                candidates = await self.candidates(tx)
             if not any(c.available for c in candidates):
                 break
             previous = await self._previous_assignee(tx, conversation)
-            chosen = self._choose(candidates, conversation, previous)
+            chosen = self.choose(candidates, conversation, previous)
             if chosen is None:
                 continue  # nobody speaks this one's language yet; the next may fit
             await self.assign(tx, conversation, chosen.operator, announce=True)

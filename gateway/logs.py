@@ -64,7 +64,8 @@ def setup_logging(level: str, secrets: Iterable[str] = ()) -> SecretScrubber:
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    # libraries' debug chatter can carry request bodies; keep them at warning
-    for noisy in ("aiosqlite", "asyncio", "sqlalchemy.engine", "alembic"):
+    # libraries' debug chatter can carry request bodies; keep them at warning (and
+    # APScheduler logs every tick at info: the gateway logs what a tick did instead)
+    for noisy in ("aiosqlite", "asyncio", "sqlalchemy.engine", "alembic", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     return scrubber

@@ -37,6 +37,9 @@ from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
+#: when a deadline whose action failed is tried again
+RETRY_FAILED = timedelta(minutes=5)
+
 
 class Kind(StrEnum):
     ROUTE = "route"  # queued while the desk is closed or nobody is on shift
@@ -207,6 +210,13 @@ class Timers:
         tx.replan(conversation)
         return row
 
+    async def postpone_next(self, tx: Transaction) -> None:
+        """Move the oldest due deadline (one whose action just failed) later."""
+        row = await tx.next_due_deadline(utcnow())
+        if row is not None:
+            row.due_at = utcnow() + RETRY_FAILED
+            tx.add(row)
+
     def _still_due(
         self, conversation: Conversation, kind: str, now: datetime, assignee: OperatorState | None
     ) -> bool:
@@ -276,7 +286,7 @@ class Timers:
         if config.core.sla.on_breach == "reassign" and first_time:
             candidates = await self.dispatcher.candidates(tx)
             others = [c for c in candidates if c.operator.id != conversation.assignee_id]
-            chosen = self.dispatcher._choose(others, conversation, None)
+            chosen = self.dispatcher.choose(others, conversation, None)
             if chosen is not None:
                 note = (
                     f"{head}. Reassigned from {owner.name} to {chosen.operator.name}."

@@ -429,3 +429,35 @@ async def test_several_processes_on_postgresql_act_on_each_deadline_once(
     finally:
         await one.stop()
         await two.stop()
+
+
+async def test_a_failing_action_does_not_hold_back_the_deadlines_behind_it(
+    database_url: str, clock: ManualClock
+) -> None:
+    config = make_config(database_url, extra="[sla]\nfirst_response_minutes = 0\n")
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        first = await gw.core.ingest(tg.customer_says("olga", "hi"))
+        clock.advance(minutes=1)
+        second = await gw.core.ingest(tg.customer_says("petro", "hi"))
+        broken = first.conversation_id
+
+        async def nudge_with_a_bug(tx, conversation) -> None:  # type: ignore[no-untyped-def]
+            # stands in for a bug in one action, for one conversation
+            if conversation.id == broken:
+                raise RuntimeError("a bug in an action")
+            await original(tx, conversation)
+
+        original = gw.core.timers._actions["nudge"]
+        gw.core.timers._actions["nudge"] = nudge_with_a_bug
+        clock.advance(minutes=21)
+        await tick(gw)
+        update = tg.to_customer("chat-petro")[-1]
+        assert update.startswith("We have not forgotten you")  # the one behind it went out
+        due = await deadlines(gw, broken)
+        assert due["nudge"] - clock.now() > timedelta(minutes=4)  # tried again later
+        gw.core.timers._actions["nudge"] = original
+        clock.advance(minutes=6)
+        await tick(gw)
+        assert tg.to_customer("chat-olga")[-1].startswith("We have not forgotten you")
+        assert second.conversation_id != broken
