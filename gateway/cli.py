@@ -1,4 +1,4 @@
-"""`gateway` command line: run, check-config, migrate, status, faq."""
+"""`gateway` command line: run, check-config, migrate, status, report, faq."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from gateway import __version__
 from gateway.config import Config
@@ -96,32 +98,99 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _read_database(config: Config, config_path: str, work):  # type: ignore[no-untyped-def]
+    """Run ``work(repository)`` against the config's database, once it is migrated."""
+    from storage.migrate import current_revision, head_revision
+
+    async def read():  # type: ignore[no-untyped-def]
+        db = Database(config.gateway.database_url)
+        try:
+            if await current_revision(db) != head_revision():
+                raise DatabaseError(
+                    f"the database at {db.display_url} is not migrated: run "
+                    f"`gateway migrate --config {config_path}` (or start the gateway once)"
+                )
+            return await work(Repository(db))
+        finally:
+            await db.dispose()
+
+    return asyncio.run(read())
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from gateway.status import collect_status, render_status
-    from storage.migrate import current_revision, head_revision
 
     try:
         config = _load(args.config)
     except ConfigError as error:
         return _problems(error)
 
-    async def status() -> str:
-        db = Database(config.gateway.database_url)
-        try:
-            if await current_revision(db) != head_revision():
-                raise DatabaseError(
-                    f"the database at {db.display_url} is not migrated: run "
-                    f"`gateway migrate --config {args.config}` (or start the gateway once)"
-                )
-            return render_status(await collect_status(Repository(db), config))
-        finally:
-            await db.dispose()
+    async def status(repository: Repository) -> str:
+        return render_status(await collect_status(repository, config))
 
     try:
-        print(asyncio.run(status()))
+        print(_read_database(config, args.config, status))
     except (DatabaseError, OSError) as error:
         print(f"cannot read status: {error}", file=sys.stderr)
         return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _day(value: str, zone: ZoneInfo, flag: str) -> datetime:
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{flag} {value!r}: not a date (use YYYY-MM-DD)") from None
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gateway.report import load_report, render_text
+    from gateway.report_html import render_html
+
+    try:
+        config = _load(args.config)
+    except ConfigError as error:
+        return _problems(error)
+    zone = config.core.schedule.zone
+    try:
+        # --until names the last day included
+        until = (
+            _day(args.until, zone, "--until") + timedelta(days=1)
+            if args.until
+            else datetime.now(UTC)
+        )
+        since = (
+            _day(args.since, zone, "--since")
+            if args.since
+            else _day((until - timedelta(days=30)).astimezone(zone).date().isoformat(), zone, "")
+        )
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return EXIT_INVALID
+    if since >= until:
+        print("--since must be before --until", file=sys.stderr)
+        return EXIT_INVALID
+
+    async def work(repository: Repository):  # type: ignore[no-untyped-def]
+        return await load_report(repository, config, since=since, until=until, by=args.by)
+
+    try:
+        report = _read_database(config, args.config, work)
+    except (DatabaseError, OSError) as error:
+        print(f"cannot read the database: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(render_text(report))
+    if args.html:
+        path = Path(args.html)
+        try:
+            path.write_text(render_html(report), encoding="utf-8")
+        except OSError as error:
+            print(f"cannot write {path}: {error}", file=sys.stderr)
+            return EXIT_FAILURE
+        print(f"\nHTML report: {path.resolve()}")
     return EXIT_OK
 
 
@@ -199,6 +268,16 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="open conversations, queue and operators")
     status.add_argument("--config", default=DEFAULT_CONFIG)
     status.set_defaults(func=cmd_status)
+
+    report = sub.add_parser(
+        "report", help="response times, resolution, FAQ, SLA and CSAT, per operator/channel/day"
+    )
+    report.add_argument("--config", default=DEFAULT_CONFIG)
+    report.add_argument("--since", help="first day, YYYY-MM-DD (default: 30 days ago)")
+    report.add_argument("--until", help="last day included, YYYY-MM-DD (default: today)")
+    report.add_argument("--by", choices=("operator", "channel", "day"), default="operator")
+    report.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
+    report.set_defaults(func=cmd_report)
 
     faq = sub.add_parser("faq", help="try the FAQ: ask it, or measure it on a set of questions")
     faq_sub = faq.add_subparsers(dest="faq_command", required=True, metavar="ACTION")

@@ -32,6 +32,7 @@ from storage.models import (
     Customer,
     CustomerIdentity,
     Deadline,
+    Direction,
     InboundEvent,
     Message,
     MessageRef,
@@ -513,6 +514,62 @@ class Transaction:
             .group_by(OutboxRow.destination, OutboxRow.status)
         )
         return {(dest, str(status)): int(count) for dest, status, count in result.all()}
+
+    # -- reports ----------------------------------------------------------------
+
+    @staticmethod
+    def _touching(since: datetime, until: datetime) -> Any:
+        """Conversations that opened, closed or were rated in [since, until)."""
+        return or_(
+            and_(col(Conversation.created_at) >= since, col(Conversation.created_at) < until),
+            and_(col(Conversation.resolved_at) >= since, col(Conversation.resolved_at) < until),
+            and_(col(Conversation.csat_rated_at) >= since, col(Conversation.csat_rated_at) < until),
+        )
+
+    async def report_conversations(
+        self, since: datetime, until: datetime
+    ) -> Sequence[Conversation]:
+        result = await self.session.exec(
+            select(Conversation).where(self._touching(since, until)).order_by(col(Conversation.id))
+        )
+        return result.all()
+
+    async def report_replies(self, since: datetime, until: datetime) -> tuple[set[int], set[int]]:
+        """Of the conversations in the period: those an FAQ answer went to, and those
+        an operator replied in."""
+        result = await self.session.exec(
+            select(Message.conversation_id, Message.direction, Message.author_id)
+            .join(Conversation, col(Conversation.id) == Message.conversation_id)
+            .where(
+                self._touching(since, until),
+                or_(
+                    Message.direction == Direction.OUT,
+                    and_(
+                        Message.direction == Direction.AUTO,
+                        col(Message.author_id).startswith("faq:"),
+                        # the suggestion list and the "a person will answer" text
+                        col(Message.author_id).not_in(("faq:person", "faq:?")),
+                    ),
+                ),
+            )
+            .distinct()
+        )
+        faq: set[int] = set()
+        replied: set[int] = set()
+        for conversation_id, direction, _ in result.all():
+            (replied if direction == Direction.OUT else faq).add(conversation_id)
+        return faq, replied
+
+    async def report_breaches(
+        self, since: datetime, until: datetime
+    ) -> Sequence[tuple[SlaBreach, str]]:
+        result = await self.session.exec(
+            select(SlaBreach, Conversation.channel)
+            .join(Conversation, col(Conversation.id) == SlaBreach.conversation_id)
+            .where(col(SlaBreach.breached_at) >= since, col(SlaBreach.breached_at) < until)
+            .order_by(col(SlaBreach.id))
+        )
+        return result.all()  # type: ignore[return-value]
 
     # -- deadlines ---------------------------------------------------------------
 
