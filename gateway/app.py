@@ -12,6 +12,7 @@ import importlib
 import logging
 import pkgutil
 import signal
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ from gateway.events import (
     OperatorCommand,
 )
 from gateway.http import HttpServer
+from gateway.metrics import Metrics
 from gateway.outbox import OutboxWorker
 from storage import Database, Repository
 from storage.migrate import ensure_schema
@@ -123,7 +125,14 @@ class _Host:
 
     async def ingest(self, inbound: Inbound) -> IngestResult:
         self._gateway.check_accepting()
-        return await self._gateway.core.ingest(inbound)
+        metrics = self._gateway.metrics
+        started = time.perf_counter()
+        result = await self._gateway.core.ingest(inbound)
+        metrics.ingest_seconds.labels(inbound.channel).observe(time.perf_counter() - started)
+        if not result.duplicate and result.ignored is None:
+            side = "workspace" if inbound.from_workspace else "customer"
+            metrics.messages_in.labels(inbound.channel, side).inc()
+        return result
 
     async def act(self, command: OperatorCommand) -> ActionResult:
         self._gateway.check_accepting()
@@ -182,7 +191,14 @@ class Gateway:
             on_enqueued=self._wake,
         )
         self.workers = {a.name: OutboxWorker(self.core, a, config.outbox) for a in self.adapters}
-        self.http = HttpServer(config.gateway.http_host, config.gateway.http_port, self._health)
+        self.metrics = Metrics(lambda: self.workers.values())
+        self.http = HttpServer(
+            config.gateway.http_host,
+            config.gateway.http_port,
+            self._health,
+            ready=self.readiness,
+            metrics=self._metrics_page,
+        )
         self._serve_http = serve_http
         self._started: list[Adapter] = []
         self._watcher: asyncio.Task[None] | None = None
@@ -202,6 +218,31 @@ class Gateway:
             "channels": [a.name for a in self.adapters],
             "workspaces": list(self.core.desk.workspaces),
         }
+
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Whether this process can do its work: the database answers, and every
+        channel is connected to its platform (a reason for each that is not)."""
+        details: dict[str, Any] = {}
+        try:
+            await asyncio.wait_for(self.repository.ping(), 5)
+            details["database"] = "ok"
+        except Exception as exc:  # any failure to answer is the answer
+            details["database"] = f"unreachable: {type(exc).__name__}: {exc}"[:300]
+        channels: dict[str, str] = {}
+        for adapter in self.adapters:
+            if adapter not in self._started:
+                channels[adapter.name] = "not started"
+                continue
+            check = getattr(adapter, "readiness", None)
+            problem = await check() if check is not None else None
+            channels[adapter.name] = problem or "ok"
+        details["channels"] = channels
+        ready = details["database"] == "ok" and all(v == "ok" for v in channels.values())
+        return ready and self._accepting, details
+
+    async def _metrics_page(self) -> bytes:
+        await self.metrics.refresh(self.repository, self.config)
+        return self.metrics.render()
 
     async def start(self) -> None:
         config = self.config
@@ -286,6 +327,7 @@ class Gateway:
         finally:
             self._ticking = None
         if taken:
+            self.metrics.deadlines.inc(taken)
             log.info("%d deadline(s) acted on", taken)
         return taken
 

@@ -60,7 +60,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         config = _load(args.config)
     except ConfigError as error:
         return _problems(error)
-    setup_logging(config.gateway.log_level, config.secrets)
+    setup_logging(
+        config.gateway.log_level,
+        config.secrets,
+        json_lines=config.gateway.log_format == "json",
+    )
     logging.getLogger("gateway").info("%s", _summary(config))
     try:
         asyncio.run(Gateway(config).run())

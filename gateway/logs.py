@@ -1,9 +1,17 @@
-"""Logging: readable lines carrying conversation id and channel, scrubbed of secrets."""
+"""Logging: one line per record, readable text or JSON, carrying the conversation id
+and channel where there is one, and scrubbed of every configured secret.
+
+What is logged at info and above never holds a message's text: the gateway logs
+that something happened to a conversation (opened, assigned, delivered), not what
+anyone wrote.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 CONTEXT_FIELDS = ("conversation_id", "channel")
 
@@ -54,11 +62,38 @@ class ContextFormatter(logging.Formatter):
         return f"{line} [{context}]" if context else line
 
 
-def setup_logging(level: str, secrets: Iterable[str] = ()) -> SecretScrubber:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log shippers (Loki, Elasticsearch, CloudWatch)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in CONTEXT_FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                entry[name] = value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def setup_logging(
+    level: str, secrets: Iterable[str] = (), *, json_lines: bool = False
+) -> SecretScrubber:
     handler = logging.StreamHandler()
     scrubber = SecretScrubber(secrets)
     handler.addFilter(scrubber)
-    handler.setFormatter(ContextFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.setFormatter(
+        JsonFormatter()
+        if json_lines
+        else ContextFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    )
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)

@@ -20,6 +20,8 @@ from storage.types import utcnow
 router = ActionRouter()
 
 _DURATION_RE = re.compile(r"(\d+)\s*([dhm])")
+#: waiting conversations /status names, oldest first
+STATUS_QUEUE_LINES = 5
 #: the longest snooze: a conversation forgotten for longer is not snoozed but lost
 MAX_SNOOZE = timedelta(days=30)
 
@@ -172,13 +174,22 @@ async def snooze(ctx: ActionContext) -> ActionResult:
 async def status(ctx: ActionContext) -> ActionResult:
     queue = await ctx.tx.queue()
     team = await ctx.dispatcher.candidates(ctx.tx)
+    now = utcnow()
     if queue and queue[0].queued_at is not None:
-        waited = int((utcnow() - queue[0].queued_at).total_seconds() // 60)
+        waited = int((now - queue[0].queued_at).total_seconds() // 60)
         head = f"{len(queue)} waiting, the oldest for {waited} min"
     else:
         head = "nobody waiting"
     lines = [f"Queue: {head}."]
-    now = utcnow()
+    for conversation in queue[:STATUS_QUEUE_LINES]:
+        customer = await ctx.tx.customer(conversation.customer_id)
+        since = conversation.queued_at or conversation.created_at
+        minutes = int((now - since).total_seconds() // 60)
+        lines.append(
+            f"  #{conversation.id} {customer.display_name} ({conversation.channel}), {minutes} min"
+        )
+    if len(queue) > STATUS_QUEUE_LINES:
+        lines.append(f"  … and {len(queue) - STATUS_QUEUE_LINES} more")
     schedule = ctx.config.core.schedule
     if not schedule.is_open(now):
         opens = schedule.next_opening(now)

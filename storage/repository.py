@@ -647,6 +647,11 @@ class Repository:
         # busy-handler sleeps; other processes still wait on the busy timeout.
         self._sqlite_writer = asyncio.Lock() if db.is_sqlite else None
 
+    async def ping(self) -> None:
+        """A round trip to the database (raises when it does not answer)."""
+        async with AsyncSession(self.db.engine) as session:
+            await session.exec(select(1))  # type: ignore[call-overload]
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         if self._sqlite_writer is None:

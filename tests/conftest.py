@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -76,3 +77,40 @@ def clock() -> Iterator[ManualClock]:
         yield manual
     finally:
         set_clock(previous)
+
+
+#: every secret the tests hand the gateway: none may ever appear in a log line
+TEST_SECRETS = (
+    "SANDBOX-token-not-for-production",  # the Telegram sandbox's bot token
+    "xoxb-0000-sandbox-bot-token",
+    "xapp-1-sandbox-app-token",
+    "sandbox-signing-secret-0123456789",
+    "mailbox-secret",
+)
+
+
+class _SecretWatch(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.leaks: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_info:
+            text += logging.Formatter().formatException(record.exc_info)
+        if any(secret in text for secret in TEST_SECRETS):
+            self.leaks.append(f"{record.name}: {text[:300]}")
+
+
+@pytest.fixture(autouse=True)
+def no_secret_in_any_log_line() -> Iterator[None]:
+    """Fails a test in which anything logged a token or password: the scrubber in
+    production is the second line of defence, not the first."""
+    watch = _SecretWatch()
+    root = logging.getLogger()
+    root.addHandler(watch)
+    try:
+        yield
+    finally:
+        root.removeHandler(watch)
+    assert not watch.leaks, "secrets in log lines:\n" + "\n".join(watch.leaks)

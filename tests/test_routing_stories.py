@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 
 from gateway.errors import InvalidEvent
-from gateway.events import Inbound, Sender
+from gateway.events import Inbound, OperatorCommand, Sender
 from storage import ConversationStatus, Direction
 from tests.support import (
     RecordingAdapter,
@@ -17,6 +17,7 @@ from tests.support import (
     conversation,
     make_config,
     messages,
+    operator_tg,
     operator_writes,
     running,
     settle,
@@ -261,3 +262,19 @@ def test_a_malformed_event_is_refused_with_the_field_named() -> None:
             text="hi",
             sent_at=datetime(2026, 1, 1),
         )
+
+
+async def test_status_names_the_waiting_customers_oldest_first(database_url: str) -> None:
+    config = make_config(database_url, ("anna",), max_chats=1)
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        for name in ("olga", "petro", "ivan"):
+            await gw.core.ingest(tg.customer_says(name, "hello"))
+        anna = operator_tg(config, "anna")
+        result = await gw.core.act(OperatorCommand("telegram", "st-1", anna, "status"))
+        assert result.message.splitlines() == [
+            "Queue: 2 waiting, the oldest for 0 min.",
+            "  #2 Petro (telegram), 0 min",
+            "  #3 Ivan (telegram), 0 min",
+            "Online: Anna 1/1.",
+        ]

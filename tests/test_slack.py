@@ -365,6 +365,18 @@ async def test_presence_and_status_by_slash_command(sqlite_url: str, mode: str) 
         await eventually(lambda: sandbox.ephemeral(channel, stranger))
         assert "Only configured operators" in sandbox.ephemeral(channel, stranger)[0]["text"]
 
+        # or by mentioning the app: in the channel, the status; in a thread, a command
+        bot = sandbox.world.bot_user
+        sandbox.post(desk.anna, f"<@{bot}>", channel=channel)
+        await eventually(lambda: len(sandbox.ephemeral(channel, desk.anna)) == 2)
+        assert sandbox.ephemeral(channel, desk.anna)[1]["text"].startswith("Queue: nobody")
+        thread = desk.thread_of("Carol Smith")
+        sandbox.post(desk.boris, f"<@{bot}> snooze 1h", channel=channel, thread_ts=thread)
+        await eventually(lambda: "snoozed" in desk.card_of("Carol Smith")["text"])
+        # a command to the app is not a reply: Carol never sees it
+        await settle(desk.gateway)
+        assert not any("snooze" in m["text"] for m in desk.to_customer(carol))
+
 
 async def test_customers_in_a_shared_channel_and_files_from_operators(sqlite_url: str) -> None:
     sandbox = SlackSandbox(limits=Limits(enabled=False), retry_delays=(0.05, 0.2, 0.5))

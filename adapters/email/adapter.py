@@ -108,6 +108,12 @@ class EmailAdapter:
             raise ImapFailure(" ".join(_text(line) for line in response.lines)[:300])
         return response
 
+    async def readiness(self) -> str | None:
+        """None when the mailbox is open; otherwise why it is not."""
+        if not self.connected.is_set():
+            return f"IMAP {self.section.imap_host}:{self.section.imap_port} is not connected"
+        return None
+
     async def _read_forever(self) -> None:
         pause = 1.0
         while not self._stopping:

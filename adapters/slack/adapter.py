@@ -243,6 +243,16 @@ class SlackAdapter:
                 self.workspace,
             )
 
+    async def readiness(self) -> str | None:
+        """None when events reach us; otherwise why they do not."""
+        if self.app is None:
+            return "not started"
+        if self.section.mode == "http":
+            return None
+        if self.socket is None or not await self.socket.client.is_connected():
+            return "Socket Mode is not connected (reconnecting)"
+        return None
+
     async def stop(self) -> None:
         await self._close()
 
@@ -292,6 +302,9 @@ class SlackAdapter:
 
     async def _on_event(self, event: dict[str, Any]) -> None:
         """Raise (500 / no ack, so Slack retries) only when the event may succeed later."""
+        if event.get("type") == "app_mention":
+            await self._on_mention(event)
+            return
         if event.get("type") != "message":
             return
         channel = str(event.get("channel") or "")
@@ -362,6 +375,8 @@ class SlackAdapter:
         thread = normalise.in_thread(message)
         if thread is None:
             return  # the channel itself is for the cards; only threads are conversations
+        if normalise.mention_command(message.get("text") or "", self.bot_user):
+            return  # a command to the app (its app_mention event runs it), not a reply
         operator = self._operator(user)
         if normalise.is_note(message.get("text") or ""):
             if edit_of or delete_of:
@@ -458,6 +473,28 @@ class SlackAdapter:
         )
         await ack()
         self._tell(channel, user, thread, result.message)
+
+    async def _on_mention(self, event: dict[str, Any]) -> None:
+        """``@app status`` (or any command: ``@app snooze 2h`` in a conversation's
+        thread) from the workspace; the answer is shown to the writer only."""
+        assert self.host is not None
+        channel = str(event.get("channel") or "")
+        user = str(event.get("user") or "")
+        command = normalise.mention_command(str(event.get("text") or ""), self.bot_user)
+        if channel != self.workspace or not user or command is None:
+            return
+        thread = event.get("thread_ts")
+        result = await self.host.act(
+            OperatorCommand(
+                channel=self.name,
+                event_id=f"mention:{channel}:{event.get('ts')}",
+                operator_external_id=user,
+                name=command[0],
+                args=command[1],
+                workspace_thread=str(thread) if thread else None,
+            )
+        )
+        self._tell(channel, user, str(thread) if thread else None, result.message)
 
     async def _on_command(self, ack: AsyncAck, command: dict[str, Any]) -> None:
         """``/support online``: presence and the queue, from anywhere in Slack. The

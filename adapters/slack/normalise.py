@@ -61,6 +61,19 @@ def note_body(text: str) -> str:
     return text.lstrip()[len(NOTE_PREFIX) :].strip()
 
 
+def mention_command(text: str, bot_user: str) -> tuple[str, str] | None:
+    """``<@BOT> snooze 2h`` -> ("snooze", "2h"); a bare mention asks for the status.
+    None unless the message starts by addressing the app."""
+    mention = f"<@{bot_user}>"
+    stripped = text.strip()
+    if not bot_user or not stripped.startswith(mention):
+        return None
+    words = stripped[len(mention) :].split(None, 1)
+    if not words:
+        return "status", ""
+    return words[0].lstrip("/").lower(), words[1].strip() if len(words) > 1 else ""
+
+
 def in_thread(message: JSON) -> str | None:
     """The thread a reply belongs to; None for a top-level message (a thread's root)."""
     thread = message.get("thread_ts")

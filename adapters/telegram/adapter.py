@@ -146,6 +146,8 @@ class TelegramAdapter:
         self._poller: asyncio.Task[None] | None = None
         self._long_polling = False
         self._stopping = False
+        #: why polling does not reach Telegram now (None: it does)
+        self._poll_problem: str | None = None
         self._failures: dict[int, int] = {}  # update id -> failed tries
         #: topics opened here that the core may not have recorded yet
         self._opened: dict[int, Receipt] = {}
@@ -200,6 +202,16 @@ class TelegramAdapter:
             self._poller = asyncio.create_task(self._poll(), name="telegram-polling")
             log.info("telegram: polling mode")
 
+    async def readiness(self) -> str | None:
+        """None when updates reach us; otherwise why they do not."""
+        if self.bot is None:
+            return "not started"
+        if self.section.mode == "webhook":
+            return None
+        if self._poller is None or self._poller.done():
+            return "polling stopped"
+        return self._poll_problem
+
     async def stop(self) -> None:
         self._stopping = True
         if self._poller is not None:
@@ -225,11 +237,13 @@ class TelegramAdapter:
                     allowed_updates=ALLOWED_UPDATES,
                 )
             except (TelegramNetworkError, TelegramServerError, TelegramRetryAfter) as exc:
+                self._poll_problem = f"getUpdates failed: {exc}"[:200]
                 log.warning("telegram: getUpdates failed (%s); retrying in %.0fs", exc, pause)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 30.0)
                 continue
             except TelegramUnauthorizedError:
+                self._poll_problem = "the bot token was revoked"
                 log.error("telegram: the token was revoked; fix telegram.token and restart")
                 await asyncio.sleep(30)
                 continue
@@ -238,6 +252,7 @@ class TelegramAdapter:
                 updates = self._salvage(exc.data)
             finally:
                 self._long_polling = False
+            self._poll_problem = None
             pause = 1.0
             for unit in albums_together(updates):
                 update, update_id = unit[0], _update_id(unit[-1])

@@ -39,6 +39,8 @@ class GatewaySection(Section):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    #: "text": readable lines; "json": one JSON object per line (for log shippers)
+    log_format: Literal["text", "json"] = "text"
     shutdown_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
     #: how often the config file is checked for changes (faq, texts, operators and
     #: routing apply at once); 0 turns the watching off

@@ -479,6 +479,19 @@ class SlackSandbox:
             user, place, text, thread_ts=thread_ts, files=stored, base=self.base
         )
         self.emit(world.event_callback(world.message_event(place, message)))
+        if f"<@{world.bot_user}>" in text and world.channel_type(place) != "im":
+            # Slack sends an app_mention as well, to apps subscribed to it
+            mention = {
+                "type": "app_mention",
+                "user": user["id"],
+                "text": text,
+                "ts": message["ts"],
+                "channel": place["id"],
+                "event_ts": message["ts"],
+            }
+            if thread_ts:
+                mention["thread_ts"] = thread_ts
+            self.emit(world.event_callback(mention))
         return message
 
     def resend(self, channel: JSON, message: JSON) -> None:
