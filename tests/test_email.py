@@ -8,13 +8,17 @@ from contextlib import asynccontextmanager
 from email.header import Header
 from email.message import EmailMessage
 from email.utils import make_msgid
+from pathlib import Path
 
+import aiohttp
+import aiosmtplib
+import pytest
 from sqlmodel import select
 
 from storage import Conversation, Message
 from tests.mail_servers import Dovecot, SmtpSink, run_dovecot, run_smtp
 from tests.slack_support import SlackDesk, slack_desk
-from tests.support import settle
+from tests.support import all_conversations, settle
 from tests.telegram_support import eventually
 
 EMAIL = """
@@ -302,3 +306,69 @@ async def test_the_mailbox_going_away_and_coming_back(sqlite_url: str) -> None:
         dovecot.start()
         dovecot.append(mail("are you there?", sender="Max <max@example.org>").as_bytes())
         await eventually(lambda: desk.texts("Max") == ["My order is late\n\nare you there?"])
+
+
+SMTP_INBOUND = """
+[email]
+address = "support@example.com"
+inbound = "smtp"
+listen_port = 0
+spool_dir = "{spool}"
+max_message_mb = 1
+smtp_host = "127.0.0.1"
+smtp_port = {smtp_port}
+smtp_security = "none"
+"""
+
+
+async def test_mail_handed_over_smtp_is_taken_once_and_only_for_support(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    async with run_smtp() as smtp:
+        extra = SMTP_INBOUND.format(spool=tmp_path / "spool", smtp_port=smtp.port)
+        async with slack_desk(sqlite_url, extra=extra) as desk:
+            email = next(a for a in desk.gateway.adapters if a.name == "email")
+            port = email.listen_port  # type: ignore[attr-defined]
+
+            async def send(message: EmailMessage, to: str = "support@example.com") -> None:
+                await aiosmtplib.send(
+                    message,
+                    hostname="127.0.0.1",
+                    port=port,
+                    recipients=[to],
+                    sender="pat@example.org",
+                )
+
+            first = mail("The bill is attached", sender="Pat <pat@example.org>")
+            first.add_attachment(
+                b"%PDF-1.4 bill", maintype="application", subtype="pdf", filename="bill.pdf"
+            )
+            await send(first)  # 250 only once committed: the conversation is stored
+            assert len(await all_conversations(desk.gateway)) == 1
+            shared = await eventually(lambda: [m for m in desk.replies("Pat") if m.get("files")])
+            # the file came from the spool, where the mail was kept
+            uploaded = desk.sandbox.file(shared[0]["files"][0]["id"])
+            assert (uploaded.name, uploaded.data) == ("bill.pdf", b"%PDF-1.4 bill")
+            assert len(list((tmp_path / "spool").glob("*.eml"))) == 1
+            # the sending server tries again: the same mail is stored once
+            await send(first)
+            await settle(desk.gateway)
+            assert [t for t in desk.texts("Pat") if "bill is attached" in t] != []
+            assert len([t for t in desk.texts("Pat") if "bill is attached" in t]) == 1
+            # it is no relay, and it takes no mail bigger than max_message_mb
+            with pytest.raises(aiosmtplib.SMTPRecipientsRefused):
+                await send(mail("spam"), to="someone@elsewhere.org")
+            big = mail("x" * (2 * 2**20))
+            with pytest.raises(aiosmtplib.SMTPResponseException) as refused:
+                await send(big)
+            assert refused.value.code == 552
+            # the greeting went back to Pat through the outgoing server
+            await eventually(lambda: sent_to(smtp, "pat@example.org"))
+            status, body = await _readyz(desk.gateway.http.port)
+            assert status == 200 and '"email": "ok"' in body
+
+
+async def _readyz(port: int) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{port}/readyz") as reply:
+            return reply.status, await reply.text()

@@ -1,10 +1,12 @@
-"""Email customers: IMAP in (aioimaplib, IDLE or polling), SMTP out (aiosmtplib).
+"""Email customers: IMAP in (aioimaplib, IDLE or polling), or mail handed to our own
+SMTP listener (``inbound = "smtp"``, see ``inbound``); SMTP out (aiosmtplib).
 
-A mail is marked \\Seen (or moved to ``processed_folder``) only after the core has
-committed it. Dedupe is on Message-ID (or, without one, on the folder's UIDVALIDITY
-and the mail's UID), so a restart, a re-downloaded mail or one marked unread again
-never becomes a second message. Attachments stay in the mailbox and are fetched from
-there when another channel needs their bytes.
+A mail is marked \\Seen (or moved to ``processed_folder``), or answered 250, only
+after the core has committed it. Dedupe is on Message-ID (or, without one, on the
+folder's UIDVALIDITY and the mail's UID, or the mail's digest), so a restart, a
+re-downloaded mail or one marked unread again never becomes a second message.
+Attachments stay in the mailbox (or the spool) and are fetched from there when
+another channel needs their bytes.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ import aiosmtplib
 from adapters.email import parse
 from adapters.email.compose import compose
 from adapters.email.config import EmailSection
+from adapters.email.inbound import InboundHandler, Spool, listen
 from gateway.adapter import Host, RateLimit
 from gateway.cards import file_line
 from gateway.config import Config
-from gateway.errors import PermanentFailure, ShuttingDown, TemporaryFailure
+from gateway.errors import GatewayError, PermanentFailure, ShuttingDown, TemporaryFailure
 from gateway.events import Attachment, Delivery, FileData, Inbound, Receipt, Sender
 
 log = logging.getLogger(__name__)
@@ -57,8 +60,10 @@ class EmailAdapter:
         )
         self.host: Host | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._listener: asyncio.Server | None = None
+        self.spool = Spool(section.spool_dir)
         self._stopping = False
-        self.connected = asyncio.Event()  # the IMAP reader is logged in
+        self.connected = asyncio.Event()  # the IMAP reader is logged in (or listening)
 
     def cost(self, delivery: Delivery) -> int:
         return 1
@@ -67,6 +72,9 @@ class EmailAdapter:
 
     async def start(self, host: Host) -> None:
         self.host = host
+        if self.section.inbound == "smtp":
+            await self._listen()
+            return
         self._reader = asyncio.create_task(self._read_forever(), name="email-imap")
         log.info(
             "email: reading %s at %s:%d, sending through %s:%d",
@@ -77,8 +85,44 @@ class EmailAdapter:
             self.section.smtp_port,
         )
 
+    async def _listen(self) -> None:
+        section = self.section
+
+        async def take(raw: bytes, key: str) -> None:
+            await self._take(raw, f"smtp:{key}", locator=f"spool:{key}")
+
+        handler = InboundHandler(section.address, self.spool, take)
+        try:
+            self._listener = await listen(
+                handler,
+                section.listen_host,
+                section.listen_port,
+                max_bytes=int(section.max_message_mb * 2**20),
+                hostname=self.domain,
+            )
+        except OSError as exc:
+            raise GatewayError(
+                f"email: cannot listen for mail on {section.listen_host}:{section.listen_port} "
+                f"(email.listen_host / email.listen_port): {exc}"
+            ) from None
+        sockets = self._listener.sockets
+        self.listen_port = sockets[0].getsockname()[1] if sockets else section.listen_port
+        self.connected.set()
+        log.info(
+            "email: taking mail for %s over SMTP at %s:%d, sending through %s:%d",
+            section.address,
+            section.listen_host,
+            self.listen_port,
+            section.smtp_host,
+            section.smtp_port,
+        )
+
     async def stop(self) -> None:
         self._stopping = True
+        if self._listener is not None:
+            self._listener.close()
+            await self._listener.wait_closed()
+            self._listener = None
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -96,6 +140,7 @@ class EmailAdapter:
             conn_lost_cb=(lambda exc: lost.set()) if lost is not None else None,
         )
         await imap.wait_hello_from_server()
+        assert section.imap_host and section.imap_user and section.imap_password
         login = await imap.login(section.imap_user, section.imap_password.get_secret_value())
         if login.result != "OK":
             raise ImapFailure("the login was refused (email.imap_user / email.imap_password)")
@@ -109,10 +154,12 @@ class EmailAdapter:
         return response
 
     async def readiness(self) -> str | None:
-        """None when the mailbox is open; otherwise why it is not."""
-        if not self.connected.is_set():
-            return f"IMAP {self.section.imap_host}:{self.section.imap_port} is not connected"
-        return None
+        """None when the mailbox is open (or the listener up); otherwise why not."""
+        if self.connected.is_set():
+            return None
+        if self.section.inbound == "smtp":
+            return "the SMTP listener is not running"
+        return f"IMAP {self.section.imap_host}:{self.section.imap_port} is not connected"
 
     async def _read_forever(self) -> None:
         pause = 1.0
@@ -200,9 +247,10 @@ class EmailAdapter:
             await self._ok(imap.uid("store", uid, "+FLAGS", "(\\Deleted)"))
             await self._ok(imap.expunge())
 
-    async def _take(self, raw: bytes, location: str) -> None:
+    async def _take(self, raw: bytes, location: str, *, locator: str | None = None) -> None:
         """One mail into the core. Raises only when retrying may help (the mail then
-        stays unread and is taken again)."""
+        stays unread, or is refused with 4xx, and is taken again). ``locator`` is
+        where its attachments are read back from (default: the mailbox)."""
         assert self.host is not None
         mail = parse.parse(raw, own_address=self.section.address)
         if not mail.sender_address or mail.sender_address == self.section.address:
@@ -212,7 +260,7 @@ class EmailAdapter:
             )
             return
         event = f"mid:{mail.message_id}" if mail.message_id else f"uid:{location}"
-        locator = mail.message_id or f"uid:{location}"
+        locator = locator or mail.message_id or f"uid:{location}"
         if mail.bounce:
             await self.host.ingest(
                 Inbound(
@@ -278,8 +326,16 @@ class EmailAdapter:
     # -- files --------------------------------------------------------------------------------
 
     async def fetch(self, attachment: Attachment) -> FileData:
-        """A part of a mail, read again from the mailbox (in either folder)."""
+        """A part of a mail, read again from the mailbox (in either folder), or from
+        the spool for mail that came over SMTP."""
         locator, _, index = attachment.file_ref.rpartition("#")
+        if locator.startswith("spool:"):
+            raw = await asyncio.to_thread(self.spool.read, locator.removeprefix("spool:"))
+            if raw is None:
+                raise PermanentFailure("the mail is no longer in the spool")
+            return self._part(raw, index, attachment)
+        if self.section.inbound != "imap":
+            raise PermanentFailure("the mail came from a mailbox this gateway no longer reads")
         imap = await self._connect()
         try:
             raw = await self._find(imap, locator)
@@ -290,6 +346,10 @@ class EmailAdapter:
                 await asyncio.wait_for(imap.logout(), 5)
         if raw is None:
             raise PermanentFailure("the mail is no longer in the mailbox")
+        return self._part(raw, index, attachment)
+
+    @staticmethod
+    def _part(raw: bytes, index: str, attachment: Attachment) -> FileData:
         data = raw if index == "raw" else parse.part_bytes(raw, int(index or -1))
         if data is None:
             raise PermanentFailure("the mail no longer has that part")

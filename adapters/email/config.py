@@ -17,10 +17,14 @@ class EmailSection(BaseModel):
     address: str
     #: the name in From: "Support", or "Anna (Support)" on an operator's reply
     display_name: str = Field(default="Support", min_length=1, max_length=64)
-    imap_host: str
+    #: how customers' mail arrives: "imap", read from a mailbox; or "smtp", handed to
+    #: the gateway's own SMTP listener by your mail server (or straight from the
+    #: senders, with the MX record pointing at it)
+    inbound: Literal["imap", "smtp"] = "imap"
+    imap_host: str | None = None
     imap_port: int = Field(default=993, ge=1, le=65535)
-    imap_user: str
-    imap_password: SecretStr
+    imap_user: str | None = None
+    imap_password: SecretStr | None = None
     #: TLS from the first byte (port 993); false for a plain connection (tests only)
     imap_ssl: bool = True
     imap_folder: str = "INBOX"
@@ -35,6 +39,13 @@ class EmailSection(BaseModel):
     poll_seconds: float = Field(default=60, gt=0, le=3600)
     #: larger files are not sent along, and operators are told
     max_attachment_mb: float = Field(default=20, gt=0, le=100)
+    #: inbound = "smtp": where the listener takes mail, and where the mails it took
+    #: are kept (their attachments are read from there when another channel needs them)
+    listen_host: str = "127.0.0.1"
+    listen_port: int = Field(default=2525, ge=0, le=65535)
+    spool_dir: str = "mail-spool"
+    #: inbound = "smtp": larger mails are refused (552) at the door
+    max_message_mb: float = Field(default=30, gt=0, le=200)
 
     @field_validator("address")
     @classmethod
@@ -47,4 +58,14 @@ class EmailSection(BaseModel):
     def _smtp_auth(self) -> EmailSection:
         if (self.smtp_user is None) != (self.smtp_password is None):
             raise ValueError("smtp_user and smtp_password go together (or neither, for no login)")
+        if self.inbound == "imap":
+            missing = [
+                name
+                for name in ("imap_host", "imap_user", "imap_password")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(
+                    f'inbound = "imap" needs {", ".join(missing)} (or inbound = "smtp")'
+                )
         return self
