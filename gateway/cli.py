@@ -1,4 +1,4 @@
-"""`gateway` command line: run, check-config, migrate, status, report, faq."""
+"""`gateway` command line: demo, run, check-config, migrate, status, report, faq."""
 
 from __future__ import annotations
 
@@ -249,6 +249,12 @@ def cmd_faq_eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+
+    return asyncio.run(run_demo())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gateway",
@@ -256,6 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo", help="see it work: the gateway with built-in Telegram, Slack and mail sandboxes"
+    )
+    demo.set_defaults(func=cmd_demo)
 
     run = sub.add_parser("run", help="start the gateway")
     run.add_argument("--config", default=DEFAULT_CONFIG, help="path to config.toml")

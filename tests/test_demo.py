@@ -1,0 +1,94 @@
+"""A new user's first command: README's install + `gateway demo`, run as they would."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+STEPS = (
+    "▶ 1. Boris is busy",
+    "▶ 2. Olga writes to the support bot on Telegram",
+    "▶ 3. Carol writes to the app in Slack",
+    "▶ 4. Pat emails support",
+    "▶ 5. Boris is back",
+    "▶ 6. Anna answers Olga from her Telegram topic",
+    "▶ 7. Boris answers Carol from her Slack thread",
+    "▶ 8. Anna closes Olga's conversation",
+    "▶ 9. Olga rates it 5",
+    "▶ 10. Anna's slot is free again",
+)
+
+
+def check_transcript(text: str) -> None:
+    for step in STEPS:
+        assert step in text, f"missing: {step}\n{text}"
+    lines = text.splitlines()
+
+    def seen(place: str, words: str) -> bool:
+        return any(line.strip().startswith(place) and words in line for line in lines)
+
+    # each side sees its part: customers their answers, operators the conversation
+    assert seen("Telegram · Olga's chat", "TR-5521")  # Anna's reply reached Olga
+    assert seen("Slack · DM with Carol", "2-4 working days")  # the FAQ answered Carol
+    assert seen("Slack · DM with Carol", "number 1 in line")
+    assert seen("Slack · DM with Carol", "Thursday")  # Boris's reply reached Carol
+    assert seen("Email · pat@example.org", "number 2 in line")
+    assert seen("Email · pat@example.org", "Anna will help you")
+    assert seen("Telegram · topic", "Olga")  # the operators' topic
+    assert seen("Slack · thread of Carol", "Thursday")  # the operators' thread
+    assert seen("Telegram · topic", "rated this conversation 5/5")
+    assert "`gateway status` now:" in text and "(everything delivered)" in text
+    assert "Next: connect your own platforms" in text
+
+
+def test_the_demo_plays_every_step_and_exits_0(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,  # it needs nothing from the working directory
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    check_transcript(result.stdout)
+    assert not list(tmp_path.iterdir())  # and leaves nothing behind
+
+
+def readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Two commands", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.+?)\n```", section)
+
+
+def test_readme_first_command_installs_and_runs_the_demo(tmp_path: Path) -> None:
+    first, second = readme_commands()[:2]
+    assert first.endswith("&& gateway demo")
+    assert second.endswith("&& pytest")  # the one CI runs
+    # the first command, as a new user runs it, in a fresh copy of the project
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    ).stdout.splitlines()
+    copy = tmp_path / "project"
+    for name in listed:
+        source = ROOT / name
+        if source.is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, copy / name)
+    result = subprocess.run(
+        ["bash", "-c", first],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=copy,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    check_transcript(result.stdout)
