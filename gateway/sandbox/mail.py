@@ -23,9 +23,7 @@ class MailSandbox:
         self._server: asyncio.Server | None = None
         self.arrived = asyncio.Event()
 
-    async def handle_DATA(
-        self, server: SMTP, session: Session, envelope: Envelope
-    ) -> str:
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or envelope.content
         assert isinstance(raw, bytes)
         self.received.append(message_from_bytes(raw, policy=policy.default))  # type: ignore[arg-type]
