@@ -252,7 +252,17 @@ def cmd_faq_eval(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
-    return asyncio.run(run_demo())
+    return asyncio.run(run_demo(interactive=args.interactive))
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from gateway.sandbox.standalone import Ports, run_sandbox
+
+    ports = Ports(args.telegram_port, args.slack_port, args.mail_port, args.gateway_mail_port)
+    try:
+        return asyncio.run(run_sandbox(args.config, sys.stdout, ports))
+    except KeyboardInterrupt:
+        return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -266,7 +276,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo", help="see it work: the gateway with built-in Telegram, Slack and mail sandboxes"
     )
+    demo.add_argument(
+        "--interactive",
+        action="store_true",
+        help="the same setup, and you type as the customers and the operators",
+    )
     demo.set_defaults(func=cmd_demo)
+
+    sandbox = sub.add_parser(
+        "sandbox",
+        help="Telegram, Slack and mail sandboxes on loopback, to try a config before real tokens",
+    )
+    sandbox.add_argument("--config", default=DEFAULT_CONFIG)
+    sandbox.add_argument("--telegram-port", type=int, default=8081)
+    sandbox.add_argument("--slack-port", type=int, default=8082)
+    sandbox.add_argument("--mail-port", type=int, default=2526, help="customers' mail servers")
+    sandbox.add_argument(
+        "--gateway-mail-port", type=int, default=2525, help="the gateway's SMTP listener"
+    )
+    sandbox.set_defaults(func=cmd_sandbox)
 
     run = sub.add_parser("run", help="start the gateway")
     run.add_argument("--config", default=DEFAULT_CONFIG, help="path to config.toml")

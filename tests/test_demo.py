@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.slack_support import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,3 +95,85 @@ def test_readme_first_command_installs_and_runs_the_demo(tmp_path: Path) -> None
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     check_transcript(result.stdout)
+
+
+INTERACTIVE = """\
+tg olga: Hello, is anyone there?
+wait 2
+tg anna #1: Hi Olga, Anna here. How can I help?
+wait 1.5
+tg anna #1: /close
+wait 2
+tap olga 4
+wait 1.5
+status
+quit
+"""
+
+
+def test_the_interactive_demo_lets_you_play_everyone(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "demo", "--interactive"],
+        input=INTERACTIVE,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "Telegram · Olga's chat             Olga: Hello, is anyone there?" in out
+    assert "bot: Anna / Hi Olga, Anna here. How can I help?" in out  # what Olga sees
+    assert "(olga tapped “4 ★★★★”)" in out
+    assert "rated this conversation 4/5" in out
+    assert "Open conversations" in out  # the status command
+
+
+async def test_the_sandbox_runs_a_users_own_config(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text((ROOT / "config.example.toml").read_text())
+    ports = [str(free_port()) for _ in range(4)]
+    sandbox = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "sandbox", "--config", str(config),
+        "--telegram-port", ports[0], "--slack-port", ports[1],
+        "--mail-port", ports[2], "--gateway-mail-port", ports[3],
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT, cwd=tmp_path,
+    )  # fmt: skip
+    assert sandbox.stdin is not None and sandbox.stdout is not None
+    seen: list[str] = []
+
+    async def until(text: str) -> None:
+        while not any(text in line for line in seen):
+            line = await asyncio.wait_for(sandbox.stdout.readline(), 60)  # type: ignore[union-attr]
+            assert line, "the sandbox ended early:\n" + "".join(seen)
+            seen.append(line.decode())
+
+    gateway = None
+    try:
+        await until("Then play the customers")
+        intro = "".join(seen)
+        assert f'api_base = "http://127.0.0.1:{ports[0]}"' in intro
+        assert f'api_base = "http://127.0.0.1:{ports[1]}/api/"' in intro
+        assert "anna (telegram 100000001, slack U0000ANNA)" in intro
+        copy = tmp_path / "config.sandbox.toml"
+        gateway = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway", "run", "--config", str(copy),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, cwd=tmp_path,
+        )  # fmt: skip
+        sandbox.stdin.write(b"tg olga: How long does delivery take?\n")
+        # the example config's FAQ answers, whatever the hour (open or closed)
+        await until("bot: Delivery takes 2-4 working days.")
+        await until("topic opened:")
+        sandbox.stdin.write(b"slack carol: I forgot my password\n")
+        await until("Use 'Forgot password' on the login page")
+        sandbox.stdin.write(b"mail pat: I forgot my password\n")
+        await until("Email · pat@example.org")
+        sandbox.stdin.write(b"quit\n")
+        await sandbox.stdin.drain()
+        assert await asyncio.wait_for(sandbox.wait(), 30) == 0
+    finally:
+        for process in (gateway, sandbox):
+            if process is not None and process.returncode is None:
+                process.terminate()
+                await process.wait()

@@ -167,8 +167,10 @@ class World:
         name: str | None = None,
         locale: str = "en-US",
         display_name: str | None = None,
+        user_id: str | None = None,
     ) -> JSON:
-        uid = self.new_id("U")
+        """A Slack user; ``user_id`` gives them a chosen id (an operator's from a config)."""
+        uid = user_id if user_id and user_id not in self.users else self.new_id("U")
         handle = name or real_name.lower().replace(" ", ".")
         user = {
             "id": uid,

@@ -146,8 +146,14 @@ class World:
         username: str | None = None,
         language_code: str | None = "en",
         last_name: str | None = None,
+        user_id: int | None = None,
     ) -> JSON:
-        user_id = next(self._ids)
+        """A Telegram user; ``user_id`` gives them a chosen id (an operator's from a
+        config), otherwise the next free one."""
+        if user_id is None or user_id in self.users:
+            user_id = next(self._ids)
+            while user_id in self.users:
+                user_id = next(self._ids)
         user: JSON = {"id": user_id, "is_bot": False, "first_name": first_name}
         if last_name:
             user["last_name"] = last_name
