@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from gateway import demo as demo_module
 from tests.slack_support import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,3 +181,15 @@ async def test_the_sandbox_runs_a_users_own_config(tmp_path: Path) -> None:
             if process is not None and process.returncode is None:
                 process.terminate()
                 await process.wait()
+
+
+async def test_a_step_that_does_not_happen_fails_the_demo_with_its_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # no time at all for any step: the first one cannot have happened yet
+    monkeypatch.setattr(demo_module, "STEP_SECONDS", 0.0)
+    out = io.StringIO()
+    assert await demo_module.run_demo(out) == 1
+    assert (
+        out.getvalue().rstrip().endswith("The demo failed: step 1: Boris going away did not happen")
+    )
