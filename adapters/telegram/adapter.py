@@ -136,11 +136,22 @@ class TelegramAdapter:
         #: a backlog of customer messages for one topic goes out as one copyMessages
         #: call (up to 100 allowed; 20 keeps a retry small)
         self.max_batch = 20
+        per_chat, per_group = section.chat_messages_per_second, section.group_messages_per_minute
+        overall = section.messages_per_second
         self.rate_limits = (
-            RateLimit("chat", rate=1, per_seconds=1.0, burst=3, key=self._chat_key),
-            RateLimit("group", rate=20, per_seconds=60.0, burst=20, key=self._group_key),
-            RateLimit("bot", rate=30, per_seconds=1.0, burst=30, key=lambda _: "bot"),
-        )
+            RateLimit(
+                "chat", rate=per_chat, per_seconds=1.0, burst=max(3, int(per_chat)),
+                key=self._chat_key,
+            ),
+            RateLimit(
+                "group", rate=per_group, per_seconds=60.0, burst=max(1, int(per_group)),
+                key=self._group_key,
+            ),
+            RateLimit(
+                "bot", rate=overall, per_seconds=1.0, burst=max(1, int(overall)),
+                key=lambda _: "bot",
+            ),
+        )  # fmt: skip
         self.bot: Bot | None = None
         self.host: Host | None = None
         self._poller: asyncio.Task[None] | None = None

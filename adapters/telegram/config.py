@@ -24,6 +24,13 @@ class TelegramSection(BaseModel):
     #: operators work on Slack only
     workspace_chat_id: int | None = None
     poll_timeout_seconds: int = Field(default=25, ge=0, le=50)
+    #: the Bot API's limits the gateway keeps under (Telegram's bots FAQ): messages a
+    #: second in one chat, a minute in one group, a second in all. Lower them for a
+    #: token shared with another program; raise them only for a local Bot API server
+    #: or a sandbox without limits.
+    chat_messages_per_second: float = Field(default=1.0, gt=0, le=10_000)
+    group_messages_per_minute: float = Field(default=20, gt=0, le=1_000_000)
+    messages_per_second: float = Field(default=30, gt=0, le=100_000)
 
     @field_validator("token")
     @classmethod

@@ -400,6 +400,7 @@ async def copy_message(world: World, params: Params, uploads: Uploads) -> JSON:
     fields.update(_extras(world, chat, params))
     world.check_flood(chat["id"])
     copied = world.store_message(chat["id"], world.bot, fields, thread)
+    world.record_copy(source, chat["id"])
     return {"message_id": copied["message_id"]}
 
 
@@ -430,6 +431,7 @@ async def copy_messages(world: World, params: Params, uploads: Uploads) -> list[
                 source["media_group_id"], str(random.randint(10**17, 10**18))
             )
         copied = world.store_message(chat["id"], world.bot, fields, thread)
+        world.record_copy(source, chat["id"])
         out.append({"message_id": copied["message_id"]})
     return out
 

@@ -361,5 +361,9 @@ class TelegramSandbox:
                 "rate_limited": stats.rate_limited,
                 "early_retries": stats.early_retries,
                 "pending_updates": len(self.world.updates),
+                "written": stats.written,
+                "copied": len(stats.copied),
+                "duplicates": sum(n - 1 for n in stats.copied.values()),
+                "copy_latencies": stats.copy_latencies,
             }
         )

@@ -77,6 +77,13 @@ class Stats:
     per_chat_second: dict[int, dict[int, int]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(int))
     )
+    #: users' private-chat messages copied into a group: (chat, message) -> copies,
+    #: and for each first copy the seconds from the message to its copy (the
+    #: sandbox's own clock at both ends): what a benchmark measures
+    copied: dict[tuple[int, int], int] = field(default_factory=lambda: defaultdict(int))
+    copy_latencies: list[float] = field(default_factory=list)
+    #: messages users wrote in private chats (what could be copied)
+    written: int = 0
 
 
 @dataclass
@@ -214,7 +221,10 @@ class World:
             "chat": chat,
             "from": sender,
             **fields,
+            "_created": self.clock(),
         }
+        if chat["type"] == "private" and sender.get("id") != self.bot["id"]:
+            self.stats.written += 1
         if thread_id is not None:
             topic = self.topics[chat_id].get(thread_id)
             if topic is None or topic.get("deleted"):
@@ -223,6 +233,15 @@ class World:
             message["is_topic_message"] = True
         self.messages[chat_id][message["message_id"]] = message
         return message
+
+    def record_copy(self, source: JSON, target_chat: int) -> None:
+        """A user's private message copied into a group: count it, time the first copy."""
+        if source["chat"]["type"] != "private" or target_chat >= 0:
+            return
+        key = (source["chat"]["id"], source["message_id"])
+        self.stats.copied[key] += 1
+        if self.stats.copied[key] == 1 and "_created" in source:
+            self.stats.copy_latencies.append(self.clock() - source["_created"])
 
     def find_message(self, chat_id: int, message_id: int, purpose: str) -> JSON:
         message = self.messages.get(chat_id, {}).get(message_id)
