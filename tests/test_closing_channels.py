@@ -40,6 +40,8 @@ async def test_telegram_auto_close_and_a_rating_by_button(
             olga = sandbox.add_user("Olga")
             sandbox.send(olga, "Can I pay by card?")
             topic = await eventually(lambda: desk.topic_of("Olga"))
+            # the gateway has recorded the topic once it copies Olga's message there
+            await eventually(lambda: len(desk.in_topic(topic)) >= 2)
             sandbox.send(desk.anna, "Yes, any card.", chat_id=desk.workspace, thread_id=topic)
             await eventually(lambda: any("any card" in t for t in desk.to_customer(olga)))
             clock.advance(hours=48, minutes=1)
@@ -73,6 +75,8 @@ async def test_telegram_snooze_and_the_wake_up_mention(sqlite_url: str, clock: M
         olga = desk.sandbox.add_user("Olga")
         desk.sandbox.send(olga, "I will send the receipt tonight")
         topic = await eventually(lambda: desk.topic_of("Olga"))
+        # the gateway has recorded the topic once it copies Olga's message there
+        await eventually(lambda: len(desk.in_topic(topic)) >= 2)
         desk.sandbox.send(desk.anna, "/snooze 4h", chat_id=desk.workspace, thread_id=topic)
         await eventually(lambda: desk.topic_of("💤"))
         clock.advance(hours=4, minutes=1)
