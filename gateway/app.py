@@ -112,9 +112,13 @@ def discover_plugins() -> dict[str, ChannelPlugin]:
     return plugins
 
 
-def load(path: str | Path, plugins: dict[str, ChannelPlugin] | None = None) -> Config:
+def load(
+    path: str | Path, plugins: dict[str, ChannelPlugin] | None = None, *, channels: bool = True
+) -> Config:
     plugins = discover_plugins() if plugins is None else plugins
-    return load_config(path, {name: p.config_model for name, p in plugins.items()})
+    return load_config(
+        path, {name: p.config_model for name, p in plugins.items()}, channels=channels
+    )
 
 
 class _Host:

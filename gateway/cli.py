@@ -21,10 +21,12 @@ EXIT_OK, EXIT_FAILURE, EXIT_INVALID = 0, 1, 2
 DEFAULT_CONFIG = "config.toml"
 
 
-def _load(path: str) -> Config:
+def _load(path: str, *, channels: bool = True) -> Config:
+    """The config; ``channels=False`` for commands that never talk to a platform (they
+    then need none of the platforms' secrets)."""
     from gateway.app import load
 
-    return load(path)
+    return load(path, channels=channels)
 
 
 def _summary(config: Config) -> str:
@@ -78,7 +80,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from storage.migrate import upgrade
 
     try:
-        config = _load(args.config)
+        config = _load(args.config, channels=False)
     except ConfigError as error:
         return _problems(error)
 
@@ -125,7 +127,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from gateway.status import collect_status, render_status
 
     try:
-        config = _load(args.config)
+        config = _load(args.config, channels=False)
     except ConfigError as error:
         return _problems(error)
 
@@ -155,7 +157,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from gateway.report_html import render_html
 
     try:
-        config = _load(args.config)
+        config = _load(args.config, channels=False)
     except ConfigError as error:
         return _problems(error)
     zone = config.core.schedule.zone
@@ -202,7 +204,7 @@ def cmd_faq_ask(args: argparse.Namespace) -> int:
     from gateway.autoreply import build_matcher
 
     try:
-        config = _load(args.config)
+        config = _load(args.config, channels=False)
     except ConfigError as error:
         return _problems(error)
     section = config.core.faq
@@ -235,7 +237,7 @@ def cmd_faq_eval(args: argparse.Namespace) -> int:
     from gateway.faq_eval import evaluate, read_cases
 
     try:
-        config = _load(args.config)
+        config = _load(args.config, channels=False)
     except ConfigError as error:
         return _problems(error)
     try:

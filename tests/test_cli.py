@@ -162,3 +162,23 @@ def test_the_log_scrubber_removes_secrets_from_messages_and_tracebacks() -> None
     assert record.getMessage() == "GET https://api.telegram.org/bot***/getMe failed"
     assert "123456:ABC-token" not in (record.exc_text or "")
     assert "bot***/getUpdates" in (record.exc_text or "")
+
+
+def test_read_only_commands_need_no_platform_secret(tmp_path: Path) -> None:
+    config = write_config(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}", free_port())
+    config.write_text(
+        config.read_text()
+        + '\n[telegram]\ntoken = "${TELEGRAM_TOKEN}"\nworkspace_chat_id = -1001234567890\n'
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TELEGRAM_TOKEN"}
+    # running needs the token, and says which is missing
+    refused = gateway("check-config", str(config), env=env)
+    assert refused.returncode == 2 and "TELEGRAM_TOKEN is not set" in refused.stderr
+    # reading the database does not
+    assert gateway("migrate", "--config", str(config), env=env).returncode == 0
+    status = gateway("status", "--config", str(config), env=env)
+    assert status.returncode == 0, status.stderr
+    report = gateway("report", "--config", str(config), env=env)
+    assert report.returncode == 0 and report.stdout.startswith("Support report"), report.stderr
+    faq = gateway("faq", "ask", "--config", str(config), "delivery?", env=env)
+    assert faq.returncode == 0, faq.stderr

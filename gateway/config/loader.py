@@ -77,6 +77,7 @@ def load_config(
     channel_models: Mapping[str, type[BaseModel]] | None = None,
     *,
     environ: Mapping[str, str] | None = None,
+    channels: bool = True,
 ) -> Config:
     path = Path(path)
     try:
@@ -85,7 +86,7 @@ def load_config(
         raise ConfigError([f"{path}: no such file"]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{path}: cannot be read ({exc})"]) from None
-    return parse_config(text, channel_models, environ=environ, path=path)
+    return parse_config(text, channel_models, environ=environ, path=path, channels=channels)
 
 
 def parse_config(
@@ -94,7 +95,11 @@ def parse_config(
     *,
     environ: Mapping[str, str] | None = None,
     path: Path | None = None,
+    channels: bool = True,
 ) -> Config:
+    """``channels=False``: for commands that only read the database (status, report,
+    migrate, faq): the channel sections, and the secrets in them, are skipped, so an
+    admin needs no platform token in the environment to run them."""
     channel_models = dict(channel_models or {})
     environ = os.environ if environ is None else environ
     where = f"{path}: " if path else ""
@@ -102,6 +107,9 @@ def parse_config(
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{where}TOML syntax error: {exc}"]) from None
+    if not channels:
+        raw = {k: v for k, v in raw.items() if k not in channel_models}
+        channel_models = {}
 
     lines = KeyLines(text)
     env = _Environment(environ, lines)
