@@ -9,7 +9,7 @@ from functools import cached_property
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -28,13 +28,25 @@ class Problems(ValueError):
         super().__init__("; ".join(f"{path}: {reason}" for path, reason in items))
 
 
+def _check_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("unknown time zone (use an IANA name such as Europe/Berlin)") from None
+    return value
+
+
+#: an IANA time zone name, checked against the system's zone database
+ZoneName = Annotated[str, AfterValidator(_check_zone)]
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class GatewaySection(Section):
     database_url: str = "sqlite+aiosqlite:///gateway.db"
-    timezone: str = "UTC"
+    timezone: ZoneName = "UTC"
     default_language: str = "en"
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
@@ -65,23 +77,10 @@ class GatewaySection(Section):
             raise ValueError("SQLite needs a file path (an in-memory database loses everything)")
         return value
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        return _check_zone(value)
-
     @field_validator("default_language")
     @classmethod
     def _language(cls, value: str) -> str:
         return _check_language(value)
-
-
-def _check_zone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError("unknown time zone (use an IANA name such as Europe/Berlin)") from None
-    return value
 
 
 def _schedule(
@@ -126,17 +125,12 @@ class HoursSection(Section):
     """When the desk is open. No schedule means around the clock."""
 
     #: the schedule's zone; default: gateway.timezone
-    timezone: str | None = None
+    timezone: ZoneName | None = None
     always_open: bool = False
     #: days -> times, e.g. { mon-fri = "09:00-18:00", sat = "10:00-14:00" }
     schedule: dict[str, str] = Field(default_factory=dict)
     #: dates the desk is closed: "2026-12-25", or "2026-12-24..2026-12-26"
     holidays: list[str] = Field(default_factory=list)
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str | None) -> str | None:
-        return None if value is None else _check_zone(value)
 
     @model_validator(mode="after")
     def _readable(self) -> HoursSection:
@@ -201,17 +195,12 @@ class OperatorConfig(Section):
     #: Routing only gives new conversations to operators on shift.
     shifts: dict[str, str] = Field(default_factory=dict)
     #: the shifts' zone; default: the desk's ([hours] timezone, else gateway.timezone)
-    timezone: str | None = None
+    timezone: ZoneName | None = None
 
     @field_validator("id")
     @classmethod
     def _slug(cls, value: str) -> str:
         return _check_slug(value)
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str | None) -> str | None:
-        return None if value is None else _check_zone(value)
 
     @model_validator(mode="after")
     def _shifts(self) -> OperatorConfig:
