@@ -16,8 +16,8 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from gateway.config import Config
+from gateway.status import collect_status
 from storage import Presence, Repository
-from storage.types import utcnow
 
 #: seconds from an event reaching the core to its commit
 INGEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -118,33 +118,23 @@ class Metrics:
         )
 
     async def refresh(self, repository: Repository, config: Config) -> None:
-        """Read the shared state into the gauges."""
-        now = utcnow()
-        async with repository.transaction() as tx:
-            counts = await tx.count_by_status()
-            head = await tx.queue(limit=1)
-            states = await tx.operator_states()
-            loads = await tx.loads()
-            outbox = await tx.outbox_counts()
-            _, overdue, _ = await tx.deadline_summary(now)
-        self.queue_length.set(counts.get("queued", 0))
-        oldest = head[0].queued_at if head and head[0].queued_at else None
-        self.oldest_waiting.set((now - oldest).total_seconds() if oldest else 0)
-        for status in ("new", "queued", "assigned", "waiting_customer", "snoozed"):
-            self.open_conversations.labels(status).set(counts.get(status, 0))
-        online = 0
+        """Read the shared state into the gauges: the same reading `gateway status` shows."""
+        status = await collect_status(repository, config)
+        self.queue_length.set(status.queue_length)
+        wait = status.oldest_wait
+        self.oldest_waiting.set(wait.total_seconds() if wait else 0)
+        for name, count in status.open_by_status.items():
+            self.open_conversations.labels(name).set(count)
         self.operator_load.clear()
         self.operator_capacity.clear()
-        for op in config.operators:
-            state = states.get(op.id)
-            online += bool(state and state.presence == Presence.ONLINE)
-            self.operator_load.labels(op.id).set(loads.get(op.id, 0))
-            self.operator_capacity.labels(op.id).set(config.core.max_chats(op))
-        self.operators_online.set(online)
+        for operator in status.operators:
+            self.operator_load.labels(operator.id).set(operator.load)
+            self.operator_capacity.labels(operator.id).set(operator.max_chats)
+        self.operators_online.set(sum(o.presence == Presence.ONLINE for o in status.operators))
         self.outbox_backlog.clear()
-        for (destination, state), rows in outbox.items():
+        for (destination, state), rows in status.outbox.items():
             self.outbox_backlog.labels(destination, state).set(rows)
-        self.deadlines_overdue.set(overdue)
+        self.deadlines_overdue.set(status.overdue)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
