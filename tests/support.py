@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlmodel import col, select
@@ -18,6 +21,22 @@ from gateway.errors import PermanentFailure
 from gateway.events import Attachment, Delivery, FileData, Inbound, Receipt, Sender
 from storage import Conversation, Database, Message, OutboxRow, OutboxStatus
 from storage.migrate import upgrade
+
+#: the project's root: where `python -m gateway` runs from in the CLI tests
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def gateway_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`gateway ARGS...` as an admin runs it: its own process, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=ROOT,
+    )
+
 
 CONFIG_TEMPLATE = """
 [gateway]

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from gateway.logs import SecretScrubber
 from storage.migrate import head_revision
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support import ROOT
+from tests.support import gateway_cli as gateway
 
 
 def free_port() -> int:
@@ -35,17 +35,6 @@ def write_config(tmp_path: Path, database_url: str, port: int) -> Path:
     path = tmp_path / "config.toml"
     path.write_text(text)
     return path
-
-
-def gateway(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd=ROOT,
-    )
 
 
 def wait_healthy(port: int, process: subprocess.Popen[str]) -> dict:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,12 +18,11 @@ from tests.clock import ManualClock
 from tests.support import (
     RecordingAdapter,
     config_text,
+    gateway_cli,
     operator_writes,
     running,
     settle,
 )
-
-ROOT_DIR = Path(__file__).resolve().parents[1]
 
 HOURS = """
 [hours]
@@ -154,16 +152,6 @@ async def test_the_figures_of_a_scripted_week(sqlite_url: str, clock: ManualCloc
         # response times belong to the day the conversation opened, even when the
         # answer came later
         assert [round(s) for s in friday.total.first_response] == [228_000]
-
-
-def gateway_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT_DIR,
-    )
 
 
 def browse(browser: str, html: Path, shot: Path) -> str:
