@@ -54,28 +54,7 @@ id = "delivery_time"
 questions = ["How long does delivery take?", "When will my parcel arrive?"]
 answer = "Delivery takes 2-4 working days; you get a tracking link by mail."
 
-[telegram]
-token = "{telegram_token}"
-api_base = "{telegram_api}"
-workspace_chat_id = {forum}
-poll_timeout_seconds = 1
-
-[slack]
-bot_token = "{slack_bot_token}"
-app_token = "{slack_app_token}"
-api_base = "{slack_api}"
-workspace_channel = "{slack_channel}"
-ping_interval_seconds = 1
-
-[email]
-address = "{address}"
-inbound = "smtp"
-listen_port = 0
-spool_dir = "{spool}"
-smtp_host = "127.0.0.1"
-smtp_port = {mail_port}
-smtp_security = "none"
-
+{channels}
 [[operators]]
 id = "anna"
 name = "Anna"
@@ -131,16 +110,9 @@ class Demo:
         self.config = parse_config(
             CONFIG.format(
                 database=workdir / "demo.db",
-                telegram_token=tg.token,
-                telegram_api=tg.api_base,
-                forum=ground.forum["id"],
-                slack_bot_token=sl.bot_token,
-                slack_app_token=sl.app_token,
-                slack_api=sl.api_base,
-                slack_channel=ground.channel["id"],
-                address=SUPPORT_ADDRESS,
-                spool=workdir / "mail-spool",
-                mail_port=ground.mail.port,
+                channels=ground.channel_sections(
+                    listen_port=0, spool_dir=workdir / "mail-spool", slack_ping_seconds=1
+                ),
                 anna_tg=ground.operators_tg["anna"]["id"],
                 boris_tg=ground.operators_tg["boris"]["id"],
                 anna_slack=ground.operators_slack["anna"]["id"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import os
 import re
 import shlex
 import sys
@@ -61,6 +62,45 @@ class Playground:
         self.channel = self.slack.add_channel(
             "support-desk", members=list(self.operators_slack.values())
         )
+
+    def channel_sections(
+        self,
+        *,
+        listen_port: int,
+        spool_dir: str | os.PathLike[str],
+        slack_ping_seconds: float | None = None,
+    ) -> str:
+        """The [telegram], [slack] and [email] sections of a config pointed at these
+        sandboxes: customers' mail reaches the gateway at ``listen_port``."""
+        telegram, slack = self.telegram, self.slack
+        lines = [
+            "[telegram]",
+            f'token = "{telegram.token}"',
+            f'api_base = "{telegram.api_base}"',
+            f"workspace_chat_id = {self.forum['id']}",
+            "poll_timeout_seconds = 1",
+            "",
+            "[slack]",
+            f'bot_token = "{slack.bot_token}"',
+            f'app_token = "{slack.app_token}"',
+            f'api_base = "{slack.api_base}"',
+            f'workspace_channel = "{self.channel["id"]}"',
+        ]
+        if slack_ping_seconds is not None:
+            lines.append(f"ping_interval_seconds = {slack_ping_seconds:g}")
+        lines += [
+            "",
+            "[email]",
+            f'address = "{self.support_address}"',
+            'inbound = "smtp"',
+            f"listen_port = {listen_port}",
+            f'spool_dir = "{spool_dir}"',
+            'smtp_host = "127.0.0.1"',
+            f"smtp_port = {self.mail.port}",
+            'smtp_security = "none"',
+            "",
+        ]
+        return "\n".join(lines)
 
     # -- customers ----------------------------------------------------------------------
 

@@ -75,31 +75,12 @@ def sandbox_config(text: str, ground: Playground, ports: Ports, database: Path) 
         lines.insert(at + 1, database_line)
     else:
         lines[:0] = ["[gateway]", database_line, ""]
-    telegram, slack = ground.telegram, ground.slack
     lines += [
         "",
         "# -- written by `gateway sandbox`: the channels point at the sandboxes --",
-        "[telegram]",
-        f'token = "{telegram.token}"',
-        f'api_base = "{telegram.api_base}"',
-        f"workspace_chat_id = {ground.forum['id']}",
-        "poll_timeout_seconds = 1",
-        "",
-        "[slack]",
-        f'bot_token = "{slack.bot_token}"',
-        f'app_token = "{slack.app_token}"',
-        f'api_base = "{slack.api_base}"',
-        f'workspace_channel = "{ground.channel["id"]}"',
-        "",
-        "[email]",
-        f'address = "{ground.support_address}"',
-        'inbound = "smtp"',
-        f"listen_port = {ports.gateway_mail}",
-        f'spool_dir = "{database.parent / "sandbox-mail-spool"}"',
-        'smtp_host = "127.0.0.1"',
-        f"smtp_port = {ports.mail}",
-        'smtp_security = "none"',
-        "",
+        ground.channel_sections(
+            listen_port=ports.gateway_mail, spool_dir=database.parent / "sandbox-mail-spool"
+        ),
     ]
     return "\n".join(lines)
 
