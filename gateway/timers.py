@@ -55,6 +55,12 @@ def _minutes(value: float) -> timedelta:
     return timedelta(minutes=value)
 
 
+def _in_this_wait(marker: datetime | None, since: datetime | None) -> bool:
+    """Whether an action recorded at ``marker`` (a reminder, a breach, a "still on
+    it") happened during the customer's current wait, which began at ``since``."""
+    return marker is not None and since is not None and marker >= since
+
+
 class Timers:
     def __init__(self, desk: Desk, relay: Relay, dispatcher: Dispatcher) -> None:
         self.desk = desk
@@ -98,22 +104,20 @@ class Timers:
             first = conversation.last_reply_at is None
             target = sla.first_response_minutes if first else sla.next_response_minutes
             escalated = conversation.escalated_at
-            if target and escalated is not None and escalated >= since:
+            if target and escalated is not None and _in_this_wait(escalated, since):
                 # missed already: the team hears again after each further period
                 wanted[Kind.BREACH] = self._add(escalated, _minutes(target))
             elif target:
                 wanted[Kind.BREACH] = self._add(since, _minutes(target))
                 remind = sla.remind_before_minutes
-                reminded = conversation.reminded_at
                 if (
                     remind
                     and remind < target
                     and conversation.assignee_id
-                    and not (reminded is not None and reminded >= since)
+                    and not _in_this_wait(conversation.reminded_at, since)
                 ):
                     wanted[Kind.REMIND] = self._add(since, _minutes(target - remind))
-            nudged = conversation.nudged_at
-            if sla.customer_update_minutes and not (nudged is not None and nudged >= since):
+            if sla.customer_update_minutes and not _in_this_wait(conversation.nudged_at, since):
                 wanted[Kind.NUDGE] = self._add(since, _minutes(sla.customer_update_minutes))
         elif (
             status == ConversationStatus.WAITING_CUSTOMER
@@ -262,9 +266,7 @@ class Timers:
         now = utcnow()
         target, minutes = self._target(conversation)
         since = conversation.awaiting_since
-        first_time = not (
-            conversation.escalated_at is not None and since and conversation.escalated_at >= since
-        )
+        first_time = not _in_this_wait(conversation.escalated_at, since)
         if first_time:
             due = self._add(since, _minutes(minutes)) if since else None
             await tx.add_breach(
@@ -283,8 +285,8 @@ class Timers:
             f"🚨 Response target missed: the customer has waited {self._waited(conversation)} "
             f"for a {target} answer (target {minutes:g} min)"
         )
+        candidates = await self.dispatcher.candidates(tx)
         if config.core.sla.on_breach == "reassign" and first_time:
-            candidates = await self.dispatcher.candidates(tx)
             others = [c for c in candidates if c.operator.id != conversation.assignee_id]
             chosen = self.dispatcher.choose(others, conversation, None)
             if chosen is not None:
@@ -303,7 +305,7 @@ class Timers:
                 )
                 return
             head += ". Nobody else is free to take it"
-        online = [c.operator.id for c in await self.dispatcher.candidates(tx) if c.present]
+        online = [c.operator.id for c in candidates if c.present]
         if conversation.assignee_id and conversation.assignee_id not in online:
             online.insert(0, conversation.assignee_id)
         tail = "." if online else ", and nobody is online."
