@@ -193,14 +193,6 @@ class Schedule:
             return None
         return max(first[0], at)
 
-    def next_change(self, at: datetime) -> datetime | None:
-        """The next opening or closing after ``at`` (None: no change ahead)."""
-        if self.always:
-            return None
-        for start, end in self.intervals_from(at):
-            return start if start > at else end
-        return None
-
     def add(self, start: datetime, amount: timedelta) -> datetime | None:
         """The instant ``amount`` of open time after ``start``; None if the schedule
         never has that much open time again."""

@@ -269,7 +269,7 @@ class Timers:
         first_time = not _in_this_wait(conversation.escalated_at, since)
         if first_time:
             due = self._add(since, _minutes(minutes)) if since else None
-            await tx.add_breach(
+            tx.add(
                 SlaBreach(
                     conversation_id=conversation.id,  # type: ignore[arg-type]
                     target=target,

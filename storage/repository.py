@@ -635,9 +635,6 @@ class Transaction:
         ).first()
         return int(pending), int(overdue), upcoming
 
-    async def add_breach(self, breach: SlaBreach) -> None:
-        self.session.add(breach)
-
 
 class Repository:
     def __init__(self, db: Database) -> None:
