@@ -9,7 +9,6 @@ import logging
 from datetime import datetime, timedelta
 
 from gateway.config import OperatorConfig
-from gateway.hours import describe
 from gateway.relay import Desk, Relay
 from gateway.routing import Candidate, choose
 from gateway.texts import render
@@ -106,8 +105,7 @@ class Dispatcher:
         config = self.desk.config
         schedule = config.core.schedule
         lang, default = conversation.language, config.gateway.default_language
-        opens = schedule.next_opening(utcnow())
-        when = describe(opens, schedule.zone, lang, default) if opens else "?"
+        when = schedule.opening_words(utcnow(), lang, default)
         return render(config.texts, "outside_hours", lang, default, opens=when)
 
     # -- decisions ----------------------------------------------------------------

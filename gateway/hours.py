@@ -193,6 +193,13 @@ class Schedule:
             return None
         return max(first[0], at)
 
+    def opening_words(
+        self, at: datetime, language: str | None, default: str = "en", *, never: str = "?"
+    ) -> str:
+        """The next opening as a person reads it, in their language; ``never`` if none."""
+        opens = self.next_opening(at)
+        return describe(opens, self.zone, language, default) if opens else never
+
     def add(self, start: datetime, amount: timedelta) -> datetime | None:
         """The instant ``amount`` of open time after ``start``; None if the schedule
         never has that much open time again."""

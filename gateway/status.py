@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from gateway.config import Config
-from gateway.hours import describe
 from storage import ConversationStatus, Repository
 from storage.types import utcnow
 
@@ -50,8 +49,7 @@ async def collect_status(repository: Repository, config: Config) -> Status:
     schedule = config.core.schedule
     desk = "open"
     if not schedule.is_open(now):
-        opens = schedule.next_opening(now)
-        when = describe(opens, schedule.zone, config.gateway.default_language) if opens else "never"
+        when = schedule.opening_words(now, config.gateway.default_language, never="never")
         desk = f"closed, opens {when}"
     oldest: datetime | None = queue[0].queued_at if queue else None
     operators = [

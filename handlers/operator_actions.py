@@ -192,8 +192,7 @@ async def status(ctx: ActionContext) -> ActionResult:
         lines.append(f"  … and {len(queue) - STATUS_QUEUE_LINES} more")
     schedule = ctx.config.core.schedule
     if not schedule.is_open(now):
-        opens = schedule.next_opening(now)
-        when = describe(opens, schedule.zone, ctx.config.gateway.default_language) if opens else "?"
+        when = schedule.opening_words(now, ctx.config.gateway.default_language)
         lines.append(f"The desk is closed; it opens {when}.")
     for presence in (Presence.ONLINE, Presence.AWAY, Presence.OFFLINE):
         people = [
