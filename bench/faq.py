@@ -48,27 +48,39 @@ def entries(count: int) -> list[Entry]:
     return made
 
 
-def main() -> None:
+def measure(rounds: int = 5) -> dict[str, float]:
+    """Questions per second against 500 entries (and the time to build the index)."""
     started = time.perf_counter()
     matcher = Matcher(entries(500))
     built = time.perf_counter() - started
     questions = [text for text, _ in read_cases(FIXTURES / "faq_eval.csv")]
-    rounds = 5
     started = time.perf_counter()
     for _ in range(rounds):
         for text in questions:
             matcher.match(text, limit=3)
     elapsed = time.perf_counter() - started
     total = rounds * len(questions)
+    return {
+        "entries": 500,
+        "phrasings": sum(len(e.questions) for e in entries(500)),
+        "build_ms": built * 1000,
+        "questions": total,
+        "questions_per_s": total / elapsed,
+        "us_per_question": elapsed / total * 1e6,
+    }
+
+
+def main() -> None:
+    r = measure()
     print(
         f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}"
     )
     print(
-        f"index: 500 entries, {sum(len(e.questions) for e in entries(500))} phrasings, "
-        f"built in {built * 1000:.0f} ms"
+        f"index: {r['entries']} entries, {r['phrasings']:.0f} phrasings, "
+        f"built in {r['build_ms']:.0f} ms"
     )
-    print(f"matching: {total} questions in {elapsed:.2f} s = {total / elapsed:,.0f} questions/s")
-    print(f"per question: {elapsed / total * 1e6:.0f} µs")
+    print(f"matching: {r['questions']:.0f} questions = {r['questions_per_s']:,.0f} questions/s")
+    print(f"per question: {r['us_per_question']:.0f} µs")
 
 
 if __name__ == "__main__":

@@ -77,6 +77,8 @@ class Result:
     peak_rss_mb: float
     rate_limited: int
     early_retries: int
+    #: Bot API calls by method during the load
+    calls: dict[str, int]
 
     @property
     def missing(self) -> int:
@@ -193,6 +195,11 @@ async def run(
                     peak_rss_mb=_peak_rss_mb(process.pid),
                     rate_limited=stats["rate_limited"] - before["rate_limited"],
                     early_retries=stats["early_retries"] - before["early_retries"],
+                    calls={
+                        name: count - before["calls"].get(name, 0)
+                        for name, count in stats["calls"].items()
+                        if count > before["calls"].get(name, 0)
+                    },
                 )
         finally:
             if process is not None and process.returncode is None:
@@ -217,6 +224,8 @@ def report(result: Result, floor: Result | None = None) -> str:
         + f", peak RSS {result.peak_rss_mb:.0f} MB",
         f"  429s received {result.rate_limited}, requests before retry_after expired "
         f"{result.early_retries}",
+        "  Bot API calls: "
+        + ", ".join(f"{name} {count}" for name, count in sorted(result.calls.items())),
     ]
     return "\n".join(lines)
 

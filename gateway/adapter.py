@@ -33,6 +33,9 @@ class RateLimit:
     ``key`` maps a delivery to the bucket it draws from (its chat, its group, or a
     constant for a bot-wide limit); ``None`` means the limit does not apply to it.
     ``burst`` lets a quiet bucket send that many at once before the rate applies.
+    ``serial``: one call at a time per key, so a 429 answered to one call reaches the
+    limiter before the next call goes (calls already in flight cannot be recalled,
+    and a platform counts each of them as a request before its retry_after).
     """
 
     name: str
@@ -40,6 +43,7 @@ class RateLimit:
     per_seconds: float
     key: Callable[[Delivery], str | None]
     burst: int = 1
+    serial: bool = False
 
 
 class Host(Protocol):
@@ -85,6 +89,9 @@ class Adapter(Protocol):
     async def fetch(self, attachment: Attachment) -> FileData:
         """Download a file this channel received (its ``file_ref``), for another
         channel to upload. ``PermanentFailure`` names why it cannot be had."""
+
+    # Optional: ``recorded(receipt)`` is called once a delivery's receipt has been
+    # committed, so an adapter that opened a thread knows the core can now find it.
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ the event again, and the dedupe key makes the second time harmless.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, replace
@@ -56,6 +57,79 @@ ALBUM_WAIT_SECONDS = 1.5
 ALBUM_SIDE = "album"
 
 
+class GroupCommit:
+    """Units of work that arrive while a transaction runs share the next one.
+
+    A platform hands over updates in bursts (Telegram up to 100 per poll), and a
+    transaction's begin, commit and deadline planning cost more than most of the
+    work in it; running the burst as one transaction pays them once. Each caller
+    still returns only after its own work has committed. When the shared
+    transaction fails, each unit runs again alone, so one bad event never holds
+    back the others (every unit is safe to repeat: nothing of the failed
+    transaction was kept).
+    """
+
+    def __init__(
+        self,
+        run: Callable[[Callable[[Transaction], Awaitable[object]]], Awaitable[object]],
+        limit: int = 100,
+    ) -> None:
+        self._transact = run
+        self._limit = limit
+        self._waiting: list[tuple[Callable[[Transaction], Awaitable[object]], asyncio.Future]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def run(self, work: Callable[[Transaction], Awaitable[T]]) -> T:
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._waiting.append((work, future))
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        batch: list[tuple[Callable[[Transaction], Awaitable[object]], asyncio.Future]] = []
+        try:
+            while self._waiting:
+                batch = self._waiting[: self._limit]
+                del self._waiting[: self._limit]
+                if len(batch) > 1:
+                    try:
+                        results = await self._transact(_all(batch))
+                    except Exception as exc:
+                        log.info("a shared transaction failed (%s); its units run alone", exc)
+                    else:
+                        for (_work, future), result in zip(batch, results, strict=True):  # type: ignore[call-overload]
+                            if not future.done():
+                                future.set_result(result)
+                        continue
+                for work, future in batch:
+                    try:
+                        result = await self._transact(work)
+                    except Exception as exc:
+                        if not future.done():
+                            future.set_exception(exc)
+                    else:
+                        if not future.done():
+                            future.set_result(result)
+        except BaseException:
+            # cancelled (shutdown): nobody may wait for an answer that never comes
+            for _work, future in [*batch, *self._waiting]:
+                future.cancel()
+            self._waiting.clear()
+            raise
+        finally:
+            self._task = None
+
+
+def _all(
+    batch: list[tuple[Callable[[Transaction], Awaitable[object]], asyncio.Future]],
+) -> Callable[[Transaction], Awaitable[list[object]]]:
+    async def each(tx: Transaction) -> list[object]:
+        return [await work(tx) for work, _future in batch]
+
+    return each
+
+
 class Core:
     def __init__(
         self,
@@ -75,6 +149,10 @@ class Core:
         self.feedback = Feedback(self.desk, self.relay)
         self.actions = actions or ActionRegistry()
         self._on_enqueued = on_enqueued
+        #: inbound events, and delivery outcomes, each share transactions when many
+        #: arrive at once
+        self._batch = GroupCommit(self._run)
+        self._records = GroupCommit(self._run)
 
     @property
     def config(self) -> Config:
@@ -159,13 +237,13 @@ class Core:
             seen = await tx.find_event(inbound.channel, inbound.event_id)
             if seen is not None:
                 return IngestResult(True, seen.conversation_id, seen.message_id)
-            event = await tx.record_event(inbound.channel, inbound.event_id)
             result = await work(tx, inbound)
-            event.conversation_id, event.message_id = result.conversation_id, result.message_id
-            tx.add(event)
+            tx.record_event(
+                inbound.channel, inbound.event_id, result.conversation_id, result.message_id
+            )
             return result
 
-        return await self._run(run)
+        return await self._batch.run(run)
 
     async def _customer_message(self, tx: Transaction, inbound: Inbound) -> IngestResult:
         customer = await self._customer(tx, inbound)
@@ -313,8 +391,8 @@ class Core:
 
     async def _customer(self, tx: Transaction, inbound: Inbound) -> Customer:
         sender = inbound.sender
-        identity = await tx.identity(inbound.channel, sender.external_id)
-        if identity is None:
+        known = await tx.identity(inbound.channel, sender.external_id)
+        if known is None:
             customer = Customer(
                 display_name=sender.display_name[:256] or "Customer",
                 language=sender.language,
@@ -331,8 +409,7 @@ class Core:
             )
             await tx.flush()
             return customer
-        # locked: two messages of one customer must not both open a conversation
-        customer = await tx.customer(identity.customer_id, lock=True)
+        identity, customer = known
         if sender.display_name and customer.display_name != sender.display_name[:256]:
             customer.display_name = sender.display_name[:256]
         if sender.language and customer.language != sender.language:
@@ -570,7 +647,11 @@ class Core:
         async def run(tx: Transaction) -> ActionResult:
             if await tx.find_event(command.channel, command.event_id) is not None:
                 return ActionResult(True, "already done")
-            event = await tx.record_event(command.channel, command.event_id)
+            result = await perform(tx)
+            tx.record_event(command.channel, command.event_id, result.conversation_id)
+            return result
+
+        async def perform(tx: Transaction) -> ActionResult:
             operator = self.operator_for(command.channel, command.operator_external_id)
             if operator is None:
                 log.warning(
@@ -595,8 +676,6 @@ class Core:
                 )
             if conversation is not None:
                 conversation = await tx.conversation(conversation.id, lock=True)
-                event.conversation_id = conversation.id if conversation else None
-                tx.add(event)
             context = ActionContext(
                 tx=tx,
                 config=self.config,
@@ -622,8 +701,33 @@ class Core:
         coalesced behind ``row``; they ride along in ``Delivery.more``.
         """
         async with self.repository.transaction() as tx:
-            head = await self._prepare(tx, row)
-            more = [await self._prepare(tx, f) for f in followers]
+            return await self._prepare_group(tx, row, followers)
+
+    async def prepare_many(
+        self, groups: Sequence[Sequence[OutboxRow]]
+    ) -> list[Delivery | Exception | None]:
+        """``prepare`` for many groups (a group: a row and its followers) in one
+        transaction; a group that cannot be prepared gets its exception, the others
+        are not held back by it."""
+        try:
+            async with self.repository.transaction() as tx:
+                return [await self._prepare_group(tx, g[0], g[1:]) for g in groups]
+        except Exception:
+            if len(groups) < 2:
+                raise
+        results: list[Delivery | Exception | None] = []
+        for group in groups:
+            try:
+                results.append(await self.prepare(group[0], group[1:]))
+            except Exception as exc:
+                results.append(exc)
+        return results
+
+    async def _prepare_group(
+        self, tx: Transaction, row: OutboxRow, followers: Sequence[OutboxRow]
+    ) -> Delivery | None:
+        head = await self._prepare(tx, row)
+        more = [await self._prepare(tx, f) for f in followers]
         if head is None:
             return None
         # followers are messages, never header refreshes, so none is None; they stay
@@ -704,7 +808,7 @@ class Core:
                 along = sent.more[number] if sent and number < len(sent.more) else None
                 await self._record(tx, follower, more, along)
 
-        await self._run(run)
+        await self._records.run(run)
 
     async def _record(
         self, tx: Transaction, row_id: int, receipt: Receipt, sent: Delivery | None

@@ -116,9 +116,16 @@ class OutboxWorker:
                 except Exception:
                     log.exception("claiming deliveries for %s failed", self.destination)
                     rows = []
-                for group in rows:
-                    self._claimed.update(r.id for r in group if r.id is not None)
-                    task = asyncio.create_task(self._send(group))
+                prepared: list[Delivery | Exception | None] = []
+                if rows:
+                    for group in rows:
+                        self._claimed.update(r.id for r in group if r.id is not None)
+                    try:
+                        prepared = await self.core.prepare_many(rows)
+                    except Exception as exc:
+                        prepared = [exc] * len(rows)
+                for group, delivery in zip(rows, prepared, strict=True):
+                    task = asyncio.create_task(self._send(group, delivery))
                     self._inflight.add(task)
                     task.add_done_callback(self._inflight.discard)
                 claimed = len(rows)
@@ -158,10 +165,10 @@ class OutboxWorker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.01))
 
-    async def _send(self, group: list[OutboxRow]) -> None:
+    async def _send(self, group: list[OutboxRow], prepared: Delivery | Exception | None) -> None:
         row = group[0]
         try:
-            await self._attempt(group)
+            await self._attempt(group, prepared)
         except asyncio.CancelledError:
             raise  # the row stays claimed; stop() hands it back
         except Exception:
@@ -176,18 +183,22 @@ class OutboxWorker:
         finally:
             self._wake.set()
 
-    async def _attempt(self, group: list[OutboxRow]) -> None:
+    async def _attempt(self, group: list[OutboxRow], prepared: Delivery | Exception | None) -> None:
+        """Send a group prepared at claim time (or the exception preparing it raised,
+        which is handled like a failed send)."""
         row = group[0]
         assert row.id is not None
         context = {"conversation_id": row.conversation_id, "channel": self.destination}
         delivery: Delivery | None = None
         try:
-            delivery = await self.core.prepare(row, group[1:])
+            if isinstance(prepared, Exception):
+                raise prepared
+            delivery = prepared
             if delivery is None:
                 await self.core.delivered(row.id, Receipt(extra={"unchanged": True}), None)
                 return
-            await self.limiter.acquire(delivery, self.adapter.cost(delivery))
-            receipt = await self.adapter.deliver(delivery)
+            async with self.limiter.slot(delivery, self.adapter.cost(delivery)):
+                receipt = await self.adapter.deliver(delivery)
         except RateLimited as exc:
             self.rate_limited += 1
             log.warning(
@@ -240,6 +251,9 @@ class OutboxWorker:
                 delivery,
                 [r.id for r in group[1:]],  # type: ignore[misc]
             )
+            recorded = getattr(self.adapter, "recorded", None)
+            if recorded is not None:
+                recorded(receipt)
 
     async def _retry(
         self, group: list[OutboxRow], delay: float, reason: str, *, count: bool

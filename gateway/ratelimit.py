@@ -8,8 +8,10 @@ every bucket it draws from has a token, so the platform never has to say 429.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 
 from gateway.adapter import RateLimit
 from gateway.events import Delivery
@@ -62,6 +64,8 @@ class Limiter:
         self.sleep = sleep
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
         self._lock = asyncio.Lock()
+        #: serial keys in use: their lock, and how many hold or wait for it
+        self._serial: dict[tuple[str, str], list] = {}
         self._last_sweep = clock()
 
     def _buckets_for(self, delivery: Delivery, now: float) -> list[TokenBucket]:
@@ -94,6 +98,31 @@ class Limiter:
                     return waited
             await self.sleep(delay)
             waited += delay
+
+    @asynccontextmanager
+    async def slot(self, delivery: Delivery, cost: int = 1) -> AsyncIterator[float]:
+        """Hold the delivery's serial keys (see ``RateLimit.serial``) and its tokens
+        while the calls are made; yields the wait."""
+        keys = sorted(
+            (limit.name, key)
+            for limit in self.limits
+            if limit.serial and (key := limit.key(delivery)) is not None
+        )
+        async with contextlib.AsyncExitStack() as held:
+            for key in keys:
+                lock = self._serial.get(key)
+                if lock is None:
+                    lock = self._serial[key] = [asyncio.Lock(), 0]
+                lock[1] += 1
+                held.callback(self._leave, key)
+                await held.enter_async_context(lock[0])
+            yield await self.acquire(delivery, cost)
+
+    def _leave(self, key: tuple[str, str]) -> None:
+        entry = self._serial[key]
+        entry[1] -= 1
+        if entry[1] == 0:
+            del self._serial[key]  # nobody holds or waits for it: no state kept per chat
 
     def penalise(self, delivery: Delivery, seconds: float) -> None:
         now = self.clock()

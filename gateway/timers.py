@@ -144,12 +144,13 @@ class Timers:
             return None
         return (await tx.operator_states()).get(conversation.assignee_id)
 
-    async def sync(self, tx: Transaction, conversation: Conversation) -> None:
-        """Make the conversation's deadline rows match its plan."""
+    async def sync(
+        self, tx: Transaction, conversation: Conversation, existing: dict[str, Deadline]
+    ) -> None:
+        """Make the conversation's deadline rows (``existing``) match its plan."""
         assert conversation.id is not None
         now = utcnow()
         wanted = self.plan(conversation, now, await self._assignee_state(tx, conversation))
-        existing = await tx.deadlines(conversation.id)
         queued = conversation.status == ConversationStatus.QUEUED
         for kind, row in existing.items():
             if kind == Kind.ROUTE and queued:
@@ -181,10 +182,11 @@ class Timers:
         """Plan every conversation this transaction changed (before it commits)."""
         done: set[int] = set()
         while pending := [c for i, c in tx.changed.items() if i not in done]:
+            rows = await tx.deadlines_of(c.id for c in pending if c.id is not None)
             for conversation in pending:
                 assert conversation.id is not None
                 done.add(conversation.id)
-                await self.sync(tx, conversation)
+                await self.sync(tx, conversation, rows[conversation.id])
         await tx.flush()
 
     # -- acting -------------------------------------------------------------------------

@@ -17,9 +17,11 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import and_, event, func, or_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -48,6 +50,14 @@ from storage.types import utcnow
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+
+@event.listens_for(Session, "pending_to_persistent")
+def _note_new_message(session: Session, instance: object) -> None:
+    """Keep the ids of messages inserted in a session (``Transaction.new_messages``)."""
+    if isinstance(instance, Message) and instance.id is not None:
+        session.info.setdefault("new_messages", set()).add(instance.id)
+
+
 #: PostgreSQL SQLSTATEs after which the whole transaction may simply be run again.
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}
 
@@ -69,6 +79,12 @@ class Transaction:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        #: ids of the messages inserted here: nothing outside this transaction can
+        #: refer to them yet, so their refs and copies need no lookup for a twin
+        self.new_messages: set[int] = session.sync_session.info.setdefault("new_messages", set())
+        #: outbox dedupe keys written here (a twin in this transaction is not in the
+        #: database yet when the rows are still unflushed)
+        self._enqueued: set[str] = set()
         #: destinations given new outbox rows here: their workers are woken on commit
         self.touched: set[str] = set()
         #: conversations changed here: their deadlines are planned again before commit
@@ -104,22 +120,38 @@ class Transaction:
         )
         return result.first()
 
-    async def record_event(self, channel: str, event_id: str) -> InboundEvent:
-        """Insert the dedupe key now, so a concurrent twin conflicts early."""
-        row = InboundEvent(channel=channel, event_id=event_id)
-        self.session.add(row)
-        await self.session.flush()
-        return row
+    def record_event(
+        self,
+        channel: str,
+        event_id: str,
+        conversation_id: int | None = None,
+        message_id: int | None = None,
+    ) -> None:
+        """The dedupe key, written with the transaction: a concurrent twin (another
+        process) conflicts on its unique index at commit, and its retry finds it."""
+        self.session.add(
+            InboundEvent(
+                channel=channel,
+                event_id=event_id,
+                conversation_id=conversation_id,
+                message_id=message_id,
+            )
+        )
 
     # -- customers --------------------------------------------------------------
 
-    async def identity(self, channel: str, external_id: str) -> CustomerIdentity | None:
+    async def identity(
+        self, channel: str, external_id: str
+    ) -> tuple[CustomerIdentity, Customer] | None:
+        """The identity and its customer, locked: two messages of one customer must
+        not both open a conversation."""
         result = await self.session.exec(
-            select(CustomerIdentity).where(
-                CustomerIdentity.channel == channel, CustomerIdentity.external_id == external_id
-            )
+            select(CustomerIdentity, Customer)
+            .join(Customer, col(Customer.id) == CustomerIdentity.customer_id)
+            .where(CustomerIdentity.channel == channel, CustomerIdentity.external_id == external_id)
+            .with_for_update()
         )
-        return result.first()
+        return result.first()  # type: ignore[return-value]
 
     async def customer_identity(self, customer_id: int, channel: str) -> CustomerIdentity | None:
         result = await self.session.exec(
@@ -285,17 +317,26 @@ class Transaction:
     async def add_refs(
         self, message_id: int, place: str, side: str, chat_id: str, external_ids: Iterable[str]
     ) -> None:
-        for external_id in external_ids:
-            if await self.message_by_ref(place, chat_id, external_id) is None:
-                self.session.add(
-                    MessageRef(
-                        message_id=message_id,
-                        place=place,
-                        side=side,
-                        chat_id=chat_id,
-                        external_id=external_id,
-                    )
-                )
+        """One statement for all: a ref already known (the same platform message seen
+        twice) is kept as it is."""
+        rows = [
+            {
+                "message_id": message_id,
+                "place": place,
+                "side": side,
+                "chat_id": chat_id,
+                "external_id": external_id,
+            }
+            for external_id in dict.fromkeys(external_ids)
+        ]
+        if not rows:
+            return
+        insert = pg_insert if self.session.bind.dialect.name == "postgresql" else sqlite_insert
+        await self.session.exec(
+            insert(MessageRef)  # type: ignore[call-overload]
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["place", "chat_id", "external_id"])
+        )
 
     async def message_by_external_id(self, place: str, external_id: str) -> Message | None:
         """A message by an id that is unique on its platform alone (an email Message-ID)."""
@@ -362,12 +403,19 @@ class Transaction:
     # -- outbox -----------------------------------------------------------------
 
     async def enqueue(self, row: OutboxRow) -> bool:
-        """Add a delivery unless one with the same dedupe key exists already."""
-        existing = await self.session.exec(
-            select(OutboxRow.id).where(OutboxRow.dedupe_key == row.dedupe_key)
-        )
-        if existing.first() is not None:
+        """Add a delivery unless one with the same dedupe key exists already.
+
+        A copy of a message inserted in this transaction cannot have a twin outside
+        it, so only this transaction's own keys are checked then."""
+        if row.dedupe_key in self._enqueued:
             return False
+        if row.message_id not in self.new_messages:
+            existing = await self.session.exec(
+                select(OutboxRow.id).where(OutboxRow.dedupe_key == row.dedupe_key)
+            )
+            if existing.first() is not None:
+                return False
+        self._enqueued.add(row.dedupe_key)
         self.session.add(row)
         self.touched.add(row.destination)
         return True
@@ -575,10 +623,19 @@ class Transaction:
 
     async def deadlines(self, conversation_id: int) -> dict[str, Deadline]:
         """A conversation's pending deadlines by kind."""
-        result = await self.session.exec(
-            select(Deadline).where(Deadline.conversation_id == conversation_id)
-        )
-        return {row.kind: row for row in result.all()}
+        return (await self.deadlines_of([conversation_id]))[conversation_id]
+
+    async def deadlines_of(self, conversation_ids: Iterable[int]) -> dict[int, dict[str, Deadline]]:
+        """Pending deadlines by conversation and kind (one query for many)."""
+        wanted = list(conversation_ids)
+        found: dict[int, dict[str, Deadline]] = {i: {} for i in wanted}
+        if wanted:
+            result = await self.session.exec(
+                select(Deadline).where(col(Deadline.conversation_id).in_(wanted))
+            )
+            for row in result.all():
+                found[row.conversation_id][row.kind] = row
+        return found
 
     async def delete(self, row: object) -> None:
         await self.session.delete(row)

@@ -117,7 +117,7 @@ class SlackAdapter:
         # a second per channel (short bursts allowed); chat.update and the other
         # Tier 3 methods about 50 a minute
         self.rate_limits = (
-            RateLimit("channel", rate=1, per_seconds=1.0, burst=3, key=self._post_key),
+            RateLimit("channel", rate=1, per_seconds=1.0, burst=3, key=self._post_key, serial=True),
             RateLimit("tier3", rate=50, per_seconds=60.0, burst=10, key=self._tier3_key),
         )
         self.client: AsyncWebClient | None = None

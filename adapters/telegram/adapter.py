@@ -79,6 +79,8 @@ DOWNLOAD_LIMIT = 20 * 2**20
 PHOTO_LIMIT = 10 * 2**20
 #: tries before one failing update is set aside (see _give_up_on)
 MAX_UPDATE_TRIES = 5
+#: how long an event in a topic just opened here waits for the topic to be recorded
+RECORD_WAIT_SECONDS = 10.0
 WORKSPACE_COMMANDS = [
     BotCommand(command="claim", description="take this conversation"),
     BotCommand(command="close", description="resolve this conversation"),
@@ -141,7 +143,7 @@ class TelegramAdapter:
         self.rate_limits = (
             RateLimit(
                 "chat", rate=per_chat, per_seconds=1.0, burst=max(3, int(per_chat)),
-                key=self._chat_key,
+                key=self._chat_key, serial=True,
             ),
             RateLimit(
                 "group", rate=per_group, per_seconds=60.0, burst=max(1, int(per_group)),
@@ -162,6 +164,9 @@ class TelegramAdapter:
         self._failures: dict[int, int] = {}  # update id -> failed tries
         #: topics opened here that the core may not have recorded yet
         self._opened: dict[int, Receipt] = {}
+        #: the same by topic id, set once recorded: an operator quick enough to act
+        #: in a topic before that waits for it instead of meeting "no conversation"
+        self._unrecorded: dict[str, asyncio.Event] = {}
 
     def _chat_key(self, delivery: Delivery) -> str:
         out = delivery.outbound
@@ -397,6 +402,19 @@ class TelegramAdapter:
         else:
             log.info("telegram: update %d of a kind we do not handle, skipped", update.update_id)
 
+    def recorded(self, receipt: Receipt) -> None:
+        waiting = self._unrecorded.pop(receipt.thread_ref or "", None)
+        if waiting is not None:
+            waiting.set()
+
+    async def _known_thread(self, thread: str | None) -> None:
+        """Wait (a while at most) until a topic this process opened is recorded."""
+        waiting = self._unrecorded.get(thread or "")
+        if waiting is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiting.wait(), RECORD_WAIT_SECONDS)
+            self._unrecorded.pop(thread or "", None)
+
     def _is_operator(self, user_id: int) -> bool:
         return any(op.identity(self.name) == str(user_id) for op in self.config.operators)
 
@@ -430,6 +448,7 @@ class TelegramAdapter:
                 if self._is_operator(user.id):
                     await self._tell(None, result.message, ok=result.ok)
             return
+        await self._known_thread(inbound.workspace_thread)
         result = await self.host.ingest(inbound)
         if result.ignored and command is not None and self._is_operator(user.id):
             await self._tell(int(inbound.workspace_thread), result.ignored, ok=False)
@@ -465,6 +484,7 @@ class TelegramAdapter:
             )
             await self.bot.answer_callback_query(query.id)
             return
+        await self._known_thread(command.workspace_thread)
         result = await self.host.act(command)
         await self.bot.answer_callback_query(
             query.id, text=result.message[:200], show_alert=not result.ok
@@ -742,6 +762,7 @@ class TelegramAdapter:
             raise
         thread = topic.message_thread_id
         self._opened[conversation_id] = Receipt(thread_ref=str(thread), chat_id=str(self.workspace))
+        self._unrecorded[str(thread)] = asyncio.Event()
         try:
             header = await self._post_header(thread, card, conversation_id=conversation_id)
         except (

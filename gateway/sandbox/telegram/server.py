@@ -127,6 +127,7 @@ class TelegramSandbox:
                     status=fault.status,
                 )
         handler = METHODS.get(name)
+        world.stats.calls[name] += 1
         if handler is None:
             return web.json_response(
                 {"ok": False, "error_code": 404, "description": "Not Found: method not found"},
@@ -365,5 +366,6 @@ class TelegramSandbox:
                 "copied": len(stats.copied),
                 "duplicates": sum(n - 1 for n in stats.copied.values()),
                 "copy_latencies": stats.copy_latencies,
+                "calls": dict(stats.calls),
             }
         )

@@ -82,6 +82,8 @@ class Stats:
     #: sandbox's own clock at both ends): what a benchmark measures
     copied: dict[tuple[int, int], int] = field(default_factory=lambda: defaultdict(int))
     copy_latencies: list[float] = field(default_factory=list)
+    #: Bot API calls by method (lower case), whatever their answer
+    calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     #: messages users wrote in private chats (what could be copied)
     written: int = 0
 

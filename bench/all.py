@@ -1,0 +1,195 @@
+"""Every benchmark, one after the other, written to ``bench/RESULTS.md``.
+
+    python -m bench.all [--postgres URL] [--quick] [--out bench/RESULTS.md]
+
+Loads: (1) 200 customers x 5 messages through Telegram, limits off, the gateway next
+to the floor; (2) 20 customers x 10 messages with Telegram's real limits; (3) ingest
+on SQLite (and PostgreSQL with ``--postgres``); (4) memory with 10,000 open
+conversations; (5) FAQ questions per second against 500 entries. Each figure is
+printed next to the issue's target; the file also names the machine, the date and
+the commit. ``--quick`` runs small loads (to check the harness; its figures mean
+little). Nothing here asserts: a missed target is a line that says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+
+from bench import faq, ingest, memory, telegram
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def machine() -> str:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.machine(),
+    )
+    memory_kb = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal:")
+    )
+    return (
+        f"{os.cpu_count()} CPUs ({model}), {memory_kb / 2**20:.0f} GiB RAM, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
+    )
+
+
+def commit() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return f"{head}{' (with uncommitted changes)' if dirty else ''}"
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+async def relay_loads(quick: bool) -> list[str]:
+    lines = []
+    customers, messages = (20, 3) if quick else (200, 5)
+    floor = await telegram.run("floor", customers, messages, limits=False, patience=300)
+    gateway = await telegram.run("gateway", customers, messages, limits=False, patience=300)
+    lines += [
+        f"## Load 1: {customers} customers x {messages} messages, limits off",
+        "",
+        "| | floor | gateway | gateway / floor | target |",
+        "|---|---|---|---|---|",
+        f"| delivered / sent | {floor.delivered} / {floor.sent} | {gateway.delivered} / "
+        f"{gateway.sent} | | all, {verdict(gateway.missing == 0)} |",
+        f"| duplicates | {floor.duplicates} | {gateway.duplicates} | | none, "
+        f"{verdict(gateway.duplicates == 0)} |",
+        f"| throughput | {floor.throughput:,.0f} msgs/s | {gateway.throughput:,.1f} msgs/s | "
+        f"{gateway.throughput / floor.throughput:.2f}x | >= 450 msgs/s and >= 0.5x floor, "
+        f"{verdict(gateway.throughput >= max(450, 0.5 * floor.throughput))} |",
+        f"| latency p50 | {floor.latency(0.5):.2f} s | {gateway.latency(0.5):.2f} s | | |",
+        f"| latency p99 | {floor.latency(0.99):.2f} s | {gateway.latency(0.99):.2f} s | | "
+        f"<= 1.0 s, {verdict(gateway.latency(0.99) <= 1.0)} |",
+        f"| CPU per message | {floor.cpu_ms_per_message:.2f} ms | "
+        f"{gateway.cpu_ms_per_message:.2f} ms | "
+        f"{gateway.cpu_ms_per_message / floor.cpu_ms_per_message:.1f}x | <= 1.5 ms, "
+        f"{verdict(gateway.cpu_ms_per_message <= 1.5)} |",
+        f"| peak RSS | {floor.peak_rss_mb:.0f} MB | {gateway.peak_rss_mb:.0f} MB | | |",
+        "",
+    ]
+    customers, messages, patience = (5, 4, 60) if quick else (20, 10, 180)
+    floor = await telegram.run("floor", customers, messages, limits=True, patience=patience)
+    gateway = await telegram.run("gateway", customers, messages, limits=True, patience=patience)
+    lines += [
+        f"## Load 2: {customers} customers x {messages} messages, Telegram's limits on "
+        f"({patience:.0f} s allowed)",
+        "",
+        "| | floor | gateway | target |",
+        "|---|---|---|---|",
+        f"| delivered / sent | {floor.delivered} / {floor.sent} | {gateway.delivered} / "
+        f"{gateway.sent} | all, {verdict(gateway.missing == 0)} |",
+        f"| time to deliver | {floor.seconds:.0f} s | {gateway.seconds:.0f} s | "
+        f"<= 180 s, {verdict(gateway.missing == 0 and gateway.seconds <= 180)} |",
+        f"| latency p50 / p99 | {floor.latency(0.5):.1f} s / {floor.latency(0.99):.1f} s | "
+        f"{gateway.latency(0.5):.1f} s / {gateway.latency(0.99):.1f} s | |",
+        f"| 429s received | {floor.rate_limited} | {gateway.rate_limited} | |",
+        f"| requests before retry_after expired | {floor.early_retries} | "
+        f"{gateway.early_retries} | none, {verdict(gateway.early_retries == 0)} |",
+        "",
+    ]
+    return lines
+
+
+def ingest_load(quick: bool, postgres: str | None) -> list[str]:
+    customers, messages = (20, 5) if quick else (200, 5)
+    lines = [
+        f"## Load 3: ingest, {customers} customers x {messages} messages, 32 at once",
+        "",
+        "Every message committed (dedupe key, customer, conversation, routing, outbox rows) "
+        "before ingest returns; deliveries to a channel that takes them at once.",
+        "",
+        "| database | msgs/s | p50 | p99 | CPU per message | target |",
+        "|---|---|---|---|---|---|",
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        targets = [("SQLite", f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}")]
+        if postgres:
+            targets.append(("PostgreSQL", postgres))
+        for name, url in targets:
+            r = asyncio.run(ingest.run(url, customers, messages, 32))
+            met = verdict(r["msgs_per_s"] >= 1000)
+            target = f">= 1,000 msgs/s, {met}" if name == "SQLite" else ""
+            lines.append(
+                f"| {name} | {r['msgs_per_s']:,.0f} | {r['p50_ms']:.0f} ms | "
+                f"{r['p99_ms']:.0f} ms | {r['cpu_ms_per_msg']:.2f} ms | {target} |"
+            )
+    return [*lines, ""]
+
+
+def memory_load(quick: bool) -> list[str]:
+    conversations = 500 if quick else 10_000
+    with tempfile.TemporaryDirectory() as tmp:
+        r = asyncio.run(memory.run(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}", conversations))
+    return [
+        f"## Load 4: memory with {conversations:,} open conversations",
+        "",
+        f"RSS {r['rss_before_mb']:.0f} MB once started, {r['rss_after_mb']:.0f} MB with "
+        f"{conversations:,} open conversations: **+{r['added_mb']:.0f} MB** "
+        f"({r['kb_per_conversation']:.1f} KB each). Target <= 150 MB: "
+        f"{verdict(r['added_mb'] <= 150)}.",
+        "",
+    ]
+
+
+def faq_load() -> list[str]:
+    r = faq.measure()
+    return [
+        "## Load 5: FAQ matching, 500 entries",
+        "",
+        f"{r['questions_per_s']:,.0f} questions/s ({r['us_per_question']:.0f} µs each; index "
+        f"of {r['phrasings']:.0f} phrasings built in {r['build_ms']:.0f} ms). Target >= 1,000/s: "
+        f"{verdict(r['questions_per_s'] >= 1000)}.",
+        "",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--postgres", help="postgresql+asyncpg://... for load 3 (empty database)")
+    parser.add_argument("--quick", action="store_true", help="small loads: checks the harness")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
+    args = parser.parse_args()
+    lines = [
+        "# Benchmark results",
+        "",
+        f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
+        f"- commit: {commit()}",
+        f"- machine: {machine()}",
+        "- command: `python -m bench.all"
+        + (" --postgres URL" if args.postgres else "")
+        + (" --quick" if args.quick else "")
+        + "`",
+        "",
+    ]
+    lines += asyncio.run(relay_loads(args.quick))
+    print("\n".join(lines), flush=True)
+    more = ingest_load(args.quick, args.postgres) + memory_load(args.quick) + faq_load()
+    print("\n".join(more))
+    args.out.write_text("\n".join(lines + more))
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
