@@ -20,7 +20,7 @@ from bench.ingest import CONFIG, NullChannel
 from gateway.app import Gateway
 from gateway.config import parse_config
 from gateway.events import Inbound, Sender
-from storage import Database
+from storage import FINISHED_STATUSES, Database
 from storage.migrate import upgrade
 
 
@@ -64,9 +64,12 @@ async def run(url: str, conversations: int, concurrency: int = 100) -> dict[str,
     seconds = time.perf_counter() - started
     gc.collect()
     after = rss_mb()
+    async with gateway.core.repository.transaction() as tx:
+        statuses = await tx.count_by_status()
     await gateway.stop()
     return {
         "conversations": conversations,
+        "open": sum(n for status, n in statuses.items() if status not in FINISHED_STATUSES),
         "rss_before_mb": before,
         "rss_after_mb": after,
         "added_mb": after - before,

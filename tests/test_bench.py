@@ -11,3 +11,17 @@ async def test_the_telegram_benchmark_delivers_everything_once_for_both_relays()
         result = await run(relay, 3, 2, limits=False, patience=120)
         assert (result.sent, result.delivered, result.duplicates) == (6, 6, 0), relay
         assert len(result.latencies) == 6 and result.peak_rss_mb > 0
+
+
+async def test_the_memory_benchmark_opens_every_conversation(tmp_path) -> None:
+    from bench.memory import run as memory
+
+    result = await memory(f"sqlite+aiosqlite:///{tmp_path / 'bench.db'}", 20)
+    assert result["open"] == 20 and result["rss_after_mb"] > 0
+
+
+def test_the_faq_benchmark_matches_every_question() -> None:
+    from bench.faq import measure
+
+    result = measure(rounds=1)
+    assert result["entries"] == 500 and result["questions"] > 0
