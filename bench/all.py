@@ -58,6 +58,10 @@ def commit() -> str:
     return f"{head}{' (with uncommitted changes)' if dirty else ''}"
 
 
+def _calls(result: telegram.Result) -> str:
+    return ", ".join(f"{name} {count}" for name, count in sorted(result.calls.items()))
+
+
 def verdict(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
@@ -88,6 +92,8 @@ async def relay_loads(quick: bool) -> list[str]:
         f"{verdict(gateway.cpu_ms_per_message <= 1.5)} |",
         f"| peak RSS | {floor.peak_rss_mb:.0f} MB | {gateway.peak_rss_mb:.0f} MB | | |",
         "",
+        f"Gateway's Bot API calls: {_calls(gateway)}.",
+        "",
     ]
     customers, messages, patience = (5, 4, 60) if quick else (20, 10, 180)
     floor = await telegram.run("floor", customers, messages, limits=True, patience=patience)
@@ -107,6 +113,8 @@ async def relay_loads(quick: bool) -> list[str]:
         f"| 429s received | {floor.rate_limited} | {gateway.rate_limited} | |",
         f"| requests before retry_after expired | {floor.early_retries} | "
         f"{gateway.early_retries} | none, {verdict(gateway.early_retries == 0)} |",
+        "",
+        f"Gateway's Bot API calls: {_calls(gateway)}.",
         "",
     ]
     return lines
