@@ -644,14 +644,19 @@ class Core:
     async def act(self, command: OperatorCommand) -> ActionResult:
         """Run an operator action; the result is for the operator's eyes only."""
 
+        about: int | None = None  # the conversation the command was given in
+
         async def run(tx: Transaction) -> ActionResult:
+            nonlocal about
+            about = None  # a retried transaction starts over
             if await tx.find_event(command.channel, command.event_id) is not None:
                 return ActionResult(True, "already done")
             result = await perform(tx)
-            tx.record_event(command.channel, command.event_id, result.conversation_id)
+            tx.record_event(command.channel, command.event_id, about)
             return result
 
         async def perform(tx: Transaction) -> ActionResult:
+            nonlocal about
             operator = self.operator_for(command.channel, command.operator_external_id)
             if operator is None:
                 log.warning(
@@ -676,6 +681,7 @@ class Core:
                 )
             if conversation is not None:
                 conversation = await tx.conversation(conversation.id, lock=True)
+                about = conversation.id if conversation else None
             context = ActionContext(
                 tx=tx,
                 config=self.config,

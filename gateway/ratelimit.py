@@ -12,6 +12,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 from gateway.adapter import RateLimit
 from gateway.events import Delivery
@@ -49,6 +50,14 @@ class TokenBucket:
         self.tokens = min(self.tokens, 1 - seconds * self.rate)
 
 
+@dataclass
+class _Turn:
+    """One serial key's lock, and how many callers hold or wait for it."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
 class Limiter:
     #: buckets idle this long are full again and can be forgotten
     FORGET_AFTER = 600.0
@@ -64,8 +73,8 @@ class Limiter:
         self.sleep = sleep
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
         self._lock = asyncio.Lock()
-        #: serial keys in use: their lock, and how many hold or wait for it
-        self._serial: dict[tuple[str, str], list] = {}
+        #: serial keys in use (held or waited for)
+        self._serial: dict[tuple[str, str], _Turn] = {}
         self._last_sweep = clock()
 
     def _buckets_for(self, delivery: Delivery, now: float) -> list[TokenBucket]:
@@ -110,18 +119,16 @@ class Limiter:
         )
         async with contextlib.AsyncExitStack() as held:
             for key in keys:
-                lock = self._serial.get(key)
-                if lock is None:
-                    lock = self._serial[key] = [asyncio.Lock(), 0]
-                lock[1] += 1
+                turn = self._serial.setdefault(key, _Turn())
+                turn.users += 1
                 held.callback(self._leave, key)
-                await held.enter_async_context(lock[0])
+                await held.enter_async_context(turn.lock)
             yield await self.acquire(delivery, cost)
 
     def _leave(self, key: tuple[str, str]) -> None:
-        entry = self._serial[key]
-        entry[1] -= 1
-        if entry[1] == 0:
+        turn = self._serial[key]
+        turn.users -= 1
+        if turn.users == 0:
             del self._serial[key]  # nobody holds or waits for it: no state kept per chat
 
     def penalise(self, delivery: Delivery, seconds: float) -> None:

@@ -80,7 +80,7 @@ class Transaction:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         #: ids of the messages inserted here: nothing outside this transaction can
-        #: refer to them yet, so their refs and copies need no lookup for a twin
+        #: refer to them yet, so their copies need no lookup for a twin (``enqueue``)
         self.new_messages: set[int] = session.sync_session.info.setdefault("new_messages", set())
         #: outbox dedupe keys written here (a twin in this transaction is not in the
         #: database yet when the rows are still unflushed)
@@ -161,11 +161,8 @@ class Transaction:
         )
         return result.first()
 
-    async def customer(self, customer_id: int, *, lock: bool = False) -> Customer:
-        stmt = select(Customer).where(Customer.id == customer_id)
-        if lock:
-            stmt = stmt.with_for_update()
-        return (await self.session.exec(stmt)).one()
+    async def customer(self, customer_id: int) -> Customer:
+        return (await self.session.exec(select(Customer).where(Customer.id == customer_id))).one()
 
     # -- conversations ----------------------------------------------------------
 
