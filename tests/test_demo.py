@@ -135,7 +135,11 @@ def test_the_interactive_demo_lets_you_play_everyone(tmp_path: Path) -> None:
 
 async def test_the_sandbox_runs_a_users_own_config(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
-    config.write_text((ROOT / "config.example.toml").read_text())
+    example = (ROOT / "config.example.toml").read_text()
+    # the example answers from the FAQ only while no operator is free: in its business
+    # hours Anna and Boris are, so the FAQ steps below would hang on the clock
+    assert example.count('when = "no_operator_free"') == 1
+    config.write_text(example.replace('when = "no_operator_free"', 'when = "always_first"'))
     ports = [str(free_port()) for _ in range(4)]
     sandbox = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway", "sandbox", "--config", str(config),
@@ -166,7 +170,7 @@ async def test_the_sandbox_runs_a_users_own_config(tmp_path: Path) -> None:
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, cwd=tmp_path,
         )  # fmt: skip
         sandbox.stdin.write(b"tg olga: How long does delivery take?\n")
-        # the example config's FAQ answers, whatever the hour (open or closed)
+        # the FAQ answers first, whatever the hour (open or closed)
         await until("bot: Delivery takes 2-4 working days.")
         await until("topic opened:")
         sandbox.stdin.write(b"slack carol: I forgot my password\n")
