@@ -293,7 +293,7 @@ class Core:
         if opened == "new":
             # the header (which opens the topic/thread) must be queued before the
             # first mirrored message: deliveries of one thread go out in id order
-            await self.relay.header(tx, conversation)
+            await self.relay.header(tx, conversation, opening=True)
             preferred = await self.dispatcher._previous_assignee(tx, conversation)
             await self.relay.mirror(tx, conversation, message, role="customer")
             answered = await self._faq(tx, conversation, inbound, before_routing=True)

@@ -198,7 +198,9 @@ class Dispatcher:
             await self.relay.say(
                 tx, conversation, render(config.texts, text, lang, default, operator=operator.name)
             )
-        await self.relay.system(tx, conversation, note or f"Assigned to {operator.name}.")
+        await self.relay.system(
+            tx, conversation, note or f"Assigned to {operator.name}.", on_card=note is None
+        )
         await self.relay.header(tx, conversation)
 
     async def drain_queue(self, tx: Transaction) -> int:

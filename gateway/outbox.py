@@ -17,8 +17,8 @@ from gateway.adapter import Adapter
 from gateway.config import OutboxSection
 from gateway.core import Core
 from gateway.errors import PermanentFailure, RateLimited, TemporaryFailure
-from gateway.events import Delivery, Receipt
-from gateway.ratelimit import Limiter
+from gateway.events import Delivery, Outbound, Receipt
+from gateway.ratelimit import Limiter, Reservation
 from storage import OutboxRow, OutboxStatus, Transaction
 from storage.types import utcnow
 
@@ -56,6 +56,8 @@ class OutboxWorker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._paused_until = 0.0
+        #: claimed rows' places in the limiter's buckets, until their first call
+        self._reservations: dict[int, Reservation] = {}
         self._inflight: set[asyncio.Task[None]] = set()
         self._claimed: set[int] = set()  # rows this worker holds a lease on
         self._task: asyncio.Task[None] | None = None
@@ -134,12 +136,34 @@ class OutboxWorker:
             await self._idle(loop.time())
 
     async def _claim(self, limit: int) -> list[list[OutboxRow]]:
-        """Due rows, each with the rows coalesced behind it (a group goes out as one)."""
+        """Due rows, each with the rows coalesced behind it (a group goes out as one).
+
+        Only rows whose first call the limiter could let go now are taken
+        (``Limiter.reserve``); the others stay unclaimed, so messages queued behind
+        them meet them and go out together when they can.
+        """
         batch = max(1, self.adapter.max_batch)
+        made: dict[int, Reservation] = {}
+
+        def ready(row: OutboxRow) -> bool:
+            try:
+                outbound = Outbound.from_payload(row.payload or {})
+            except Exception:
+                return True  # preparing it will say what is wrong
+            assert row.id is not None
+            self.limiter.release(made.pop(row.id, None))  # the work ran again
+            reservation = self.limiter.reserve(Delivery(outbound=outbound, attempt=row.attempts))
+            if reservation is None:
+                return False
+            made[row.id] = reservation
+            return True
 
         async def work(tx: Transaction) -> list[list[OutboxRow]]:
             groups = []
-            for head in await tx.claim_outbox(self.destination, limit=limit, lease=LEASE):
+            heads = await tx.claim_outbox(
+                self.destination, limit=limit, lease=LEASE, accept=ready, scan=4 * limit
+            )
+            for head in heads:
                 followers: list[OutboxRow] = []
                 if batch > 1 and coalescible(head):
                     followers = await tx.claim_followers(
@@ -148,10 +172,20 @@ class OutboxWorker:
                 groups.append([head, *followers])
             return groups
 
-        return await self.core.repository.run(work)
+        try:
+            groups = await self.core.repository.run(work)
+        except BaseException:
+            for reservation in made.values():
+                self.limiter.release(reservation)
+            raise
+        self._reservations.update(made)
+        return groups
 
     async def _idle(self, now: float) -> None:
         timeout = POLL_SECONDS
+        held = self.limiter.held_for()
+        if held > 0:
+            timeout = min(timeout, held)
         if self._paused_until > now:
             timeout = min(timeout, self._paused_until - now)
         else:
@@ -167,8 +201,9 @@ class OutboxWorker:
 
     async def _send(self, group: list[OutboxRow], prepared: Delivery | Exception | None) -> None:
         row = group[0]
+        reservation = self._reservations.pop(row.id, None)  # type: ignore[arg-type]
         try:
-            await self._attempt(group, prepared)
+            await self._attempt(group, prepared, reservation)
         except asyncio.CancelledError:
             raise  # the row stays claimed; stop() hands it back
         except Exception:
@@ -181,9 +216,15 @@ class OutboxWorker:
         else:
             self._claimed.difference_update(r.id for r in group)
         finally:
+            self.limiter.release(reservation)  # not sent, or no call was needed
             self._wake.set()
 
-    async def _attempt(self, group: list[OutboxRow], prepared: Delivery | Exception | None) -> None:
+    async def _attempt(
+        self,
+        group: list[OutboxRow],
+        prepared: Delivery | Exception | None,
+        reservation: Reservation | None = None,
+    ) -> None:
         """Send a group prepared at claim time (or the exception preparing it raised,
         which is handled like a failed send)."""
         row = group[0]
@@ -197,7 +238,8 @@ class OutboxWorker:
             if delivery is None:
                 await self.core.delivered(row.id, Receipt(extra={"unchanged": True}), None)
                 return
-            async with self.limiter.slot(delivery, self.adapter.cost(delivery)):
+            cost = self.adapter.cost(delivery)
+            async with self.limiter.slot(delivery, cost, reservation):
                 receipt = await self.adapter.deliver(delivery)
         except RateLimited as exc:
             self.rate_limited += 1

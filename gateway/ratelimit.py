@@ -51,6 +51,14 @@ class TokenBucket:
 
 
 @dataclass
+class Reservation:
+    """A claimed delivery's place in its buckets until its first call is made."""
+
+    keys: tuple[tuple[str, str], ...]
+    released: bool = False
+
+
+@dataclass
 class _Turn:
     """One serial key's lock, and how many callers hold or wait for it."""
 
@@ -71,29 +79,86 @@ class Limiter:
         self.limits = tuple(limits)
         self.clock = clock
         self.sleep = sleep
+        self._by_name = {limit.name: limit for limit in self.limits}
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        #: first calls of claimed deliveries not made yet, per bucket (``reserve``)
+        self._reserved: dict[tuple[str, str], int] = {}
+        #: when the earliest delivery ``reserve`` turned away could go (clock time)
+        self._held_until = 0.0
         self._lock = asyncio.Lock()
         #: serial keys in use (held or waited for)
         self._serial: dict[tuple[str, str], _Turn] = {}
         self._last_sweep = clock()
 
-    def _buckets_for(self, delivery: Delivery, now: float) -> list[TokenBucket]:
-        out = []
-        for limit in self.limits:
-            key = limit.key(delivery)
-            if key is None:
-                continue
-            bucket = self._buckets.get((limit.name, key))
-            if bucket is None:
-                bucket = TokenBucket(limit.rate / limit.per_seconds, limit.burst, now)
-                self._buckets[(limit.name, key)] = bucket
-            out.append(bucket)
-        return out
+    def _keys(self, delivery: Delivery) -> list[tuple[str, str]]:
+        return [
+            (limit.name, key) for limit in self.limits if (key := limit.key(delivery)) is not None
+        ]
 
-    async def acquire(self, delivery: Delivery, cost: int = 1) -> float:
+    def _bucket(self, key: tuple[str, str], now: float) -> TokenBucket:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            limit = self._by_name[key[0]]
+            bucket = TokenBucket(limit.rate / limit.per_seconds, limit.burst, now)
+            self._buckets[key] = bucket
+        return bucket
+
+    def _buckets_for(self, delivery: Delivery, now: float) -> list[TokenBucket]:
+        return [self._bucket(key, now) for key in self._keys(delivery)]
+
+    def reserve(self, delivery: Delivery) -> Reservation | None:
+        """A claim on the delivery's first call, if every bucket could pay it now on
+        top of the claims already made; None when it would have to wait.
+
+        The outbox asks before claiming a row: a row that could not go now stays
+        unclaimed, so the customer's messages queued behind it meet it and go out
+        with it in one call. Tokens are taken only when the call is made (``slot``):
+        taken earlier, a platform's bucket would refill into its cap meanwhile, and a
+        burst that seemed paid for would meet a 429.
+        """
+        now = self.clock()
+        keys = self._keys(delivery)
+        wait = 0.0
+        for key in keys:
+            bucket = self._bucket(key, now)
+            bucket.wait_time(now)  # brings the tokens up to now
+            wanted = self._reserved.get(key, 0) + 1
+            if wanted - bucket.tokens > TokenBucket.EPSILON:
+                # at least one token's time: the claims ahead free theirs as they go
+                short = min(wanted, bucket.capacity) - bucket.tokens
+                wait = max(wait, short / bucket.rate, 1 / bucket.rate)
+        if wait > 0:
+            until = now + wait
+            self._held_until = min(self._held_until, until) if self._held_until else until
+            return None
+        for key in keys:
+            self._reserved[key] = self._reserved.get(key, 0) + 1
+        return Reservation(tuple(keys))
+
+    def release(self, reservation: Reservation | None) -> None:
+        """Give a claim back (its call was made, or will not be); safe to repeat."""
+        if reservation is None or reservation.released:
+            return
+        reservation.released = True
+        for key in reservation.keys:
+            left = self._reserved.get(key, 0) - 1
+            if left > 0:
+                self._reserved[key] = left
+            else:
+                self._reserved.pop(key, None)
+
+    def held_for(self) -> float:
+        """Seconds until the earliest delivery ``reserve`` turned away could go (0
+        when none was turned away since the last ask)."""
+        until, self._held_until = self._held_until, 0.0
+        return max(0.0, until - self.clock()) if until else 0.0
+
+    async def acquire(
+        self, delivery: Delivery, cost: int = 1, reservation: Reservation | None = None
+    ) -> float:
         """Wait until every bucket the delivery draws from has ``cost`` tokens (the
-        platform calls it will make; at most a bucket's burst), take them; returns the
-        wait."""
+        platform calls it will make; at most a bucket's burst), take them and give back
+        the delivery's ``reservation``; returns the wait."""
         waited = 0.0
         while True:
             async with self._lock:
@@ -103,13 +168,16 @@ class Limiter:
                 if delay <= 0:
                     for bucket in buckets:
                         bucket.take(now, cost)
+                    self.release(reservation)
                     self._sweep(now)
                     return waited
             await self.sleep(delay)
             waited += delay
 
     @asynccontextmanager
-    async def slot(self, delivery: Delivery, cost: int = 1) -> AsyncIterator[float]:
+    async def slot(
+        self, delivery: Delivery, cost: int = 1, reservation: Reservation | None = None
+    ) -> AsyncIterator[float]:
         """Hold the delivery's serial keys (see ``RateLimit.serial``) and its tokens
         while the calls are made; yields the wait."""
         keys = sorted(
@@ -118,12 +186,13 @@ class Limiter:
             if limit.serial and (key := limit.key(delivery)) is not None
         )
         async with contextlib.AsyncExitStack() as held:
+            held.callback(self.release, reservation)  # also when cancelled or failed
             for key in keys:
                 turn = self._serial.setdefault(key, _Turn())
                 turn.users += 1
                 held.callback(self._leave, key)
                 await held.enter_async_context(turn.lock)
-            yield await self.acquire(delivery, cost)
+            yield await self.acquire(delivery, cost, reservation)
 
     def _leave(self, key: tuple[str, str]) -> None:
         turn = self._serial[key]
@@ -140,6 +209,10 @@ class Limiter:
         if now - self._last_sweep < self.FORGET_AFTER:
             return
         self._last_sweep = now
-        stale = [k for k, b in self._buckets.items() if now - b.updated > self.FORGET_AFTER]
+        stale = [
+            k
+            for k, b in self._buckets.items()
+            if now - b.updated > self.FORGET_AFTER and k not in self._reserved
+        ]
         for key in stale:
             del self._buckets[key]

@@ -192,23 +192,37 @@ class Relay:
         text: str,
         *,
         mentions: Sequence[str] = (),
+        on_card: bool = False,
     ) -> Message:
         """An event for operators' eyes (claimed, transferred, not delivered); the
-        operators in ``mentions`` are notified of it."""
+        operators in ``mentions`` are notified of it.
+
+        ``on_card``: the header card shows it too (who has the conversation). For a
+        conversation whose thread opens with a card queued in this transaction, the
+        note is kept in the history but not posted: the card says it, and Telegram
+        allows a group only 20 bot messages a minute.
+        """
         message = Message(conversation_id=conversation.id, direction=Direction.SYSTEM, text=text)
         tx.add(message)
         await tx.flush()
+        if on_card and not mentions and tx.headers.get(_id(conversation)):
+            return message
         await self.mirror(tx, conversation, message, role="system", mentions=tuple(mentions))
         return message
 
-    async def header(self, tx: Transaction, conversation: Conversation) -> None:
-        """Open or refresh the conversation's header card in every workspace.
+    async def header(
+        self, tx: Transaction, conversation: Conversation, *, opening: bool = False
+    ) -> None:
+        """Open (``opening``: a new conversation) or refresh the conversation's header
+        card in every workspace.
 
         The row only asks for a refresh: the card is rendered when it is sent
-        (Core.prepare), showing the conversation as it is then.
+        (Core.prepare), showing the conversation as it is then. So a transaction
+        queues one at most per conversation: a second would show the same card.
         """
-        if not self.desk.workspaces:
+        if not self.desk.workspaces or _id(conversation) in tx.headers:
             return
+        tx.headers[_id(conversation)] = opening
         for workspace in self.desk.workspaces:
             await self.enqueue(
                 tx,

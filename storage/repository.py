@@ -85,6 +85,10 @@ class Transaction:
         #: outbox dedupe keys written here (a twin in this transaction is not in the
         #: database yet when the rows are still unflushed)
         self._enqueued: set[str] = set()
+        #: conversations whose header card was queued here (True: the card that opens
+        #: its thread): cards are rendered when sent, so one row per transaction does
+        #: (``Relay.header``)
+        self.headers: dict[int, bool] = {}
         #: destinations given new outbox rows here: their workers are woken on commit
         self.touched: set[str] = set()
         #: conversations changed here: their deadlines are planned again before commit
@@ -444,13 +448,22 @@ class Transaction:
         return (await self.session.exec(stmt)).first()
 
     async def claim_outbox(
-        self, destination: str, *, limit: int, lease: timedelta, now: datetime | None = None
+        self,
+        destination: str,
+        *,
+        limit: int,
+        lease: timedelta,
+        now: datetime | None = None,
+        accept: Callable[[OutboxRow], bool] | None = None,
+        scan: int | None = None,
     ) -> list[OutboxRow]:
         """Take up to ``limit`` due deliveries, at most the oldest one per chat.
 
         A row whose chat still has an older undelivered row waits for it: order per
         chat is kept even when a delivery is being retried. Expired leases (a
-        process died mid-send) make their rows claimable again.
+        process died mid-send) make their rows claimable again. With ``accept``, up
+        to ``scan`` due rows are looked at and only those it allows are taken (the
+        others stay as they are, unclaimed).
         """
         now = now or utcnow()
         earlier = aliased(OutboxRow)
@@ -472,10 +485,18 @@ class Transaction:
             select(OutboxRow)
             .where(OutboxRow.destination == destination, due, ~blocked)
             .order_by(col(OutboxRow.id))
-            .limit(limit)
+            .limit(max(limit, scan or 0) if accept else limit)
             .with_for_update(skip_locked=True)
         )
         rows = list((await self.session.exec(stmt)).all())
+        if accept is not None:
+            taken: list[OutboxRow] = []
+            for row in rows:
+                if len(taken) == limit:
+                    break
+                if accept(row):
+                    taken.append(row)
+            rows = taken
         for row in rows:
             row.status = OutboxStatus.SENDING
             row.lease_until = now + lease

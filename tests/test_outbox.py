@@ -282,3 +282,82 @@ async def test_a_stopping_gateway_refuses_new_events_so_they_are_not_acknowledge
         with pytest.raises(ShuttingDown):
             await host.ingest(tg.customer_says("petr", "during"))
         await stopping
+
+
+def test_reservations_claim_no_more_first_calls_than_can_go_now() -> None:
+    fake = FakeTime()
+    limiter = Limiter(
+        [RateLimit("chat", rate=1, per_seconds=1.0, burst=3, key=lambda d: d.outbound.chat_id)],
+        clock=fake.clock,
+        sleep=fake.sleep,
+    )
+    claims = [limiter.reserve(_delivery("a")) for _ in range(3)]
+    assert all(claims)
+    assert limiter.reserve(_delivery("a")) is None  # a 4th would wait: left unclaimed
+    assert limiter.held_for() == pytest.approx(1.0)
+    assert limiter.held_for() == 0.0  # asked once, then forgotten
+    assert limiter.reserve(_delivery("b")) is not None  # another chat is not held back
+    # a claimed send takes its token when it is made, giving its claim back
+    assert asyncio.run(limiter.acquire(_delivery("a"), reservation=claims[0])) == 0.0
+    limiter.release(claims[0])  # twice is harmless
+    assert limiter.reserve(_delivery("a")) is None  # 2 tokens left, 2 claims on them
+    limiter.release(claims[1])  # that one will not be sent after all
+    assert limiter.reserve(_delivery("a")) is not None
+    fake.now += 1.0
+    assert limiter.reserve(_delivery("a")) is not None  # the bucket refilled
+
+
+async def test_messages_behind_a_throttled_one_go_with_it_in_one_call(database_url: str) -> None:
+    """A row that could not go now is not claimed to wait in the limiter: what the
+    customer writes meanwhile joins it, and the backlog costs one call."""
+    config = make_config(database_url)
+    tg = RecordingAdapter(
+        max_batch=20,
+        rate_limits=(
+            RateLimit(
+                "group", rate=1, per_seconds=1.0, burst=1,
+                key=lambda d: "group" if d.outbound.audience == "workspace" else None,
+            ),
+        ),
+    )  # fmt: skip
+    async with running(config, tg) as gw:
+        await gw.core.ingest(tg.customer_says("olga", "hi"))
+        for n in range(5):
+            await gw.core.ingest(tg.customer_says("olga", f"more {n}"))
+        await settle(gw)
+        copies = [
+            d
+            for d in tg.deliveries
+            if d.outbound.audience == "workspace" and d.outbound.kind == "message"
+        ]
+        # the header took the one token; the six messages waited for the next together
+        assert [[p.outbound.text for p in (d, *d.more)] for d in copies] == [
+            ["hi", *(f"more {n}" for n in range(5))]
+        ]
+
+
+async def test_a_new_conversation_opens_with_one_card_that_names_its_operator(
+    database_url: str,
+) -> None:
+    """Assigning a conversation in the transaction that opens it costs no note and no
+    second card in the workspace: the card, rendered when sent, names the operator
+    (Telegram allows a group 20 bot messages a minute). The history keeps the note."""
+    config = make_config(database_url)
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        result = await gw.core.ingest(tg.customer_says("olga", "hi"))
+        await settle(gw)
+        cid = result.conversation_id
+        assert cid is not None
+        headers = [d for d in tg.in_thread(cid) if d.outbound.kind == "header"]
+        assert len(headers) == 1
+        assert headers[0].outbound.card is not None
+        assert headers[0].outbound.card.assignee_name == "Anna"
+        assert tg.notes(cid) == []
+        stored = await messages(gw, cid)
+        assert [m.text for m in stored if m.direction == Direction.SYSTEM] == ["Assigned to Anna."]
+        # a later hand-over is news in the thread: it is posted
+        await operator_writes(gw, tg, "anna", cid, "/transfer boris")
+        await settle(gw)
+        notes = [text for text, _ in tg.notes(cid)]
+        assert len(notes) == 1 and "Boris" in notes[0]
