@@ -4,7 +4,8 @@
 
 Loads: (1) 200 customers x 5 messages through Telegram, limits off, the gateway next
 to the floor; (2) 20 customers x 10 messages with Telegram's real limits; (3) ingest
-on SQLite (and PostgreSQL with ``--postgres``); (4) memory with 10,000 open
+on SQLite (and PostgreSQL with ``--postgres``); load 2 again with 100 customers and
+1, 2 and 4 bots in the group (telegram.workspace_bots); (4) memory with 10,000 open
 conversations; (5) FAQ questions per second against 500 entries. Each figure is
 printed next to the issue's target; the file also names the machine, the date and
 the commit. ``--quick`` runs small loads (to check the harness; its figures mean
@@ -117,7 +118,35 @@ async def relay_loads(quick: bool) -> list[str]:
         f"Gateway's Bot API calls: {_calls(gateway)}.",
         "",
     ]
+    lines += await sharding(quick)
     return lines
+
+
+async def sharding(quick: bool) -> list[str]:
+    """Load 2 with more customers than one bot's group budget carries in the time:
+    what each added workspace bot buys."""
+    customers, messages, patience = (10, 4, 60) if quick else (100, 10, 180)
+    lines = [
+        f"## Past one bot: {customers} customers x {messages} messages, Telegram's limits on "
+        f"({patience:.0f} s allowed)",
+        "",
+        "The gateway with workspace bots beside its main bot (telegram.workspace_bots); "
+        "each bot has its own 20 messages a minute in the group.",
+        "",
+        "| bots | delivered / sent in the time | latency p50 / p99 | 429s | requests before "
+        "retry_after expired | messages per bot |",
+        "|---|---|---|---|---|---|",
+    ]
+    for bots in (1, 2, 4):
+        r = await telegram.run(
+            "gateway", customers, messages, limits=True, patience=patience, bots=bots
+        )
+        spread = ", ".join(str(n) for _, n in sorted(r.sent_per_bot.items()))
+        lines.append(
+            f"| {bots} | {r.delivered} / {r.sent} | {r.latency(0.5):.0f} s / "
+            f"{r.latency(0.99):.0f} s | {r.rate_limited} | {r.early_retries} | {spread} |"
+        )
+    return [*lines, ""]
 
 
 def ingest_load(quick: bool, postgres: str | None) -> list[str]:

@@ -7,7 +7,10 @@ customer's message being created to its copy appearing in the operators' group, 
 on the sandbox's clock. CPU per message is the relay process's own CPU time (from
 /proc) while the load runs, start-up excluded; peak RSS is its VmHWM.
 
-Run: python -m bench.telegram [--customers 200] [--messages 5] [--limits]
+Run: python -m bench.telegram [--customers 200] [--messages 5] [--limits] [--bots 1]
+
+``--bots N`` gives the gateway N - 1 workspace bots (telegram.workspace_bots) beside
+its main bot; the floor always has one.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ token = "{token}"
 api_base = "{api_base}"
 workspace_chat_id = {workspace}
 poll_timeout_seconds = 1
+{shards}
 {limits}
 
 {operators}"""
@@ -79,6 +83,8 @@ class Result:
     early_retries: int
     #: Bot API calls by method during the load
     calls: dict[str, int]
+    #: messages each bot put into chats during the load
+    sent_per_bot: dict[str, int]
 
     @property
     def missing(self) -> int:
@@ -112,11 +118,25 @@ async def _stats(http: aiohttp.ClientSession, base: str) -> dict[str, Any]:
         return await reply.json()
 
 
+def shard_tokens(bots: int) -> list[str]:
+    """Tokens of the workspace bots beside the main one."""
+    return [f"{900_000_001 + n}:bench-workspace-bot-{n}" for n in range(bots - 1)]
+
+
 async def run(
-    relay: str, customers: int, messages: int, *, limits: bool, patience: float
+    relay: str,
+    customers: int,
+    messages: int,
+    *,
+    limits: bool,
+    patience: float,
+    bots: int = 1,
 ) -> Result:
     sandbox = TelegramSandbox(limits=Limits(enabled=limits))
     await sandbox.start()
+    shards = shard_tokens(bots) if relay == "gateway" else []
+    for token in shards:
+        sandbox.add_bot(token)
     base = sandbox.api_base
     forum = sandbox.add_forum("Support desk")
     team = [sandbox.add_user(f"Operator {n}") for n in range(customers // 100 + 1)]
@@ -138,6 +158,9 @@ async def run(
                             token=sandbox.token,
                             api_base=base,
                             workspace=forum["id"],
+                            shards=f"workspace_bots = {shards!r}".replace("'", '"')
+                            if shards
+                            else "",
                             # with the sandbox's limits off, the gateway's own are too
                             limits=""
                             if limits
@@ -175,7 +198,8 @@ async def run(
                     for m in range(messages):
                         async with http.post(
                             f"{base}/sandbox/send",
-                            json={"user_id": user["id"], "text": f"message {m}"},
+                            # unique: a workspace bot relays texts, matched by text
+                            json={"user_id": user["id"], "text": f"{user['id']} message {m}"},
                         ) as reply:
                             reply.raise_for_status()
 
@@ -203,6 +227,10 @@ async def run(
                         name: count - before["calls"].get(name, 0)
                         for name, count in stats["calls"].items()
                         if count > before["calls"].get(name, 0)
+                    },
+                    sent_per_bot={
+                        bot: count - before["sent_per_bot"].get(bot, 0)
+                        for bot, count in stats["sent_per_bot"].items()
                     },
                 )
         finally:
@@ -245,7 +273,12 @@ async def main_async(args: argparse.Namespace) -> None:
     )
     print(report(floor))
     gateway = await run(
-        "gateway", args.customers, args.messages, limits=args.limits, patience=args.timeout
+        "gateway",
+        args.customers,
+        args.messages,
+        limits=args.limits,
+        patience=args.timeout,
+        bots=args.bots,
     )
     print(report(gateway, floor))
     if gateway.latencies:
@@ -258,6 +291,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=5)
     parser.add_argument("--limits", action="store_true", help="Telegram's real rate limits")
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--bots", type=int, default=1, help="the gateway's bots in the group")
     asyncio.run(main_async(parser.parse_args()))
 
 

@@ -229,3 +229,35 @@ def test_check_config_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert err[-1] == "2 problem(s) found"
     assert main(["check-config", str(tmp_path / "missing.toml")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_workspace_bots_are_checked_and_kept_secret() -> None:
+    models = {name: p.config_model for name, p in discover_plugins().items()}
+    base = '[telegram]\ntoken = "${TELEGRAM_TOKEN}"\n'
+    environ = {"TELEGRAM_TOKEN": "123:abc", "BOT_2": "456:def"}
+    config = parse_config(
+        base + 'workspace_chat_id = -1001\nworkspace_bots = ["${BOT_2}", "789:literal"]\n',
+        models,
+        environ=environ,
+    )
+    assert [t.get_secret_value() for t in config.channels["telegram"].workspace_bots] == [
+        "456:def",
+        "789:literal",
+    ]
+    assert {"456:def", "789:literal"} <= config.secrets  # never printed in a log
+    found = problems(
+        base + 'workspace_chat_id = -1001\nworkspace_bots = ["123:other"]\n',
+        channel_models=models,
+        environ=environ,
+    )
+    assert any("each bot must be a different bot" in p for p in found), found
+    found = problems(
+        base + 'workspace_bots = ["456:def"]\n', channel_models=models, environ=environ
+    )
+    assert any("set workspace_chat_id" in p for p in found), found
+    found = problems(
+        base + 'workspace_chat_id = -1001\nworkspace_bots = ["nonsense"]\n',
+        channel_models=models,
+        environ=environ,
+    )
+    assert any("telegram.workspace_bots" in p and "@BotFather" in p for p in found), found

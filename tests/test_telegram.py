@@ -530,3 +530,78 @@ async def test_a_backlog_in_the_group_is_coalesced_not_minutes_behind(sqlite_url
         calls = desk.sandbox.world.stats.sent_per_chat[desk.workspace] - calls_before
         assert calls < len(texts) / 2  # 12 messages in a handful of calls
         assert desk.sandbox.world.stats.early_retries == 0
+
+
+SHARDS = ["222222222:shard-two", "333333333:shard-three"]
+
+
+async def test_workspace_bots_share_the_group_and_each_keeps_its_topics(sqlite_url: str) -> None:
+    """With telegram.workspace_bots, conversations' topics are spread over the bots
+    (each bot has its own 20 messages a minute in the group). A topic's bot posts its
+    card and the customer's texts; the customer's media, which only the main bot can
+    copy, and everything to the customer go through the main bot; a press of a
+    button reaches the bot that posted it and is answered by it."""
+    async with TelegramSandbox(limits=Limits(enabled=False)) as sandbox:
+        for token in SHARDS:
+            sandbox.add_bot(token)
+        extra = "workspace_bots = [" + ", ".join(f'"{t}"' for t in SHARDS) + "]"
+        async with telegram_desk(sqlite_url, sandbox=sandbox, extra=extra) as desk:
+            people = [sandbox.add_user(f"Customer{n}") for n in range(8)]
+            for n, person in enumerate(people):
+                sandbox.send(person, f"c{n} first")
+                sandbox.send(person, f"c{n} second")
+            world = sandbox.world
+            for n in range(len(people)):
+                thread = await eventually(lambda n=n: desk.topic_of(f"Customer{n}"))
+                await eventually(
+                    lambda t=thread, n=n: (
+                        "\n".join(m.get("text") or "" for m in desk.in_topic(t)).count(f"c{n} ")
+                        == 2
+                    )
+                )
+            owners = {
+                topic["message_thread_id"]: world.messages[desk.workspace][
+                    topic["message_thread_id"]
+                ]["from"]["id"]
+                for topic in desk.topics()
+            }
+            assert len(set(owners.values())) >= 2  # spread over the bots
+            for thread, owner in owners.items():
+                # the card and the texts come from the bot that opened the topic
+                assert {m["from"]["id"] for m in desk.in_topic(thread)} == {owner}
+            assert world.stats.copied and len(world.stats.copied) == 16  # each text once
+
+            # a topic of a workspace bot, end to end
+            shard_ids = {int(t.split(":")[0]) for t in SHARDS}
+            thread, owner = next((t, o) for t, o in owners.items() if o in shard_ids)
+            name = next(t["name"] for t in desk.topics() if t["message_thread_id"] == thread)
+            customer = next(p for p in people if f"{p['first_name']} " in name)
+            header = desk.in_topic(thread)[0]
+            query = sandbox.press(desk.boris, header, "claim")
+            answer = await eventually(lambda: world.callback_answers[query])
+            assert "ask them to /transfer" in answer["text"]  # Anna has it; Boris was told
+            sandbox.send(desk.anna, "On it!", chat_id=desk.workspace, thread_id=thread)
+            await eventually(lambda: desk.to_customer(customer)[-1].endswith("\nOn it!"))
+            photo = sandbox.send(customer, media="photo", caption="the receipt")
+            await eventually(
+                lambda: any(
+                    m.get("caption") == "the receipt" and m["from"]["id"] == world.main_bot["id"]
+                    for m in desk.in_topic(thread)
+                )
+            )
+            assert world.stats.copied[(customer["id"], photo["message_id"])] == 1
+            texts = [m for m in world.messages[customer["id"]].values() if m.get("text")]
+            sandbox.edit(texts[0], texts[0]["text"] + " (typo fixed)")
+            await eventually(
+                lambda: any(
+                    "(typo fixed)" in (m.get("text") or "")
+                    and m["from"]["id"] == owner
+                    and m.get("reply_to_message")
+                    for m in desk.in_topic(thread)
+                )
+            )
+            # nobody but the main bot ever wrote to a customer
+            for person in people:
+                assert {m["from"]["id"] for m in sandbox.received(person["id"])} == {
+                    world.main_bot["id"]
+                }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -38,13 +39,14 @@ from aiogram.types import (
     BufferedInputFile,
     CallbackQuery,
     Message,
+    ReplyParameters,
     Update,
 )
 from aiohttp import web
 from pydantic import ValidationError
 
 from adapters.telegram import normalise, render
-from adapters.telegram.config import TelegramSection
+from adapters.telegram.config import TelegramSection, bot_id
 from gateway.actions import parse_command
 from gateway.adapter import Host, RateLimit
 from gateway.cards import file_line, text_with_files, uploads
@@ -71,6 +73,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+#: what the workspace bots (telegram.workspace_bots) are asked for: the main bot gets
+#: every message in the group; a press of a button reaches the bot that posted it
+SHARD_UPDATES = ["callback_query"]
 TEXT_LIMIT = 4096  # https://core.telegram.org/bots/api#sendmessage
 CAPTION_LIMIT = 1024
 #: https://core.telegram.org/bots/api#getfile: bots download files up to 20 MB
@@ -155,13 +160,17 @@ class TelegramAdapter:
             ),
         )  # fmt: skip
         self.bot: Bot | None = None
+        #: every bot by id, the main one (customers' bot) first
+        self.bot_ids = [bot_id(t) for t in (section.token, *section.workspace_bots)]
+        self.main_id = self.bot_ids[0]
+        self.bots: dict[int, Bot] = {}
         self.host: Host | None = None
         self._poller: asyncio.Task[None] | None = None
-        self._long_polling = False
+        self._shard_pollers: list[asyncio.Task[None]] = []
+        self._long_polling: set[int] = set()  # bots waiting in a long poll now
         self._stopping = False
         #: why polling does not reach Telegram now (None: it does)
         self._poll_problem: str | None = None
-        self._failures: dict[int, int] = {}  # update id -> failed tries
         #: topics opened here that the core may not have recorded yet
         self._opened: dict[int, Receipt] = {}
         #: the same by topic id, set once recorded: an operator quick enough to act
@@ -170,10 +179,57 @@ class TelegramAdapter:
 
     def _chat_key(self, delivery: Delivery) -> str:
         out = delivery.outbound
-        return f"chat:{out.chat_id}" if out.audience == "customer" else "workspace"
+        if out.audience == "customer":
+            return f"chat:{out.chat_id}"
+        return f"workspace:{self._sender(delivery)}"
 
     def _group_key(self, delivery: Delivery) -> str | None:
-        return "workspace" if delivery.outbound.audience == "workspace" else None
+        if delivery.outbound.audience != "workspace":
+            return None
+        return f"workspace:{self._sender(delivery)}"
+
+    # -- which bot: limits are per bot and group, so topics are spread over bots ----------
+
+    def _shard(self, conversation_id: int) -> int:
+        """The bot a new conversation's topic goes to: rendezvous hashing, so adding a
+        bot moves new conversations only, in an even share."""
+        if len(self.bot_ids) == 1:
+            return self.main_id
+
+        def weight(bot: int) -> bytes:
+            return hashlib.blake2b(f"{bot}:{conversation_id}".encode(), digest_size=8).digest()
+
+        return max(self.bot_ids, key=weight)
+
+    def _owner(self, delivery: Delivery) -> int:
+        """The bot that posted the thread's header (its id prefixes the header ref when
+        it is not the main bot); without a header yet, the conversation's shard."""
+        ref = delivery.header_ref
+        if ref is None:
+            return self._shard(delivery.outbound.conversation_id)
+        owner, _, _ = ref.rpartition(":")
+        if owner and int(owner) in self.bot_ids:
+            return int(owner)
+        return self.main_id  # before sharding, or a bot since removed from the config
+
+    def _sender(self, delivery: Delivery) -> int:
+        """The bot making a delivery's calls. Customers' chats and their Telegram files
+        (file ids are per bot; another bot cannot copy from a chat it is not in) are
+        the main bot's; the rest of a thread is its owner's."""
+        out = delivery.outbound
+        if out.audience == "customer" or self._needs_main(delivery):
+            return self.main_id
+        return self._owner(delivery)
+
+    @staticmethod
+    def _needs_main(delivery: Delivery) -> bool:
+        out = delivery.outbound
+        return out.kind == "message" and any(a.origin == "telegram" for a in out.attachments)
+
+    def _bot(self, bot: int) -> Bot:
+        found = self.bots.get(bot) or self.bot
+        assert found is not None
+        return found
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -198,6 +254,19 @@ class TelegramAdapter:
                 f"telegram: cannot reach {self.section.api_base} (telegram.api_base): {exc}"
             ) from None
         log.info("telegram: connected as @%s", me.username)
+        self.bots[self.main_id] = self.bot
+        for number, token in enumerate(self.section.workspace_bots):
+            shard = Bot(token.get_secret_value(), session=session, default=self.bot.default)
+            try:
+                shard_me = await shard.get_me()
+                await shard.delete_webhook(drop_pending_updates=False)
+            except TelegramUnauthorizedError:
+                await session.close()
+                raise GatewayError(
+                    f"telegram: the token of telegram.workspace_bots[{number}] was refused"
+                ) from None
+            self.bots[shard.id] = shard
+            log.info("telegram: workspace bot @%s shares the group", shard_me.username)
         if self.workspace is not None:
             with contextlib.suppress(TelegramBadRequest):
                 await self.bot.set_my_commands(
@@ -215,8 +284,14 @@ class TelegramAdapter:
             log.info("telegram: webhook mode, updates arrive at %s", self.section.webhook_path)
         else:
             await self.bot.delete_webhook(drop_pending_updates=False)
-            self._poller = asyncio.create_task(self._poll(), name="telegram-polling")
+            self._poller = asyncio.create_task(
+                self._poll(self.bot, ALLOWED_UPDATES), name="telegram-polling"
+            )
             log.info("telegram: polling mode")
+        for shard in list(self.bots.values())[1:]:
+            self._shard_pollers.append(
+                asyncio.create_task(self._poll(shard, SHARD_UPDATES), name=f"telegram-{shard.id}")
+            )
 
     async def readiness(self) -> str | None:
         """None when updates reach us; otherwise why they do not."""
@@ -230,45 +305,53 @@ class TelegramAdapter:
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._poller is not None:
-            if self._long_polling:
-                self._poller.cancel()  # nothing is half-done inside a long poll
+        for bot, poller in zip(self.bots, [self._poller, *self._shard_pollers], strict=False):
+            if poller is None:
+                continue
+            if bot in self._long_polling:
+                poller.cancel()  # nothing is half-done inside a long poll
             with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
+                await poller
         if self.bot is not None:
             await self.bot.session.close()
 
     # -- intake ---------------------------------------------------------------------------
 
-    async def _poll(self) -> None:
-        assert self.bot is not None
+    async def _poll(self, bot: Bot, allowed: list[str]) -> None:
+        """One bot's getUpdates loop (the main bot's, or a workspace bot's for presses
+        of the buttons it posted)."""
+        main = bot is self.bot
+        failures: dict[int, int] = {}  # update id -> failed tries
         offset: int | None = None
         pause = 1.0
         while not self._stopping:
             try:
-                self._long_polling = True
-                updates = await self.bot.get_updates(
+                self._long_polling.add(bot.id)
+                updates = await bot.get_updates(
                     offset=offset,
                     timeout=self.section.poll_timeout_seconds,
-                    allowed_updates=ALLOWED_UPDATES,
+                    allowed_updates=allowed,
                 )
             except (TelegramNetworkError, TelegramServerError, TelegramRetryAfter) as exc:
-                self._poll_problem = f"getUpdates failed: {exc}"[:200]
+                if main:
+                    self._poll_problem = f"getUpdates failed: {exc}"[:200]
                 log.warning("telegram: getUpdates failed (%s); retrying in %.0fs", exc, pause)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 30.0)
                 continue
             except TelegramUnauthorizedError:
-                self._poll_problem = "the bot token was revoked"
-                log.error("telegram: the token was revoked; fix telegram.token and restart")
+                if main:
+                    self._poll_problem = "the bot token was revoked"
+                log.error("telegram: bot %d's token was revoked; fix it and restart", bot.id)
                 await asyncio.sleep(30)
                 continue
             except ClientDecodeError as exc:
                 # one update aiogram cannot parse must not block the others forever
-                updates = self._salvage(exc.data)
+                updates = self._salvage(exc.data, bot)
             finally:
-                self._long_polling = False
-            self._poll_problem = None
+                self._long_polling.discard(bot.id)
+            if main:
+                self._poll_problem = None
             pause = 1.0
             for unit in albums_together(updates):
                 update, update_id = unit[0], _update_id(unit[-1])
@@ -283,10 +366,10 @@ class TelegramAdapter:
                 except ShuttingDown:
                     return  # not acknowledged: Telegram gives it again after the restart
                 except Exception:
-                    if not await self._give_up_on(update, update_id):
+                    if not await self._give_up_on(update, update_id, failures):
                         await asyncio.sleep(pause)
                         break  # the offset stays before it: fetched and tried again
-                self._failures.pop(update_id, None)
+                failures.pop(update_id, None)
                 offset = update_id + 1
 
     async def _on_webhook(self, request: web.Request) -> web.Response:
@@ -320,15 +403,17 @@ class TelegramAdapter:
             return web.json_response({"error": "not committed"}, status=500)
         return web.json_response({"ok": True})
 
-    async def _give_up_on(self, update: Update | dict[str, Any], update_id: int) -> bool:
+    async def _give_up_on(
+        self, update: Update | dict[str, Any], update_id: int, tries: dict[int, int]
+    ) -> bool:
         """After repeated failures, stop retrying one update so the rest can flow.
 
         A database outage fails every update alike and is retried (the update is fetched
         again); one update that keeps failing (a bug meeting an unusual message) must not
         hold up every customer behind it. Operators still see that the customer wrote.
         """
-        failures = self._failures.get(update_id, 0) + 1
-        self._failures[update_id] = failures
+        failures = tries.get(update_id, 0) + 1
+        tries[update_id] = failures
         log.exception(
             "telegram: update %d was not committed (try %d of %d)",
             update_id,
@@ -357,10 +442,10 @@ class TelegramAdapter:
             failures,
             "operators see a placeholder" if placeholder else "it was skipped",
         )
-        self._failures.pop(update_id, None)
+        tries.pop(update_id, None)
         return True
 
-    def _salvage(self, data: Any) -> list[Update | dict[str, Any]]:
+    def _salvage(self, data: Any, bot: Bot) -> list[Update | dict[str, Any]]:
         """Parse a batch update by update, keeping what cannot be parsed as raw data."""
         result = data.get("result") if isinstance(data, dict) else None
         if not isinstance(result, list):
@@ -369,7 +454,7 @@ class TelegramAdapter:
         out: list[Update | dict[str, Any]] = []
         for raw in result:
             try:
-                out.append(Update.model_validate(raw, context={"bot": self.bot}))
+                out.append(Update.model_validate(raw, context={"bot": bot}))
             except ValidationError:
                 if isinstance(raw, dict) and isinstance(raw.get("update_id"), int):
                     out.append(raw)
@@ -455,15 +540,16 @@ class TelegramAdapter:
 
     async def _on_button(self, query: CallbackQuery) -> None:
         assert self.host is not None and self.bot is not None
+        bot = query.bot or self.bot  # a press is answered by the bot whose button it was
         picked = normalise.customer_pick(query)
         if picked is not None:
             # a customer tapped one of the choices under our message: their answer
             await self.host.ingest(picked)
-            await self.bot.answer_callback_query(query.id)
+            await bot.answer_callback_query(query.id)
             return
         command = normalise.button_command(query)
         if command is None:
-            await self.bot.answer_callback_query(query.id)
+            await bot.answer_callback_query(query.id)
             return
         if (
             command.name == "transfer"
@@ -476,17 +562,17 @@ class TelegramAdapter:
                 for op in self.config.operators
                 if op.identity(self.name) != str(query.from_user.id)
             ]
-            await self.bot.send_message(
+            await bot.send_message(
                 self.workspace,
                 "Transfer to whom?",  # type: ignore[arg-type]
                 message_thread_id=int(command.workspace_thread),
                 reply_markup=render.transfer_buttons(others),
             )
-            await self.bot.answer_callback_query(query.id)
+            await bot.answer_callback_query(query.id)
             return
         await self._known_thread(command.workspace_thread)
         result = await self.host.act(command)
-        await self.bot.answer_callback_query(
+        await bot.answer_callback_query(
             query.id, text=result.message[:200], show_alert=not result.ok
         )
 
@@ -582,11 +668,12 @@ class TelegramAdapter:
         return Receipt(external_ids=tuple(ids), chat_id=out.chat_id)
 
     async def _upload_all(
-        self, chat: int, thread: int | None, out: Outbound, *, first: bool
+        self, chat: int, thread: int | None, out: Outbound, *, first: bool, bot: Bot | None = None
     ) -> list[str]:
-        """Upload the files that came from another channel; a file that cannot
-        follow (too big, gone) is named in a message saying why, never dropped."""
+        """Send each file; one that cannot be (too big, gone) is named in a message
+        saying why, never dropped."""
         assert self.bot is not None and self.host is not None
+        sender = bot or self.bot
         ids: list[str] = []
         for number, attachment in enumerate(uploads(out)):
             try:
@@ -595,16 +682,14 @@ class TelegramAdapter:
                 else:
                     upload = await self.host.fetch(attachment)
                 sent = await self._call(
-                    lambda f=upload, a=attachment: self._upload(chat, thread, a, f),  # type: ignore[misc]
+                    lambda f=upload, a=attachment: self._upload(chat, thread, a, f, sender),  # type: ignore[misc]
                     first=first and number == 0,
                 )
             except (PermanentFailure, TelegramEntityTooLarge) as exc:
                 reason = str(exc) if isinstance(exc, PermanentFailure) else "too big for Telegram"
                 notice = f"{file_line(attachment.name, attachment.kind, attachment.size)}: {reason}"
                 sent = await self._call(
-                    lambda n=notice: self.bot.send_message(  # type: ignore[union-attr]
-                        chat, escape(n), message_thread_id=thread
-                    ),
+                    lambda n=notice: sender.send_message(chat, escape(n), message_thread_id=thread),
                     first=first and number == 0,
                 )
             ids.append(str(sent.message_id))
@@ -614,27 +699,47 @@ class TelegramAdapter:
         return await (call() if first else self._then(call))
 
     async def _upload(
-        self, chat: int, thread: int | None, attachment: Attachment, file: FileData | None
+        self,
+        chat: int,
+        thread: int | None,
+        attachment: Attachment,
+        file: FileData | None,
+        bot: Bot,
     ) -> Message:
         assert self.bot is not None
-        if file is None:
+        if file is None:  # a file id is the main bot's own
             return await self.bot.send_document(chat, attachment.file_ref, message_thread_id=thread)
         upload = BufferedInputFile(file.data, filename=file.name)
         if attachment.kind == "photo" and len(file.data) <= PHOTO_LIMIT:
-            return await self.bot.send_photo(chat, upload, message_thread_id=thread)
-        return await self.bot.send_document(chat, upload, message_thread_id=thread)
+            return await bot.send_photo(chat, upload, message_thread_id=thread)
+        return await bot.send_document(chat, upload, message_thread_id=thread)
 
-    async def _delete(self, chat: int, refs: Sequence[str]) -> None:
-        assert self.bot is not None
+    async def _delete(self, chat: int, refs: Sequence[str], bot: Bot | None = None) -> None:
         for number, ref in enumerate(refs):
             try:
                 await self._call(
-                    lambda r=ref: self.bot.delete_message(chat, int(r)),  # type: ignore[union-attr]
+                    lambda r=ref: self._by_author(
+                        bot, lambda b: b.delete_message(chat, int(r)), "deleted"
+                    ),
                     first=number == 0,
                 )
             except TelegramBadRequest as exc:
                 # gone already, or older than the 48 hours Telegram allows deleting in
                 log.info("telegram: message %s not deleted: %s", ref, exc.message)
+
+    async def _by_author(
+        self, bot: Bot | None, call: Callable[[Bot], Awaitable[T]], purpose: str
+    ) -> T:
+        """A call only a message's author may make: by ``bot`` (the thread's owner),
+        and by the main bot when the owner did not write it (a customer's media)."""
+        assert self.bot is not None
+        first = bot or self.bot
+        try:
+            return await call(first)
+        except TelegramBadRequest as exc:
+            if first is self.bot or f"can't be {purpose}" not in exc.message:
+                raise
+        return await call(self.bot)
 
     async def fetch(self, attachment: Attachment) -> FileData:
         assert self.bot is not None
@@ -666,7 +771,8 @@ class TelegramAdapter:
         thread: int | None = None,
         caption: str | None = None,
     ) -> list[str]:
-        """Copy the message from where it was written: one part, or a whole album."""
+        """Copy the message from where it was written: one part, or a whole album.
+        Always the main bot: only it is in the customers' chats."""
         assert self.bot is not None and delivery.source_chat is not None
         source = int(delivery.source_chat)
         ids = [int(i) for i in delivery.source_ids]
@@ -682,19 +788,21 @@ class TelegramAdapter:
         copies = await self.bot.copy_messages(chat, source, ids, message_thread_id=thread)
         return [str(c.message_id) for c in copies]
 
-    async def _edit(self, chat: int, message_id: int, text: str) -> None:
-        assert self.bot is not None
-        try:
-            await self.bot.edit_message_text(text[:TEXT_LIMIT], chat_id=chat, message_id=message_id)
-        except TelegramBadRequest as exc:
-            if "not modified" in exc.message:
-                return
-            if "no text in the message" in exc.message:
-                await self.bot.edit_message_caption(
-                    chat_id=chat, message_id=message_id, caption=text[:CAPTION_LIMIT]
-                )
-                return
-            raise
+    async def _edit(self, chat: int, message_id: int, text: str, bot: Bot | None = None) -> None:
+        async def edit(by: Bot) -> None:
+            try:
+                await by.edit_message_text(text[:TEXT_LIMIT], chat_id=chat, message_id=message_id)
+            except TelegramBadRequest as exc:
+                if "not modified" in exc.message:
+                    return
+                if "no text in the message" in exc.message:
+                    await by.edit_message_caption(
+                        chat_id=chat, message_id=message_id, caption=text[:CAPTION_LIMIT]
+                    )
+                    return
+                raise
+
+        await self._by_author(bot, edit, "edited")
 
     async def _header(self, delivery: Delivery) -> Receipt:
         assert self.bot is not None and self.workspace is not None
@@ -702,17 +810,18 @@ class TelegramAdapter:
         assert card is not None
         if delivery.thread_ref is None:
             return await self._open_topic(card.conversation_id, card)
+        owner = self._bot(self._owner(delivery))
         if delivery.header_ref is None:
             # the topic exists but its header never made it (see _open_topic)
-            header = await self._post_header(int(delivery.thread_ref), card)
+            header = await self._post_header(int(delivery.thread_ref), card, owner)
             return Receipt(
                 thread_ref=delivery.thread_ref, header_ref=header, chat_id=str(self.workspace)
             )
         try:
-            await self.bot.edit_message_text(
+            await owner.edit_message_text(
                 render.header_text(card),
                 chat_id=self.workspace,
-                message_id=int(delivery.header_ref),
+                message_id=int(delivery.header_ref.rpartition(":")[2]),
                 reply_markup=render.header_buttons(card),
             )
         except TelegramBadRequest as exc:
@@ -728,8 +837,10 @@ class TelegramAdapter:
                 raise
         with contextlib.suppress(TelegramBadRequest):  # TOPIC_NOT_MODIFIED
             await self._then(
-                lambda: self.bot.edit_forum_topic(  # type: ignore[union-attr]
-                    self.workspace, int(delivery.thread_ref), name=render.topic_name(card)
+                lambda: owner.edit_forum_topic(
+                    self.workspace,  # type: ignore[arg-type]
+                    int(delivery.thread_ref),  # type: ignore[arg-type]
+                    name=render.topic_name(card),
                 )
             )
         return Receipt()
@@ -741,7 +852,8 @@ class TelegramAdapter:
         *,
         replacing: str | None = None,
     ) -> Receipt:
-        """Open a topic (and post its header), once per conversation.
+        """Open a topic (and post its header), once per conversation, by the
+        conversation's shard bot.
 
         A topic this process opened but the core has not recorded yet (the delivery
         failed after it) is reused, never opened twice.
@@ -750,21 +862,23 @@ class TelegramAdapter:
         known = self._opened.get(conversation_id)
         if known is not None and known.thread_ref != replacing:
             return known
+        bot = self._bot(self._shard(conversation_id))
         name = render.topic_name(card) if card else f"Conversation #{conversation_id}"
         try:
-            topic = await self.bot.create_forum_topic(self.workspace, name)
+            topic = await bot.create_forum_topic(self.workspace, name)
         except TelegramBadRequest as exc:
             if "not enough rights" in exc.message or "not a forum" in exc.message:
                 raise PermanentFailure(
                     f"Telegram: {exc.message}. Make telegram.workspace_chat_id a forum "
-                    "supergroup and the bot an admin with the 'Manage topics' right"
+                    f"supergroup and the bot (id {bot.id}) an admin with the 'Manage "
+                    "topics' right"
                 ) from None
             raise
         thread = topic.message_thread_id
         self._opened[conversation_id] = Receipt(thread_ref=str(thread), chat_id=str(self.workspace))
         self._unrecorded[str(thread)] = asyncio.Event()
         try:
-            header = await self._post_header(thread, card, conversation_id=conversation_id)
+            header = await self._post_header(thread, card, bot, conversation_id=conversation_id)
         except (
             TelegramBadRequest,
             TelegramServerError,
@@ -780,19 +894,28 @@ class TelegramAdapter:
         return receipt
 
     async def _post_header(
-        self, thread: int, card: ConversationCard | None, *, conversation_id: int | None = None
+        self,
+        thread: int,
+        card: ConversationCard | None,
+        bot: Bot,
+        *,
+        conversation_id: int | None = None,
     ) -> str:
-        assert self.bot is not None and self.workspace is not None
+        """Post the card; its ref names the bot that posted it when that is not the
+        main bot, so the thread stays with that bot (``_owner``)."""
+        assert self.workspace is not None
         text = render.header_text(card) if card else f"Conversation #{conversation_id}"
         sent = await self._then(
-            lambda: self.bot.send_message(  # type: ignore[union-attr]
-                self.workspace,
+            lambda: bot.send_message(
+                self.workspace,  # type: ignore[arg-type]
                 text,
-                message_thread_id=thread,  # type: ignore[arg-type]
+                message_thread_id=thread,
                 reply_markup=render.header_buttons(card) if card else None,
             )
         )
-        return str(sent.message_id)
+        if bot.id == self.main_id:
+            return str(sent.message_id)
+        return f"{bot.id}:{sent.message_id}"
 
     async def _then(self, call: Callable[[], Awaitable[T]]) -> T:
         """A call after the first of a delivery: part of it is already sent, so a 429
@@ -810,6 +933,7 @@ class TelegramAdapter:
         opened: Receipt | None = None
         if delivery.thread_ref is None:
             opened = await self._open_topic(out.conversation_id, None)
+            delivery = replace(delivery, header_ref=opened.header_ref)
         thread = int((opened or delivery).thread_ref)  # type: ignore[arg-type]
         try:
             ids = await self._post_all(delivery, thread)
@@ -823,6 +947,7 @@ class TelegramAdapter:
             opened = await self._open_topic(
                 out.conversation_id, None, replacing=delivery.thread_ref
             )
+            delivery = replace(delivery, header_ref=opened.header_ref)
             ids = await self._post_all(delivery, int(opened.thread_ref))  # type: ignore[arg-type]
         return Receipt(
             external_ids=tuple(ids[0]),
@@ -834,12 +959,27 @@ class TelegramAdapter:
             ),
         )
 
+    def _relayed_as_text(self, delivery: Delivery) -> bool:
+        """A Telegram customer's text in a thread another bot owns: that bot cannot
+        copy from the customer's chat, so it posts the text."""
+        out = delivery.outbound
+        return (
+            out.author_role == "customer"
+            and bool(delivery.source_ids)
+            and not out.attachments
+            and self._owner(delivery) != self.main_id
+        )
+
     async def _post_all(self, delivery: Delivery, thread: int) -> list[list[str]]:
         """Post a delivery and those coalesced with it; the ids each one got."""
         assert self.bot is not None and self.workspace is not None
         group = [delivery, *delivery.more]
         if len(group) == 1:
             return [await self._post(delivery, thread)]
+        if all(self._relayed_as_text(d) for d in group):
+            # a backlog of a customer's texts in a thread of a workspace bot: one
+            # message carries them all, a line each
+            return await self._post_texts(group, thread)
         if all(d.source_ids and d.source_chat == delivery.source_chat for d in group):
             # a backlog of one customer's messages: one call copies them all, each
             # keeping its formatting, media and (for edits later) its own id
@@ -863,47 +1003,110 @@ class TelegramAdapter:
             out.append(await self._then(lambda d=d: self._post(d, thread)))
         return out
 
+    async def _post_texts(self, group: list[Delivery], thread: int) -> list[list[str]]:
+        """Customers' texts, as few messages as the length limit allows; each delivery
+        gets the id of the message its text went into."""
+        owner = self._bot(self._owner(group[0]))
+        out: list[list[str]] = []
+        batch: list[str] = []
+
+        async def flush() -> None:
+            text = "\n".join(batch)
+
+            def call() -> Awaitable[Message]:
+                return owner.send_message(
+                    self.workspace,  # type: ignore[arg-type]
+                    text,
+                    message_thread_id=thread,
+                )
+
+            sent = await self._call(call, first=not out)
+            out.extend([str(sent.message_id)] for _ in batch)
+            batch.clear()
+
+        for delivery in group:
+            line = escape(delivery.outbound.text or "")
+            if batch and len("\n".join(batch)) + 1 + len(line) > TEXT_LIMIT - 100:
+                await flush()
+            if len(line) > TEXT_LIMIT - 100:  # a long text goes alone, split as usual
+                if batch:
+                    await flush()
+                out.append(
+                    await self._call(lambda d=delivery: self._post(d, thread), first=not out)
+                )
+                continue
+            batch.append(line)
+        if batch:
+            await flush()
+        return out
+
     async def _post(self, delivery: Delivery, thread: int) -> list[str]:
         assert self.bot is not None and self.workspace is not None
         out = delivery.outbound
+        owner = self._bot(self._owner(delivery))
         if out.kind == "edit":
             text = render.edited_text(out)
             for ref in delivery.edit_refs:
-                await self._edit(self.workspace, int(ref), text)
+                await self._mend(owner, thread, int(ref), text, out)
             return []
         if out.kind == "delete":
             if out.author_role == "customer":  # operators keep the record, marked
                 for ref in delivery.edit_refs:
-                    await self._edit(self.workspace, int(ref), render.deleted_text(out))
+                    await self._mend(owner, thread, int(ref), render.deleted_text(out), out)
             else:
-                await self._delete(self.workspace, delivery.edit_refs)
+                await self._delete(self.workspace, delivery.edit_refs, owner)
             return []
-        if out.author_role == "customer" and delivery.source_ids:
+        if (
+            out.author_role == "customer"
+            and delivery.source_ids
+            and not self._relayed_as_text(delivery)
+        ):
             # from a Telegram customer: a copy keeps formatting and media, and one
             # copyMessages call keeps an album together
             return await self._copy(self.workspace, delivery, thread=thread)
         ids: list[str] = []
         text = text_with_files(out)
         if not text and uploads(out):
-            return await self._upload_all(self.workspace, thread, out, first=True)
+            return await self._upload_all(self.workspace, thread, out, first=True, bot=owner)
         for number, part in enumerate(split_text(text or " ", TEXT_LIMIT - 100)):
             shown = replace(out, text=part)
-            rendered = (
-                render.note_text(shown)
-                if out.author_role == "note"
-                else render.workspace_text(shown)
-            )
+            if self._relayed_as_text(delivery):
+                rendered = escape(part)
+            elif out.author_role == "note":
+                rendered = render.note_text(shown)
+            else:
+                rendered = render.workspace_text(shown)
             if number == 0 and out.mentions:
                 rendered += "\n" + render.mention_line(out.mentions, self.config.operators)
 
             def send(r: str = rendered) -> Awaitable[Message]:
-                return self.bot.send_message(  # type: ignore[union-attr]
-                    self.workspace,
+                return owner.send_message(
+                    self.workspace,  # type: ignore[arg-type]
                     r,
-                    message_thread_id=thread,  # type: ignore[arg-type]
+                    message_thread_id=thread,
                 )
 
             sent = await (send() if number == 0 else self._then(send))
             ids.append(str(sent.message_id))
-        ids += await self._upload_all(self.workspace, thread, out, first=False)
+        ids += await self._upload_all(self.workspace, thread, out, first=False, bot=owner)
         return ids
+
+    async def _mend(self, owner: Bot, thread: int, ref: int, text: str, out: Outbound) -> None:
+        """Show a customer's edit (or deletion) on the copy operators see. A text a
+        workspace bot posted may carry several of their messages at once, so rather
+        than rewrite it, that bot answers it with the new version."""
+        assert self.workspace is not None
+        if owner is self.bot or out.author_role != "customer":
+            await self._edit(self.workspace, ref, text, owner)
+            return
+        try:
+            await self._edit(self.workspace, ref, text, self.bot)  # a media copy is the main's
+        except TelegramBadRequest as exc:
+            if "can't be edited" not in exc.message:
+                raise
+            await owner.send_message(
+                self.workspace,
+                text,
+                message_thread_id=thread,
+                reply_parameters=ReplyParameters(message_id=ref, allow_sending_without_reply=True),
+            )

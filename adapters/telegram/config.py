@@ -23,6 +23,11 @@ class TelegramSection(BaseModel):
     #: the operators' forum supergroup (a negative id like -1001234567890); omit when
     #: operators work on Slack only
     workspace_chat_id: int | None = None
+    #: more bots sharing the operators' group, past one bot's 20 messages a minute
+    #: there: each an admin of the group with the "Manage topics" right (write
+    #: workspace_bots = ["${TELEGRAM_BOT_2}", ...]). Conversations are spread across
+    #: them; customers still talk to the first bot only.
+    workspace_bots: list[SecretStr] = Field(default_factory=list, max_length=32)
     poll_timeout_seconds: int = Field(default=25, ge=0, le=50)
     #: the Bot API's limits the gateway keeps under (Telegram's bots FAQ): messages a
     #: second in one chat, a minute in one group, a second in all. Lower them for a
@@ -35,10 +40,14 @@ class TelegramSection(BaseModel):
     @field_validator("token")
     @classmethod
     def _token_shape(cls, value: SecretStr) -> SecretStr:
-        raw = value.get_secret_value()
-        bot_id, _, secret = raw.partition(":")
-        if not bot_id.isdigit() or not secret:
-            raise ValueError("a bot token looks like 123456789:AAH..., as @BotFather gives it")
+        _check_token(value)
+        return value
+
+    @field_validator("workspace_bots")
+    @classmethod
+    def _bot_tokens(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for token in value:
+            _check_token(token)
         return value
 
     @field_validator("api_base")
@@ -56,6 +65,15 @@ class TelegramSection(BaseModel):
         return value
 
     @model_validator(mode="after")
+    def _distinct_bots(self) -> TelegramSection:
+        ids = [bot_id(t) for t in (self.token, *self.workspace_bots)]
+        if len(set(ids)) != len(ids):
+            raise ValueError("workspace_bots: each bot must be a different bot from token")
+        if self.workspace_bots and self.workspace_chat_id is None:
+            raise ValueError("workspace_bots share the workspace group: set workspace_chat_id")
+        return self
+
+    @model_validator(mode="after")
     def _webhook(self) -> TelegramSection:
         if self.mode == "webhook":
             if not self.webhook_url or not self.webhook_url.startswith(("https://", "http://")):
@@ -65,3 +83,14 @@ class TelegramSection(BaseModel):
                     "webhook mode needs webhook_secret (8+ characters, e.g. ${TELEGRAM_SECRET})"
                 )
         return self
+
+
+def bot_id(token: SecretStr) -> int:
+    """The bot's id: the digits before the colon of its token."""
+    return int(token.get_secret_value().partition(":")[0])
+
+
+def _check_token(value: SecretStr) -> None:
+    number, _, secret = value.get_secret_value().partition(":")
+    if not number.isdigit() or not secret:
+        raise ValueError("a bot token looks like 123456789:AAH..., as @BotFather gives it")

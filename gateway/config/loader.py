@@ -200,10 +200,11 @@ class _Environment:
 def _secret_fields(model: BaseModel) -> Iterator[str]:
     for name in type(model).model_fields:
         value = getattr(model, name)
-        if isinstance(value, SecretStr) and value.get_secret_value():
-            yield value.get_secret_value()
-        elif isinstance(value, BaseModel):
-            yield from _secret_fields(value)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, SecretStr) and item.get_secret_value():
+                yield item.get_secret_value()
+            elif isinstance(item, BaseModel):
+                yield from _secret_fields(item)
 
 
 def _join(prefix: str, key: str | int) -> str:

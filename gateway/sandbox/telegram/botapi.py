@@ -108,8 +108,18 @@ def _required(params: Params, name: str) -> Any:
 
 def _target_chat(world: World, params: Params) -> JSON:
     chat = world.chat(_required(params, "chat_id"))
+    if chat["type"] == "private" and not world.is_main():
+        raise ApiError(403, "Forbidden: bot can't initiate conversation with a user")
     if chat["type"] == "private" and chat["id"] in world.blocked:
         raise ApiError(403, "Forbidden: bot was blocked by the user")
+    return chat
+
+
+def _readable_chat(world: World, chat_id: Any) -> JSON:
+    """A chat to copy from: a bot sees no private chat it was never started in."""
+    chat = world.chat(chat_id)
+    if chat["type"] == "private" and not world.is_main():
+        raise bad_request("chat not found")
     return chat
 
 
@@ -236,7 +246,9 @@ async def send_message(world: World, params: Params, uploads: Uploads) -> JSON:
     if params.get("entities"):
         fields["entities"] = params["entities"]
     world.check_flood(chat["id"])
-    return public(world.store_message(chat["id"], world.bot, fields, thread))
+    sent = public(world.store_message(chat["id"], world.bot, fields, thread))
+    world.record_relayed(text, chat["id"])
+    return sent
 
 
 MEDIA_KINDS = {
@@ -380,7 +392,7 @@ COPYABLE = (
 
 
 def _source_message(world: World, params: Params, purpose: str) -> JSON:
-    source_chat = world.chat(_required(params, "from_chat_id"))
+    source_chat = _readable_chat(world, _required(params, "from_chat_id"))
     source = world.messages.get(source_chat["id"], {}).get(int(_required(params, "message_id")))
     if source is None or source.get("_deleted"):
         raise bad_request(f"message to {purpose} not found")
@@ -410,7 +422,7 @@ async def copy_messages(world: World, params: Params, uploads: Uploads) -> list[
     messages that cannot be found are skipped. Counted as one send for flood control
     (an assumption: Telegram does not document how it counts this method)."""
     chat = _target_chat(world, params)
-    source_chat = world.chat(_required(params, "from_chat_id"))
+    source_chat = _readable_chat(world, _required(params, "from_chat_id"))
     ids = params.get("message_ids")
     if not isinstance(ids, list) or not 1 <= len(ids) <= 100:
         raise bad_request("message_ids must list 1-100 message identifiers")

@@ -28,7 +28,14 @@ from gateway.sandbox.telegram.botapi import (
     describe_file,
     new_query_id,
 )
-from gateway.sandbox.telegram.world import JSON, ApiError, Limits, World, public
+from gateway.sandbox.telegram.world import (
+    JSON,
+    ApiError,
+    Limits,
+    World,
+    acting_bot,
+    public,
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,12 +113,20 @@ class TelegramSandbox:
     # -- the Bot API ------------------------------------------------------------------------
 
     async def _bot_api(self, request: web.Request) -> web.StreamResponse:
-        world = self.world
-        world.stats.requests += 1
-        if request.match_info["token"] != world.token:
+        self.world.stats.requests += 1
+        bot = self.world.bots.get(request.match_info["token"])
+        if bot is None:
             return web.json_response(
                 {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
             )
+        acting = acting_bot.set(bot)  # what world.bot means while this request runs
+        try:
+            return await self._answer(request)
+        finally:
+            acting_bot.reset(acting)
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
+        world = self.world
         name = request.match_info["method"].lower()
         fault = self.faults.take(name)
         if fault is not None:
@@ -179,7 +194,7 @@ class TelegramSandbox:
         return {k: str(v) if isinstance(v, (int, float)) else v for k, v in raw.items()}, uploads
 
     async def _download(self, request: web.Request) -> web.StreamResponse:
-        if request.match_info["token"] != self.world.token:
+        if request.match_info["token"] not in self.world.bots:
             return web.json_response(
                 {"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401
             )
@@ -304,8 +319,13 @@ class TelegramSandbox:
                 "chat_instance": str(abs(message["chat"]["id"])),
                 "data": data,
             },
+            bot=stored["from"] if stored["from"].get("is_bot") else None,  # the sender's
         )
         return query_id
+
+    def add_bot(self, token: str, username: str | None = None) -> JSON:
+        """A further bot (its own token, limits and updates), admin of every group."""
+        return self.world.add_bot(token, username)
 
     def block_bot(self, user: JSON) -> None:
         self.world.blocked.add(user["id"])
@@ -367,5 +387,6 @@ class TelegramSandbox:
                 "duplicates": sum(n - 1 for n in stats.copied.values()),
                 "copy_latencies": stats.copy_latencies,
                 "calls": dict(stats.calls),
+                "sent_per_bot": {str(k): v for k, v in stats.sent_per_bot.items()},
             }
         )

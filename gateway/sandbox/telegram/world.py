@@ -8,11 +8,12 @@ receives is exactly what is stored.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import math
 import time
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,6 +74,7 @@ class Stats:
     #: requests that came back for a scope before its retry_after had passed
     early_retries: int = 0
     sent_per_chat: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    sent_per_bot: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     #: chat -> second (int) -> messages: to check that no ceiling was crossed
     per_chat_second: dict[int, dict[int, int]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(int))
@@ -86,6 +88,20 @@ class Stats:
     calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     #: messages users wrote in private chats (what could be copied)
     written: int = 0
+
+
+@dataclass
+class Inbox:
+    """One bot's updates waiting for getUpdates (each bot has its own)."""
+
+    updates: list[JSON] = field(default_factory=list)
+    confirmed_offset: int = 0
+    new_update: asyncio.Event = field(default_factory=asyncio.Event)
+    webhook: JSON = field(default_factory=lambda: {"url": "", "secret_token": None})
+
+
+#: the bot whose token the request being answered carries (the first bot otherwise)
+acting_bot: contextvars.ContextVar[JSON | None] = contextvars.ContextVar("acting_bot", default=None)
 
 
 @dataclass
@@ -116,7 +132,8 @@ class World:
         self.limits = limits or Limits()
         self.stats = Stats()
         bot_id = int(token.split(":", 1)[0]) if token.split(":", 1)[0].isdigit() else 777000
-        self.bot: JSON = {
+        #: the bot customers talk to; further bots (``add_bot``) only work in groups
+        self.main_bot: JSON = {
             "id": bot_id,
             "is_bot": True,
             "first_name": "Support",
@@ -125,6 +142,9 @@ class World:
             "can_read_all_group_messages": True,
             "supports_inline_queries": False,
         }
+        #: token -> bot
+        self.bots: dict[str, JSON] = {token: self.main_bot}
+        self._inboxes: dict[int, Inbox] = {bot_id: Inbox()}
         self.users: dict[int, JSON] = {}
         self.chats: dict[int, JSON] = {}
         self.messages: dict[int, dict[int, JSON]] = defaultdict(dict)  # chat -> id -> msg
@@ -132,19 +152,59 @@ class World:
         self.topics: dict[int, dict[int, JSON]] = defaultdict(dict)  # chat -> thread -> topic
         self.blocked: set[int] = set()  # users who blocked the bot
         self.bot_rights: dict[int, JSON] = {}  # group -> {"is_admin", "can_manage_topics"}
-        self.updates: list[JSON] = []
         self._update_ids = itertools.count(1)
-        self.confirmed_offset = 0
-        self.new_update = asyncio.Event()
+        #: users' private messages by text, not yet relayed: a bot that cannot copy
+        #: them (it has no chat with the user) relays their text (``record_relayed``)
+        self._unrelayed: dict[str, deque[JSON]] = defaultdict(deque)
         self.files: dict[str, StoredFile] = {}
         self.callback_answers: dict[str, JSON] = {}
         self.chat_actions: list[JSON] = []
         self.commands: list[JSON] = []
-        self.webhook: JSON = {"url": "", "secret_token": None}
-        self._buckets: dict[tuple[str, int], Bucket] = {}
-        self._retry_not_before: dict[tuple[str, int], float] = {}
+        self._buckets: dict[tuple[str, int, int], Bucket] = {}
+        self._retry_not_before: dict[tuple[str, int, int], float] = {}
         self._ids = itertools.count(100_000_001)
         self._group_ids = itertools.count(1)
+
+    # -- bots --------------------------------------------------------------------------
+
+    @property
+    def bot(self) -> JSON:
+        """The bot making the current request (the main bot outside requests)."""
+        return acting_bot.get() or self.main_bot
+
+    def is_main(self) -> bool:
+        return self.bot is self.main_bot
+
+    def add_bot(self, token: str, username: str | None = None) -> JSON:
+        """Another bot, an admin of every group as the main bot is; no user has a
+        private chat with it (it was never started), so it cannot write to one."""
+        bot_id = int(token.split(":", 1)[0])
+        bot: JSON = {**self.main_bot, "id": bot_id, "username": username or f"Shard{bot_id}Bot"}
+        self.bots[token] = bot
+        self._inboxes[bot_id] = Inbox()
+        return bot
+
+    def bot_ids(self) -> set[int]:
+        return {b["id"] for b in self.bots.values()}
+
+    def inbox(self, bot: JSON | None = None) -> Inbox:
+        return self._inboxes[(bot or self.bot)["id"]]
+
+    @property
+    def updates(self) -> list[JSON]:
+        return self.inbox().updates
+
+    @property
+    def new_update(self) -> asyncio.Event:
+        return self.inbox().new_update
+
+    @property
+    def webhook(self) -> JSON:
+        return self.inbox().webhook
+
+    @webhook.setter
+    def webhook(self, value: JSON) -> None:
+        self.inbox().webhook = value
 
     # -- people and chats ------------------------------------------------------------
 
@@ -225,8 +285,10 @@ class World:
             **fields,
             "_created": self.clock(),
         }
-        if chat["type"] == "private" and sender.get("id") != self.bot["id"]:
+        if chat["type"] == "private" and not sender.get("is_bot"):
             self.stats.written += 1
+            if fields.get("text"):
+                self._unrelayed[fields["text"]].append(message)
         if thread_id is not None:
             topic = self.topics[chat_id].get(thread_id)
             if topic is None or topic.get("deleted"):
@@ -244,6 +306,20 @@ class World:
         self.stats.copied[key] += 1
         if self.stats.copied[key] == 1 and "_created" in source:
             self.stats.copy_latencies.append(self.clock() - source["_created"])
+
+    def record_relayed(self, text: str, target_chat: int) -> None:
+        """A bot's text in a group that repeats users' private messages line by line
+        (a bot without a chat with them cannot copy them): each line that is the
+        whole text of a message not relayed yet counts as its copy."""
+        if target_chat >= 0:
+            return
+        for line in text.split("\n"):
+            waiting = self._unrelayed.get(line)
+            while waiting:
+                source = waiting.popleft()
+                if (source["chat"]["id"], source["message_id"]) not in self.stats.copied:
+                    self.record_copy(source, target_chat)
+                    break
 
     def find_message(self, chat_id: int, message_id: int, purpose: str) -> JSON:
         message = self.messages.get(chat_id, {}).get(message_id)
@@ -263,7 +339,7 @@ class World:
         return [
             public(m)
             for m in self.messages.get(chat_id, {}).values()
-            if m["from"].get("id") == self.bot["id"]
+            if m["from"].get("id") in self.bot_ids()
             and not m.get("_deleted")
             and (thread_id is None or m.get("message_thread_id") == thread_id)
             and "forum_topic_created" not in m
@@ -271,17 +347,20 @@ class World:
 
     # -- updates ----------------------------------------------------------------------
 
-    def push_update(self, kind: str, payload: JSON) -> JSON:
+    def push_update(self, kind: str, payload: JSON, bot: JSON | None = None) -> JSON:
+        """An update for ``bot`` (the main bot by default)."""
+        inbox = self.inbox(bot or self.main_bot)
         update = {"update_id": next(self._update_ids), kind: public(payload)}
-        self.updates.append(update)
-        self.new_update.set()
+        inbox.updates.append(update)
+        inbox.new_update.set()
         return update
 
     def confirm(self, offset: int) -> None:
         """getUpdates with ``offset`` confirms every update below it."""
-        if offset > self.confirmed_offset:
-            self.confirmed_offset = offset
-            self.updates = [u for u in self.updates if u["update_id"] >= offset]
+        inbox = self.inbox()
+        if offset > inbox.confirmed_offset:
+            inbox.confirmed_offset = offset
+            inbox.updates = [u for u in inbox.updates if u["update_id"] >= offset]
 
     def pending(self, limit: int = 100) -> list[JSON]:
         return self.updates[:limit]
@@ -323,11 +402,13 @@ class World:
     def check_flood(self, chat_id: int, count: int = 1) -> None:
         """Raise 429 when a send would cross a ceiling; count it as sent otherwise."""
         now = self.clock()
-        scopes = [("global", 0)]
+        bot = self.bot["id"]  # Telegram's limits are each bot's own
+        scopes = [("global", bot, 0)]
         chat = self.chats.get(chat_id, {})
-        scopes.append(("group", chat_id) if chat.get("type") != "private" else ("chat", chat_id))
-        if chat.get("type") != "private":
-            scopes.append(("chat", chat_id))
+        private = chat.get("type") == "private"
+        scopes.append(("chat", bot, chat_id) if private else ("group", bot, chat_id))
+        if not private:
+            scopes.append(("chat", bot, chat_id))
         for scope in scopes:
             not_before = self._retry_not_before.get(scope)
             if not_before is not None and now < not_before:
@@ -348,10 +429,11 @@ class World:
                         retry_after=retry_after,
                     )
         self.stats.sent += count
+        self.stats.sent_per_bot[bot] += count
         self.stats.sent_per_chat[chat_id] += count
         self.stats.per_chat_second[chat_id][int(now)] += count
 
-    def _bucket(self, scope: tuple[str, int], now: float) -> Bucket:
+    def _bucket(self, scope: tuple[str, int, int], now: float) -> Bucket:
         bucket = self._buckets.get(scope)
         if bucket is None:
             limits = self.limits
