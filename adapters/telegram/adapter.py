@@ -870,8 +870,8 @@ class TelegramAdapter:
             if "not enough rights" in exc.message or "not a forum" in exc.message:
                 raise PermanentFailure(
                     f"Telegram: {exc.message}. Make telegram.workspace_chat_id a forum "
-                    f"supergroup and the bot (id {bot.id}) an admin with the 'Manage "
-                    "topics' right"
+                    "supergroup and the bot an admin with the 'Manage topics' right "
+                    f"(bot id {bot.id})"
                 ) from None
             raise
         thread = topic.message_thread_id
