@@ -58,6 +58,8 @@ class OutboxWorker:
         self._paused_until = 0.0
         #: claimed rows' places in the limiter's buckets, until their first call
         self._reservations: dict[int, Reservation] = {}
+        #: the last claim left rows for the limiter: the next looks further
+        self._held_back = False
         self._inflight: set[asyncio.Task[None]] = set()
         self._claimed: set[int] = set()  # rows this worker holds a lease on
         self._task: asyncio.Task[None] | None = None
@@ -144,6 +146,7 @@ class OutboxWorker:
         """
         batch = max(1, self.adapter.max_batch)
         made: dict[int, Reservation] = {}
+        held_back: list[int | None] = []
 
         def ready(row: OutboxRow) -> bool:
             try:
@@ -154,14 +157,18 @@ class OutboxWorker:
             self.limiter.release(made.pop(row.id, None))  # the work ran again
             reservation = self.limiter.reserve(Delivery(outbound=outbound, attempt=row.attempts))
             if reservation is None:
+                held_back.append(row.id)
                 return False
             made[row.id] = reservation
             return True
 
         async def work(tx: Transaction) -> list[list[OutboxRow]]:
             groups = []
+            # past rows held back last time (to reach ones that can go), else no wider
+            # than needed: each row looked at is read and locked
+            scan = 4 * limit if self._held_back else limit
             heads = await tx.claim_outbox(
-                self.destination, limit=limit, lease=LEASE, accept=ready, scan=4 * limit
+                self.destination, limit=limit, lease=LEASE, accept=ready, scan=scan
             )
             for head in heads:
                 followers: list[OutboxRow] = []
@@ -179,6 +186,7 @@ class OutboxWorker:
                 self.limiter.release(reservation)
             raise
         self._reservations.update(made)
+        self._held_back = bool(held_back)
         return groups
 
     async def _idle(self, now: float) -> None:
