@@ -27,7 +27,7 @@ class TokenBucket:
         self.tokens = self.capacity
         self.updated = now
 
-    def _refill(self, now: float) -> None:
+    def refill(self, now: float) -> None:
         self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
 
@@ -36,17 +36,17 @@ class TokenBucket:
     EPSILON = 1e-9
 
     def wait_time(self, now: float, cost: float = 1) -> float:
-        self._refill(now)
+        self.refill(now)
         missing = min(cost, self.capacity) - self.tokens
         return 0.0 if missing <= self.EPSILON else missing / self.rate
 
     def take(self, now: float, cost: float = 1) -> None:
-        self._refill(now)
+        self.refill(now)
         self.tokens -= min(cost, self.capacity)
 
     def drain(self, now: float, seconds: float) -> None:
         """The platform said wait: owe tokens for that long."""
-        self._refill(now)
+        self.refill(now)
         self.tokens = min(self.tokens, 1 - seconds * self.rate)
 
 
@@ -121,7 +121,7 @@ class Limiter:
         wait = 0.0
         for key in keys:
             bucket = self._bucket(key, now)
-            bucket.wait_time(now)  # brings the tokens up to now
+            bucket.refill(now)
             wanted = self._reserved.get(key, 0) + 1
             if wanted - bucket.tokens > TokenBucket.EPSILON:
                 # at least one token's time: the claims ahead free theirs as they go

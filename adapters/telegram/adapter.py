@@ -1056,11 +1056,8 @@ class TelegramAdapter:
             else:
                 await self._delete(self.workspace, delivery.edit_refs, owner)
             return []
-        if (
-            out.author_role == "customer"
-            and delivery.source_ids
-            and not self._relayed_as_text(delivery)
-        ):
+        as_text = self._relayed_as_text(delivery)
+        if out.author_role == "customer" and delivery.source_ids and not as_text:
             # from a Telegram customer: a copy keeps formatting and media, and one
             # copyMessages call keeps an album together
             return await self._copy(self.workspace, delivery, thread=thread)
@@ -1070,7 +1067,7 @@ class TelegramAdapter:
             return await self._upload_all(self.workspace, thread, out, first=True, bot=owner)
         for number, part in enumerate(split_text(text or " ", TEXT_LIMIT - 100)):
             shown = replace(out, text=part)
-            if self._relayed_as_text(delivery):
+            if as_text:
                 rendered = escape(part)
             elif out.author_role == "note":
                 rendered = render.note_text(shown)

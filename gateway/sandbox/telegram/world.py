@@ -336,10 +336,11 @@ class World:
 
     def received(self, chat_id: int, thread_id: int | None = None) -> list[JSON]:
         """What the bot put into a chat (or one of its topics), as it looks now."""
+        bots = self.bot_ids()
         return [
             public(m)
             for m in self.messages.get(chat_id, {}).values()
-            if m["from"].get("id") in self.bot_ids()
+            if m["from"].get("id") in bots
             and not m.get("_deleted")
             and (thread_id is None or m.get("message_thread_id") == thread_id)
             and "forum_topic_created" not in m
