@@ -10,6 +10,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from storage import sqlite_inline
+
 log = logging.getLogger(__name__)
 
 SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
@@ -32,8 +34,9 @@ def safe_url(url: str | URL) -> str:
 class Database:
     """One async engine plus what the backend needs to behave under concurrency.
 
-    SQLite: WAL so readers never block the writer, a busy timeout so a second
-    process waits instead of failing, and ``BEGIN IMMEDIATE`` so every transaction
+    SQLite: run on the loop's thread (``storage.sqlite_inline``), WAL so readers
+    never block the writer, a busy timeout so a second process waits instead of
+    failing, and ``BEGIN IMMEDIATE`` so every transaction
     takes the write lock up front. Without the latter two read-then-write
     transactions can deadlock on the lock upgrade, which SQLite reports at once as
     "database is locked" whatever the busy timeout.
@@ -56,8 +59,15 @@ class Database:
                     "an in-memory SQLite database loses everything on restart; "
                     "give a file path, e.g. sqlite+aiosqlite:///gateway.db"
                 )
-            Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+            path = Path(database).expanduser().resolve()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if parsed.query:
+                # driver options in the URL: aiosqlite's own connect understands them
+                kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+            else:
+                kwargs["async_creator"] = sqlite_inline.creator(
+                    str(path), SQLITE_BUSY_TIMEOUT_MS / 1000
+                )
         else:
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(parsed, **kwargs)
@@ -80,7 +90,9 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        if not isinstance(dbapi_connection.driver_connection, sqlite_inline.InlineConnection):
+            # (an inline connection waits for locks itself, off SQLite's busy handler)
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()

@@ -132,3 +132,47 @@ async def test_deadlines_are_pending_rows_taken_oldest_first(db: Database) -> No
         await tx.delete(first)
     async with repo.transaction() as tx:
         assert set(await tx.deadlines(conv.id)) == {"sla_breach"}
+
+
+async def test_sqlite_waits_for_another_processs_lock_without_stopping_the_loop(
+    sqlite_url: str,
+) -> None:
+    """SQLite runs on the loop's thread; a lock held elsewhere must be waited for on
+    the loop (other work goes on), and the transaction must then go through."""
+    import asyncio
+    import sqlite3
+
+    db = Database(sqlite_url)
+    try:
+        await upgrade(db)
+        repository = Repository(db)
+        other = sqlite3.connect(db.url.database, isolation_level=None)  # "another process"
+        other.execute("BEGIN IMMEDIATE")
+        other.execute(
+            "INSERT INTO customers (display_name, blocked, created_at) "
+            "VALUES ('Held', 0, '2026-01-01 00:00:00')"
+        )
+
+        async def write() -> int:
+            async with repository.transaction() as tx:
+                customer = Customer(display_name="Waited")
+                tx.add(customer)
+                await tx.flush()
+                assert customer.id is not None
+                return customer.id
+
+        writing = asyncio.create_task(write())
+        ticks = 0
+        for _ in range(20):  # 0.2 s in which the loop must keep running
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not writing.done()
+        assert ticks == 20
+        other.execute("COMMIT")
+        other.close()
+        written = await asyncio.wait_for(writing, 5)
+        async with repository.transaction() as tx:
+            names = {(await tx.customer(i)).display_name for i in (written - 1, written)}
+        assert names == {"Held", "Waited"}
+    finally:
+        await db.dispose()
