@@ -420,6 +420,65 @@ async def test_a_crash_in_the_middle_of_a_polling_batch_loses_and_doubles_nothin
             await second.stop()
 
 
+class StumblingTelegram(TelegramAdapter):
+    """Fails once on one update (a passing fault), and notes the order it takes them."""
+
+    def __init__(self, *args, stumble_on: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.stumble_on = stumble_on
+        self.taken: list[str] = []
+
+    async def handle(self, update) -> None:
+        text = update.message.text if update.message else ""
+        self.taken.append(text)
+        if text == self.stumble_on and self.taken.count(text) == 1:
+            raise RuntimeError("a passing fault")
+        await super().handle(update)
+
+
+async def test_a_polling_batch_takes_chats_side_by_side_each_in_order(sqlite_url: str) -> None:
+    """One update that fails holds back its own chat (in order, nothing twice), not
+    the other customers in the same batch."""
+    async with TelegramSandbox(limits=Limits(enabled=False)) as sandbox:
+        forum = sandbox.add_forum()
+        anna, boris = sandbox.add_user("Anna"), sandbox.add_user("Boris")
+        config = desk_config(sandbox, forum, anna, boris, sqlite_url)
+        olga, petro = sandbox.add_user("Olga"), sandbox.add_user("Petro")
+        for user, text in [
+            (olga, "olga 0"),
+            (olga, "olga 1"),
+            (petro, "petro 0"),
+            (olga, "olga 2"),
+            (petro, "petro 1"),
+            (petro, "petro 2"),
+        ]:
+            sandbox.send(user, text)
+
+        adapter = StumblingTelegram(config.channels["telegram"], config, stumble_on="olga 1")
+        gateway = Gateway(config, plugins={}, adapters=[adapter], serve_http=False)
+        await gateway.start()
+        try:
+            for name in ("Olga", "Petro"):
+                thread = await eventually(lambda name=name: desk_topic(sandbox, forum, name))
+                await eventually(
+                    lambda name=name, thread=thread: (
+                        [
+                            m.get("text")
+                            for m in sandbox.received(forum["id"], thread)
+                            if (m.get("text") or "").startswith(name.lower())
+                        ]
+                        == [f"{name.lower()} {n}" for n in range(3)]
+                    )
+                )
+            # Petro's lane went on while Olga's waited for its retry
+            retried = adapter.taken.index("olga 1", adapter.taken.index("olga 1") + 1)
+            assert {"petro 0", "petro 1", "petro 2"} <= set(adapter.taken[:retried])
+            assert "olga 2" not in adapter.taken[: adapter.taken.index("olga 1") + 1]
+            await eventually(lambda: sandbox.world.updates == [])
+        finally:
+            await gateway.stop()
+
+
 def desk_topic(sandbox: TelegramSandbox, forum: dict, name: str) -> int:
     return next(t["message_thread_id"] for t in sandbox.topics(forum["id"]) if name in t["name"])
 
