@@ -71,6 +71,9 @@ class Adapter(Protocol):
     rate_limits: Sequence[RateLimit]
     #: how many deliveries to one thread may be coalesced into one (1: never)
     max_batch: int
+    #: deliveries to customers carry the refs of the conversation's earlier messages
+    #: (``Delivery.history``), for a platform that threads replies by them (email)
+    wants_history: bool
 
     async def start(self, host: Host) -> None:
         """Connect and begin intake. Acknowledge platform events only after

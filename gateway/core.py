@@ -41,10 +41,12 @@ from storage import (
     CustomerIdentity,
     Direction,
     Message,
+    MessageRef,
     OutboxRow,
     OutboxStatus,
     Repository,
     Transaction,
+    WorkspaceThread,
 )
 from storage.types import utcnow
 
@@ -698,42 +700,62 @@ class Core:
 
     # -- deliveries -----------------------------------------------------------------
 
-    async def prepare(self, row: OutboxRow, followers: Sequence[OutboxRow] = ()) -> Delivery | None:
+    async def prepare(
+        self, row: OutboxRow, followers: Sequence[OutboxRow] = (), *, history: bool = True
+    ) -> Delivery | None:
         """Resolve what only exists now: the thread, the header, the copies to edit.
 
         A header row asks for the header to show the conversation as it is when it
         is sent, not as it was when the row was written; None means the header
         already shows exactly that, and nothing needs sending. ``followers`` are rows
-        coalesced behind ``row``; they ride along in ``Delivery.more``.
+        coalesced behind ``row``; they ride along in ``Delivery.more``. ``history``:
+        the destination threads replies by the refs of earlier messages (email).
         """
         async with self.repository.transaction() as tx:
-            return await self._prepare_group(tx, row, followers)
+            return await self._prepare_group(tx, row, followers, _Lookups(history))
 
     async def prepare_many(
-        self, groups: Sequence[Sequence[OutboxRow]]
+        self, groups: Sequence[Sequence[OutboxRow]], *, history: bool = True
     ) -> list[Delivery | Exception | None]:
         """``prepare`` for many groups (a group: a row and its followers) in one
         transaction; a group that cannot be prepared gets its exception, the others
         are not held back by it."""
         try:
             async with self.repository.transaction() as tx:
-                return [await self._prepare_group(tx, g[0], g[1:]) for g in groups]
+                known = _Lookups(history)
+                return [await self._prepare_group(tx, g[0], g[1:], known) for g in groups]
         except Exception:
             if len(groups) < 2:
                 raise
         results: list[Delivery | Exception | None] = []
         for group in groups:
             try:
-                results.append(await self.prepare(group[0], group[1:]))
+                results.append(await self.prepare(group[0], group[1:], history=history))
             except Exception as exc:
                 results.append(exc)
         return results
 
     async def _prepare_group(
-        self, tx: Transaction, row: OutboxRow, followers: Sequence[OutboxRow]
+        self,
+        tx: Transaction,
+        row: OutboxRow,
+        followers: Sequence[OutboxRow],
+        known: _Lookups,
     ) -> Delivery | None:
-        head = await self._prepare(tx, row)
-        more = [await self._prepare(tx, f) for f in followers]
+        outbounds = [Outbound.from_payload(r.payload) for r in (row, *followers)]
+        # the copies' sources, for the whole group at once
+        wanted: dict[tuple[str, str], list[int]] = {}
+        for outbound in outbounds:
+            if outbound.kind == "message" and outbound.message_id is not None:
+                other = "workspace" if outbound.audience == "customer" else "customer"
+                wanted.setdefault((outbound.destination, other), []).append(outbound.message_id)
+        for (place, side), ids in wanted.items():
+            found = await tx.refs_of(ids, place, side)
+            for message_id in ids:
+                known.refs[(message_id, place, side)] = found.get(message_id, [])
+        head = await self._prepare(tx, row, outbounds[0], known)
+        pairs = zip(followers, outbounds[1:], strict=True)
+        more = [await self._prepare(tx, f, o, known) for f, o in pairs]
         if head is None:
             return None
         # followers are messages, never header refreshes, so none is None; they stay
@@ -741,14 +763,18 @@ class Core:
         assert all(d is not None for d in more)
         return replace(head, more=tuple(more))  # type: ignore[arg-type]
 
-    async def _prepare(self, tx: Transaction, row: OutboxRow) -> Delivery | None:
-        outbound = Outbound.from_payload(row.payload)
+    async def _prepare(
+        self, tx: Transaction, row: OutboxRow, outbound: Outbound, known: _Lookups
+    ) -> Delivery | None:
         thread_ref = header_ref = None
         edit_refs: tuple[str, ...] = ()
         source_chat: str | None = None
         source_ids: tuple[str, ...] = ()
         if outbound.audience == "workspace":
-            thread = await tx.thread(outbound.conversation_id, outbound.destination)
+            where = (outbound.conversation_id, outbound.destination)
+            if where not in known.threads:
+                known.threads[where] = await tx.thread(*where)
+            thread = known.threads[where]
             if thread is not None:
                 thread_ref, header_ref = thread.thread_ref, thread.header_ref
             if outbound.kind == "header":
@@ -760,7 +786,12 @@ class Core:
                     outbound = replace(outbound, card=card)
         if outbound.kind == "message" and outbound.message_id is not None:
             other = "workspace" if outbound.audience == "customer" else "customer"
-            refs = await tx.refs(outbound.message_id, outbound.destination, other)
+            key = (outbound.message_id, outbound.destination, other)
+            if key not in known.refs:
+                known.refs[key] = list(
+                    await tx.refs(outbound.message_id, outbound.destination, other)
+                )
+            refs = known.refs[key]
             if refs:
                 source_chat = refs[0].chat_id
                 source_ids = tuple(r.external_id for r in refs if r.chat_id == source_chat)
@@ -769,7 +800,7 @@ class Core:
             edit_refs = tuple(r.external_id for r in refs)
         history: tuple[str, ...] = ()
         subject = replying_to = None
-        if outbound.audience == "customer":
+        if outbound.audience == "customer" and known.history:
             conversation = await tx.conversation(outbound.conversation_id)
             if conversation is not None and conversation.channel == outbound.destination:
                 subject = conversation.subject
@@ -806,68 +837,83 @@ class Core:
     ) -> None:
         """Record a delivery made (``sent``), or found unnecessary (None), with the
         rows coalesced into it (``followers``, answered by ``receipt.more``)."""
+        outcomes = [(row_id, receipt, sent)]
+        for number, follower in enumerate(followers):
+            more = receipt.more[number] if number < len(receipt.more) else Receipt()
+            along = sent.more[number] if sent and number < len(sent.more) else None
+            outcomes.append((follower, more, along))
 
         async def run(tx: Transaction) -> None:
-            await self._record(tx, row_id, receipt, sent)
-            for number, follower in enumerate(followers):
-                more = receipt.more[number] if number < len(receipt.more) else Receipt()
-                along = sent.more[number] if sent and number < len(sent.more) else None
-                await self._record(tx, follower, more, along)
+            await self._record(tx, outcomes)
 
         await self._records.run(run)
 
     async def _record(
-        self, tx: Transaction, row_id: int, receipt: Receipt, sent: Delivery | None
+        self, tx: Transaction, outcomes: Sequence[tuple[int, Receipt, Delivery | None]]
     ) -> None:
-        row = await tx.outbox_row(row_id, lock=True)
-        if row is None or row.status != OutboxStatus.SENDING:
-            return
-        outbound = Outbound.from_payload(row.payload)
-        row.status = OutboxStatus.SENT
-        row.sent_at = utcnow()
-        row.lease_until = None
-        row.receipt = {
-            "external_ids": list(receipt.external_ids),
-            "chat_id": receipt.chat_id,
-            "thread_ref": receipt.thread_ref,
-            **receipt.extra,
-        }
-        tx.add(row)
-        if outbound.kind == "header" and sent is not None and sent.outbound.card:
-            await tx.save_thread(
-                outbound.conversation_id,
-                row.destination,
-                receipt.thread_ref,
-                receipt.header_ref,
-                asdict(sent.outbound.card),
+        """Mark rows sent and keep what their receipts say: a few statements for the
+        whole group, whatever its size (a coalesced backlog is many rows)."""
+        rows = await tx.sending_rows([row_id for row_id, _receipt, _sent in outcomes])
+        now = utcnow()
+        sent_rows: list[dict] = []
+        refs: list[dict] = []
+        for row_id, receipt, sent in outcomes:
+            if row_id not in rows:
+                continue  # recorded already, or handed back meanwhile
+            destination, payload = rows[row_id]
+            outbound = Outbound.from_payload(payload)
+            sent_rows.append(
+                {
+                    "id": row_id,
+                    "sent_at": now,
+                    "receipt": {
+                        "external_ids": list(receipt.external_ids),
+                        "chat_id": receipt.chat_id,
+                        "thread_ref": receipt.thread_ref,
+                        **receipt.extra,
+                    },
+                }
             )
-        elif outbound.audience == "workspace" and receipt.thread_ref:
-            # the adapter had to open the thread anew (an admin deleted the topic)
-            await tx.save_thread(
-                outbound.conversation_id,
-                row.destination,
-                receipt.thread_ref,
-                receipt.header_ref,
-                None,
-            )
-            conversation = await tx.conversation(outbound.conversation_id)
-            if conversation is not None:
-                await self.relay.header(tx, conversation)
-        if outbound.kind == "message" and outbound.message_id and receipt.external_ids:
-            chat = receipt.chat_id or outbound.chat_id or f"thread:{receipt.thread_ref}"
-            await tx.add_refs(
-                outbound.message_id,
-                row.destination,
-                outbound.audience,
-                chat,
-                receipt.external_ids,
-            )
-        if outbound.audience == "customer" and outbound.author_role == "operator":
-            conversation = await tx.conversation(outbound.conversation_id)
-            if conversation is not None and conversation.first_response_at is None:
-                # the first reply the customer actually received, not the first sent
-                conversation.first_response_at = row.sent_at
-                tx.add(conversation)
+            if outbound.kind == "header" and sent is not None and sent.outbound.card:
+                await tx.save_thread(
+                    outbound.conversation_id,
+                    destination,
+                    receipt.thread_ref,
+                    receipt.header_ref,
+                    asdict(sent.outbound.card),
+                )
+            elif outbound.audience == "workspace" and receipt.thread_ref:
+                # the adapter had to open the thread anew (an admin deleted the topic)
+                await tx.save_thread(
+                    outbound.conversation_id,
+                    destination,
+                    receipt.thread_ref,
+                    receipt.header_ref,
+                    None,
+                )
+                conversation = await tx.conversation(outbound.conversation_id)
+                if conversation is not None:
+                    await self.relay.header(tx, conversation)
+            if outbound.kind == "message" and outbound.message_id and receipt.external_ids:
+                chat = receipt.chat_id or outbound.chat_id or f"thread:{receipt.thread_ref}"
+                refs.extend(
+                    {
+                        "message_id": outbound.message_id,
+                        "place": destination,
+                        "side": outbound.audience,
+                        "chat_id": chat,
+                        "external_id": external_id,
+                    }
+                    for external_id in dict.fromkeys(receipt.external_ids)
+                )
+            if outbound.audience == "customer" and outbound.author_role == "operator":
+                conversation = await tx.conversation(outbound.conversation_id)
+                if conversation is not None and conversation.first_response_at is None:
+                    # the first reply the customer actually received, not the first sent
+                    conversation.first_response_at = now
+                    tx.add(conversation)
+        await tx.mark_sent(sent_rows)
+        await tx.add_ref_rows(refs)
 
     async def failed(self, row_id: int, reason: str) -> None:
         """A delivery that will never happen: record it and tell the operators."""
@@ -893,6 +939,16 @@ class Core:
                     await self.relay.system(tx, conversation, f"⚠ Not delivered: {reason}")
 
         await self._run(run)
+
+
+class _Lookups:
+    """What preparing a batch of deliveries has looked up already: the rows of one
+    conversation's backlog share its thread, and their sources come in one query."""
+
+    def __init__(self, history: bool) -> None:
+        self.history = history
+        self.threads: dict[tuple[int, str], WorkspaceThread | None] = {}
+        self.refs: dict[tuple[int, str, str], list[MessageRef]] = {}
 
 
 def _album_ref(inbound: Inbound) -> str:

@@ -125,7 +125,9 @@ class OutboxWorker:
                     for group in rows:
                         self._claimed.update(r.id for r in group if r.id is not None)
                     try:
-                        prepared = await self.core.prepare_many(rows)
+                        prepared = await self.core.prepare_many(
+                            rows, history=getattr(self.adapter, "wants_history", True)
+                        )
                     except Exception as exc:
                         prepared = [exc] * len(rows)
                 for group, delivery in zip(rows, prepared, strict=True):

@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, event, func, or_, update
+from sqlalchemy import and_, bindparam, event, func, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -315,12 +315,30 @@ class Transaction:
         )
         return result.all()
 
+    async def refs_of(
+        self, message_ids: Sequence[int], place: str, side: str
+    ) -> dict[int, list[MessageRef]]:
+        """``refs`` of many messages in one query: message id -> its refs, in order."""
+        result = await self.session.exec(
+            select(MessageRef)
+            .where(
+                col(MessageRef.message_id).in_(message_ids),
+                MessageRef.place == place,
+                MessageRef.side == side,
+            )
+            .order_by(col(MessageRef.id))
+        )
+        found: dict[int, list[MessageRef]] = {}
+        for ref in result.all():
+            found.setdefault(ref.message_id, []).append(ref)
+        return found
+
     async def add_refs(
         self, message_id: int, place: str, side: str, chat_id: str, external_ids: Iterable[str]
     ) -> None:
         """One statement for all: a ref already known (the same platform message seen
         twice) is kept as it is."""
-        rows = [
+        await self.add_ref_rows(
             {
                 "message_id": message_id,
                 "place": place,
@@ -329,15 +347,19 @@ class Transaction:
                 "external_id": external_id,
             }
             for external_id in dict.fromkeys(external_ids)
-        ]
-        if not rows:
-            return
-        insert = pg_insert if self.session.bind.dialect.name == "postgresql" else sqlite_insert
-        await self.session.exec(
-            insert(MessageRef)  # type: ignore[call-overload]
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["place", "chat_id", "external_id"])
         )
+
+    async def add_ref_rows(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Refs of many messages (dicts of ``MessageRef``'s columns) in as few
+        statements as the database's parameter limit allows."""
+        rows = list(rows)
+        insert = pg_insert if self.session.bind.dialect.name == "postgresql" else sqlite_insert
+        for start in range(0, len(rows), 500):
+            await self.session.exec(
+                insert(MessageRef)  # type: ignore[call-overload]
+                .values(rows[start : start + 500])
+                .on_conflict_do_nothing(index_elements=["place", "chat_id", "external_id"])
+            )
 
     async def message_by_external_id(self, place: str, external_id: str) -> Message | None:
         """A message by an id that is unique on its platform alone (an email Message-ID)."""
@@ -446,6 +468,44 @@ class Transaction:
         if lock:
             stmt = stmt.with_for_update()
         return (await self.session.exec(stmt)).first()
+
+    async def sending_rows(self, row_ids: Sequence[int]) -> dict[int, tuple[str, dict]]:
+        """Of these rows, those still ``sending``, locked: id -> (destination, payload).
+
+        Columns, not entities: recording a delivery needs no more, and a batch of
+        them costs one statement."""
+        if not row_ids:
+            return {}
+        stmt = (
+            select(OutboxRow.id, OutboxRow.destination, OutboxRow.payload)
+            .where(col(OutboxRow.id).in_(row_ids), OutboxRow.status == OutboxStatus.SENDING)
+            .with_for_update()
+        )
+        return {
+            row_id: (destination, payload or {})
+            for row_id, destination, payload in (await self.session.exec(stmt)).all()
+        }
+
+    async def mark_sent(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Rows delivered: each dict has ``id``, ``sent_at`` and ``receipt``; one
+        statement for all."""
+        if not rows:
+            return
+        table = OutboxRow.__table__  # type: ignore[attr-defined]
+        # the table, not the entity: a plain executemany, no ORM bookkeeping
+        await self.session.exec(
+            update(table)  # type: ignore[call-overload]
+            .where(table.c.id == bindparam("row_id"))
+            .values(
+                status=OutboxStatus.SENT,
+                lease_until=None,
+                sent_at=bindparam("sent_at"),
+                receipt=bindparam("receipt"),
+            ),
+            params=[
+                {"row_id": r["id"], "sent_at": r["sent_at"], "receipt": r["receipt"]} for r in rows
+            ],
+        )
 
     async def claim_outbox(
         self,

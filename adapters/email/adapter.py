@@ -49,6 +49,8 @@ class EmailAdapter:
     name = "email"
     serves_workspace = False
     max_batch = 1
+    #: a reply names the earlier mails it answers (In-Reply-To, References)
+    wants_history = True
 
     def __init__(self, section: EmailSection, config: Config) -> None:
         self.section = section

@@ -113,6 +113,8 @@ class SlackAdapter:
         self.customer_channels = frozenset(section.customer_channels)
         #: a backlog of customer texts for one thread goes out as one message
         self.max_batch = 20
+        #: replies are threaded by topic or thread, not by earlier messages' ids
+        self.wants_history = False
         # https://docs.slack.dev/apis/web-api/rate-limits: chat.postMessage about one
         # a second per channel (short bursts allowed); chat.update and the other
         # Tier 3 methods about 50 a minute

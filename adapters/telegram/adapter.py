@@ -182,6 +182,8 @@ class TelegramAdapter:
         #: a backlog of customer messages for one topic goes out as one copyMessages
         #: call (up to 100 allowed; 20 keeps a retry small)
         self.max_batch = 20
+        #: replies are threaded by topic or thread, not by earlier messages' ids
+        self.wants_history = False
         per_chat, per_group = section.chat_messages_per_second, section.group_messages_per_minute
         overall = section.messages_per_second
         self.rate_limits = (
