@@ -27,7 +27,6 @@ from storage import (
     CustomerIdentity,
     Direction,
     Message,
-    OutboxRow,
     Transaction,
 )
 
@@ -58,15 +57,13 @@ class Relay:
     async def enqueue(self, tx: Transaction, outbound: Outbound, *, key: str | None = None) -> None:
         dedupe = key or f"{outbound.kind}:{uuid.uuid4().hex}"
         await tx.enqueue(
-            OutboxRow(
-                destination=outbound.destination,
-                chat_key=chat_key(outbound),
-                conversation_id=outbound.conversation_id,
-                message_id=outbound.message_id,
-                kind=outbound.kind,
-                payload=outbound.to_payload(),
-                dedupe_key=f"{outbound.destination}:{outbound.audience}:{dedupe}",
-            )
+            destination=outbound.destination,
+            chat_key=chat_key(outbound),
+            conversation_id=outbound.conversation_id,
+            message_id=outbound.message_id,
+            kind=outbound.kind,
+            payload=outbound.to_payload(),
+            dedupe_key=f"{outbound.destination}:{outbound.audience}:{dedupe}",
         )
 
     # -- to the customer --------------------------------------------------------

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import and_, bindparam, event, func, or_, update
+from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -74,6 +75,57 @@ def is_retryable(exc: BaseException) -> bool:
     return False
 
 
+# The hot queries, built once: building a statement and its cache key costs more
+# than SQLite takes to answer it. Their values are bound at execution.
+_FIND_EVENT = select(InboundEvent).where(
+    InboundEvent.channel == bindparam("channel"), InboundEvent.event_id == bindparam("event_id")
+)
+_IDENTITY = (
+    select(CustomerIdentity, Customer)
+    .join(Customer, col(Customer.id) == CustomerIdentity.customer_id)
+    .where(
+        CustomerIdentity.channel == bindparam("channel"),
+        CustomerIdentity.external_id == bindparam("external_id"),
+    )
+    .with_for_update()
+)
+_CONVERSATION_LOCKED = (
+    select(Conversation).where(Conversation.id == bindparam("id")).with_for_update()
+)
+_LATEST_CONVERSATION = (
+    select(Conversation)
+    .where(
+        Conversation.customer_id == bindparam("customer_id"),
+        Conversation.channel == bindparam("channel"),
+        Conversation.chat_id == bindparam("chat_id"),
+    )
+    .order_by(col(Conversation.id).desc())
+    .limit(1)
+)
+_THREAD = select(WorkspaceThread).where(
+    WorkspaceThread.conversation_id == bindparam("conversation_id"),
+    WorkspaceThread.workspace == bindparam("workspace"),
+)
+_MESSAGE_BY_REF = (
+    select(Message)
+    .join(MessageRef, col(MessageRef.message_id) == Message.id)
+    .where(
+        MessageRef.place == bindparam("place"),
+        MessageRef.chat_id == bindparam("chat_id"),
+        MessageRef.external_id == bindparam("external_id"),
+    )
+)
+_REFS = (
+    select(MessageRef)
+    .where(
+        MessageRef.message_id == bindparam("message_id"),
+        MessageRef.place == bindparam("place"),
+        MessageRef.side == bindparam("side"),
+    )
+    .order_by(col(MessageRef.id))
+)
+
+
 class Transaction:
     """One unit of work. Obtain it from ``Repository.transaction()``."""
 
@@ -85,6 +137,11 @@ class Transaction:
         #: outbox dedupe keys written here (a twin in this transaction is not in the
         #: database yet when the rows are still unflushed)
         self._enqueued: set[str] = set()
+        #: outbox rows and inbound dedupe keys not written yet: they go in one
+        #: statement each (``_write_pending``), before anything reads their table
+        #: and at commit; ORM objects would cost more to build than to store
+        self._outbox: list[dict[str, Any]] = []
+        self._events: dict[tuple[str, str], dict[str, Any]] = {}
         #: conversations whose header card was queued here (True: the card that opens
         #: its thread): cards are rendered when sent, so one row per transaction does
         #: (``Relay.header``)
@@ -112,15 +169,35 @@ class Transaction:
             self.changed[conversation.id] = conversation
 
     async def flush(self) -> None:
+        await self._write_pending()
         await self.session.flush()
+
+    async def _write_pending(self) -> None:
+        if self._outbox:
+            rows, self._outbox = self._outbox, []
+            await self.session.exec(
+                sa_insert(OutboxRow.__table__),  # type: ignore[attr-defined,call-overload]
+                params=rows,
+            )
+        if self._events:
+            events, self._events = list(self._events.values()), {}
+            await self.session.exec(
+                sa_insert(InboundEvent.__table__),  # type: ignore[attr-defined,call-overload]
+                params=events,
+            )
+
+    async def finish(self) -> None:
+        """Write what is still pending; the transaction then commits."""
+        await self._write_pending()
 
     # -- inbound dedupe ---------------------------------------------------------
 
     async def find_event(self, channel: str, event_id: str) -> InboundEvent | None:
+        pending = self._events.get((channel, event_id))
+        if pending is not None:
+            return InboundEvent(**pending)
         result = await self.session.exec(
-            select(InboundEvent).where(
-                InboundEvent.channel == channel, InboundEvent.event_id == event_id
-            )
+            _FIND_EVENT, params={"channel": channel, "event_id": event_id}
         )
         return result.first()
 
@@ -133,14 +210,13 @@ class Transaction:
     ) -> None:
         """The dedupe key, written with the transaction: a concurrent twin (another
         process) conflicts on its unique index at commit, and its retry finds it."""
-        self.session.add(
-            InboundEvent(
-                channel=channel,
-                event_id=event_id,
-                conversation_id=conversation_id,
-                message_id=message_id,
-            )
-        )
+        self._events[(channel, event_id)] = {
+            "channel": channel,
+            "event_id": event_id,
+            "conversation_id": conversation_id,
+            "message_id": message_id,
+            "received_at": utcnow(),
+        }
 
     # -- customers --------------------------------------------------------------
 
@@ -150,10 +226,7 @@ class Transaction:
         """The identity and its customer, locked: two messages of one customer must
         not both open a conversation."""
         result = await self.session.exec(
-            select(CustomerIdentity, Customer)
-            .join(Customer, col(Customer.id) == CustomerIdentity.customer_id)
-            .where(CustomerIdentity.channel == channel, CustomerIdentity.external_id == external_id)
-            .with_for_update()
+            _IDENTITY, params={"channel": channel, "external_id": external_id}
         )
         return result.first()  # type: ignore[return-value]
 
@@ -173,23 +246,19 @@ class Transaction:
     async def conversation(
         self, conversation_id: int, *, lock: bool = False
     ) -> Conversation | None:
-        stmt = select(Conversation).where(Conversation.id == conversation_id)
-        if lock:
-            stmt = stmt.with_for_update()
-        return (await self.session.exec(stmt)).first()
+        if not lock:
+            # one already loaded in this transaction is as it is now: no query
+            return await self.session.get(Conversation, conversation_id)
+        return (
+            await self.session.exec(_CONVERSATION_LOCKED, params={"id": conversation_id})
+        ).first()
 
     async def latest_conversation(
         self, customer_id: int, channel: str, chat_id: str
     ) -> Conversation | None:
         result = await self.session.exec(
-            select(Conversation)
-            .where(
-                Conversation.customer_id == customer_id,
-                Conversation.channel == channel,
-                Conversation.chat_id == chat_id,
-            )
-            .order_by(col(Conversation.id).desc())
-            .limit(1)
+            _LATEST_CONVERSATION,
+            params={"customer_id": customer_id, "channel": channel, "chat_id": chat_id},
         )
         return result.first()
 
@@ -253,10 +322,7 @@ class Transaction:
 
     async def thread(self, conversation_id: int, workspace: str) -> WorkspaceThread | None:
         result = await self.session.exec(
-            select(WorkspaceThread).where(
-                WorkspaceThread.conversation_id == conversation_id,
-                WorkspaceThread.workspace == workspace,
-            )
+            _THREAD, params={"conversation_id": conversation_id, "workspace": workspace}
         )
         return result.first()
 
@@ -293,25 +359,14 @@ class Transaction:
 
     async def message_by_ref(self, place: str, chat_id: str, external_id: str) -> Message | None:
         result = await self.session.exec(
-            select(Message)
-            .join(MessageRef, col(MessageRef.message_id) == Message.id)
-            .where(
-                MessageRef.place == place,
-                MessageRef.chat_id == chat_id,
-                MessageRef.external_id == external_id,
-            )
+            _MESSAGE_BY_REF,
+            params={"place": place, "chat_id": chat_id, "external_id": external_id},
         )
         return result.first()
 
     async def refs(self, message_id: int, place: str, side: str) -> Sequence[MessageRef]:
         result = await self.session.exec(
-            select(MessageRef)
-            .where(
-                MessageRef.message_id == message_id,
-                MessageRef.place == place,
-                MessageRef.side == side,
-            )
-            .order_by(col(MessageRef.id))
+            _REFS, params={"message_id": message_id, "place": place, "side": side}
         )
         return result.all()
 
@@ -425,26 +480,57 @@ class Transaction:
 
     # -- outbox -----------------------------------------------------------------
 
-    async def enqueue(self, row: OutboxRow) -> bool:
+    async def enqueue(
+        self,
+        *,
+        destination: str,
+        chat_key: str,
+        conversation_id: int | None,
+        message_id: int | None,
+        kind: str,
+        payload: dict[str, Any],
+        dedupe_key: str,
+    ) -> bool:
         """Add a delivery unless one with the same dedupe key exists already.
 
         A copy of a message inserted in this transaction cannot have a twin outside
-        it, so only this transaction's own keys are checked then."""
-        if row.dedupe_key in self._enqueued:
+        it, so only this transaction's own keys are checked then. Rows are written
+        in the order they were enqueued (their ids keep that order)."""
+        if dedupe_key in self._enqueued:
             return False
-        if row.message_id not in self.new_messages:
+        if message_id not in self.new_messages:
             existing = await self.session.exec(
-                select(OutboxRow.id).where(OutboxRow.dedupe_key == row.dedupe_key)
+                select(OutboxRow.id).where(OutboxRow.dedupe_key == dedupe_key)
             )
             if existing.first() is not None:
                 return False
-        self._enqueued.add(row.dedupe_key)
-        self.session.add(row)
-        self.touched.add(row.destination)
+        self._enqueued.add(dedupe_key)
+        now = utcnow()
+        self._outbox.append(
+            {
+                "destination": destination,
+                "chat_key": chat_key,
+                "conversation_id": conversation_id,
+                "message_id": message_id,
+                "kind": kind,
+                "payload": payload,
+                "dedupe_key": dedupe_key,
+                "status": OutboxStatus.PENDING,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "lease_until": None,
+                "last_error": None,
+                "receipt": None,
+                "created_at": now,
+                "sent_at": None,
+            }
+        )
+        self.touched.add(destination)
         return True
 
     async def unsent_copies(self, message_id: int) -> Sequence[OutboxRow]:
         """The outbox rows carrying a message that have not been tried yet (locked)."""
+        await self._write_pending()
         result = await self.session.exec(
             select(OutboxRow)
             .where(
@@ -458,12 +544,14 @@ class Transaction:
         return result.all()
 
     async def all_copies(self, message_id: int) -> Sequence[OutboxRow]:
+        await self._write_pending()
         result = await self.session.exec(
             select(OutboxRow).where(OutboxRow.message_id == message_id, OutboxRow.kind == "message")
         )
         return result.all()
 
     async def outbox_row(self, row_id: int, *, lock: bool = False) -> OutboxRow | None:
+        await self._write_pending()
         stmt = select(OutboxRow).where(OutboxRow.id == row_id)
         if lock:
             stmt = stmt.with_for_update()
@@ -474,6 +562,7 @@ class Transaction:
 
         Columns, not entities: recording a delivery needs no more, and a batch of
         them costs one statement."""
+        await self._write_pending()
         if not row_ids:
             return {}
         stmt = (
@@ -525,6 +614,7 @@ class Transaction:
         to ``scan`` due rows are looked at and only those it allows are taken (the
         others stay as they are, unclaimed).
         """
+        await self._write_pending()
         now = now or utcnow()
         earlier = aliased(OutboxRow)
         blocked = (
@@ -578,6 +668,7 @@ class Transaction:
         The run stops at the first row not accepted, so order within the chat holds:
         what is taken goes out together with the head, in one delivery.
         """
+        await self._write_pending()
         now = now or utcnow()
         stmt = (
             select(OutboxRow)
@@ -606,6 +697,7 @@ class Transaction:
     async def next_outbox_due(self, destination: str, now: datetime) -> datetime | None:
         """When the next retry falls due. Rows due already but waiting behind an
         older row of their chat are not counted: that row's completion wakes them."""
+        await self._write_pending()
         result = await self.session.exec(
             select(func.min(OutboxRow.next_attempt_at)).where(
                 OutboxRow.destination == destination,
@@ -617,6 +709,7 @@ class Transaction:
 
     async def release_leases(self) -> int:
         """Make every in-flight row claimable: for a single-process database at start."""
+        await self._write_pending()
         result = await self.session.exec(
             update(OutboxRow)
             .where(col(OutboxRow.status) == OutboxStatus.SENDING)
@@ -634,6 +727,7 @@ class Transaction:
 
     async def outbox_counts(self) -> dict[tuple[str, str], int]:
         """(destination, status) -> rows, for everything not yet sent."""
+        await self._write_pending()
         result = await self.session.exec(
             select(OutboxRow.destination, OutboxRow.status, func.count())
             .where(OutboxRow.status != OutboxStatus.SENT)
@@ -797,7 +891,9 @@ class Repository:
     async def _session(self) -> AsyncIterator[Transaction]:
         async with AsyncSession(self.db.engine, expire_on_commit=False) as session:
             async with session.begin():
-                yield Transaction(session)
+                tx = Transaction(session)
+                yield tx
+                await tx.finish()
 
     async def run(
         self,
