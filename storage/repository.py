@@ -633,7 +633,14 @@ class Transaction:
         )
         stmt = (
             select(OutboxRow)
-            .where(OutboxRow.destination == destination, due, ~blocked)
+            .where(
+                OutboxRow.destination == destination,
+                # redundant with ``due``, but it lets the index skip the sent rows,
+                # which only grow (SQLite cannot use an index across the OR)
+                col(OutboxRow.status).in_((OutboxStatus.PENDING, OutboxStatus.SENDING)),
+                due,
+                ~blocked,
+            )
             .order_by(col(OutboxRow.id))
             .limit(max(limit, scan or 0) if accept else limit)
             .with_for_update(skip_locked=True)

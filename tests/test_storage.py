@@ -176,3 +176,33 @@ async def test_sqlite_waits_for_another_processs_lock_without_stopping_the_loop(
         assert names == {"Held", "Waited"}
     finally:
         await db.dispose()
+
+
+async def test_claiming_reads_the_index_past_the_sent_history(sqlite_url: str) -> None:
+    """The outbox keeps every sent row; a claim must find due rows through the index
+    (destination and status), not by reading the history it never needs."""
+    import sqlite3
+
+    from sqlalchemy import event
+
+    db = Database(sqlite_url)
+    try:
+        await upgrade(db)
+        seen: list[tuple[str, tuple]] = []
+
+        def note(conn, cursor, statement, parameters, context, executemany) -> None:
+            if statement.lstrip().startswith("SELECT outbox.id"):
+                seen.append((statement, tuple(parameters)))
+
+        event.listen(db.engine.sync_engine, "before_cursor_execute", note)
+        async with Repository(db).transaction() as tx:
+            await tx.claim_outbox("telegram", limit=16, lease=timedelta(seconds=60))
+        assert seen
+        statement, parameters = seen[0]
+        raw = sqlite3.connect(db.url.database)
+        plan = [row[3] for row in raw.execute("EXPLAIN QUERY PLAN " + statement, parameters)]
+        raw.close()
+        outer = next(line for line in plan if line.startswith("SEARCH outbox USING"))
+        assert "status=?" in outer, plan
+    finally:
+        await db.dispose()
