@@ -405,16 +405,20 @@ class Transaction:
         )
 
     async def add_ref_rows(self, rows: Iterable[dict[str, Any]]) -> None:
-        """Refs of many messages (dicts of ``MessageRef``'s columns) in as few
-        statements as the database's parameter limit allows."""
+        """Refs of many messages (dicts of ``MessageRef``'s columns); one already
+        known (the same platform message seen twice) is kept as it is."""
         rows = list(rows)
+        if not rows:
+            return
         insert = pg_insert if self.session.bind.dialect.name == "postgresql" else sqlite_insert
-        for start in range(0, len(rows), 500):
-            await self.session.exec(
-                insert(MessageRef)  # type: ignore[call-overload]
-                .values(rows[start : start + 500])
-                .on_conflict_do_nothing(index_elements=["place", "chat_id", "external_id"])
-            )
+        # the table and an executemany: one statement, compiled once (a multi-row
+        # VALUES would be compiled anew for each number of rows)
+        await self.session.exec(
+            insert(MessageRef.__table__).on_conflict_do_nothing(  # type: ignore[attr-defined,call-overload]
+                index_elements=["place", "chat_id", "external_id"]
+            ),
+            params=rows,
+        )
 
     async def message_by_external_id(self, place: str, external_id: str) -> Message | None:
         """A message by an id that is unique on its platform alone (an email Message-ID)."""
