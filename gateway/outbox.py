@@ -192,6 +192,8 @@ class OutboxWorker:
         return groups
 
     async def _idle(self, now: float) -> None:
+        if self._wake.is_set():
+            return  # a send ended or rows came while claiming: look again at once
         timeout = POLL_SECONDS
         held = self.limiter.held_for()
         if held > 0:
