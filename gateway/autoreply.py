@@ -209,7 +209,6 @@ class AutoReplies:
             author_name="FAQ",
             text=text,
         )
-        tx.add(message)
-        await tx.flush()
+        await tx.add_message(message)
         await self.relay.deliver_to_customer(tx, conversation, message, choices=choices)
         await self.relay.mirror(tx, conversation, message, role="bot")

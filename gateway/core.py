@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, replace
 from datetime import timedelta
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from gateway.actions import ActionContext, ActionRegistry, parse_command
 from gateway.autoreply import AutoReplies
@@ -75,61 +75,70 @@ class GroupCommit:
         self,
         run: Callable[[Callable[[Transaction], Awaitable[object]]], Awaitable[object]],
         limit: int = 100,
+        prepare: Callable[[Transaction, list[object]], Awaitable[None]] | None = None,
     ) -> None:
         self._transact = run
         self._limit = limit
-        self._waiting: list[tuple[Callable[[Transaction], Awaitable[object]], asyncio.Future]] = []
+        #: reads ahead, once per shared transaction, what its units will ask for
+        #: (given each unit's hint); alone, a unit reads for itself
+        self._prepare = prepare
+        self._waiting: list[_Unit] = []
         self._task: asyncio.Task[None] | None = None
 
-    async def run(self, work: Callable[[Transaction], Awaitable[T]]) -> T:
+    async def run(self, work: Callable[[Transaction], Awaitable[T]], hint: object = None) -> T:
         future: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._waiting.append((work, future))
+        self._waiting.append(_Unit(work, future, hint))
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._drain())
         return await future
 
     async def _drain(self) -> None:
-        batch: list[tuple[Callable[[Transaction], Awaitable[object]], asyncio.Future]] = []
+        batch: list[_Unit] = []
         try:
             while self._waiting:
                 batch = self._waiting[: self._limit]
                 del self._waiting[: self._limit]
                 if len(batch) > 1:
                     try:
-                        results = await self._transact(_all(batch))
+                        results = await self._transact(self._all(batch))
                     except Exception as exc:
                         log.info("a shared transaction failed (%s); its units run alone", exc)
                     else:
-                        for (_work, future), result in zip(batch, results, strict=True):  # type: ignore[call-overload]
-                            if not future.done():
-                                future.set_result(result)
+                        for unit, result in zip(batch, results, strict=True):  # type: ignore[call-overload]
+                            if not unit.future.done():
+                                unit.future.set_result(result)
                         continue
-                for work, future in batch:
+                for unit in batch:
                     try:
-                        result = await self._transact(work)
+                        result = await self._transact(unit.work)
                     except Exception as exc:
-                        if not future.done():
-                            future.set_exception(exc)
+                        if not unit.future.done():
+                            unit.future.set_exception(exc)
                     else:
-                        if not future.done():
-                            future.set_result(result)
+                        if not unit.future.done():
+                            unit.future.set_result(result)
         except BaseException:
             # cancelled (shutdown): nobody may wait for an answer that never comes
-            for _work, future in [*batch, *self._waiting]:
-                future.cancel()
+            for unit in [*batch, *self._waiting]:
+                unit.future.cancel()
             self._waiting.clear()
             raise
         finally:
             self._task = None
 
+    def _all(self, batch: list[_Unit]) -> Callable[[Transaction], Awaitable[list[object]]]:
+        async def each(tx: Transaction) -> list[object]:
+            if self._prepare is not None:
+                await self._prepare(tx, [unit.hint for unit in batch])
+            return [await unit.work(tx) for unit in batch]
 
-def _all(
-    batch: list[tuple[Callable[[Transaction], Awaitable[object]], asyncio.Future]],
-) -> Callable[[Transaction], Awaitable[list[object]]]:
-    async def each(tx: Transaction) -> list[object]:
-        return [await work(tx) for work, _future in batch]
+        return each
 
-    return each
+
+class _Unit(NamedTuple):
+    work: Callable[[Transaction], Awaitable[object]]
+    future: asyncio.Future
+    hint: object
 
 
 class Core:
@@ -153,7 +162,7 @@ class Core:
         self._on_enqueued = on_enqueued
         #: inbound events, and delivery outcomes, each share transactions when many
         #: arrive at once
-        self._batch = GroupCommit(self._run)
+        self._batch = GroupCommit(self._run, prepare=self._read_ahead)
         self._records = GroupCommit(self._run)
 
     @property
@@ -245,7 +254,26 @@ class Core:
             )
             return result
 
-        return await self._batch.run(run)
+        return await self._batch.run(run, hint=inbound)
+
+    @staticmethod
+    async def _read_ahead(tx: Transaction, hints: list[object]) -> None:
+        """What a batch's customer messages will each look up, in a few statements."""
+        inbounds = [hint for hint in hints if isinstance(hint, Inbound)]
+        customers = [
+            inbound
+            for inbound in inbounds
+            if not inbound.from_workspace and inbound.failure_of is None
+        ]
+        await tx.preload(
+            events=[(inbound.channel, inbound.event_id) for inbound in inbounds],
+            identities=[(inbound.channel, inbound.sender.external_id) for inbound in customers],
+            chats=[
+                (inbound.channel, inbound.sender.external_id, inbound.chat_id)
+                for inbound in customers
+                if not inbound.explicit_threads
+            ],
+        )
 
     async def _customer_message(self, tx: Transaction, inbound: Inbound) -> IngestResult:
         customer = await self._customer(tx, inbound)
@@ -486,8 +514,7 @@ class Core:
         self, tx: Transaction, message: Message, inbound: Inbound, *, side: str
     ) -> None:
         """Store a message with the ids it has where it was written."""
-        tx.add(message)
-        await tx.flush()
+        await tx.add_message(message)
         if inbound.message_id:
             ids = [inbound.message_id, *inbound.part_ids]
             await tx.add_refs(message.id, inbound.channel, side, inbound.chat_id, ids)

@@ -57,6 +57,8 @@ class Relay:
     async def enqueue(self, tx: Transaction, outbound: Outbound, *, key: str | None = None) -> None:
         dedupe = key or f"{outbound.kind}:{uuid.uuid4().hex}"
         await tx.enqueue(
+            # a key made up here has no twin anywhere to look for
+            fresh=key is None,
             destination=outbound.destination,
             chat_key=chat_key(outbound),
             conversation_id=outbound.conversation_id,
@@ -88,8 +90,7 @@ class Relay:
             text=text,
             attachments=[_attachment_dict(a) for a in attachments],
         )
-        tx.add(message)
-        await tx.flush()
+        await tx.add_message(message)
         await self.deliver_to_customer(tx, conversation, message, author=author, choices=choices)
         return message
 
@@ -200,8 +201,7 @@ class Relay:
         allows a group only 20 bot messages a minute.
         """
         message = Message(conversation_id=conversation.id, direction=Direction.SYSTEM, text=text)
-        tx.add(message)
-        await tx.flush()
+        await tx.add_message(message)
         if on_card and not mentions and tx.headers.get(_id(conversation)):
             return message
         await self.mirror(tx, conversation, message, role="system", mentions=tuple(mentions))
@@ -230,7 +230,6 @@ class Relay:
                     conversation_id=_id(conversation),
                 ),
             )
-        await tx.flush()
 
     async def card(self, tx: Transaction, conversation: Conversation) -> ConversationCard:
         customer: Customer = await tx.customer(conversation.customer_id)

@@ -173,7 +173,7 @@ class Timers:
                     await tx.delete(row)
                 continue
             if row is None:
-                tx.add(Deadline(conversation_id=conversation.id, kind=kind, due_at=due))
+                tx.add_deadline(conversation.id, kind, due)
             elif row.due_at != due:
                 row.due_at = due
                 tx.add(row)

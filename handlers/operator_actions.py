@@ -135,8 +135,7 @@ async def note(ctx: ActionContext) -> ActionResult:
         author_name=ctx.operator.name,
         text=text,
     )
-    ctx.tx.add(message)
-    await ctx.tx.flush()
+    await ctx.tx.add_message(message)
     await ctx.relay.mirror(ctx.tx, conversation, message, role="note", skip=ctx.channel)
     return ctx.done("Note saved; the customer does not see it.")
 

@@ -22,7 +22,7 @@ from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, make_transient_to_detached
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -102,6 +102,37 @@ _LATEST_CONVERSATION = (
     .order_by(col(Conversation.id).desc())
     .limit(1)
 )
+# The same three, for a batch (``Transaction.preload``)
+_EVENTS_IN = select(InboundEvent).where(
+    InboundEvent.channel == bindparam("channel"),
+    col(InboundEvent.event_id).in_(bindparam("event_ids", expanding=True)),
+)
+_IDENTITIES_IN = (
+    select(CustomerIdentity, Customer)
+    .join(Customer, col(Customer.id) == CustomerIdentity.customer_id)
+    .where(
+        CustomerIdentity.channel == bindparam("channel"),
+        col(CustomerIdentity.external_id).in_(bindparam("external_ids", expanding=True)),
+    )
+    # one order for every locker: two batches never wait for each other in a ring
+    .order_by(col(CustomerIdentity.id))
+    .with_for_update()
+)
+_LATEST_CONVERSATIONS_OF = select(Conversation).where(
+    col(Conversation.id).in_(
+        select(func.max(Conversation.id))
+        .where(col(Conversation.customer_id).in_(bindparam("customer_ids", expanding=True)))
+        .group_by(Conversation.customer_id, Conversation.channel, Conversation.chat_id)
+    )
+)
+_MESSAGE_COLUMNS = tuple(
+    column.name
+    for column in Message.__table__.columns  # type: ignore[attr-defined]
+    if column.name != "id"
+)
+_INSERT_MESSAGE = sa_insert(Message.__table__).returning(  # type: ignore[attr-defined]
+    Message.__table__.c.id  # type: ignore[attr-defined]
+)
 _THREAD = select(WorkspaceThread).where(
     WorkspaceThread.conversation_id == bindparam("conversation_id"),
     WorkspaceThread.workspace == bindparam("workspace"),
@@ -126,6 +157,13 @@ _REFS = (
 )
 
 
+def _by_first(keys: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for first, second in keys:
+        grouped.setdefault(first, []).append(second)
+    return grouped
+
+
 class Transaction:
     """One unit of work. Obtain it from ``Repository.transaction()``."""
 
@@ -142,6 +180,11 @@ class Transaction:
         #: and at commit; ORM objects would cost more to build than to store
         self._outbox: list[dict[str, Any]] = []
         self._events: dict[tuple[str, str], dict[str, Any]] = {}
+        self._refs: list[dict[str, Any]] = []
+        self._deadlines: list[dict[str, Any]] = []
+        #: the operator states read here (the rows stay in the session, so what this
+        #: transaction changes in them shows), and whether they were read locked
+        self._states: tuple[dict[str, OperatorState], bool] | None = None
         #: conversations whose header card was queued here (True: the card that opens
         #: its thread): cards are rendered when sent, so one row per transaction does
         #: (``Relay.header``)
@@ -152,9 +195,23 @@ class Transaction:
         self.changed: dict[int, Conversation] = {}
         #: deadlines acted on here, (conversation id, kind): never planned due again
         self.fired: set[tuple[int, str]] = set()
+        #: answers read ahead for a batch of inbound events (``preload``), each given
+        #: out once: the unit that asks may change what a second asking would see
+        self._ahead: dict[tuple[Any, ...], Any] = {}
 
     def add(self, *rows: object) -> None:
         self.session.add_all(rows)
+        for row in rows:
+            # what was read ahead about a conversation, an identity or the operators
+            # is stale once another one for the same key is added
+            if isinstance(row, OperatorState):
+                self._states = None
+            elif not self._ahead:
+                continue
+            elif isinstance(row, Conversation):
+                self._ahead.pop(("latest", row.customer_id, row.channel, row.chat_id), None)
+            elif isinstance(row, CustomerIdentity):
+                self._ahead.pop(("identity", row.channel, row.external_id), None)
 
     def touch(self, conversation: Conversation) -> None:
         """Record a change to a conversation (its deadlines follow before commit)."""
@@ -169,10 +226,30 @@ class Transaction:
             self.changed[conversation.id] = conversation
 
     async def flush(self) -> None:
-        await self._write_pending()
+        """Give new rows their ids. The pending outbox rows and dedupe keys wait: a
+        flush per message wrote them one by one; they go at commit, in one statement
+        each, or before anything reads their tables."""
         await self.session.flush()
 
     async def _write_pending(self) -> None:
+        if self._deadlines:
+            deadlines, self._deadlines = self._deadlines, []
+            await self.session.exec(
+                sa_insert(Deadline.__table__),  # type: ignore[attr-defined,call-overload]
+                params=deadlines,
+            )
+        if self._refs:
+            refs, self._refs = self._refs, []
+            insert = pg_insert if self.session.bind.dialect.name == "postgresql" else sqlite_insert
+            # the table and an executemany: one statement, compiled once (a
+            # multi-row VALUES would be compiled anew for each number of rows); a
+            # ref already known (the same platform message seen twice) stays
+            await self.session.exec(
+                insert(MessageRef.__table__).on_conflict_do_nothing(  # type: ignore[attr-defined,call-overload]
+                    index_elements=["place", "chat_id", "external_id"]
+                ),
+                params=refs,
+            )
         if self._outbox:
             rows, self._outbox = self._outbox, []
             await self.session.exec(
@@ -190,12 +267,71 @@ class Transaction:
         """Write what is still pending; the transaction then commits."""
         await self._write_pending()
 
+    # -- reading ahead for a batch ------------------------------------------------
+
+    async def preload(
+        self,
+        events: Iterable[tuple[str, str]],
+        identities: Iterable[tuple[str, str]],
+        chats: Iterable[tuple[str, str, str]],
+    ) -> None:
+        """Read, in a few statements, what a batch of inbound events will each ask
+        for: their dedupe keys, their senders' identities (locked, as ``identity``
+        locks them), and the latest conversation of each (sender, channel, chat).
+
+        A statement costs SQLAlchemy far more than the database's work for one row,
+        and a poll of 100 updates asked these three questions 100 times each. Each
+        answer is given out once (``_take``); a second asking reads the database,
+        which by then holds what the first asker wrote.
+        """
+        event_keys = set(events)
+        for channel, ids in _by_first(event_keys).items():
+            found = await self.session.exec(
+                _EVENTS_IN, params={"channel": channel, "event_ids": ids}
+            )
+            have = {row.event_id: row for row in found}
+            for event_id in ids:
+                self._ahead[("event", channel, event_id)] = have.get(event_id)
+        senders = set(identities)
+        customers: dict[tuple[str, str], int] = {}
+        for channel, ids in _by_first(senders).items():
+            found = await self.session.exec(
+                _IDENTITIES_IN, params={"channel": channel, "external_ids": ids}
+            )
+            have = {identity.external_id: (identity, customer) for identity, customer in found}
+            for external_id in ids:
+                known = have.get(external_id)
+                self._ahead[("identity", channel, external_id)] = known
+                if known is not None and known[1].id is not None:
+                    customers[(channel, external_id)] = known[1].id
+        wanted = {
+            (customers[(channel, sender)], channel, chat_id)
+            for channel, sender, chat_id in chats
+            if (channel, sender) in customers
+        }
+        if wanted:
+            found = await self.session.exec(
+                _LATEST_CONVERSATIONS_OF,
+                params={"customer_ids": sorted({key[0] for key in wanted})},
+            )
+            latest = {(c.customer_id, c.channel, c.chat_id): c for c in found}
+            for key in wanted:
+                self._ahead[("latest", *key)] = latest.get(key)
+
+    def _take(self, key: tuple[Any, ...]) -> tuple[bool, Any]:
+        if key in self._ahead:
+            return True, self._ahead.pop(key)
+        return False, None
+
     # -- inbound dedupe ---------------------------------------------------------
 
     async def find_event(self, channel: str, event_id: str) -> InboundEvent | None:
         pending = self._events.get((channel, event_id))
         if pending is not None:
             return InboundEvent(**pending)
+        known, event = self._take(("event", channel, event_id))
+        if known:
+            return event  # type: ignore[no-any-return]
         result = await self.session.exec(
             _FIND_EVENT, params={"channel": channel, "event_id": event_id}
         )
@@ -225,6 +361,9 @@ class Transaction:
     ) -> tuple[CustomerIdentity, Customer] | None:
         """The identity and its customer, locked: two messages of one customer must
         not both open a conversation."""
+        known, found = self._take(("identity", channel, external_id))
+        if known:
+            return found  # type: ignore[no-any-return]
         result = await self.session.exec(
             _IDENTITY, params={"channel": channel, "external_id": external_id}
         )
@@ -256,6 +395,9 @@ class Transaction:
     async def latest_conversation(
         self, customer_id: int, channel: str, chat_id: str
     ) -> Conversation | None:
+        known, found = self._take(("latest", customer_id, channel, chat_id))
+        if known:
+            return found  # type: ignore[no-any-return]
         result = await self.session.exec(
             _LATEST_CONVERSATION,
             params={"customer_id": customer_id, "channel": channel, "chat_id": chat_id},
@@ -357,7 +499,27 @@ class Transaction:
 
     # -- messages ---------------------------------------------------------------
 
+    async def add_message(self, message: Message) -> None:
+        """Insert a new message at once, giving it its id, and keep it in the session
+        as if it had been read (later changes to it are updates).
+
+        One statement, not a flush: a flush per message also wrote the change to
+        its conversation each time, where left for the transaction's next flush
+        they go out together, one executemany for a batch's conversations."""
+        # (a Core statement would flush the session first: SQLAlchemy does so for
+        # every one; what the message refers to has its id, so is written already)
+        with self.session.no_autoflush:
+            result = await self.session.exec(
+                _INSERT_MESSAGE,  # type: ignore[call-overload]
+                params={name: getattr(message, name) for name in _MESSAGE_COLUMNS},
+            )
+        message.id = result.scalar_one()
+        make_transient_to_detached(message)
+        self.session.add(message)
+        self.new_messages.add(message.id)
+
     async def message_by_ref(self, place: str, chat_id: str, external_id: str) -> Message | None:
+        await self._write_pending()
         result = await self.session.exec(
             _MESSAGE_BY_REF,
             params={"place": place, "chat_id": chat_id, "external_id": external_id},
@@ -365,6 +527,7 @@ class Transaction:
         return result.first()
 
     async def refs(self, message_id: int, place: str, side: str) -> Sequence[MessageRef]:
+        await self._write_pending()
         result = await self.session.exec(
             _REFS, params={"message_id": message_id, "place": place, "side": side}
         )
@@ -374,6 +537,7 @@ class Transaction:
         self, message_ids: Sequence[int], place: str, side: str
     ) -> dict[int, list[MessageRef]]:
         """``refs`` of many messages in one query: message id -> its refs, in order."""
+        await self._write_pending()
         result = await self.session.exec(
             select(MessageRef)
             .where(
@@ -406,22 +570,13 @@ class Transaction:
 
     async def add_ref_rows(self, rows: Iterable[dict[str, Any]]) -> None:
         """Refs of many messages (dicts of ``MessageRef``'s columns); one already
-        known (the same platform message seen twice) is kept as it is."""
-        rows = list(rows)
-        if not rows:
-            return
-        insert = pg_insert if self.session.bind.dialect.name == "postgresql" else sqlite_insert
-        # the table and an executemany: one statement, compiled once (a multi-row
-        # VALUES would be compiled anew for each number of rows)
-        await self.session.exec(
-            insert(MessageRef.__table__).on_conflict_do_nothing(  # type: ignore[attr-defined,call-overload]
-                index_elements=["place", "chat_id", "external_id"]
-            ),
-            params=rows,
-        )
+        known (the same platform message seen twice) is kept as it is. They are
+        written with the transaction's other pending rows (``_write_pending``)."""
+        self._refs.extend(rows)
 
     async def message_by_external_id(self, place: str, external_id: str) -> Message | None:
         """A message by an id that is unique on its platform alone (an email Message-ID)."""
+        await self._write_pending()
         result = await self.session.exec(
             select(Message)
             .join(MessageRef, col(MessageRef.message_id) == Message.id)
@@ -435,6 +590,7 @@ class Transaction:
     ) -> list[tuple[str, str]]:
         """Platform ids of a conversation's messages in one chat, with each message's
         direction, oldest first (the last ``limit``): what a reply there refers to."""
+        await self._write_pending()
         result = await self.session.exec(
             select(MessageRef.external_id, Message.direction)
             .join(Message, col(Message.id) == MessageRef.message_id)
@@ -470,17 +626,24 @@ class Transaction:
     # -- operators --------------------------------------------------------------
 
     async def operator_states(self, *, lock: bool = False) -> dict[str, OperatorState]:
-        """All operator states; locked, they serialise assignment across processes."""
+        """All operator states; locked, they serialise assignment across processes.
+        Read once per transaction (routing a burst's new conversations asked for them
+        a few times each)."""
+        if self._states is not None and (self._states[1] or not lock):
+            return dict(self._states[0])
         stmt = select(OperatorState).order_by(col(OperatorState.operator_id))
         if lock:
             stmt = stmt.with_for_update()
-        return {row.operator_id: row for row in (await self.session.exec(stmt)).all()}
+        states = {row.operator_id: row for row in (await self.session.exec(stmt)).all()}
+        self._states = (states, lock)
+        return dict(states)
 
     async def ensure_operators(self, operator_ids: Iterable[str], initial: Presence) -> None:
         existing = await self.operator_states()
         for operator_id in operator_ids:
             if operator_id not in existing:
                 self.session.add(OperatorState(operator_id=operator_id, presence=initial))
+                self._states = None
 
     # -- outbox -----------------------------------------------------------------
 
@@ -494,15 +657,17 @@ class Transaction:
         kind: str,
         payload: dict[str, Any],
         dedupe_key: str,
+        fresh: bool = False,
     ) -> bool:
         """Add a delivery unless one with the same dedupe key exists already.
 
         A copy of a message inserted in this transaction cannot have a twin outside
-        it, so only this transaction's own keys are checked then. Rows are written
-        in the order they were enqueued (their ids keep that order)."""
+        it, nor can a ``fresh`` key (one just made up), so only this transaction's
+        own keys are checked then. Rows are written in the order they were
+        enqueued (their ids keep that order)."""
         if dedupe_key in self._enqueued:
             return False
-        if message_id not in self.new_messages:
+        if not fresh and message_id not in self.new_messages:
             existing = await self.session.exec(
                 select(OutboxRow.id).where(OutboxRow.dedupe_key == dedupe_key)
             )
@@ -813,6 +978,7 @@ class Transaction:
         wanted = list(conversation_ids)
         found: dict[int, dict[str, Deadline]] = {i: {} for i in wanted}
         if wanted:
+            await self._write_pending()
             result = await self.session.exec(
                 select(Deadline).where(col(Deadline.conversation_id).in_(wanted))
             )
@@ -823,9 +989,16 @@ class Transaction:
     async def delete(self, row: object) -> None:
         await self.session.delete(row)
 
+    def add_deadline(self, conversation_id: int, kind: str, due_at: datetime) -> None:
+        """A new deadline row, written with the transaction's other pending rows: as
+        an ORM object, each cost a statement of its own (SQLite's RETURNING of its
+        id is row by row), and nothing here needs its id."""
+        self._deadlines.append({"conversation_id": conversation_id, "kind": kind, "due_at": due_at})
+
     async def next_due_deadline(self, now: datetime) -> Deadline | None:
         """The oldest deadline due by ``now`` that no other process holds (locked;
         SKIP LOCKED lets several gateway processes tick at once)."""
+        await self._write_pending()
         result = await self.session.exec(
             select(Deadline)
             .where(col(Deadline.due_at) <= now)
@@ -858,6 +1031,7 @@ class Transaction:
         return result.all()
 
     async def deadline_summary(self, now: datetime) -> tuple[int, int, Deadline | None]:
+        await self._write_pending()
         """Pending deadlines, how many of them are overdue, and the next one ahead."""
         pending = (await self.session.exec(select(func.count()).select_from(Deadline))).one()
         overdue = (

@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import datetime
 
 import pytest
+from sqlalchemy import event
 
 from gateway.errors import InvalidEvent
 from gateway.events import Inbound, OperatorCommand, Sender
@@ -278,3 +279,64 @@ async def test_status_names_the_waiting_customers_oldest_first(database_url: str
             "  #3 Ivan (telegram), 0 min",
             "Online: Anna 1/1.",
         ]
+
+
+async def test_a_burst_is_read_ahead_in_a_few_statements_and_answered_as_one_by_one(
+    database_url: str,
+) -> None:
+    """A poll's updates share a transaction, which asks the database for their dedupe
+    keys, senders and latest conversations once (Transaction.preload); what each
+    message then finds must be what it would have found alone, including what the
+    burst's earlier messages changed: a sender seen first in the burst, a second
+    message of a reopened conversation, the same update twice."""
+    config = make_config(database_url, max_chats=50)
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        olga = await gw.core.ingest(tg.customer_says("olga", "first question"))
+        petr = await gw.core.ingest(tg.customer_says("petr", "still open"))
+        await operator_writes(gw, tg, "anna", olga.conversation_id, "/close")
+        await settle(gw)
+
+        reads: Counter[str] = Counter()
+
+        def count(conn, cursor, statement, parameters, context, executemany) -> None:
+            if statement.lstrip().upper().startswith("SELECT"):
+                # the shapes only ingest asks (the outbox workers run alongside)
+                for shape in ("FROM inbound_events", "FROM customer_identities JOIN customers"):
+                    if shape in statement:
+                        reads[shape] += 1
+
+        engine = gw.repository.db.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            burst = [
+                tg.customer_says(user, f"{user} {n}", event_id=f"burst-{user}-{n}")
+                for n in range(2)
+                for user in ("olga", "petr", "vera", "ivan", "zoya")
+            ]
+            burst.append(burst[2])  # vera's first update, delivered twice
+            results = await asyncio.gather(*(gw.core.ingest(inbound) for inbound in burst))
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+
+        by_user: dict[str, set[int]] = {}
+        for inbound, result in zip(burst, results, strict=True):
+            by_user.setdefault(inbound.sender.external_id, set()).add(result.conversation_id)
+        assert by_user["olga"] == {olga.conversation_id}  # reopened, both messages in it
+        assert by_user["petr"] == {petr.conversation_id}
+        new = [by_user[user] for user in ("vera", "ivan", "zoya")]
+        assert all(len(ids) == 1 for ids in new)
+        assert len(set().union(*new)) == 3
+        assert [r.duplicate for r in results] == [False] * 10 + [True]
+        assert results[-1].message_id == results[2].message_id
+        reopened = await conversation(gw, olga.conversation_id)
+        assert reopened.status != ConversationStatus.RESOLVED
+        for user in ("olga", "petr", "vera", "ivan", "zoya"):
+            (conv_id,) = by_user[user]
+            texts = [m.text for m in await messages(gw, conv_id) if m.direction == Direction.IN]
+            assert texts[-2:] == [f"{user} 0", f"{user} 1"]
+        # one statement for the burst's first messages, and a read of its own for
+        # each second message and for the update delivered twice (what an earlier
+        # unit wrote is not read ahead); one by one, it was a read each
+        assert reads["FROM customer_identities JOIN customers"] <= 1 + 5
+        assert reads["FROM inbound_events"] <= 1 + 1
