@@ -133,6 +133,53 @@ _MESSAGE_COLUMNS = tuple(
 _INSERT_MESSAGE = sa_insert(Message.__table__).returning(  # type: ignore[attr-defined]
     Message.__table__.c.id  # type: ignore[attr-defined]
 )
+# Claiming deliveries (``Transaction.claim_outbox``, ``claim_followers``): built
+# anew on every claim, these statements cost more than the rest of it
+_EARLIER = aliased(OutboxRow)
+_CLAIM = (
+    select(OutboxRow)
+    .where(
+        OutboxRow.destination == bindparam("destination"),
+        # redundant with the due condition below, but it lets the index skip the sent
+        # rows, which only grow (SQLite cannot use an index across the OR)
+        col(OutboxRow.status).in_((OutboxStatus.PENDING, OutboxStatus.SENDING)),
+        or_(
+            and_(
+                OutboxRow.status == OutboxStatus.PENDING,
+                col(OutboxRow.next_attempt_at) <= bindparam("now"),
+            ),
+            and_(
+                OutboxRow.status == OutboxStatus.SENDING,
+                col(OutboxRow.lease_until) < bindparam("now"),
+            ),
+        ),
+        # a row waits for an older undelivered row of its chat
+        ~select(_EARLIER.id)
+        .where(
+            _EARLIER.destination == OutboxRow.destination,
+            _EARLIER.chat_key == OutboxRow.chat_key,
+            col(_EARLIER.id) < OutboxRow.id,
+            col(_EARLIER.status).in_((OutboxStatus.PENDING, OutboxStatus.SENDING)),
+        )
+        .exists(),
+    )
+    .order_by(col(OutboxRow.id))
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+_FOLLOWERS = (
+    select(OutboxRow)
+    .where(
+        OutboxRow.destination == bindparam("destination"),
+        OutboxRow.chat_key == bindparam("chat_key"),
+        OutboxRow.status == OutboxStatus.PENDING,
+        col(OutboxRow.id) > bindparam("head_id"),
+        col(OutboxRow.next_attempt_at) <= bindparam("now"),
+    )
+    .order_by(col(OutboxRow.id))
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
 _THREAD = select(WorkspaceThread).where(
     WorkspaceThread.conversation_id == bindparam("conversation_id"),
     WorkspaceThread.workspace == bindparam("workspace"),
@@ -785,36 +832,15 @@ class Transaction:
         """
         await self._write_pending()
         now = now or utcnow()
-        earlier = aliased(OutboxRow)
-        blocked = (
-            select(earlier.id)
-            .where(
-                earlier.destination == OutboxRow.destination,
-                earlier.chat_key == OutboxRow.chat_key,
-                col(earlier.id) < OutboxRow.id,
-                col(earlier.status).in_((OutboxStatus.PENDING, OutboxStatus.SENDING)),
-            )
-            .exists()
+        result = await self.session.exec(
+            _CLAIM,
+            params={
+                "destination": destination,
+                "now": now,
+                "limit": max(limit, scan or 0) if accept else limit,
+            },
         )
-        due = or_(
-            and_(OutboxRow.status == OutboxStatus.PENDING, col(OutboxRow.next_attempt_at) <= now),
-            and_(OutboxRow.status == OutboxStatus.SENDING, col(OutboxRow.lease_until) < now),
-        )
-        stmt = (
-            select(OutboxRow)
-            .where(
-                OutboxRow.destination == destination,
-                # redundant with ``due``, but it lets the index skip the sent rows,
-                # which only grow (SQLite cannot use an index across the OR)
-                col(OutboxRow.status).in_((OutboxStatus.PENDING, OutboxStatus.SENDING)),
-                due,
-                ~blocked,
-            )
-            .order_by(col(OutboxRow.id))
-            .limit(max(limit, scan or 0) if accept else limit)
-            .with_for_update(skip_locked=True)
-        )
-        rows = list((await self.session.exec(stmt)).all())
+        rows = list(result.all())
         if accept is not None:
             taken: list[OutboxRow] = []
             for row in rows:
@@ -846,21 +872,18 @@ class Transaction:
         """
         await self._write_pending()
         now = now or utcnow()
-        stmt = (
-            select(OutboxRow)
-            .where(
-                OutboxRow.destination == head.destination,
-                OutboxRow.chat_key == head.chat_key,
-                OutboxRow.status == OutboxStatus.PENDING,
-                col(OutboxRow.id) > head.id,
-                col(OutboxRow.next_attempt_at) <= now,
-            )
-            .order_by(col(OutboxRow.id))
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+        result = await self.session.exec(
+            _FOLLOWERS,
+            params={
+                "destination": head.destination,
+                "chat_key": head.chat_key,
+                "head_id": head.id,
+                "now": now,
+                "limit": limit,
+            },
         )
         taken = []
-        for row in (await self.session.exec(stmt)).all():
+        for row in result.all():
             if not accept(row):
                 break
             row.status = OutboxStatus.SENDING
