@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 
 import pytest
@@ -12,7 +13,7 @@ from sqlmodel import select
 
 from gateway.adapter import RateLimit
 from gateway.errors import PermanentFailure, RateLimited, ShuttingDown, TemporaryFailure
-from gateway.events import Delivery, Outbound
+from gateway.events import Attachment, ConversationCard, Delivery, Outbound
 from gateway.outbox import backoff
 from gateway.ratelimit import Limiter
 from storage import Direction, OutboxRow, OutboxStatus
@@ -361,3 +362,29 @@ async def test_a_new_conversation_opens_with_one_card_that_names_its_operator(
         await settle(gw)
         notes = [text for text, _ in tg.notes(cid)]
         assert len(notes) == 1 and "Boris" in notes[0]
+
+
+def test_an_outbound_comes_back_from_its_stored_payload_as_it_was() -> None:
+    """The payload is stored as JSON and read back when the row is sent."""
+    outbound = Outbound(
+        destination="telegram",
+        audience="workspace",
+        kind="header",
+        conversation_id=7,
+        text="hi",
+        author_name="Olga",
+        author_role="customer",
+        attachments=(Attachment(kind="photo", file_ref="f1", name="a.jpg", size=3),),
+        message_id=11,
+        card=ConversationCard(
+            conversation_id=7, customer_name="Olga", customer_username="olga",
+            customer_external_id="42", channel="telegram", language="de", status="queued",
+            assignee_name=None,
+        ),
+        choices=(("1", "Yes"), ("2", "No")),
+        mentions=("anna",),
+    )  # fmt: skip
+    stored = json.loads(json.dumps(outbound.to_payload()))
+    assert Outbound.from_payload(stored) == outbound
+    plain = Outbound(destination="slack", audience="customer", kind="message", conversation_id=1)
+    assert Outbound.from_payload(json.loads(json.dumps(plain.to_payload()))) == plain
