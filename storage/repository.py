@@ -180,6 +180,17 @@ _FOLLOWERS = (
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
 )
+# Rows written as plain dicts (``Transaction._write_pending``)
+_INSERT_DEADLINES = sa_insert(Deadline.__table__)  # type: ignore[attr-defined]
+_INSERT_OUTBOX = sa_insert(OutboxRow.__table__)  # type: ignore[attr-defined]
+_INSERT_EVENTS = sa_insert(InboundEvent.__table__)  # type: ignore[attr-defined]
+#: a ref already known (the same platform message seen twice) stays as it is
+_INSERT_REFS = {
+    name: insert(MessageRef.__table__).on_conflict_do_nothing(  # type: ignore[attr-defined]
+        index_elements=["place", "chat_id", "external_id"]
+    )
+    for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
 _THREAD = select(WorkspaceThread).where(
     WorkspaceThread.conversation_id == bindparam("conversation_id"),
     WorkspaceThread.workspace == bindparam("workspace"),
@@ -279,36 +290,18 @@ class Transaction:
         await self.session.flush()
 
     async def _write_pending(self) -> None:
-        if self._deadlines:
-            deadlines, self._deadlines = self._deadlines, []
-            await self.session.exec(
-                sa_insert(Deadline.__table__),  # type: ignore[attr-defined,call-overload]
-                params=deadlines,
-            )
-        if self._refs:
-            refs, self._refs = self._refs, []
-            insert = pg_insert if self.session.bind.dialect.name == "postgresql" else sqlite_insert
-            # the table and an executemany: one statement, compiled once (a
-            # multi-row VALUES would be compiled anew for each number of rows); a
-            # ref already known (the same platform message seen twice) stays
-            await self.session.exec(
-                insert(MessageRef.__table__).on_conflict_do_nothing(  # type: ignore[attr-defined,call-overload]
-                    index_elements=["place", "chat_id", "external_id"]
-                ),
-                params=refs,
-            )
-        if self._outbox:
-            rows, self._outbox = self._outbox, []
-            await self.session.exec(
-                sa_insert(OutboxRow.__table__),  # type: ignore[attr-defined,call-overload]
-                params=rows,
-            )
-        if self._events:
-            events, self._events = list(self._events.values()), {}
-            await self.session.exec(
-                sa_insert(InboundEvent.__table__),  # type: ignore[attr-defined,call-overload]
-                params=events,
-            )
+        """Each table's pending rows in one executemany (a statement built once: a
+        multi-row VALUES would be compiled anew for each number of rows)."""
+        batches = (
+            (_INSERT_DEADLINES, self._deadlines),
+            (_INSERT_REFS[self.session.bind.dialect.name], self._refs),
+            (_INSERT_OUTBOX, self._outbox),
+            (_INSERT_EVENTS, list(self._events.values())),
+        )
+        self._deadlines, self._refs, self._outbox, self._events = [], [], [], {}
+        for statement, rows in batches:
+            if rows:
+                await self.session.exec(statement, params=rows)  # type: ignore[call-overload]
 
     async def finish(self) -> None:
         """Write what is still pending; the transaction then commits."""
