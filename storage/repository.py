@@ -17,12 +17,12 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, bindparam, event, func, or_, update
+from sqlalchemy import and_, bindparam, func, or_, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.orm import Session, aliased, make_transient_to_detached
+from sqlalchemy.orm import aliased, make_transient_to_detached
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -50,13 +50,6 @@ from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-@event.listens_for(Session, "pending_to_persistent")
-def _note_new_message(session: Session, instance: object) -> None:
-    """Keep the ids of messages inserted in a session (``Transaction.new_messages``)."""
-    if isinstance(instance, Message) and instance.id is not None:
-        session.info.setdefault("new_messages", set()).add(instance.id)
 
 
 #: PostgreSQL SQLSTATEs after which the whole transaction may simply be run again.
@@ -227,9 +220,10 @@ class Transaction:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        #: ids of the messages inserted here: nothing outside this transaction can
-        #: refer to them yet, so their copies need no lookup for a twin (``enqueue``)
-        self.new_messages: set[int] = session.sync_session.info.setdefault("new_messages", set())
+        #: ids of the messages inserted here (``add_message``): nothing outside this
+        #: transaction can refer to them yet, so their copies need no lookup for a
+        #: twin (``enqueue``)
+        self.new_messages: set[int] = set()
         #: outbox dedupe keys written here (a twin in this transaction is not in the
         #: database yet when the rows are still unflushed)
         self._enqueued: set[str] = set()
@@ -284,9 +278,9 @@ class Transaction:
             self.changed[conversation.id] = conversation
 
     async def flush(self) -> None:
-        """Give new rows their ids. The pending outbox rows and dedupe keys wait: a
-        flush per message wrote them one by one; they go at commit, in one statement
-        each, or before anything reads their tables."""
+        """Give new rows their ids. The pending rows (outbox, refs, deadlines, dedupe
+        keys) wait: a flush per message wrote them one by one; they go at commit, in
+        one statement each, or before anything reads their tables."""
         await self.session.flush()
 
     async def _write_pending(self) -> None:
