@@ -47,6 +47,7 @@ from storage import (
     Repository,
     Transaction,
     WorkspaceThread,
+    is_database_failure,
 )
 from storage.types import utcnow
 
@@ -163,7 +164,7 @@ class Core:
         #: inbound events, and delivery outcomes, each share transactions when many
         #: arrive at once
         self._batch = GroupCommit(self._run, prepare=self._read_ahead)
-        self._records = GroupCommit(self._run)
+        self._records = GroupCommit(self._run, prepare=self._read_sending)
 
     @property
     def config(self) -> Config:
@@ -274,6 +275,11 @@ class Core:
                 if not inbound.explicit_threads
             ],
         )
+
+    @staticmethod
+    async def _read_sending(tx: Transaction, hints: list[object]) -> None:
+        """The rows a batch of delivery outcomes will each record, in one statement."""
+        await tx.preload_sending(row_id for hint in hints for row_id in hint)  # type: ignore[attr-defined]
 
     async def _customer_message(self, tx: Transaction, inbound: Inbound) -> IngestResult:
         customer = await self._customer(tx, inbound)
@@ -739,18 +745,20 @@ class Core:
         the destination threads replies by the refs of earlier messages (email).
         """
         async with self.repository.transaction() as tx:
-            return await self._prepare_group(tx, row, followers, _Lookups(history))
+            (prepared,) = await self.prepare_in(tx, [[row, *followers]], history=history)
+        if isinstance(prepared, Exception):
+            raise prepared
+        return prepared
 
     async def prepare_many(
         self, groups: Sequence[Sequence[OutboxRow]], *, history: bool = True
     ) -> list[Delivery | Exception | None]:
         """``prepare`` for many groups (a group: a row and its followers) in one
-        transaction; a group that cannot be prepared gets its exception, the others
-        are not held back by it."""
+        transaction of their own; a group that cannot be prepared gets its exception,
+        the others are not held back by it."""
         try:
             async with self.repository.transaction() as tx:
-                known = _Lookups(history)
-                return [await self._prepare_group(tx, g[0], g[1:], known) for g in groups]
+                return await self.prepare_in(tx, groups, history=history)
         except Exception:
             if len(groups) < 2:
                 raise
@@ -762,26 +770,66 @@ class Core:
                 results.append(exc)
         return results
 
-    async def _prepare_group(
-        self,
-        tx: Transaction,
-        row: OutboxRow,
-        followers: Sequence[OutboxRow],
-        known: _Lookups,
-    ) -> Delivery | None:
-        outbounds = [Outbound.from_payload(r.payload) for r in (row, *followers)]
-        # the copies' sources, for the whole group at once
-        wanted: dict[tuple[str, str], list[int]] = {}
+    async def prepare_in(
+        self, tx: Transaction, groups: Sequence[Sequence[OutboxRow]], *, history: bool = True
+    ) -> list[Delivery | Exception | None]:
+        """``prepare_many`` in the caller's transaction (an outbox worker's claim: one
+        transaction per claim, not two). What the groups look up goes out together:
+        their threads in one statement, their copies' sources in one per place. A
+        group that cannot be prepared gets its exception; a database error is raised,
+        for the transaction cannot go on after it."""
+        known = _Lookups(history)
+        parsed: list[list[Outbound] | Exception] = []
+        for group in groups:
+            try:
+                parsed.append([Outbound.from_payload(r.payload) for r in group])
+            except Exception as exc:
+                parsed.append(exc)
+        await self._look_up(
+            tx, [o for each in parsed if not isinstance(each, Exception) for o in each], known
+        )
+        results: list[Delivery | Exception | None] = []
+        for group, outbounds in zip(groups, parsed, strict=True):
+            if isinstance(outbounds, Exception):
+                results.append(outbounds)
+                continue
+            try:
+                results.append(await self._prepare_group(tx, group, outbounds, known))
+            except Exception as exc:
+                if is_database_failure(exc):
+                    raise
+                results.append(exc)
+        return results
+
+    @staticmethod
+    async def _look_up(tx: Transaction, outbounds: Sequence[Outbound], known: _Lookups) -> None:
+        """The threads and copies' sources of a batch of deliveries, in a few statements."""
+        wanted: dict[tuple[str, str], set[int]] = {}
+        places: set[tuple[int, str]] = set()
         for outbound in outbounds:
             if outbound.kind == "message" and outbound.message_id is not None:
                 other = "workspace" if outbound.audience == "customer" else "customer"
-                wanted.setdefault((outbound.destination, other), []).append(outbound.message_id)
+                wanted.setdefault((outbound.destination, other), set()).add(outbound.message_id)
+            if outbound.audience == "workspace":
+                places.add((outbound.conversation_id, outbound.destination))
         for (place, side), ids in wanted.items():
-            found = await tx.refs_of(ids, place, side)
+            found = await tx.refs_of(sorted(ids), place, side)
             for message_id in ids:
                 known.refs[(message_id, place, side)] = found.get(message_id, [])
-        head = await self._prepare(tx, row, outbounds[0], known)
-        pairs = zip(followers, outbounds[1:], strict=True)
+        if places:
+            threads = await tx.threads_of(places)
+            for where in places:
+                known.threads[where] = threads.get(where)
+
+    async def _prepare_group(
+        self,
+        tx: Transaction,
+        group: Sequence[OutboxRow],
+        outbounds: Sequence[Outbound],
+        known: _Lookups,
+    ) -> Delivery | None:
+        head = await self._prepare(tx, group[0], outbounds[0], known)
+        pairs = zip(group[1:], outbounds[1:], strict=True)
         more = [await self._prepare(tx, f, o, known) for f, o in pairs]
         if head is None:
             return None
@@ -873,7 +921,7 @@ class Core:
         async def run(tx: Transaction) -> None:
             await self._record(tx, outcomes)
 
-        await self._records.run(run)
+        await self._records.run(run, hint=[row for row, _receipt, _sent in outcomes])
 
     async def _record(
         self, tx: Transaction, outcomes: Sequence[tuple[int, Receipt, Delivery | None]]
@@ -939,7 +987,7 @@ class Core:
                     # the first reply the customer actually received, not the first sent
                     conversation.first_response_at = now
                     tx.add(conversation)
-        await tx.mark_sent(sent_rows)
+        tx.mark_sent(sent_rows)
         await tx.add_ref_rows(refs)
 
     async def failed(self, row_id: int, reason: str) -> None:

@@ -24,7 +24,7 @@ from storage.models import (
     SlaBreach,
     WorkspaceThread,
 )
-from storage.repository import Repository, Transaction
+from storage.repository import Repository, Transaction, is_database_failure
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -49,4 +49,5 @@ __all__ = [
     "SlaBreach",
     "Transaction",
     "WorkspaceThread",
+    "is_database_failure",
 ]

@@ -21,7 +21,7 @@ from sqlalchemy import and_, bindparam, func, or_, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import aliased, make_transient_to_detached
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -66,6 +66,12 @@ def is_retryable(exc: BaseException) -> bool:
         sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
         return sqlstate in _RETRYABLE_SQLSTATES
     return False
+
+
+def is_database_failure(exc: BaseException) -> bool:
+    """The database refused or failed a statement: the transaction cannot go on
+    (PostgreSQL aborts it), unlike an error in the code around it."""
+    return isinstance(exc, SQLAlchemyError)
 
 
 # The hot queries, built once: building a statement and its cache key costs more
@@ -173,6 +179,24 @@ _FOLLOWERS = (
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
 )
+_SENDING_IN = (
+    select(OutboxRow.id, OutboxRow.destination, OutboxRow.payload)
+    .where(
+        col(OutboxRow.id).in_(bindparam("row_ids", expanding=True)),
+        OutboxRow.status == OutboxStatus.SENDING,
+    )
+    .with_for_update()
+)
+_MARK_SENT = (
+    update(OutboxRow.__table__)  # type: ignore[attr-defined]
+    .where(OutboxRow.__table__.c.id == bindparam("row_id"))  # type: ignore[attr-defined]
+    .values(
+        status=OutboxStatus.SENT,
+        lease_until=None,
+        sent_at=bindparam("sent_at"),
+        receipt=bindparam("receipt"),
+    )
+)
 # Rows written as plain dicts (``Transaction._write_pending``)
 _INSERT_DEADLINES = sa_insert(Deadline.__table__)  # type: ignore[attr-defined]
 _INSERT_OUTBOX = sa_insert(OutboxRow.__table__)  # type: ignore[attr-defined]
@@ -188,6 +212,10 @@ _THREAD = select(WorkspaceThread).where(
     WorkspaceThread.conversation_id == bindparam("conversation_id"),
     WorkspaceThread.workspace == bindparam("workspace"),
 )
+_THREADS_IN = select(WorkspaceThread).where(
+    col(WorkspaceThread.conversation_id).in_(bindparam("conversation_ids", expanding=True)),
+    col(WorkspaceThread.workspace).in_(bindparam("workspaces", expanding=True)),
+)
 _MESSAGE_BY_REF = (
     select(Message)
     .join(MessageRef, col(MessageRef.message_id) == Message.id)
@@ -196,6 +224,15 @@ _MESSAGE_BY_REF = (
         MessageRef.chat_id == bindparam("chat_id"),
         MessageRef.external_id == bindparam("external_id"),
     )
+)
+_REFS_OF = (
+    select(MessageRef)
+    .where(
+        col(MessageRef.message_id).in_(bindparam("message_ids", expanding=True)),
+        MessageRef.place == bindparam("place"),
+        MessageRef.side == bindparam("side"),
+    )
+    .order_by(col(MessageRef.id))
 )
 _REFS = (
     select(MessageRef)
@@ -234,6 +271,8 @@ class Transaction:
         self._events: dict[tuple[str, str], dict[str, Any]] = {}
         self._refs: list[dict[str, Any]] = []
         self._deadlines: list[dict[str, Any]] = []
+        #: outbox rows recorded sent here: one executemany, like the rows above
+        self._sent: list[dict[str, Any]] = []
         #: the operator states read here (the rows stay in the session, so what this
         #: transaction changes in them shows), and whether they were read locked
         self._states: tuple[dict[str, OperatorState], bool] | None = None
@@ -279,7 +318,7 @@ class Transaction:
 
     async def flush(self) -> None:
         """Give new rows their ids. The pending rows (outbox, refs, deadlines, dedupe
-        keys) wait: a flush per message wrote them one by one; they go at commit, in
+        keys, sent marks) wait: a flush per message wrote them one by one; they go at commit, in
         one statement each, or before anything reads their tables."""
         await self.session.flush()
 
@@ -291,8 +330,10 @@ class Transaction:
             (_INSERT_REFS[self.session.bind.dialect.name], self._refs),
             (_INSERT_OUTBOX, self._outbox),
             (_INSERT_EVENTS, list(self._events.values())),
+            (_MARK_SENT, self._sent),
         )
         self._deadlines, self._refs, self._outbox, self._events = [], [], [], {}
+        self._sent = []
         for statement, rows in batches:
             if rows:
                 await self.session.exec(statement, params=rows)  # type: ignore[call-overload]
@@ -502,6 +543,24 @@ class Transaction:
         )
         return result.first()
 
+    async def threads_of(
+        self, places: Iterable[tuple[int, str]]
+    ) -> dict[tuple[int, str], WorkspaceThread]:
+        """``thread`` for many (conversation id, workspace) pairs in one query; a pair
+        with no thread yet is left out."""
+        wanted = set(places)
+        if not wanted:
+            return {}
+        result = await self.session.exec(
+            _THREADS_IN,
+            params={
+                "conversation_ids": sorted({conversation_id for conversation_id, _ in wanted}),
+                "workspaces": sorted({workspace for _, workspace in wanted}),
+            },
+        )
+        found = {(t.conversation_id, t.workspace): t for t in result.all()}
+        return {key: thread for key, thread in found.items() if key in wanted}
+
     async def conversation_by_thread(self, workspace: str, thread_ref: str) -> Conversation | None:
         result = await self.session.exec(
             select(Conversation)
@@ -573,13 +632,7 @@ class Transaction:
         """``refs`` of many messages in one query: message id -> its refs, in order."""
         await self._write_pending()
         result = await self.session.exec(
-            select(MessageRef)
-            .where(
-                col(MessageRef.message_id).in_(message_ids),
-                MessageRef.place == place,
-                MessageRef.side == side,
-            )
-            .order_by(col(MessageRef.id))
+            _REFS_OF, params={"message_ids": list(message_ids), "place": place, "side": side}
         )
         found: dict[int, list[MessageRef]] = {}
         for ref in result.all():
@@ -760,43 +813,43 @@ class Transaction:
             stmt = stmt.with_for_update()
         return (await self.session.exec(stmt)).first()
 
+    async def preload_sending(self, row_ids: Iterable[int]) -> None:
+        """Read ahead, in one statement, what ``sending_rows`` will be asked about the
+        rows of a batch of delivery outcomes (each recorded by its own unit)."""
+        wanted = sorted(set(row_ids))
+        if not wanted:
+            return
+        await self._write_pending()
+        found = await self.session.exec(_SENDING_IN, params={"row_ids": wanted})
+        have = {row_id: (destination, payload or {}) for row_id, destination, payload in found}
+        for row_id in wanted:
+            self._ahead[("sending", row_id)] = have.get(row_id)
+
     async def sending_rows(self, row_ids: Sequence[int]) -> dict[int, tuple[str, dict]]:
         """Of these rows, those still ``sending``, locked: id -> (destination, payload).
 
         Columns, not entities: recording a delivery needs no more, and a batch of
-        them costs one statement."""
-        await self._write_pending()
-        if not row_ids:
-            return {}
-        stmt = (
-            select(OutboxRow.id, OutboxRow.destination, OutboxRow.payload)
-            .where(col(OutboxRow.id).in_(row_ids), OutboxRow.status == OutboxStatus.SENDING)
-            .with_for_update()
-        )
-        return {
-            row_id: (destination, payload or {})
-            for row_id, destination, payload in (await self.session.exec(stmt)).all()
-        }
+        them costs one statement (none when ``preload_sending`` read them)."""
+        rows: dict[int, tuple[str, dict]] = {}
+        unknown = []
+        for row_id in row_ids:
+            known, found = self._take(("sending", row_id))
+            if not known:
+                unknown.append(row_id)
+            elif found is not None:
+                rows[row_id] = found
+        if unknown:
+            await self._write_pending()
+            result = await self.session.exec(_SENDING_IN, params={"row_ids": unknown})
+            for row_id, destination, payload in result.all():
+                rows[row_id] = (destination, payload or {})
+        return rows
 
-    async def mark_sent(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Rows delivered: each dict has ``id``, ``sent_at`` and ``receipt``; one
-        statement for all."""
-        if not rows:
-            return
-        table = OutboxRow.__table__  # type: ignore[attr-defined]
-        # the table, not the entity: a plain executemany, no ORM bookkeeping
-        await self.session.exec(
-            update(table)  # type: ignore[call-overload]
-            .where(table.c.id == bindparam("row_id"))
-            .values(
-                status=OutboxStatus.SENT,
-                lease_until=None,
-                sent_at=bindparam("sent_at"),
-                receipt=bindparam("receipt"),
-            ),
-            params=[
-                {"row_id": r["id"], "sent_at": r["sent_at"], "receipt": r["receipt"]} for r in rows
-            ],
+    def mark_sent(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Rows delivered: each dict has ``id``, ``sent_at`` and ``receipt``. Written
+        with the other pending rows: a batch's outcomes in one statement."""
+        self._sent.extend(
+            {"row_id": r["id"], "sent_at": r["sent_at"], "receipt": r["receipt"]} for r in rows
         )
 
     async def claim_outbox(

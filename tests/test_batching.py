@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import select
 
 from gateway.adapter import RateLimit
-from gateway.core import GroupCommit
-from gateway.events import Delivery, Outbound
+from gateway.core import Core, GroupCommit
+from gateway.events import Delivery, Outbound, Receipt
 from gateway.ratelimit import Limiter
 from storage import Database, Repository, Transaction
 from storage.migrate import upgrade
-from storage.models import InboundEvent
+from storage.models import InboundEvent, OutboxRow, OutboxStatus
+from tests.support import make_config
 
 
 @pytest.fixture
@@ -112,3 +115,59 @@ async def test_a_serial_key_carries_one_call_at_a_time_and_other_keys_go_alongsi
     assert most == {"a": 1, "b": 1}
     assert together == 2  # a's and b's calls went side by side
     assert limiter._serial == {}  # nothing is kept per chat once it is idle
+
+
+async def test_deliveries_recorded_together_cost_two_statements_whatever_their_number(
+    repository: Repository, database_url: str
+) -> None:
+    """Outcomes of sends that end together share a transaction; their rows are read
+    in one statement (Transaction.preload_sending) and marked sent in one more, and
+    each keeps its own receipt. A row recorded already is left as it is."""
+    core = Core(repository, lambda: make_config(database_url))
+    async with repository.transaction() as tx:
+        for n in range(12):
+            outbound = Outbound(
+                destination="telegram",
+                audience="customer",
+                kind="message",
+                conversation_id=n,
+                chat_id=f"chat{n}",
+                text=f"text {n}",
+            )
+            await tx.enqueue(
+                destination="telegram",
+                chat_key=f"chat{n}",
+                conversation_id=None,
+                message_id=None,
+                kind="message",
+                payload=outbound.to_payload(),
+                dedupe_key=f"k{n}",
+                fresh=True,
+            )
+    async with repository.transaction() as tx:
+        claimed = await tx.claim_outbox("telegram", limit=12, lease=timedelta(minutes=1))
+    ids = [row.id for row in claimed]
+    assert len(ids) == 12
+    await core.delivered(ids[0], Receipt(external_ids=("first",)), None)
+
+    outbox_statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany) -> None:
+        if "outbox" in statement and not statement.lstrip().upper().startswith("BEGIN"):
+            outbox_statements.append(statement.split()[0].upper())
+
+    engine = repository.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        await asyncio.gather(
+            *(core.delivered(row_id, Receipt(external_ids=(f"x{row_id}",)), None) for row_id in ids)
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+    assert sorted(outbox_statements) == ["SELECT", "UPDATE"]
+    async with repository.transaction() as tx:
+        rows = {row.id: row for row in (await tx.session.exec(select(OutboxRow))).all()}
+    assert all(row.status == OutboxStatus.SENT for row in rows.values())
+    assert rows[ids[0]].receipt["external_ids"] == ["first"]  # recorded before: kept
+    assert [rows[i].receipt["external_ids"] for i in ids[1:]] == [[f"x{i}"] for i in ids[1:]]

@@ -9,6 +9,8 @@ from collections import Counter
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
 from gateway.adapter import RateLimit
@@ -388,3 +390,37 @@ def test_an_outbound_comes_back_from_its_stored_payload_as_it_was() -> None:
     assert Outbound.from_payload(stored) == outbound
     plain = Outbound(destination="slack", audience="customer", kind="message", conversation_id=1)
     assert Outbound.from_payload(json.loads(json.dumps(plain.to_payload()))) == plain
+
+
+async def test_a_database_error_while_preparing_rolls_the_claim_back_and_nothing_is_lost(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Deliveries are prepared in their claim's transaction; when the database fails
+    there (a fault injected into one statement), the claim is undone with it, the
+    next claim prepares apart, and every message still arrives once, in order."""
+    config = make_config(database_url)
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        engine = gw.repository.db.engine.sync_engine
+        faults = 0
+
+        def fail_once(conn, cursor, statement, parameters, context, executemany) -> None:
+            nonlocal faults
+            if "FROM workspace_threads" in statement and faults == 0:
+                faults += 1
+                raise OperationalError(statement, parameters, RuntimeError("disk I/O error"))
+
+        event.listen(engine, "before_cursor_execute", fail_once)
+        try:
+            olga = await gw.core.ingest(tg.customer_says("olga", "hi"))
+            await settle(gw)
+        finally:
+            event.remove(engine, "before_cursor_execute", fail_once)
+        assert faults == 1
+        assert "claiming deliveries for telegram failed" in caplog.text
+        assert tg.to_customer("chat-olga") == ["Hello!", "Anna will help you."]
+        thread = [(d.outbound.kind, d.outbound.text) for d in tg.in_thread(olga.conversation_id)]
+        assert thread == [("header", ""), ("message", "hi")]
+        rows = await outbox_rows(gw)
+        assert all(r.status == OutboxStatus.SENT for r in rows)
+        assert all(r.attempts == 1 for r in rows)  # the undone claim left no trace
