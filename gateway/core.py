@@ -912,16 +912,24 @@ class Core:
     ) -> None:
         """Record a delivery made (``sent``), or found unnecessary (None), with the
         rows coalesced into it (``followers``, answered by ``receipt.more``)."""
-        outcomes = [(row_id, receipt, sent)]
-        for number, follower in enumerate(followers):
-            more = receipt.more[number] if number < len(receipt.more) else Receipt()
-            along = sent.more[number] if sent and number < len(sent.more) else None
-            outcomes.append((follower, more, along))
+        outcomes = _outcomes(row_id, receipt, sent, followers)
 
         async def run(tx: Transaction) -> None:
             await self._record(tx, outcomes)
 
         await self._records.run(run, hint=[row for row, _receipt, _sent in outcomes])
+
+    async def record_in(self, tx: Transaction, outcomes: Sequence[Outcome]) -> None:
+        """``delivered`` for many deliveries in the caller's transaction (an outbox
+        worker's next claim: sends that end between two claims cost no transaction
+        of their own)."""
+        await self._record(tx, [each for outcome in outcomes for each in _outcomes(*outcome)])
+
+    async def transact(self, work: Callable[[Transaction], Awaitable[T]]) -> T:
+        """``work`` in a retried transaction of the core's: the deadlines of the
+        conversations it changed are planned before it commits, and the workers it
+        gave rows to wake after."""
+        return await self._run(work)
 
     async def _record(
         self, tx: Transaction, outcomes: Sequence[tuple[int, Receipt, Delivery | None]]
@@ -1014,6 +1022,24 @@ class Core:
                     await self.relay.system(tx, conversation, f"⚠ Not delivered: {reason}")
 
         await self._run(run)
+
+
+#: a delivery's outcome as an outbox worker reports it: the row, its receipt, what
+#: was sent (None: nothing needed sending), and the rows coalesced into it
+Outcome = tuple[int, Receipt, Delivery | None, Sequence[int]]
+
+
+def _outcomes(
+    row_id: int, receipt: Receipt, sent: Delivery | None, followers: Sequence[int]
+) -> list[tuple[int, Receipt, Delivery | None]]:
+    """One outcome per row: the followers' receipts and deliveries are the head's
+    ``more``, in order."""
+    outcomes = [(row_id, receipt, sent)]
+    for number, follower in enumerate(followers):
+        more = receipt.more[number] if number < len(receipt.more) else Receipt()
+        along = sent.more[number] if sent and number < len(sent.more) else None
+        outcomes.append((follower, more, along))
+    return outcomes
 
 
 class _Lookups:

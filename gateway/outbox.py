@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from gateway.adapter import Adapter
 from gateway.config import OutboxSection
-from gateway.core import Core
+from gateway.core import Core, Outcome
 from gateway.errors import PermanentFailure, RateLimited, TemporaryFailure
 from gateway.events import Delivery, Outbound, Receipt
 from gateway.ratelimit import Limiter, Reservation
@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=120)
 #: how often an idle worker looks for rows written by other processes
 POLL_SECONDS = 1.0
+#: how long a worker woken with sends still in flight waits for more to end
+GATHER_SECONDS = 0.005
 
 
 def coalescible(row: OutboxRow) -> bool:
@@ -60,8 +62,12 @@ class OutboxWorker:
         self._reservations: dict[int, Reservation] = {}
         #: the last claim left rows for the limiter: the next looks further
         self._held_back = False
-        #: the last claim failed while preparing in its transaction: prepare apart
+        #: the last claim failed in its transaction's extra work: the next prepares
+        #: and records apart
         self._prepare_apart = False
+        #: outcomes of sends ended since the last claim, recorded in the next one, and
+        #: the sends waiting for that (each acknowledges nothing before it commits)
+        self._outcomes: list[tuple[Outcome, asyncio.Future[None]]] = []
         #: the destination threads replies by earlier messages' refs (email)
         self._history: bool = getattr(adapter, "wants_history", True)
         self._inflight: set[asyncio.Task[None]] = set()
@@ -113,43 +119,90 @@ class OutboxWorker:
         self._claimed.clear()
 
     async def _run(self) -> None:
+        try:
+            await self._loop()
+        finally:
+            # sends ending from now on record their own outcomes (``_recorded``)
+            outcomes, self._outcomes = self._outcomes, []
+            await self._record_apart(outcomes)
+
+    async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         while not self._stopping:
+            if self._inflight:
+                # each send wakes the worker as it ends: a moment's wait lets the sends
+                # ending together (and rows queued meanwhile) share one claim
+                await asyncio.sleep(GATHER_SECONDS)
             self._wake.clear()
             claimed = 0
-            free = self.settings.concurrency - len(self._inflight)
+            outcomes, self._outcomes = self._outcomes, []
+            # a send waiting for its outcome's record is as good as ended
+            free = self.settings.concurrency - len(self._inflight) + len(outcomes)
+            rows: list[list[OutboxRow]] = []
+            prepared: list[Delivery | Exception | None] | None = []
             if free > 0 and loop.time() >= self._paused_until:
                 try:
-                    rows, prepared = await self._claim(free)
+                    rows, prepared = await self._claim(free, outcomes)
                 except Exception:
                     log.exception("claiming deliveries for %s failed", self.destination)
                     rows, prepared = [], []
-                for group in rows:
-                    self._claimed.update(r.id for r in group if r.id is not None)
-                if prepared is None:
-                    try:
-                        prepared = await self.core.prepare_many(rows, history=self._history)
-                    except Exception as exc:
-                        prepared = [exc] * len(rows)
-                for group, delivery in zip(rows, prepared, strict=True):
-                    task = asyncio.create_task(self._send(group, delivery))
-                    self._inflight.add(task)
-                    task.add_done_callback(self._inflight.discard)
-                claimed = len(rows)
+            await self._record_apart(outcomes)  # those the claim did not record
+            for group in rows:
+                self._claimed.update(r.id for r in group if r.id is not None)
+            if prepared is None:
+                try:
+                    prepared = await self.core.prepare_many(rows, history=self._history)
+                except Exception as exc:
+                    prepared = [exc] * len(rows)
+            for group, delivery in zip(rows, prepared, strict=True):
+                task = asyncio.create_task(self._send(group, delivery))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+            claimed = len(rows)
             if claimed and claimed == free:
                 continue  # maybe more are due: go again at once
             await self._idle(loop.time())
 
+    async def _recorded(self, outcome: Outcome) -> None:
+        """Record a send's outcome: in the worker's next claim while it runs, else
+        (stopping) at once. Returns once it is committed."""
+        if self._stopping or self._task is None or self._task.done():
+            await self.core.delivered(*outcome)
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._outcomes.append((outcome, done))
+        self._wake.set()
+        await done
+
+    async def _record_apart(self, outcomes: list[tuple[Outcome, asyncio.Future[None]]]) -> None:
+        """Outcomes the claim could not take (or failed with), each in a transaction
+        of its own, as ``Core.delivered`` does: one that cannot be recorded fails
+        alone."""
+        for outcome, done in outcomes:
+            if done.done():
+                continue
+            try:
+                await self.core.delivered(*outcome)
+            except Exception as exc:
+                if not done.done():
+                    done.set_exception(exc)
+            else:
+                if not done.done():
+                    done.set_result(None)
+
     async def _claim(
-        self, limit: int
+        self, limit: int, outcomes: list[tuple[Outcome, asyncio.Future[None]]]
     ) -> tuple[list[list[OutboxRow]], list[Delivery | Exception | None] | None]:
         """Due rows, each with the rows coalesced behind it (a group goes out as one),
         and the groups prepared in the same transaction (None: prepare them apart).
+        The ``outcomes`` of sends ended since the last claim are recorded first, in
+        the same transaction (a chat's next row waits for its last one's record).
 
-        Preparing in the claim's transaction saves one transaction per claim; when it
-        hits a database error, the claim is rolled back with it, and the next claim
-        prepares apart (``Core.prepare_many``, which isolates each group), so a row
-        that always fails to prepare never holds up the ones behind it.
+        One transaction per claim, not one each for the claim, its preparing and
+        every send's record. When the transaction fails, nothing of it is kept: the
+        outcomes are recorded apart and the next claim prepares apart
+        (``Core.prepare_many``, which isolates each group), so a row that always
+        fails to prepare or record never holds up the ones behind it.
 
         Only rows whose first call the limiter could let go now are taken
         (``Limiter.reserve``); the others stay unclaimed, so messages queued behind
@@ -174,10 +227,14 @@ class OutboxWorker:
             return True
 
         together = not self._prepare_apart
+        if not together:
+            await self._record_apart(outcomes)
 
         async def work(
             tx: Transaction,
         ) -> tuple[list[list[OutboxRow]], list[Delivery | Exception | None] | None]:
+            if together and outcomes:
+                await self.core.record_in(tx, [outcome for outcome, _done in outcomes])
             groups = []
             # past rows held back last time (to reach ones that can go), else no wider
             # than needed: each row looked at is read and locked
@@ -199,12 +256,15 @@ class OutboxWorker:
             return groups, await self.core.prepare_in(tx, groups, history=self._history)
 
         try:
-            groups, prepared = await self.core.repository.run(work)
+            groups, prepared = await self.core.transact(work)
         except BaseException:
             for reservation in made.values():
                 self.limiter.release(reservation)
             self._prepare_apart = together
             raise
+        for _outcome, done in outcomes:
+            if not done.done():
+                done.set_result(None)
         self._prepare_apart = False
         self._reservations.update(made)
         self._held_back = bool(held_back)
@@ -318,12 +378,7 @@ class OutboxWorker:
                 await self._retry(group, delay, reason, count=True)
         else:
             self.sent += len(group)
-            await self.core.delivered(
-                row.id,
-                receipt,
-                delivery,
-                [r.id for r in group[1:]],  # type: ignore[misc]
-            )
+            await self._recorded((row.id, receipt, delivery, [r.id for r in group[1:]]))  # type: ignore[list-item]
             recorded = getattr(self.adapter, "recorded", None)
             if recorded is not None:
                 recorded(receipt)
