@@ -10,14 +10,15 @@ database's single write lock).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, bindparam, func, or_, update
+from sqlalchemy import and_, bindparam, func, or_, text, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -127,11 +128,17 @@ _LATEST_CONVERSATIONS_OF = select(Conversation).where(
 _MESSAGE_COLUMNS = tuple(
     column.name
     for column in Message.__table__.columns  # type: ignore[attr-defined]
-    if column.name != "id"
 )
-_INSERT_MESSAGE = sa_insert(Message.__table__).returning(  # type: ignore[attr-defined]
-    Message.__table__.c.id  # type: ignore[attr-defined]
+_INSERT_MESSAGES = sa_insert(Message.__table__)  # type: ignore[attr-defined]
+#: message ids: SQLite's next under the write lock every transaction takes first
+#: (BEGIN IMMEDIATE); PostgreSQL's from the column's sequence, a block at a time
+_LAST_MESSAGE_ID = select(func.coalesce(func.max(Message.id), 0))
+_MESSAGE_IDS = text(
+    "SELECT nextval(pg_get_serial_sequence('messages', 'id')) FROM generate_series(1, :count)"
 )
+#: how many ids a transaction takes from PostgreSQL's sequence each time it runs
+#: out (unused ones are skipped, as a rolled-back insert's are)
+_MESSAGE_ID_BLOCKS = (4, 16, 64)
 # Claiming deliveries (``Transaction.claim_outbox``, ``claim_followers``): built
 # anew on every claim, these statements cost more than the rest of it
 _EARLIER = aliased(OutboxRow)
@@ -273,6 +280,11 @@ class Transaction:
         self._deadlines: list[dict[str, Any]] = []
         #: outbox rows recorded sent here: one executemany, like the rows above
         self._sent: list[dict[str, Any]] = []
+        #: messages given their ids but not written yet (``add_message``), and the
+        #: ids this transaction may still give
+        self._messages: list[Message] = []
+        self._message_ids: Iterator[int] = iter(())
+        self._message_id_blocks = 0
         #: the operator states read here (the rows stay in the session, so what this
         #: transaction changes in them shows), and whether they were read locked
         self._states: tuple[dict[str, OperatorState], bool] | None = None
@@ -317,14 +329,26 @@ class Transaction:
             self.changed[conversation.id] = conversation
 
     async def flush(self) -> None:
-        """Give new rows their ids. The pending rows (outbox, refs, deadlines, dedupe
-        keys, sent marks) wait: a flush per message wrote them one by one; they go at commit, in
-        one statement each, or before anything reads their tables."""
+        """Write the session's changes. The pending rows (messages, outbox, refs,
+        deadlines, dedupe keys, sent marks) wait: a flush per message wrote them one
+        by one; they go at commit, in one statement each, or before anything reads
+        their tables."""
         await self.session.flush()
 
     async def _write_pending(self) -> None:
         """Each table's pending rows in one executemany (a statement built once: a
         multi-row VALUES would be compiled anew for each number of rows)."""
+        if self._messages:
+            # first: the refs below, and later messages' replies, point to these
+            messages, self._messages = self._messages, []
+            await self.session.exec(
+                _INSERT_MESSAGES,  # type: ignore[call-overload]
+                params=[{name: getattr(m, name) for name in _MESSAGE_COLUMNS} for m in messages],
+            )
+            for message in messages:
+                # in the session as if read: later changes to it are updates
+                make_transient_to_detached(message)
+                self.session.add(message)
         batches = (
             (_INSERT_DEADLINES, self._deadlines),
             (_INSERT_REFS[self.session.bind.dialect.name], self._refs),
@@ -593,23 +617,35 @@ class Transaction:
     # -- messages ---------------------------------------------------------------
 
     async def add_message(self, message: Message) -> None:
-        """Insert a new message at once, giving it its id, and keep it in the session
-        as if it had been read (later changes to it are updates).
+        """Give a new message its id now and write it with the transaction's other
+        pending rows: a batch's messages go in one executemany, not a statement
+        each (SQLAlchemy spends ~100 µs on a statement, SQLite ~10 µs on a row).
 
-        One statement, not a flush: a flush per message also wrote the change to
-        its conversation each time, where left for the transaction's next flush
-        they go out together, one executemany for a batch's conversations."""
+        Changes made to ``message`` before it is written are written with it; after,
+        it is in the session as if it had been read, and changes are updates."""
+        message_id = next(self._message_ids, None)
+        if message_id is None:
+            self._message_ids = await self._more_message_ids()
+            message_id = next(self._message_ids)
+        message.id = message_id
+        self._messages.append(message)
+        self.new_messages.add(message_id)
+
+    async def _more_message_ids(self) -> Iterator[int]:
         # (a Core statement would flush the session first: SQLAlchemy does so for
-        # every one; what the message refers to has its id, so is written already)
+        # every one; nothing needs writing for an id)
         with self.session.no_autoflush:
+            if self.session.bind.dialect.name == "sqlite":
+                # the write lock is held: nobody else adds a message before commit
+                last = (await self.session.exec(_LAST_MESSAGE_ID)).one()
+                return itertools.count(last + 1)
+            size = _MESSAGE_ID_BLOCKS[min(self._message_id_blocks, len(_MESSAGE_ID_BLOCKS) - 1)]
+            self._message_id_blocks += 1
             result = await self.session.exec(
-                _INSERT_MESSAGE,  # type: ignore[call-overload]
-                params={name: getattr(message, name) for name in _MESSAGE_COLUMNS},
+                _MESSAGE_IDS,  # type: ignore[call-overload]
+                params={"count": size},
             )
-        message.id = result.scalar_one()
-        make_transient_to_detached(message)
-        self.session.add(message)
-        self.new_messages.add(message.id)
+            return iter(sorted(row[0] for row in result.all()))
 
     async def message_by_ref(self, place: str, chat_id: str, external_id: str) -> Message | None:
         await self._write_pending()

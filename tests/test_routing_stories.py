@@ -305,6 +305,9 @@ async def test_a_burst_is_read_ahead_in_a_few_statements_and_answered_as_one_by_
                 for shape in ("FROM inbound_events", "FROM customer_identities JOIN customers"):
                     if shape in statement:
                         reads[shape] += 1
+            elif statement.lstrip().startswith("INSERT INTO messages"):
+                reads["INSERT INTO messages"] += 1
+                reads["messages inserted"] += len(parameters) if executemany else 1
 
         engine = gw.repository.db.engine.sync_engine
         event.listen(engine, "before_cursor_execute", count)
@@ -340,3 +343,7 @@ async def test_a_burst_is_read_ahead_in_a_few_statements_and_answered_as_one_by_
         # unit wrote is not read ahead); one by one, it was a read each
         assert reads["FROM customer_identities JOIN customers"] <= 1 + 5
         assert reads["FROM inbound_events"] <= 1 + 1
+        # the burst's messages (ten, with the greetings and notes of three new
+        # conversations) are written together (Transaction.add_message), not one by one
+        assert reads["messages inserted"] >= 10 + 3 * 2
+        assert reads["INSERT INTO messages"] <= 3
