@@ -134,7 +134,6 @@ class OutboxWorker:
                 # ending together (and rows queued meanwhile) share one claim
                 await asyncio.sleep(GATHER_SECONDS)
             self._wake.clear()
-            claimed = 0
             outcomes, self._outcomes = self._outcomes, []
             # a send waiting for its outcome's record is as good as ended
             free = self.settings.concurrency - len(self._inflight) + len(outcomes)
@@ -227,8 +226,6 @@ class OutboxWorker:
             return True
 
         together = not self._prepare_apart
-        if not together:
-            await self._record_apart(outcomes)
 
         async def work(
             tx: Transaction,
@@ -262,9 +259,11 @@ class OutboxWorker:
                 self.limiter.release(reservation)
             self._prepare_apart = together
             raise
-        for _outcome, done in outcomes:
-            if not done.done():
-                done.set_result(None)
+        if together:
+            # recorded with the claim; apart, the caller records them (``_record_apart``)
+            for _outcome, done in outcomes:
+                if not done.done():
+                    done.set_result(None)
         self._prepare_apart = False
         self._reservations.update(made)
         self._held_back = bool(held_back)

@@ -855,9 +855,7 @@ class Transaction:
         wanted = sorted(set(row_ids))
         if not wanted:
             return
-        await self._write_pending()
-        found = await self.session.exec(_SENDING_IN, params={"row_ids": wanted})
-        have = {row_id: (destination, payload or {}) for row_id, destination, payload in found}
+        have = await self._sending(wanted)
         for row_id in wanted:
             self._ahead[("sending", row_id)] = have.get(row_id)
 
@@ -875,11 +873,13 @@ class Transaction:
             elif found is not None:
                 rows[row_id] = found
         if unknown:
-            await self._write_pending()
-            result = await self.session.exec(_SENDING_IN, params={"row_ids": unknown})
-            for row_id, destination, payload in result.all():
-                rows[row_id] = (destination, payload or {})
+            rows.update(await self._sending(unknown))
         return rows
+
+    async def _sending(self, row_ids: list[int]) -> dict[int, tuple[str, dict]]:
+        await self._write_pending()
+        result = await self.session.exec(_SENDING_IN, params={"row_ids": row_ids})
+        return {row_id: (destination, payload or {}) for row_id, destination, payload in result}
 
     def mark_sent(self, rows: Sequence[dict[str, Any]]) -> None:
         """Rows delivered: each dict has ``id``, ``sent_at`` and ``receipt``. Written
