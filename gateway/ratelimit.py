@@ -192,7 +192,29 @@ class Limiter:
                 turn.users += 1
                 held.callback(self._leave, key)
                 await held.enter_async_context(turn.lock)
-            yield await self.acquire(delivery, cost, reservation)
+            waited = await self.acquire(delivery, cost, reservation)
+            paid = self.clock()
+            try:
+                yield waited
+            finally:
+                self._settle(delivery, cost, paid)
+
+    def _settle(self, delivery: Delivery, cost: int, paid: float) -> None:
+        """Count the slot's calls as made when they ended, not when they were paid for.
+
+        The platform's bucket counts a call from when it arrives, which may be well
+        after its tokens were taken (the first call opens a connection; a busy process
+        writes it late). Left counted from the payment, our bucket would have refilled
+        for that lag and the next call would meet a 429: taking back what refilled
+        since, up to the cost, makes the calls count from the later end.
+        """
+        now = self.clock()
+        lag = now - paid
+        if lag <= 0:
+            return
+        for bucket in self._buckets_for(delivery, now):
+            bucket.refill(now)
+            bucket.tokens -= min(lag * bucket.rate, min(cost, bucket.capacity))
 
     def _leave(self, key: tuple[str, str]) -> None:
         turn = self._serial[key]

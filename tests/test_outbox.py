@@ -258,6 +258,37 @@ def test_the_limiter_never_exceeds_a_ceiling(chats: list[str], per_chat: int, bu
     check([t for t, _ in sent], 10, 2)
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    sends=st.lists(st.tuples(st.integers(1, 3), st.floats(0.0, 2.0)), min_size=1, max_size=30),
+    burst=st.integers(1, 3),
+)
+def test_calls_that_reach_the_platform_late_still_keep_under_the_ceiling(
+    sends: list[tuple[int, float]], burst: int
+) -> None:
+    """A call may reach the platform a while after its tokens were taken (the first
+    call opens a connection, a busy process writes it late): the platform's bucket
+    counts from when it arrived, so the limiter must count from no earlier."""
+    fake = FakeTime()
+    limiter = Limiter(
+        [RateLimit("chat", rate=1, per_seconds=1.0, burst=burst, key=lambda d: d.outbound.chat_id)],
+        clock=fake.clock,
+        sleep=fake.sleep,
+    )
+    arrivals: list[float] = []
+
+    async def send_all() -> None:
+        for cost, lag in sends:
+            async with limiter.slot(_delivery("a"), min(cost, burst)):
+                fake.now += lag  # the calls are written, and arrive, at the end
+                arrivals.extend([fake.now] * min(cost, burst))
+
+    asyncio.run(send_all())
+    for i, start in enumerate(arrivals):
+        for j in range(i, len(arrivals)):
+            assert j - i + 1 <= burst + 1.0 * (arrivals[j] - start) + 1e-6
+
+
 def test_a_429_makes_the_limiter_hold_off() -> None:
     fake = FakeTime()
     limiter = Limiter(
