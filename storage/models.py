@@ -7,6 +7,8 @@ operator id from the config.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -57,6 +59,26 @@ class OutboxStatus(StrEnum):
     FAILED = "failed"
 
 
+def _factory(make: Callable[[], Any]) -> Callable[[], Any]:
+    """A default factory whose signature is given, not looked up.
+
+    Pydantic asks ``inspect.signature`` of every default factory on every construction
+    (does it take the validated data?); for ``list`` that parses a text signature: it
+    was two thirds of building a Conversation (280 us -> 110 us).
+    """
+
+    def factory() -> Any:
+        return make()
+
+    factory.__signature__ = inspect.Signature()  # type: ignore[attr-defined]
+    return factory
+
+
+_now = _factory(utcnow)
+_list = _factory(list)
+_dict = _factory(dict)
+
+
 def _ts(**kwargs: Any) -> Any:
     return Field(sa_type=UTCDateTime, **kwargs)
 
@@ -68,7 +90,7 @@ class Customer(SQLModel, table=True):
     display_name: str = Field(max_length=256)
     language: str | None = Field(default=None, max_length=16)
     blocked: bool = False
-    created_at: datetime = _ts(default_factory=utcnow)
+    created_at: datetime = _ts(default_factory=_now)
 
 
 class CustomerIdentity(SQLModel, table=True):
@@ -101,11 +123,11 @@ class Conversation(SQLModel, table=True):
     language: str | None = Field(default=None, max_length=16)
     #: what the customer called it, where the channel has subjects (email)
     subject: str | None = Field(default=None, max_length=512)
-    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    tags: list[str] = Field(default_factory=_list, sa_column=Column(JSON, nullable=False))
     #: FAQ entries last offered to the customer as numbered suggestions, in order
     offered: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
-    created_at: datetime = _ts(default_factory=utcnow)
-    updated_at: datetime = _ts(default_factory=utcnow)
+    created_at: datetime = _ts(default_factory=_now)
+    updated_at: datetime = _ts(default_factory=_now)
     queued_at: datetime | None = _ts(default=None)
     assigned_at: datetime | None = _ts(default=None)
     first_response_at: datetime | None = _ts(default=None)
@@ -157,10 +179,10 @@ class Message(SQLModel, table=True):
     author_name: str | None = Field(default=None, max_length=256)
     text: str = ""
     attachments: list[dict[str, Any]] = Field(
-        default_factory=list, sa_column=Column(JSON, nullable=False)
+        default_factory=_list, sa_column=Column(JSON, nullable=False)
     )
     reply_to_id: int | None = Field(default=None, foreign_key="messages.id")
-    created_at: datetime = _ts(default_factory=utcnow)
+    created_at: datetime = _ts(default_factory=_now)
     edited_at: datetime | None = _ts(default=None)
     deleted_at: datetime | None = _ts(default=None)
 
@@ -173,10 +195,16 @@ class MessageRef(SQLModel, table=True):
     """
 
     __tablename__ = "message_refs"
-    __table_args__ = (UniqueConstraint("place", "chat_id", "external_id", name="uq_message_ref"),)
+    __table_args__ = (
+        UniqueConstraint("place", "chat_id", "external_id", name="uq_message_ref"),
+        # a message's refs in one place and side (``Transaction.refs_of``): with the
+        # message id alone, SQLite preferred the unique index's ``place`` prefix and
+        # read every ref of the place (0.5 ms at 5,000 refs, growing with them)
+        Index("ix_message_refs_message", "message_id", "place", "side"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
-    message_id: int = Field(foreign_key="messages.id", index=True)
+    message_id: int = Field(foreign_key="messages.id")
     place: str = Field(max_length=32)
     #: "customer" or "workspace": one platform can host both sides
     side: str = Field(max_length=16)
@@ -189,7 +217,7 @@ class OperatorState(SQLModel, table=True):
 
     operator_id: str = Field(primary_key=True, max_length=64)
     presence: Presence = Field(default=Presence.OFFLINE, sa_type=String(8))
-    presence_changed_at: datetime = _ts(default_factory=utcnow)
+    presence_changed_at: datetime = _ts(default_factory=_now)
     last_assigned_at: datetime | None = _ts(default=None)
 
 
@@ -204,7 +232,7 @@ class InboundEvent(SQLModel, table=True):
     event_id: str = Field(max_length=256)
     conversation_id: int | None = None
     message_id: int | None = None
-    received_at: datetime = _ts(default_factory=utcnow)
+    received_at: datetime = _ts(default_factory=_now)
 
 
 class OutboxRow(SQLModel, table=True):
@@ -223,15 +251,15 @@ class OutboxRow(SQLModel, table=True):
     conversation_id: int | None = Field(default=None, index=True)
     message_id: int | None = None
     kind: str = Field(max_length=16)
-    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    payload: dict[str, Any] = Field(default_factory=_dict, sa_column=Column(JSON, nullable=False))
     dedupe_key: str = Field(max_length=400, unique=True)
     status: OutboxStatus = Field(default=OutboxStatus.PENDING, sa_type=String(8))
     attempts: int = 0
-    next_attempt_at: datetime = _ts(default_factory=utcnow)
+    next_attempt_at: datetime = _ts(default_factory=_now)
     lease_until: datetime | None = _ts(default=None)
     last_error: str | None = None
     receipt: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
-    created_at: datetime = _ts(default_factory=utcnow)
+    created_at: datetime = _ts(default_factory=_now)
     sent_at: datetime | None = _ts(default=None)
 
 
@@ -260,4 +288,4 @@ class SlaBreach(SQLModel, table=True):
     target: str = Field(max_length=8)
     operator_id: str | None = Field(default=None, max_length=64)
     due_at: datetime = _ts()
-    breached_at: datetime = _ts(default_factory=utcnow, index=True)
+    breached_at: datetime = _ts(default_factory=_now, index=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -17,6 +19,7 @@ from storage import (
     OutboxRow,
     Repository,
     SchemaOutdated,
+    Transaction,
 )
 from storage.migrate import current_revision, ensure_schema, head_revision, upgrade
 
@@ -178,31 +181,65 @@ async def test_sqlite_waits_for_another_processs_lock_without_stopping_the_loop(
         await db.dispose()
 
 
-async def test_claiming_reads_the_index_past_the_sent_history(sqlite_url: str) -> None:
-    """The outbox keeps every sent row; a claim must find due rows through the index
-    (destination and status), not by reading the history it never needs."""
+async def _plan_of(
+    db: Database, prefix: str, act: Callable[[Transaction], Awaitable[Any]]
+) -> list[str]:
+    """SQLite's plan for the first statement starting with ``prefix`` that ``act`` runs."""
     import sqlite3
 
     from sqlalchemy import event
 
+    seen: list[tuple[str, tuple]] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.lstrip().startswith(prefix):
+            seen.append((statement, tuple(parameters)))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", note)
+    try:
+        async with Repository(db).transaction() as tx:
+            await act(tx)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", note)
+    assert seen
+    statement, parameters = seen[0]
+    raw = sqlite3.connect(db.url.database)
+    plan = [row[3] for row in raw.execute("EXPLAIN QUERY PLAN " + statement, parameters)]
+    raw.close()
+    return plan
+
+
+async def test_claiming_reads_the_index_past_the_sent_history(sqlite_url: str) -> None:
+    """The outbox keeps every sent row; a claim must find due rows through the index
+    (destination and status), not by reading the history it never needs."""
     db = Database(sqlite_url)
     try:
         await upgrade(db)
-        seen: list[tuple[str, tuple]] = []
-
-        def note(conn, cursor, statement, parameters, context, executemany) -> None:
-            if statement.lstrip().startswith("SELECT outbox.id"):
-                seen.append((statement, tuple(parameters)))
-
-        event.listen(db.engine.sync_engine, "before_cursor_execute", note)
-        async with Repository(db).transaction() as tx:
-            await tx.claim_outbox("telegram", limit=16, lease=timedelta(seconds=60))
-        assert seen
-        statement, parameters = seen[0]
-        raw = sqlite3.connect(db.url.database)
-        plan = [row[3] for row in raw.execute("EXPLAIN QUERY PLAN " + statement, parameters)]
-        raw.close()
+        plan = await _plan_of(
+            db,
+            "SELECT outbox.id",
+            lambda tx: tx.claim_outbox("telegram", limit=16, lease=timedelta(seconds=60)),
+        )
         outer = next(line for line in plan if line.startswith("SEARCH outbox USING"))
         assert "status=?" in outer, plan
+    finally:
+        await db.dispose()
+
+
+async def test_a_messages_copies_are_found_by_the_message_not_by_their_place(
+    sqlite_url: str,
+) -> None:
+    """Every delivery looks up where its message's copies are; read by place, that was
+    every ref of the place (all of them, in a one-platform team), on every claim."""
+    db = Database(sqlite_url)
+    try:
+        await upgrade(db)
+        plan = await _plan_of(
+            db,
+            "SELECT message_refs.id",
+            lambda tx: tx.refs_of([1, 2, 3], "telegram", "workspace"),
+        )
+        search = next(line for line in plan if line.startswith("SEARCH message_refs"))
+        assert "ix_message_refs_message (message_id=? AND place=? AND side=?)" in search, plan
     finally:
         await db.dispose()
