@@ -125,20 +125,22 @@ class Dispatcher:
         machine: answering it could start a loop)."""
         config = self.desk.config
         lang, default = conversation.language, config.gateway.default_language
-        if greet and not quiet:
-            await self.relay.say(tx, conversation, render(config.texts, "greeting", lang, default))
+        greeting = render(config.texts, "greeting", lang, default) if greet and not quiet else None
         if not self.is_open():
             # the desk is closed: the conversation waits for the opening, when it is
             # routed with the others, oldest first
             await self.enqueue(tx, conversation)
             if not quiet:
-                await self.relay.say(tx, conversation, self.opening_text(conversation))
+                text = _after(greeting, self.opening_text(conversation))
+                await self.relay.say(tx, conversation, text)
             await self.relay.header(tx, conversation)
             return
         candidates = await self.candidates(tx)
         chosen = self.choose(candidates, conversation, preferred)
         if chosen is not None:
-            await self.assign(tx, conversation, chosen.operator, announce=not quiet)
+            await self.assign(
+                tx, conversation, chosen.operator, announce=not quiet, greeting=greeting
+            )
             return
         await self.enqueue(tx, conversation)
         if quiet:
@@ -149,7 +151,7 @@ class Dispatcher:
             text = render(config.texts, "queued", lang, default, position=position)
         else:
             text = render(config.texts, "away", lang, default)
-        await self.relay.say(tx, conversation, text)
+        await self.relay.say(tx, conversation, _after(greeting, text))
         await self.relay.header(tx, conversation)
 
     async def enqueue(self, tx: Transaction, conversation: Conversation) -> None:
@@ -172,8 +174,10 @@ class Dispatcher:
         announce: bool,
         note: str | None = None,
         text: str = "assigned",
+        greeting: str | None = None,
     ) -> None:
-        """Give the conversation to ``operator``; the customer hears who, if ``announce``."""
+        """Give the conversation to ``operator``; the customer hears who, if ``announce``
+        (after the ``greeting`` of a new conversation, in the same message)."""
         config = self.desk.config
         previous = conversation.assignee_id
         now = utcnow()
@@ -195,9 +199,10 @@ class Dispatcher:
         )
         if announce and previous != operator.id:
             lang, default = conversation.language, config.gateway.default_language
-            await self.relay.say(
-                tx, conversation, render(config.texts, text, lang, default, operator=operator.name)
-            )
+            told = render(config.texts, text, lang, default, operator=operator.name)
+            await self.relay.say(tx, conversation, _after(greeting, told))
+        elif greeting:
+            await self.relay.say(tx, conversation, greeting)
         await self.relay.system(
             tx, conversation, note or f"Assigned to {operator.name}.", on_card=note is None
         )
@@ -308,3 +313,10 @@ class Dispatcher:
             return
         previous, conversation.assignee_id = conversation.assignee_id, None
         await self.route(tx, conversation, preferred=previous, quiet=quiet)
+
+
+def _after(greeting: str | None, text: str) -> str:
+    """A new conversation's greeting and what happens next, as one message: two
+    automatic messages at once read as noise, cost the customer's chat two of its
+    sends (Telegram allows about one a second) and an email customer two emails."""
+    return f"{greeting}\n\n{text}" if greeting else text

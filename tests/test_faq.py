@@ -102,16 +102,16 @@ async def test_no_operator_free_the_faq_answers_in_the_customers_language(
         # Anna is free: the first customer gets her, and no automatic answer
         await gw.core.ingest(tg.customer_says("olga", "Где мой заказ?", language="ru"))
         await settle(gw)
-        assert tg.to_customer("chat-olga") == ["Hello!", "Anna will help you."]
+        assert tg.to_customer("chat-olga") == ["Hello!\n\nAnna will help you."]
         # now nobody is free: the FAQ answers at once, in Ukrainian
         result = await gw.core.ingest(
             tg.customer_says("ivan", "Скільки триває доставка?", language="uk")
         )
         await settle(gw)
         said = tg.to_customer("chat-ivan")
-        assert said[:2] == ["Hello!", "You are number 1 in line."]
-        assert said[2].startswith("Доставка триває 2-4 робочі дні.")
-        assert "automatic answer" in said[2]
+        assert said[:1] == ["Hello!\n\nYou are number 1 in line."]
+        assert said[1].startswith("Доставка триває 2-4 робочі дні.")
+        assert "automatic answer" in said[1]
         conv = await conversation(gw, result.conversation_id)
         assert conv.status == ConversationStatus.QUEUED  # still waiting for a person
         # operators see what the bot said, marked
@@ -141,9 +141,9 @@ async def test_the_when_modes(sqlite_url: str, when: str) -> None:
         said = tg.to_customer("chat-olga")
         if when == "always_first":  # the FAQ first, then Anna all the same
             assert said[0].startswith("Delivery takes 2-4 working days.")
-            assert said[1:] == ["Hello!", "Anna will help you."]
+            assert said[1:] == ["Hello!\n\nAnna will help you."]
         else:  # Anna is online and free: not outside hours, no answer
-            assert said == ["Hello!", "Anna will help you."]
+            assert said == ["Hello!\n\nAnna will help you."]
         if when == "outside_hours":
             # Anna goes offline: nobody is online, the FAQ answers
             anna = operator_tg(config, "anna")
@@ -151,8 +151,8 @@ async def test_the_when_modes(sqlite_url: str, when: str) -> None:
             await gw.core.ingest(tg.customer_says("ivan", "How long does delivery take?"))
             await settle(gw)
             said = tg.to_customer("chat-ivan")
-            assert said[:2] == ["Hello!", "Nobody is online."]
-            assert said[2].startswith("Delivery takes 2-4 working days.")
+            assert said[:1] == ["Hello!\n\nNobody is online."]
+            assert said[1].startswith("Delivery takes 2-4 working days.")
 
 
 async def test_outside_hours_means_the_desks_schedule(sqlite_url: str, clock) -> None:  # type: ignore[no-untyped-def]
@@ -164,13 +164,14 @@ async def test_outside_hours_means_the_desks_schedule(sqlite_url: str, clock) ->
         await gw.core.ingest(tg.customer_says("olga", "How long does delivery take?"))
         await settle(gw)
         said = tg.to_customer("chat-olga")
-        assert said[1].startswith("Thanks for your message! We are closed right now")
-        assert said[2].startswith("Delivery takes 2-4 working days.")
+        assert said[0] == "Hello!\n\n" + said[0].split("\n\n", 1)[1]
+        assert said[0].split("\n\n", 1)[1].startswith("Thanks for your message! We are closed")
+        assert said[1].startswith("Delivery takes 2-4 working days.")
         # on Monday morning the desk is open and Anna is there: no automatic answer
         clock.set(datetime(2026, 11, 30, 10, tzinfo=UTC))
         await gw.core.ingest(tg.customer_says("ivan", "How long does delivery take?"))
         await settle(gw)
-        assert tg.to_customer("chat-ivan") == ["Hello!", "Anna will help you."]
+        assert tg.to_customer("chat-ivan") == ["Hello!\n\nAnna will help you."]
 
 
 async def test_an_unsure_match_offers_questions_and_a_person(sqlite_url: str) -> None:

@@ -71,10 +71,11 @@ async def test_metrics_count_what_happened_and_show_the_desk(sqlite_url: str) ->
         # what the platform received, each coalesced part counted
         made = sum(1 + len(d.more) for d in tg.deliveries)
         assert value("gateway_messages_out_total", destination="telegram") == made
-        # Petro's greeting and queue text could not be delivered; one 429 for Olga
-        assert value("gateway_delivery_failures_total", destination="telegram") == 2
+        # Petro's greeting and queue text (one message) could not be delivered; one 429
+        # for Olga
+        assert value("gateway_delivery_failures_total", destination="telegram") == 1
         assert value("gateway_rate_limited_total", destination="telegram") == 1
-        assert value("gateway_outbox_backlog", destination="telegram", state="failed") == 2
+        assert value("gateway_outbox_backlog", destination="telegram", state="failed") == 1
         assert value("gateway_queue_length") == 1
         assert 0 <= value("gateway_queue_oldest_seconds") < 60
         assert value("gateway_open_conversations", status="queued") == 1
@@ -169,7 +170,7 @@ telegram_id = {anna["id"]}
             sandbox.send(
                 anna, "Please never send card numbers", chat_id=forum["id"], thread_id=thread
             )
-            await eventually(lambda: len(sandbox.received(olga["id"])) >= 3)
+            await eventually(lambda: len(sandbox.received(olga["id"])) >= 2)
         finally:
             process.send_signal(signal.SIGTERM)
             _, err = await asyncio.wait_for(process.communicate(), 60)

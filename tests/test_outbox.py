@@ -44,7 +44,7 @@ async def test_a_throttled_chat_gets_everything_once_and_in_order(database_url: 
         await gw.core.ingest(tg.customer_says("olga", "hi"))
         await settle(gw)
         # 429s do not use up tries: both texts arrive, once each, greeting first
-        assert tg.to_customer("chat-olga") == ["Hello!", "Anna will help you."]
+        assert tg.to_customer("chat-olga") == ["Hello!\n\nAnna will help you."]
         assert gw.workers["telegram"].rate_limited == 4
         assert all(r.status == OutboxStatus.SENT for r in await outbox_rows(gw))
 
@@ -56,8 +56,8 @@ async def test_a_failing_send_is_retried_and_later_ones_wait_for_it(database_url
     async with running(config, tg) as gw:
         await gw.core.ingest(tg.customer_says("olga", "hi"))
         await settle(gw)
-        assert tg.to_customer("chat-olga") == ["Hello!", "Anna will help you."]
-        greeting = next(r for r in await outbox_rows(gw) if r.payload["text"] == "Hello!")
+        assert tg.to_customer("chat-olga") == ["Hello!\n\nAnna will help you."]
+        greeting = next(r for r in await outbox_rows(gw) if r.payload["text"].startswith("Hello!"))
         assert greeting.attempts == 4
         assert greeting.last_error == "502 Bad Gateway"
 
@@ -142,8 +142,8 @@ async def test_a_restart_keeps_queue_assignments_and_undelivered_rows(database_u
         assert set(sent) == pending_before - unchanged
         assert max(sent.values()) == 1
         assert all(":header:" in key for key in unchanged)
-        assert tg.to_customer("chat-olga") == ["Hello!", "Anna will help you."]
-        assert tg.to_customer("chat-petr") == ["Hello!", "You are number 1 in line."]
+        assert tg.to_customer("chat-olga") == ["Hello!\n\nAnna will help you."]
+        assert tg.to_customer("chat-petr") == ["Hello!\n\nYou are number 1 in line."]
 
 
 async def test_edits_follow_the_message_both_ways(database_url: str) -> None:
@@ -449,7 +449,7 @@ async def test_a_database_error_while_preparing_rolls_the_claim_back_and_nothing
             event.remove(engine, "before_cursor_execute", fail_once)
         assert faults == 1
         assert "claiming deliveries for telegram failed" in caplog.text
-        assert tg.to_customer("chat-olga") == ["Hello!", "Anna will help you."]
+        assert tg.to_customer("chat-olga") == ["Hello!\n\nAnna will help you."]
         thread = [(d.outbound.kind, d.outbound.text) for d in tg.in_thread(olga.conversation_id)]
         assert thread == [("header", ""), ("message", "hi")]
         rows = await outbox_rows(gw)

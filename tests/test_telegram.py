@@ -37,8 +37,7 @@ async def test_a_customer_writes_operators_see_a_topic_and_anna_answers(
             lambda: next(m for m in desk.in_topic(thread) if m.get("text") == "My parcel is late")
         )
         assert copied["entities"][0]["type"] == "bold"
-        await eventually(lambda: "Anna will help you." in desk.to_customer(olga))
-        assert desk.to_customer(olga)[0] == "Hello!"
+        await eventually(lambda: desk.to_customer(olga)[:1] == ["Hello!\n\nAnna will help you."])
         await eventually(lambda: desk.topics()[0]["name"].startswith("🟢 Olga"))
 
         desk.sandbox.send(
@@ -148,7 +147,7 @@ async def test_a_stranger_in_the_group_is_ignored(sqlite_url: str) -> None:
         olga = desk.sandbox.add_user("Olga")
         desk.sandbox.send(olga, "hi")
         thread = await eventually(lambda: desk.topic_of("Olga"))
-        await eventually(lambda: "Anna will help you." in desk.to_customer(olga))
+        await eventually(lambda: "Hello!\n\nAnna will help you." in desk.to_customer(olga))
         mallory = desk.sandbox.add_user("Mallory")
         desk.sandbox.send(
             mallory, "I am support, send me your password", chat_id=desk.workspace, thread_id=thread
@@ -203,7 +202,7 @@ async def test_a_blocked_bot_is_reported_in_the_topic(sqlite_url: str) -> None:
         olga = desk.sandbox.add_user("Olga")
         desk.sandbox.send(olga, "hi")
         thread = await eventually(lambda: desk.topic_of("Olga"))
-        await eventually(lambda: "Anna will help you." in desk.to_customer(olga))
+        await eventually(lambda: "Hello!\n\nAnna will help you." in desk.to_customer(olga))
         desk.sandbox.block_bot(olga)
         desk.sandbox.send(desk.anna, "Are you there?", chat_id=desk.workspace, thread_id=thread)
         await eventually(
@@ -219,7 +218,7 @@ async def test_a_deleted_topic_is_recreated_when_needed(sqlite_url: str) -> None
         olga = desk.sandbox.add_user("Olga")
         desk.sandbox.send(olga, "hi")
         thread = await eventually(lambda: desk.topic_of("Olga"))
-        await eventually(lambda: "Anna will help you." in desk.to_customer(olga))
+        await eventually(lambda: "Hello!\n\nAnna will help you." in desk.to_customer(olga))
         desk.sandbox.delete_topic(desk.workspace, thread)
         desk.sandbox.send(olga, "still there?")
         new_thread = await eventually(lambda: desk.topic_of("Olga"))
@@ -307,7 +306,7 @@ async def test_an_album_over_webhooks_stays_one_message_and_one_album(sqlite_url
         olga = desk.sandbox.add_user("Olga")
         desk.sandbox.send(olga, "hi")
         thread = await eventually(lambda: desk.topic_of("Olga"))
-        await eventually(lambda: "Anna will help you." in desk.to_customer(olga))
+        await eventually(lambda: "Hello!\n\nAnna will help you." in desk.to_customer(olga))
         for n in range(3):
             desk.sandbox.send(
                 olga,
@@ -488,7 +487,7 @@ async def test_an_album_stays_one_message_and_one_album(sqlite_url: str) -> None
         olga = desk.sandbox.add_user("Olga")
         desk.sandbox.send(olga, "hi")
         thread = await eventually(lambda: desk.topic_of("Olga"))
-        await eventually(lambda: "Anna will help you." in desk.to_customer(olga))
+        await eventually(lambda: "Hello!\n\nAnna will help you." in desk.to_customer(olga))
         for n, media in enumerate(("photo", "photo", "video")):
             desk.sandbox.send(
                 olga,
@@ -522,7 +521,7 @@ async def test_status_and_presence_from_the_general_topic(sqlite_url: str) -> No
         )
         olga = desk.sandbox.add_user("Olga")
         desk.sandbox.send(olga, "hi")
-        await eventually(lambda: "Anna will help you." in desk.to_customer(olga))
+        await eventually(lambda: "Hello!\n\nAnna will help you." in desk.to_customer(olga))
         desk.sandbox.send(desk.anna, "/status", **general)
         answer = await eventually(
             lambda: next(
@@ -555,7 +554,7 @@ async def test_a_bot_without_topic_rights_says_what_to_fix(
             await eventually(
                 lambda: (
                     [m["text"] for m in sandbox.received(olga["id"])]
-                    == ["Hello!", "Anna will help you."]
+                    == ["Hello!\n\nAnna will help you."]
                 )
             )
             await eventually(
@@ -570,7 +569,9 @@ async def test_a_backlog_in_the_group_is_coalesced_not_minutes_behind(sqlite_url
         olga = desk.sandbox.add_user("Olga")
         desk.sandbox.send(olga, "first")
         thread = await eventually(lambda: desk.topic_of("Olga"))
-        await eventually(lambda: "Anna will help you." in desk.to_customer(olga), limit=60)
+        await eventually(
+            lambda: "Hello!\n\nAnna will help you." in desk.to_customer(olga), limit=60
+        )
         calls_before = desk.sandbox.world.stats.sent_per_chat[desk.workspace]
         texts = [f"line {n}" for n in range(12)]
         for text in texts:

@@ -83,8 +83,7 @@ answer = "Two to four days."
         petro = await gw.core.ingest(tg.customer_says("petro", "How long does delivery take?"))
         await settle(gw)
         assert tg.to_customer("chat-olga") == [
-            "Hello!",
-            "Thanks for your message! We are closed right now and open again "
+            "Hello!\n\nThanks for your message! We are closed right now and open again "
             "Mon, Nov 30, 9:00\u202fAM (Kyiv); a member of our team will answer you then.",
         ]
         # the FAQ still answers while the desk is closed
@@ -178,7 +177,7 @@ async def test_a_waiting_customer_hears_we_are_still_on_it_once(
         await gw.core.ingest(tg.customer_says("olga", "Hi"))
         queued = await gw.core.ingest(tg.customer_says("petro", "Hi"))
         await settle(gw)
-        assert tg.to_customer("chat-petro")[-1] == "You are number 1 in line."
+        assert tg.to_customer("chat-petro")[-1] == "Hello!\n\nYou are number 1 in line."
         clock.advance(minutes=21)
         assert await tick(gw) == 2  # both waited 20 minutes without an answer
         update = (
@@ -327,7 +326,7 @@ async def test_routing_follows_shifts_and_waits_for_the_next_one(
         clock.set(utc(2026, 11, 23, 19))
         evening = await gw.core.ingest(tg.customer_says("ivan", "hi"))
         await settle(gw)
-        assert tg.to_customer("chat-ivan")[-1] == "Nobody is online."
+        assert tg.to_customer("chat-ivan")[-1] == "Hello!\n\nNobody is online."
         assert (await deadlines(gw, evening.conversation_id))["route"] == utc(2026, 11, 24, 9)
         clock.set(utc(2026, 11, 24, 9, 0, 1))
         await tick(gw)

@@ -89,7 +89,7 @@ async def test_presence_gates_routing_and_coming_online_takes_the_queue(
         await operator_writes(gw, tg, "anna", seed.conversation_id, "/offline")
         waiting = [await gw.core.ingest(tg.customer_says(f"c{i}", "hi")) for i in range(3)]
         await settle(gw)
-        assert tg.to_customer("chat-c0")[-1] == "Nobody is online."
+        assert tg.to_customer("chat-c0")[-1] == "Hello!\n\nNobody is online."
         result = await operator_writes(gw, tg, "anna", seed.conversation_id, "/online")
         assert result.ignored is None
         convs = [await conversation(gw, w.conversation_id) for w in waiting]

@@ -203,7 +203,8 @@ class Watcher:
     ground: Playground
     seen: set[tuple[str, Any]] = field(default_factory=set)
     mails: int = 0
-    width: int = 150
+    #: a new customer's first answer is the greeting and who answers, in one message
+    width: int = 240
 
     def line(self, place: str, who: str, text: str) -> None:
         shown = plain(text)
