@@ -435,6 +435,8 @@ class Core:
             )
             tx.add(customer)
             await tx.flush()
+            assert customer.id is not None
+            tx.new_customers.add(customer.id)
             tx.add(
                 CustomerIdentity(
                     customer_id=customer.id,

@@ -268,6 +268,9 @@ class Transaction:
         #: transaction can refer to them yet, so their copies need no lookup for a
         #: twin (``enqueue``)
         self.new_messages: set[int] = set()
+        #: ids of the customers created here: they have no past conversations, so
+        #: nothing need be read to find who last helped them (``last_assignee``)
+        self.new_customers: set[int] = set()
         #: outbox dedupe keys written here (a twin in this transaction is not in the
         #: database yet when the rows are still unflushed)
         self._enqueued: set[str] = set()
@@ -505,6 +508,8 @@ class Transaction:
 
     async def last_assignee(self, customer_id: int, since: datetime) -> str | None:
         """Who last helped this customer, if their conversation ended after ``since``."""
+        if customer_id in self.new_customers:
+            return None
         result = await self.session.exec(
             select(Conversation.assignee_id)
             .where(
