@@ -490,6 +490,7 @@ class Core:
         )
         tx.add(conversation)
         await tx.flush()
+        tx.opened(conversation)
         log.info(
             "conversation opened",
             extra={"conversation_id": conversation.id, "channel": inbound.channel},

@@ -269,8 +269,11 @@ class Transaction:
         #: twin (``enqueue``)
         self.new_messages: set[int] = set()
         #: ids of the customers created here: they have no past conversations, so
-        #: nothing need be read to find who last helped them (``last_assignee``)
+        #: nothing need be read to find who last helped them (``last_assignee``) or
+        #: their latest conversation: it is one opened here, or none
+        #: (``latest_conversation``, ``opened``)
         self.new_customers: set[int] = set()
+        self._opened: dict[tuple[int, str, str], Conversation] = {}
         #: outbox dedupe keys written here (a twin in this transaction is not in the
         #: database yet when the rows are still unflushed)
         self._enqueued: set[str] = set()
@@ -497,6 +500,8 @@ class Transaction:
     async def latest_conversation(
         self, customer_id: int, channel: str, chat_id: str
     ) -> Conversation | None:
+        if customer_id in self.new_customers:
+            return self._opened.get((customer_id, channel, chat_id))
         known, found = self._take(("latest", customer_id, channel, chat_id))
         if known:
             return found  # type: ignore[no-any-return]
@@ -505,6 +510,12 @@ class Transaction:
             params={"customer_id": customer_id, "channel": channel, "chat_id": chat_id},
         )
         return result.first()
+
+    def opened(self, conversation: Conversation) -> None:
+        """A conversation created here (after its flush): the latest of its chat."""
+        assert conversation.id is not None
+        key = (conversation.customer_id, conversation.channel, conversation.chat_id)
+        self._opened[key] = conversation
 
     async def last_assignee(self, customer_id: int, since: datetime) -> str | None:
         """Who last helped this customer, if their conversation ended after ``since``."""

@@ -155,18 +155,22 @@ async def test_a_returning_customer_goes_back_to_their_operator(database_url: st
     config = make_config(database_url, reopen_hours=0, max_chats=5)
     tg = RecordingAdapter()
     async with running(config, tg) as gw:
-        # who helped a customer last is asked only of customers with a past
+        # who helped a customer last, and their latest conversation, are read only for
+        # customers with a past
         asked: list[str] = []
+        latest: list[str] = []
 
         def note(conn, cursor, statement, parameters, context, executemany) -> None:
             if "conversations.resolved_at >=" in statement:
                 asked.append(statement)
+            if "conversations.chat_id =" in statement and "conversations.id DESC" in statement:
+                latest.append(statement)
 
         event.listen(gw.repository.db.engine.sync_engine, "before_cursor_execute", note)
         # boris helps olga (anna is busier)
         await gw.core.ingest(tg.customer_says("someone", "hi"))
         first = await gw.core.ingest(tg.customer_says("olga", "hi"))
-        assert asked == []  # two new customers: nobody helped them before
+        assert asked == latest == []  # two new customers: nobody helped them before
         conv = await conversation(gw, first.conversation_id)
         assert conv.assignee_id == "boris"
         await operator_writes(gw, tg, "boris", conv.id, "/close")
@@ -177,6 +181,7 @@ async def test_a_returning_customer_goes_back_to_their_operator(database_url: st
         assert again.conversation_id != conv.id  # reopen window 0: a new conversation
         assert (await conversation(gw, again.conversation_id)).assignee_id == "boris"
         assert len(asked) == 1  # olga, the one returning customer
+        assert len(latest) == 1  # and her latest conversation, closed
 
 
 async def test_writing_into_a_recently_closed_conversation_reopens_it(database_url: str) -> None:
