@@ -314,7 +314,8 @@ class Transaction:
             # what was read ahead about a conversation, an identity or the operators
             # is stale once another one for the same key is added
             if isinstance(row, OperatorState):
-                self._states = None
+                if self._states is None or self._states[0].get(row.operator_id) is not row:
+                    self._states = None  # a new row: read them all again
             elif not self._ahead:
                 continue
             elif isinstance(row, Conversation):

@@ -317,7 +317,11 @@ async def test_a_burst_is_read_ahead_in_a_few_statements_and_answered_as_one_by_
         def count(conn, cursor, statement, parameters, context, executemany) -> None:
             if statement.lstrip().upper().startswith("SELECT"):
                 # the shapes only ingest asks (the outbox workers run alongside)
-                for shape in ("FROM inbound_events", "FROM customer_identities JOIN customers"):
+                for shape in (
+                    "FROM inbound_events",
+                    "FROM customer_identities JOIN customers",
+                    "FROM operator_states",
+                ):
                     if shape in statement:
                         reads[shape] += 1
             elif statement.lstrip().startswith("INSERT INTO messages"):
@@ -358,6 +362,9 @@ async def test_a_burst_is_read_ahead_in_a_few_statements_and_answered_as_one_by_
         # unit wrote is not read ahead); one by one, it was a read each
         assert reads["FROM customer_identities JOIN customers"] <= 1 + 5
         assert reads["FROM inbound_events"] <= 1 + 1
+        # the operators are read once per transaction (the burst needs at most two),
+        # not again for every conversation routed
+        assert reads["FROM operator_states"] <= 2, reads
         # the burst's messages (ten, with the greetings and notes of three new
         # conversations) are written together (Transaction.add_message), not one by one
         assert reads["messages inserted"] >= 10 + 3 * 2
