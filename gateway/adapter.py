@@ -8,6 +8,8 @@ new channel is one new module and nothing else changes.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -24,6 +26,39 @@ from gateway.events import (
     OperatorCommand,
     Receipt,
 )
+
+
+class UnrecordedThreads:
+    """Threads (topics) this process opened whose record has not committed yet.
+
+    The thread appears on the platform as soon as it is posted, and its record
+    commits a moment later (with the outbox worker's next claim): an operator quick
+    enough to answer or press a button in between would meet "no conversation" and
+    lose the reply. Events in such a thread wait here (a while at most) instead; the
+    outbox worker calls ``recorded`` once the record has committed.
+    """
+
+    #: how long an event waits for its thread's record
+    WAIT_SECONDS = 10.0
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, asyncio.Event] = {}
+
+    def opened(self, thread_ref: str) -> None:
+        self._waiting[thread_ref] = asyncio.Event()
+
+    def recorded(self, receipt: Receipt) -> None:
+        waiting = self._waiting.pop(receipt.thread_ref or "", None)
+        if waiting is not None:
+            waiting.set()
+
+    async def known(self, thread_ref: str | None) -> None:
+        """Return once the thread is recorded (or was never waited for)."""
+        waiting = self._waiting.get(thread_ref or "")
+        if waiting is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiting.wait(), self.WAIT_SECONDS)
+            self._waiting.pop(thread_ref or "", None)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ Every story runs in Socket Mode and in HTTP mode unless it is about one of them.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -407,6 +408,33 @@ async def test_customers_in_a_shared_channel_and_files_from_operators(sqlite_url
             sandbox.post(frank, "lunch?", channel=other)
             await sandbox.quiet()
             assert len(desk.cards()) == 1
+
+
+async def test_a_reply_in_a_thread_not_yet_recorded_waits_for_it(sqlite_url: str) -> None:
+    """The card's thread is on Slack a moment before its record commits (with the
+    outbox worker's next claim): an operator who answers in between must not meet
+    "no conversation" and lose the reply. The record is held back here until Anna's
+    reply has reached the gateway."""
+    async with slack_desk(sqlite_url) as desk:
+        worker = desk.gateway.workers["slack"]
+        release = asyncio.Event()
+        record = worker._recorded
+
+        async def held(outcome):  # type: ignore[no-untyped-def]
+            if outcome[1].thread_ref:
+                await release.wait()
+            await record(outcome)
+
+        worker._recorded = held  # type: ignore[method-assign]
+        carol = desk.sandbox.add_user("Carol Smith", name="carol")
+        desk.sandbox.post(carol, "Where is my parcel?")
+        thread = await eventually(lambda: desk.thread_of("Carol Smith"))
+        desk.sandbox.post(desk.anna, "It ships today", channel=desk.channel, thread_ts=thread)
+        await asyncio.sleep(0.5)  # the reply is in; its thread still unrecorded
+        release.set()
+        await eventually(
+            lambda: any(m["text"] == "It ships today" for m in desk.to_customer(carol))
+        )
 
 
 async def test_slack_faults_5xx_slow_and_dropped_calls_deliver_once(sqlite_url: str) -> None:

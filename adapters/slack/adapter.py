@@ -35,7 +35,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import normalise, render
 from adapters.slack.config import SlackSection
-from gateway.adapter import Host, RateLimit
+from gateway.adapter import Host, RateLimit, UnrecordedThreads
 from gateway.cards import file_line, text_with_files, uploads
 from gateway.config import Config, OperatorConfig
 from gateway.errors import (
@@ -132,6 +132,9 @@ class SlackAdapter:
         self._locks: dict[str, asyncio.Lock] = {}
         #: threads opened here that the core may not have recorded yet
         self._opened: dict[int, Receipt] = {}
+        #: the same by thread ts, until recorded: a reply or a button pressed in a
+        #: thread before that waits for it instead of meeting "no conversation"
+        self._unrecorded = UnrecordedThreads()
         self._background: set[asyncio.Task[Any]] = set()
 
     # -- rate limits -------------------------------------------------------------------
@@ -380,6 +383,7 @@ class SlackAdapter:
         if normalise.mention_command(message.get("text") or "", self.bot_user):
             return  # a command to the app (its app_mention event runs it), not a reply
         operator = self._operator(user)
+        await self._unrecorded.known(thread)
         if normalise.is_note(message.get("text") or ""):
             if edit_of or delete_of:
                 return  # a note stays where it was written, edits and all
@@ -463,6 +467,7 @@ class SlackAdapter:
         if name in ("transfer", "snooze"):
             args = str((action.get("selected_option") or {}).get("value") or "")
         stamp = action.get("action_ts") or body.get("trigger_id") or ""
+        await self._unrecorded.known(str(thread) if thread else None)
         result = await self.host.act(
             OperatorCommand(
                 channel=self.name,
@@ -486,6 +491,7 @@ class SlackAdapter:
         if channel != self.workspace or not user or command is None:
             return
         thread = event.get("thread_ts")
+        await self._unrecorded.known(str(thread) if thread else None)
         result = await self.host.act(
             OperatorCommand(
                 channel=self.name,
@@ -800,7 +806,11 @@ class SlackAdapter:
             )
         receipt = Receipt(thread_ref=ts, header_ref=ts, chat_id=self.workspace)
         self._opened[conversation_id] = receipt
+        self._unrecorded.opened(ts)
         return receipt
+
+    def recorded(self, receipt: Receipt) -> None:
+        self._unrecorded.recorded(receipt)
 
     async def _to_workspace(self, delivery: Delivery) -> Receipt:
         assert self.workspace is not None

@@ -50,7 +50,7 @@ from pydantic import ValidationError
 from adapters.telegram import normalise, render
 from adapters.telegram.config import TelegramSection, bot_id
 from gateway.actions import parse_command
-from gateway.adapter import Host, RateLimit
+from gateway.adapter import Host, RateLimit, UnrecordedThreads
 from gateway.cards import file_line, text_with_files, uploads
 from gateway.config import Config
 from gateway.errors import (
@@ -103,8 +103,6 @@ DOWNLOAD_LIMIT = 20 * 2**20
 PHOTO_LIMIT = 10 * 2**20
 #: tries before one failing update is set aside (see _give_up_on)
 MAX_UPDATE_TRIES = 5
-#: how long an event in a topic just opened here waits for the topic to be recorded
-RECORD_WAIT_SECONDS = 10.0
 WORKSPACE_COMMANDS = [
     BotCommand(command="claim", description="take this conversation"),
     BotCommand(command="close", description="resolve this conversation"),
@@ -214,9 +212,9 @@ class TelegramAdapter:
         self._poll_problem: str | None = None
         #: topics opened here that the core may not have recorded yet
         self._opened: dict[int, Receipt] = {}
-        #: the same by topic id, set once recorded: an operator quick enough to act
-        #: in a topic before that waits for it instead of meeting "no conversation"
-        self._unrecorded: dict[str, asyncio.Event] = {}
+        #: the same by topic id, until recorded: an operator quick enough to act in
+        #: a topic before that waits for it instead of meeting "no conversation"
+        self._unrecorded = UnrecordedThreads()
 
     def _chat_key(self, delivery: Delivery) -> str:
         out = delivery.outbound
@@ -567,17 +565,7 @@ class TelegramAdapter:
             log.info("telegram: update %d of a kind we do not handle, skipped", update.update_id)
 
     def recorded(self, receipt: Receipt) -> None:
-        waiting = self._unrecorded.pop(receipt.thread_ref or "", None)
-        if waiting is not None:
-            waiting.set()
-
-    async def _known_thread(self, thread: str | None) -> None:
-        """Wait (a while at most) until a topic this process opened is recorded."""
-        waiting = self._unrecorded.get(thread or "")
-        if waiting is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waiting.wait(), RECORD_WAIT_SECONDS)
-            self._unrecorded.pop(thread or "", None)
+        self._unrecorded.recorded(receipt)
 
     def _is_operator(self, user_id: int) -> bool:
         return any(op.identity(self.name) == str(user_id) for op in self.config.operators)
@@ -612,7 +600,7 @@ class TelegramAdapter:
                 if self._is_operator(user.id):
                     await self._tell(None, result.message, ok=result.ok)
             return
-        await self._known_thread(inbound.workspace_thread)
+        await self._unrecorded.known(inbound.workspace_thread)
         result = await self.host.ingest(inbound)
         if result.ignored and command is not None and self._is_operator(user.id):
             await self._tell(int(inbound.workspace_thread), result.ignored, ok=False)
@@ -649,7 +637,7 @@ class TelegramAdapter:
             )
             await bot.answer_callback_query(query.id)
             return
-        await self._known_thread(command.workspace_thread)
+        await self._unrecorded.known(command.workspace_thread)
         result = await self.host.act(command)
         await bot.answer_callback_query(
             query.id, text=result.message[:200], show_alert=not result.ok
@@ -955,7 +943,7 @@ class TelegramAdapter:
             raise
         thread = topic.message_thread_id
         self._opened[conversation_id] = Receipt(thread_ref=str(thread), chat_id=str(self.workspace))
-        self._unrecorded[str(thread)] = asyncio.Event()
+        self._unrecorded.opened(str(thread))
         try:
             header = await self._post_header(thread, card, bot, conversation_id=conversation_id)
         except (
