@@ -28,6 +28,8 @@ class NullChannel:
 
     name = "telegram"
     serves_workspace = True
+    #: as the Telegram adapter it stands for: replies are not threaded by earlier ids
+    wants_history = False
     rate_limits = ()
     max_batch = 1
 

@@ -430,22 +430,20 @@ class Core:
         known = await tx.identity(inbound.channel, sender.external_id)
         if known is None:
             customer = Customer(
+                id=await tx.new_id(Customer),
                 display_name=sender.display_name[:256] or "Customer",
                 language=sender.language,
             )
-            tx.add(customer)
-            await tx.flush()
-            assert customer.id is not None
-            tx.new_customers.add(customer.id)
-            tx.add(
-                CustomerIdentity(
-                    customer_id=customer.id,
-                    channel=inbound.channel,
-                    external_id=sender.external_id,
-                    username=sender.username,
-                )
+            identity = CustomerIdentity(
+                id=await tx.new_id(CustomerIdentity),
+                customer_id=customer.id,
+                channel=inbound.channel,
+                external_id=sender.external_id,
+                username=sender.username,
             )
-            await tx.flush()
+            # both are written with the transaction's flush, after everything the
+            # customer's first message changes in them
+            tx.add_customer(customer, identity)
             return customer
         identity, customer = known
         if sender.display_name and customer.display_name != sender.display_name[:256]:
@@ -482,14 +480,13 @@ class Core:
         ):
             return latest, "reopened"
         conversation = Conversation(
+            id=await tx.new_id(Conversation),
             customer_id=customer.id,
             channel=inbound.channel,
             chat_id=inbound.chat_id,
             language=customer.language or self.config.gateway.default_language,
             subject=(inbound.subject or None) and inbound.subject[:512],  # type: ignore[index]
         )
-        tx.add(conversation)
-        await tx.flush()
         tx.opened(conversation)
         log.info(
             "conversation opened",
@@ -806,9 +803,14 @@ class Core:
 
     @staticmethod
     async def _look_up(tx: Transaction, outbounds: Sequence[Outbound], known: _Lookups) -> None:
-        """The threads and copies' sources of a batch of deliveries, in a few statements."""
+        """The threads, cards and copies' sources of a batch of deliveries, in a few
+        statements."""
         wanted: dict[tuple[str, str], set[int]] = {}
         places: set[tuple[int, str]] = set()
+        cards = {o.conversation_id for o in outbounds if o.kind == "header"}
+        if known.history:
+            cards.update(o.conversation_id for o in outbounds if o.audience == "customer")
+        await tx.preload_cards(cards)
         for outbound in outbounds:
             if outbound.kind == "message" and outbound.message_id is not None:
                 other = "workspace" if outbound.audience == "customer" else "customer"
@@ -940,6 +942,15 @@ class Core:
         """Mark rows sent and keep what their receipts say: a few statements for the
         whole group, whatever its size (a coalesced backlog is many rows)."""
         rows = await tx.sending_rows([row_id for row_id, _receipt, _sent in outcomes])
+        # the threads whose records change, in one statement
+        await tx.threads_of(
+            (sent.outbound.conversation_id, rows[row_id][0])
+            for row_id, receipt, sent in outcomes
+            if row_id in rows
+            and sent is not None
+            and sent.outbound.audience == "workspace"
+            and (sent.outbound.kind == "header" or receipt.thread_ref)
+        )
         now = utcnow()
         sent_rows: list[dict] = []
         refs: list[dict] = []

@@ -159,7 +159,6 @@ class Dispatcher:
         conversation.queued_at = conversation.queued_at or utcnow()
         conversation.assignee_id = None
         tx.touch(conversation)
-        await tx.flush()
         log.info(
             "conversation queued",
             extra={"conversation_id": conversation.id, "channel": conversation.channel},
@@ -191,7 +190,6 @@ class Dispatcher:
         state = states[operator.id]
         state.last_assigned_at = now
         tx.add(state)
-        await tx.flush()
         log.info(
             "conversation assigned to %s",
             operator.id,
@@ -251,7 +249,6 @@ class Dispatcher:
         state.presence = presence
         state.presence_changed_at = utcnow()
         tx.add(state)
-        await tx.flush()
         log.info("operator %s is %s", operator.id, presence)
         for conversation in await tx.open_conversations_of(operator.id):
             # whether their conversations go back to the queue depends on presence
@@ -271,7 +268,6 @@ class Dispatcher:
         conversation.snoozed_until = None
         conversation.offered = None
         tx.touch(conversation)
-        await tx.flush()
         lang, default = conversation.language, config.gateway.default_language
         await self.relay.say(tx, conversation, render(config.texts, "closed", lang, default))
         if config.core.csat.enabled:
@@ -300,7 +296,6 @@ class Dispatcher:
         conversation.resolved_at = None
         conversation.status = ConversationStatus.NEW
         tx.touch(conversation)
-        await tx.flush()
         if operator is not None:
             await self.candidates(tx)
             await self.assign(

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index, String, UniqueConstraint
+from sqlalchemy.orm import relationship
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime, utcnow
@@ -289,3 +290,24 @@ class SlaBreach(SQLModel, table=True):
     operator_id: str | None = Field(default=None, max_length=64)
     due_at: datetime = _ts()
     breached_at: datetime = _ts(default_factory=_now, index=True)
+
+
+def _flushed_after(child: type, parent: type) -> None:
+    """Have the session's flush write ``parent``'s new rows before ``child``'s.
+
+    New customers and conversations take their ids before they are written
+    (``Transaction.new_id``), and a batch's are flushed together; SQLAlchemy orders
+    the INSERTs of different tables only by their relationships, not by foreign
+    keys, so a conversation could go in before its customer. The relationship is
+    there for that order alone: it is never loaded (``lazy="raise"``) nor set.
+    """
+    child.__mapper__.add_property(  # type: ignore[attr-defined]
+        f"_flush_after_{parent.__tablename__}",  # type: ignore[attr-defined]
+        relationship(parent, lazy="raise"),
+    )
+
+
+_flushed_after(CustomerIdentity, Customer)
+_flushed_after(Conversation, Customer)
+_flushed_after(WorkspaceThread, Conversation)
+_flushed_after(SlaBreach, Conversation)

@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, bindparam, func, or_, text, update
+from sqlalchemy import and_, bindparam, func, inspect, or_, text, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -47,6 +47,7 @@ from storage.models import (
     SlaBreach,
     WorkspaceThread,
 )
+from storage.tally import Tally, load_part, queue_part
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -132,13 +133,45 @@ _MESSAGE_COLUMNS = tuple(
 _INSERT_MESSAGES = sa_insert(Message.__table__)  # type: ignore[attr-defined]
 #: message ids: SQLite's next under the write lock every transaction takes first
 #: (BEGIN IMMEDIATE); PostgreSQL's from the column's sequence, a block at a time
-_LAST_MESSAGE_ID = select(func.coalesce(func.max(Message.id), 0))
-_MESSAGE_IDS = text(
-    "SELECT nextval(pg_get_serial_sequence('messages', 'id')) FROM generate_series(1, :count)"
+_LOADS = (
+    select(Conversation.assignee_id, func.count())
+    .where(
+        col(Conversation.status).in_(ACTIVE_STATUSES),
+        col(Conversation.assignee_id).is_not(None),
+    )
+    .group_by(Conversation.assignee_id)
 )
+#: how many are queued, and the latest time one was
+_QUEUE_SUMMARY = select(func.count(), func.max(Conversation.queued_at)).where(
+    Conversation.status == ConversationStatus.QUEUED
+)
+#: the tables whose rows get their ids before they are written (``Transaction.new_id``)
+_ID_TABLES = {
+    Message: "messages",
+    Conversation: "conversations",
+    Customer: "customers",
+    CustomerIdentity: "customer_identities",
+    WorkspaceThread: "workspace_threads",
+}
+_LAST_IDS = {
+    model: text(f"SELECT coalesce(max(id), 0) FROM {table}") for model, table in _ID_TABLES.items()
+}
+_NEXT_IDS = {
+    model: text(
+        f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, :count)"
+    )
+    for model, table in _ID_TABLES.items()
+}
 #: how many ids a transaction takes from PostgreSQL's sequence each time it runs
-#: out (unused ones are skipped, as a rolled-back insert's are)
-_MESSAGE_ID_BLOCKS = (4, 16, 64)
+#: out (unused ones are skipped, as a rolled-back insert's are); conversations take
+#: theirs one by one, for operators see their numbers (a gap reads as one missing)
+_ID_BLOCKS = {
+    Message: (4, 16, 64),
+    Customer: (4, 16, 64),
+    CustomerIdentity: (4, 16, 64),
+    WorkspaceThread: (4, 16, 64),
+    Conversation: (1,),
+}
 # Claiming deliveries (``Transaction.claim_outbox``, ``claim_followers``): built
 # anew on every claim, these statements cost more than the rest of it
 _EARLIER = aliased(OutboxRow)
@@ -219,6 +252,15 @@ _THREAD = select(WorkspaceThread).where(
     WorkspaceThread.conversation_id == bindparam("conversation_id"),
     WorkspaceThread.workspace == bindparam("workspace"),
 )
+_CONVERSATIONS_IN = select(Conversation).where(
+    col(Conversation.id).in_(bindparam("ids", expanding=True))
+)
+_CUSTOMERS_IN = select(Customer).where(col(Customer.id).in_(bindparam("ids", expanding=True)))
+_IDENTITIES_OF = (
+    select(CustomerIdentity)
+    .where(col(CustomerIdentity.customer_id).in_(bindparam("ids", expanding=True)))
+    .order_by(col(CustomerIdentity.id))
+)
 _THREADS_IN = select(WorkspaceThread).where(
     col(WorkspaceThread.conversation_id).in_(bindparam("conversation_ids", expanding=True)),
     col(WorkspaceThread.workspace).in_(bindparam("workspaces", expanding=True)),
@@ -274,6 +316,7 @@ class Transaction:
         #: (``latest_conversation``, ``opened``)
         self.new_customers: set[int] = set()
         self._opened: dict[tuple[int, str, str], Conversation] = {}
+        self._new_identities: dict[tuple[str, str], tuple[CustomerIdentity, Customer]] = {}
         #: outbox dedupe keys written here (a twin in this transaction is not in the
         #: database yet when the rows are still unflushed)
         self._enqueued: set[str] = set()
@@ -286,14 +329,23 @@ class Transaction:
         self._deadlines: list[dict[str, Any]] = []
         #: outbox rows recorded sent here: one executemany, like the rows above
         self._sent: list[dict[str, Any]] = []
-        #: messages given their ids but not written yet (``add_message``), and the
-        #: ids this transaction may still give
+        #: messages given their ids but not written yet (``add_message``)
         self._messages: list[Message] = []
-        self._message_ids: Iterator[int] = iter(())
-        self._message_id_blocks = 0
+        #: per table, the ids this transaction may still give, and how many blocks
+        #: it took from PostgreSQL's sequence (``new_id``)
+        self._ids: dict[type, tuple[Iterator[int], int]] = {}
         #: the operator states read here (the rows stay in the session, so what this
         #: transaction changes in them shows), and whether they were read locked
         self._states: tuple[dict[str, OperatorState], bool] | None = None
+        #: the operators' loads and the queue, read once here (``loads``,
+        #: ``queue_position``): what was read, and how to correct it since
+        self._loads: tuple[dict[str, int], Tally] | None = None
+        #: threads and customers' identities read for a batch of deliveries
+        #: (``threads_of``, ``preload_cards``); None: known to have none
+        self._threads: dict[tuple[int, str], WorkspaceThread | None] = {}
+        self._identities: dict[tuple[int, str], CustomerIdentity | None] = {}
+        self._held: list[object] = []
+        self._queue: tuple[int, datetime | None, Tally] | None = None
         #: conversations whose header card was queued here (True: the card that opens
         #: its thread): cards are rendered when sent, so one row per transaction does
         #: (``Relay.header``)
@@ -316,12 +368,11 @@ class Transaction:
             if isinstance(row, OperatorState):
                 if self._states is None or self._states[0].get(row.operator_id) is not row:
                     self._states = None  # a new row: read them all again
-            elif not self._ahead:
-                continue
-            elif isinstance(row, Conversation):
-                self._ahead.pop(("latest", row.customer_id, row.channel, row.chat_id), None)
             elif isinstance(row, CustomerIdentity):
                 self._ahead.pop(("identity", row.channel, row.external_id), None)
+                self._identities.pop((row.customer_id, row.channel), None)
+            elif isinstance(row, Conversation) and self._ahead:
+                self._ahead.pop(("latest", row.customer_id, row.channel, row.chat_id), None)
 
     def touch(self, conversation: Conversation) -> None:
         """Record a change to a conversation (its deadlines follow before commit)."""
@@ -344,7 +395,19 @@ class Transaction:
 
     async def _write_pending(self) -> None:
         """Each table's pending rows in one executemany (a statement built once: a
-        multi-row VALUES would be compiled anew for each number of rows)."""
+        multi-row VALUES would be compiled anew for each number of rows). The
+        session's own new rows go first: these point to them (a message to its new
+        conversation)."""
+        if not (
+            self._messages
+            or self._deadlines
+            or self._refs
+            or self._outbox
+            or self._events
+            or self._sent
+        ):
+            return
+        await self.session.flush()
         if self._messages:
             # first: the refs below, and later messages' replies, point to these
             messages, self._messages = self._messages, []
@@ -467,6 +530,9 @@ class Transaction:
     ) -> tuple[CustomerIdentity, Customer] | None:
         """The identity and its customer, locked: two messages of one customer must
         not both open a conversation."""
+        created = self._new_identities.get((channel, external_id))
+        if created is not None:
+            return created
         known, found = self._take(("identity", channel, external_id))
         if known:
             return found  # type: ignore[no-any-return]
@@ -475,7 +541,17 @@ class Transaction:
         )
         return result.first()  # type: ignore[return-value]
 
+    def add_customer(self, customer: Customer, identity: CustomerIdentity) -> None:
+        """A new customer (its id from ``new_id``) and the identity they wrote from:
+        a second message of theirs in this transaction finds them here."""
+        assert customer.id is not None
+        self.add(customer, identity)
+        self.new_customers.add(customer.id)
+        self._new_identities[(identity.channel, identity.external_id)] = (identity, customer)
+
     async def customer_identity(self, customer_id: int, channel: str) -> CustomerIdentity | None:
+        if (customer_id, channel) in self._identities:
+            return self._identities[(customer_id, channel)]
         result = await self.session.exec(
             select(CustomerIdentity).where(
                 CustomerIdentity.customer_id == customer_id, CustomerIdentity.channel == channel
@@ -484,7 +560,35 @@ class Transaction:
         return result.first()
 
     async def customer(self, customer_id: int) -> Customer:
-        return (await self.session.exec(select(Customer).where(Customer.id == customer_id))).one()
+        # one already loaded in this transaction is as it is now: no query
+        customer = await self.session.get(Customer, customer_id)
+        if customer is None:
+            raise LookupError(f"no customer {customer_id}")
+        return customer
+
+    async def preload_cards(self, conversation_ids: Iterable[int]) -> None:
+        """What the header cards of these conversations show, in three statements:
+        the conversations, their customers and their identities. A batch of new
+        conversations' headers asked for them three statements each."""
+        ids = sorted(set(conversation_ids))
+        if not ids:
+            return
+        conversations = (await self.session.exec(_CONVERSATIONS_IN, params={"ids": ids})).all()
+        customer_ids = sorted({c.customer_id for c in conversations})
+        if not customer_ids:
+            return
+        customers = (await self.session.exec(_CUSTOMERS_IN, params={"ids": customer_ids})).all()
+        # the session holds what it loaded weakly: held here, ``conversation`` and
+        # ``customer`` find them in it for the rest of the transaction
+        self._held.extend([*conversations, *customers])
+        wanted = {(c.customer_id, c.channel) for c in conversations}
+        for key in wanted:
+            self._identities[key] = None
+        found = await self.session.exec(_IDENTITIES_OF, params={"ids": customer_ids})
+        for identity in found.all():
+            key = (identity.customer_id, identity.channel)
+            if key in wanted and self._identities[key] is None:
+                self._identities[key] = identity  # the oldest, as ordered
 
     # -- conversations ----------------------------------------------------------
 
@@ -513,8 +617,10 @@ class Transaction:
         return result.first()
 
     def opened(self, conversation: Conversation) -> None:
-        """A conversation created here (after its flush): the latest of its chat."""
+        """A new conversation (its id from ``new_id``), written with the flush: the
+        latest of its chat."""
         assert conversation.id is not None
+        self.add(conversation)
         key = (conversation.customer_id, conversation.channel, conversation.chat_id)
         self._opened[key] = conversation
 
@@ -546,8 +652,28 @@ class Transaction:
         return (await self.session.exec(stmt)).all()
 
     async def queue_position(self, conversation: Conversation) -> int:
-        """1 for the head of the queue."""
-        assert conversation.queued_at is not None
+        """1 for the head of the queue.
+
+        The queue is counted once per transaction (``Tally``); a conversation queued
+        after everything the count saw (a new one: the usual case) is placed by it.
+        One queued earlier is counted for itself."""
+        me = queue_part(inspect(conversation).dict)
+        assert me is not None and me[0] is not None
+        if self._queue is None:
+            await self.session.flush()
+            count, last = (await self.session.exec(_QUEUE_SUMMARY)).one()  # type: ignore[call-overload]
+            self._queue = (int(count), last, Tally(self.session, queue_part))
+        count, last, tally = self._queue
+        if last is not None and me[0] <= last:
+            return await self._queue_position_counted(conversation)
+        ahead = count
+        for before, now in tally.changes():
+            # everything the count saw was queued before this one
+            ahead -= before is not None
+            ahead += now is not None and now < me  # type: ignore[operator]
+        return ahead + 1
+
+    async def _queue_position_counted(self, conversation: Conversation) -> int:
         ahead = await self.session.exec(
             select(func.count())
             .select_from(Conversation)
@@ -565,20 +691,27 @@ class Transaction:
         return int(ahead.one()) + 1
 
     async def loads(self) -> dict[str, int]:
-        """Active conversations per operator: the capacity that routing counts."""
-        result = await self.session.exec(
-            select(Conversation.assignee_id, func.count())
-            .where(
-                col(Conversation.status).in_(ACTIVE_STATUSES),
-                col(Conversation.assignee_id).is_not(None),
-            )
-            .group_by(Conversation.assignee_id)
-        )
-        return {operator_id: int(count) for operator_id, count in result.all() if operator_id}
+        """Active conversations per operator: the capacity that routing counts. Read
+        once per transaction, then kept up to date with its changes (``Tally``)."""
+        if self._loads is None:
+            await self.session.flush()
+            result = await self.session.exec(_LOADS)
+            counted = {operator_id: int(n) for operator_id, n in result.all() if operator_id}
+            self._loads = (counted, Tally(self.session, load_part))
+        counted, tally = self._loads
+        loads = dict(counted)
+        for before, now in tally.changes():
+            if before is not None:
+                loads[before] -= 1  # type: ignore[index]
+            if now is not None:
+                loads[now] = loads.get(now, 0) + 1  # type: ignore[call-overload]
+        return {operator_id: n for operator_id, n in loads.items() if n}
 
     # -- workspace threads ------------------------------------------------------
 
     async def thread(self, conversation_id: int, workspace: str) -> WorkspaceThread | None:
+        if (conversation_id, workspace) in self._threads:
+            return self._threads[(conversation_id, workspace)]
         result = await self.session.exec(
             _THREAD, params={"conversation_id": conversation_id, "workspace": workspace}
         )
@@ -600,6 +733,10 @@ class Transaction:
             },
         )
         found = {(t.conversation_id, t.workspace): t for t in result.all()}
+        # kept for ``thread``: nobody else writes a thread of ours meanwhile (the
+        # unique constraint would stop them at commit)
+        for key in wanted:
+            self._threads[key] = found.get(key)
         return {key: thread for key, thread in found.items() if key in wanted}
 
     async def conversation_by_thread(self, workspace: str, thread_ref: str) -> Conversation | None:
@@ -624,12 +761,16 @@ class Transaction:
             if thread_ref is None:
                 return
             existing = WorkspaceThread(
-                conversation_id=conversation_id, workspace=workspace, thread_ref=thread_ref
+                id=await self.new_id(WorkspaceThread),
+                conversation_id=conversation_id,
+                workspace=workspace,
+                thread_ref=thread_ref,
             )
         existing.thread_ref = thread_ref or existing.thread_ref
         existing.header_ref = header_ref or existing.header_ref
         existing.header_card = header_card
         self.session.add(existing)
+        self._threads[(conversation_id, workspace)] = existing
 
     # -- messages ---------------------------------------------------------------
 
@@ -640,29 +781,43 @@ class Transaction:
 
         Changes made to ``message`` before it is written are written with it; after,
         it is in the session as if it had been read, and changes are updates."""
-        message_id = next(self._message_ids, None)
-        if message_id is None:
-            self._message_ids = await self._more_message_ids()
-            message_id = next(self._message_ids)
-        message.id = message_id
+        message.id = await self.new_id(Message)
         self._messages.append(message)
-        self.new_messages.add(message_id)
+        self.new_messages.add(message.id)
 
-    async def _more_message_ids(self) -> Iterator[int]:
-        # (a Core statement would flush the session first: SQLAlchemy does so for
-        # every one; nothing needs writing for an id)
-        with self.session.no_autoflush:
-            if self.session.bind.dialect.name == "sqlite":
-                # the write lock is held: nobody else adds a message before commit
-                last = (await self.session.exec(_LAST_MESSAGE_ID)).one()
-                return itertools.count(last + 1)
-            size = _MESSAGE_ID_BLOCKS[min(self._message_id_blocks, len(_MESSAGE_ID_BLOCKS) - 1)]
-            self._message_id_blocks += 1
-            result = await self.session.exec(
-                _MESSAGE_IDS,  # type: ignore[call-overload]
-                params={"count": size},
-            )
-            return iter(sorted(row[0] for row in result.all()))
+    async def new_id(self, model: type) -> int:
+        """An id for a new row of ``model``'s table (a message, conversation,
+        customer, identity or workspace thread), given before the row is written:
+        rows that point to it can be built at once, and a batch's new rows all go
+        in the commit's flush, each table's in one executemany, with every change
+        made to them meanwhile, instead of a flush (an INSERT, then an UPDATE per
+        change) for each.
+
+        Every new row of these tables must take its id here: on SQLite the next id
+        is the table's largest plus one, and a row written without one would take
+        an id given out here."""
+        ids, blocks = self._ids.get(model, (iter(()), 0))
+        given = next(ids, None)
+        if given is None:
+            # (a Core statement would flush the session first: SQLAlchemy does so
+            # for every one; nothing needs writing for an id)
+            with self.session.no_autoflush:
+                if self.session.bind.dialect.name == "sqlite":
+                    # the write lock is held: nobody else adds a row before commit
+                    last = (await self.session.exec(_LAST_IDS[model])).one()  # type: ignore[call-overload]
+                    ids = itertools.count(last[0] + 1)
+                else:
+                    sizes = _ID_BLOCKS[model]
+                    size = sizes[min(blocks, len(sizes) - 1)]
+                    blocks += 1
+                    result = await self.session.exec(
+                        _NEXT_IDS[model],  # type: ignore[call-overload]
+                        params={"count": size},
+                    )
+                    ids = iter(sorted(row[0] for row in result.all()))
+            given = next(ids)
+        self._ids[model] = (ids, blocks)
+        return given
 
     async def message_by_ref(self, place: str, chat_id: str, external_id: str) -> Message | None:
         await self._write_pending()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,7 +14,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel
 
 from storage import (
+    ACTIVE_STATUSES,
     Conversation,
+    ConversationStatus,
     Customer,
     Database,
     Deadline,
@@ -243,3 +247,74 @@ async def test_a_messages_copies_are_found_by_the_message_not_by_their_place(
         assert "ix_message_refs_message (message_id=? AND place=? AND side=?)" in search, plan
     finally:
         await db.dispose()
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_loads_and_queue_places_kept_in_memory_match_the_rows(
+    db: Database, seed: int
+) -> None:
+    """Routing reads the loads and the queue once per transaction and then corrects
+    them by what the transaction changed (storage/tally.py). Random changes to
+    conversations, new, loaded, flushed or not, in three transactions: after each,
+    both answers equal what the rows say."""
+    rng = random.Random(seed)
+    await upgrade(db)
+    repo = Repository(db)
+    start = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    statuses = list(ConversationStatus)
+    #: the truth: id -> (status, assignee, queued_at), as this test set them
+    rows: dict[int, tuple[ConversationStatus, str | None, datetime | None]] = {}
+    async with repo.transaction() as tx:
+        customer = Customer(id=await tx.new_id(Customer), display_name="Olga")
+        tx.add(customer)
+
+    def expected_loads() -> dict[str, int]:
+        counted = Counter(a for s, a, _ in rows.values() if s in ACTIVE_STATUSES and a)
+        return dict(counted)
+
+    def expected_place(conversation_id: int) -> int:
+        _, _, at = rows[conversation_id]
+        mine = (at, conversation_id)
+        return 1 + sum(
+            1
+            for other, (s, _, q) in rows.items()
+            if s == ConversationStatus.QUEUED and (q, other) < mine  # type: ignore[operator]
+        )
+
+    for _ in range(3):
+        async with repo.transaction() as tx:
+            held: dict[int, Conversation] = {}
+            for _step in range(40):
+                move = rng.random()
+                status = rng.choice(statuses)
+                assignee = rng.choice([None, "anna", "boris", "vera"])
+                # mostly later than any before (a conversation queued now), some
+                # earlier, some equal (the queue's order then goes by id)
+                minute = rng.choice([rng.randrange(30), 30 + _step, 30 + _step])
+                queued_at = start + timedelta(minutes=minute) if status == "queued" else None
+                if move < 0.3 or not rows:
+                    conversation = Conversation(
+                        id=await tx.new_id(Conversation),
+                        customer_id=customer.id,
+                        channel="telegram",
+                        chat_id="1",
+                    )
+                    tx.add(conversation)
+                else:
+                    conversation_id = rng.choice(list(rows))
+                    found = held.get(conversation_id) or await tx.conversation(conversation_id)
+                    assert found is not None
+                    conversation = found
+                assert conversation.id is not None
+                held[conversation.id] = conversation
+                conversation.status, conversation.assignee_id = status, assignee
+                conversation.queued_at = queued_at
+                tx.add(conversation)
+                rows[conversation.id] = (status, assignee, queued_at)
+                if rng.random() < 0.2:
+                    await tx.flush()
+                if rng.random() < 0.5:
+                    assert await tx.loads() == expected_loads()
+                if status == ConversationStatus.QUEUED:
+                    assert await tx.queue_position(conversation) == expected_place(conversation.id)
+        start += timedelta(hours=1)
