@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, String, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import relationship
 from sqlmodel import Field, SQLModel
 
@@ -236,13 +236,28 @@ class InboundEvent(SQLModel, table=True):
     received_at: datetime = _ts(default_factory=_now)
 
 
+#: the outbox rows still to deliver, as SQL: literal, so that the planner can tell a
+#: query that says it may use the partial index ``ix_outbox_live``
+LIVE_OUTBOX = "status IN ('pending', 'sending')"
+
+
 class OutboxRow(SQLModel, table=True):
     """One delivery to make. Written in the same transaction as what caused it."""
 
     __tablename__ = "outbox"
     __table_args__ = (
         Index("ix_outbox_due", "destination", "status", "next_attempt_at"),
-        Index("ix_outbox_chat_order", "destination", "chat_key", "status", "id"),
+        # only the rows still to deliver (a few, while the sent ones only grow), in
+        # order per chat: a claim reads each chat's first of them here, and the
+        # rows behind it (``Transaction.claim_outbox``, ``claim_followers``)
+        Index(
+            "ix_outbox_live",
+            "destination",
+            "chat_key",
+            "id",
+            sqlite_where=text(LIVE_OUTBOX),
+            postgresql_where=text(LIVE_OUTBOX),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -214,8 +214,9 @@ async def _plan_of(
 
 
 async def test_claiming_reads_the_index_past_the_sent_history(sqlite_url: str) -> None:
-    """The outbox keeps every sent row; a claim must find due rows through the index
-    (destination and status), not by reading the history it never needs."""
+    """The outbox keeps every sent row; a claim must find the chats' first undelivered
+    rows in the partial index of the rows still to deliver, not by reading the
+    history it never needs, nor every row behind a head."""
     db = Database(sqlite_url)
     try:
         await upgrade(db)
@@ -224,8 +225,20 @@ async def test_claiming_reads_the_index_past_the_sent_history(sqlite_url: str) -
             "SELECT outbox.id",
             lambda tx: tx.claim_outbox("telegram", limit=16, lease=timedelta(seconds=60)),
         )
-        outer = next(line for line in plan if line.startswith("SEARCH outbox USING"))
-        assert "status=?" in outer, plan
+        heads = next(line for line in plan if line.startswith("SEARCH live"))
+        assert "ix_outbox_live (destination=?)" in heads, plan
+        assert not any(line.startswith("SCAN") for line in plan), plan
+        head = OutboxRow(id=1, destination="telegram", chat_key="c", kind="message", dedupe_key="k")
+        plan = await _plan_of(
+            db,
+            "SELECT outbox.id",
+            lambda tx: tx.claim_followers(
+                head, limit=8, lease=timedelta(seconds=60), accept=lambda row: True
+            ),
+        )
+        assert plan == [
+            "SEARCH outbox USING INDEX ix_outbox_live (destination=? AND chat_key=? AND id>?)"
+        ]
     finally:
         await db.dispose()
 
