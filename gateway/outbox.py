@@ -27,8 +27,12 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=120)
 #: how often an idle worker looks for rows written by other processes
 POLL_SECONDS = 1.0
-#: how long a worker woken with sends still in flight waits for more to end
-GATHER_SECONDS = 0.005
+#: how long at most a worker woken with sends still in flight waits for the others
+#: to end: their outcomes, and the rows behind them, then share one claim (a
+#: transaction each time costs more than all the rows in it; at 5 ms, load 1 took
+#: 167 claims for 1,000 messages, at 20 ms 80). It waits no longer than the last
+#: send in flight takes: with one send out, it does not wait at all
+GATHER_SECONDS = 0.02
 
 
 def coalescible(row: OutboxRow) -> bool:
@@ -56,6 +60,8 @@ class OutboxWorker:
         self.destination = adapter.name
         self.limiter = Limiter(adapter.rate_limits)
         self._wake = asyncio.Event()
+        #: a send ended (``_gather``)
+        self._ended = asyncio.Event()
         self._stopping = False
         self._paused_until = 0.0
         #: claimed rows' places in the limiter's buckets, until their first call
@@ -132,7 +138,7 @@ class OutboxWorker:
             if self._inflight:
                 # each send wakes the worker as it ends: a moment's wait lets the sends
                 # ending together (and rows queued meanwhile) share one claim
-                await asyncio.sleep(GATHER_SECONDS)
+                await self._gather(loop.time() + GATHER_SECONDS)
             self._wake.clear()
             outcomes, self._outcomes = self._outcomes, []
             # a send waiting for its outcome's record is as good as ended
@@ -157,10 +163,23 @@ class OutboxWorker:
                 task = asyncio.create_task(self._send(group, delivery))
                 self._inflight.add(task)
                 task.add_done_callback(self._inflight.discard)
+                task.add_done_callback(lambda _task: self._ended.set())
             claimed = len(rows)
             if claimed and claimed == free:
                 continue  # maybe more are due: go again at once
             await self._idle(loop.time())
+
+    async def _gather(self, until: float) -> None:
+        """Wait until every send in flight has ended (each then waits for its outcome
+        to be recorded by the next claim), or until ``until``."""
+        loop = asyncio.get_running_loop()
+        while len(self._outcomes) < len(self._inflight) and not self._stopping:
+            left = until - loop.time()
+            if left <= 0:
+                return
+            self._ended.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ended.wait(), timeout=left)
 
     async def _recorded(self, outcome: Outcome) -> None:
         """Record a send's outcome: in the worker's next claim while it runs, else
@@ -170,6 +189,7 @@ class OutboxWorker:
             return
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._outcomes.append((outcome, done))
+        self._ended.set()
         self._wake.set()
         await done
 
@@ -239,13 +259,16 @@ class OutboxWorker:
             heads = await tx.claim_outbox(
                 self.destination, limit=limit, lease=LEASE, accept=ready, scan=scan
             )
+            followers: dict[int, list[OutboxRow]] = {}
+            if batch > 1:
+                followers = await tx.claim_followers(
+                    [head for head in heads if coalescible(head)],
+                    limit=batch - 1,
+                    lease=LEASE,
+                    accept=coalescible,
+                )
             for head in heads:
-                followers: list[OutboxRow] = []
-                if batch > 1 and coalescible(head):
-                    followers = await tx.claim_followers(
-                        head, limit=batch - 1, lease=LEASE, accept=coalescible
-                    )
-                groups.append([head, *followers])
+                groups.append([head, *followers.get(head.id, ())])  # type: ignore[arg-type]
             if not groups:
                 return groups, []
             if not together:

@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import aliased, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -205,19 +206,42 @@ _CLAIM = (
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
 )
+_CHAT_RUN = aliased(OutboxRow, name="chat_run")
+_NUMBERED = (
+    select(
+        _CHAT_RUN.id,
+        func.row_number()
+        .over(partition_by=_CHAT_RUN.chat_key, order_by=_CHAT_RUN.id)
+        .label("place"),
+    )
+    .where(
+        _CHAT_RUN.destination == bindparam("destination"),
+        col(_CHAT_RUN.chat_key).in_(bindparam("chat_keys", expanding=True)),
+        text(f"chat_run.{LIVE_OUTBOX}"),
+    )
+    .subquery("numbered")
+)
+#: the first undelivered rows of some chats (each chat's head and the rows right
+#: behind it), in one statement for all the chats a claim took heads of
 _FOLLOWERS = (
     select(OutboxRow)
     .where(
-        OutboxRow.destination == bindparam("destination"),
-        OutboxRow.chat_key == bindparam("chat_key"),
-        text(f"outbox.{LIVE_OUTBOX}"),  # (the planner may then use ix_outbox_live)
-        OutboxRow.status == OutboxStatus.PENDING,
-        col(OutboxRow.id) > bindparam("head_id"),
-        col(OutboxRow.next_attempt_at) <= bindparam("now"),
+        col(OutboxRow.id).in_(
+            select(_NUMBERED.c.id).where(_NUMBERED.c.place <= bindparam("run_length"))
+        )
     )
     .order_by(col(OutboxRow.id))
-    .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
+)
+#: rows taken for sending, all with one lease (``Transaction._mark_claimed``)
+_MARK_CLAIMED = (
+    update(OutboxRow.__table__)  # type: ignore[attr-defined]
+    .where(OutboxRow.__table__.c.id.in_(bindparam("ids", expanding=True)))  # type: ignore[attr-defined]
+    .values(
+        status=OutboxStatus.SENDING,
+        lease_until=bindparam("lease_until"),
+        attempts=OutboxRow.__table__.c.attempts + 1,  # type: ignore[attr-defined]
+    )
 )
 _SENDING_IN = (
     select(OutboxRow.id, OutboxRow.destination, OutboxRow.payload)
@@ -252,14 +276,18 @@ _THREAD = select(WorkspaceThread).where(
     WorkspaceThread.conversation_id == bindparam("conversation_id"),
     WorkspaceThread.workspace == bindparam("workspace"),
 )
-_CONVERSATIONS_IN = select(Conversation).where(
-    col(Conversation.id).in_(bindparam("ids", expanding=True))
-)
-_CUSTOMERS_IN = select(Customer).where(col(Customer.id).in_(bindparam("ids", expanding=True)))
-_IDENTITIES_OF = (
-    select(CustomerIdentity)
-    .where(col(CustomerIdentity.customer_id).in_(bindparam("ids", expanding=True)))
-    .order_by(col(CustomerIdentity.id))
+_CARDS_IN = (
+    select(Conversation, Customer, CustomerIdentity)
+    .join(Customer, col(Customer.id) == Conversation.customer_id)
+    .outerjoin(
+        CustomerIdentity,
+        and_(
+            col(CustomerIdentity.customer_id) == Conversation.customer_id,
+            col(CustomerIdentity.channel) == Conversation.channel,
+        ),
+    )
+    .where(col(Conversation.id).in_(bindparam("ids", expanding=True)))
+    .order_by(col(Conversation.id), col(CustomerIdentity.id))
 )
 _THREADS_IN = select(WorkspaceThread).where(
     col(WorkspaceThread.conversation_id).in_(bindparam("conversation_ids", expanding=True)),
@@ -329,6 +357,8 @@ class Transaction:
         self._deadlines: list[dict[str, Any]] = []
         #: outbox rows recorded sent here: one executemany, like the rows above
         self._sent: list[dict[str, Any]] = []
+        #: outbox rows claimed here, by their lease's end (``_mark_claimed``)
+        self._claims: dict[datetime, list[int]] = {}
         #: messages given their ids but not written yet (``add_message``)
         self._messages: list[Message] = []
         #: per table, the ids this transaction may still give, and how many blocks
@@ -398,6 +428,14 @@ class Transaction:
         multi-row VALUES would be compiled anew for each number of rows). The
         session's own new rows go first: these point to them (a message to its new
         conversation)."""
+        if self._claims:
+            # first: a row claimed and then changed here is written in that order
+            claims, self._claims = self._claims, {}
+            for lease_until, ids in claims.items():
+                await self.session.exec(
+                    _MARK_CLAIMED,  # type: ignore[call-overload]
+                    params={"ids": ids, "lease_until": lease_until},
+                )
         if not (
             self._messages
             or self._deadlines
@@ -567,28 +605,20 @@ class Transaction:
         return customer
 
     async def preload_cards(self, conversation_ids: Iterable[int]) -> None:
-        """What the header cards of these conversations show, in three statements:
-        the conversations, their customers and their identities. A batch of new
-        conversations' headers asked for them three statements each."""
+        """What the header cards of these conversations show, in one statement: the
+        conversations, their customers and the identities they wrote from. A batch
+        of new conversations' headers asked for them three statements each."""
         ids = sorted(set(conversation_ids))
         if not ids:
             return
-        conversations = (await self.session.exec(_CONVERSATIONS_IN, params={"ids": ids})).all()
-        customer_ids = sorted({c.customer_id for c in conversations})
-        if not customer_ids:
-            return
-        customers = (await self.session.exec(_CUSTOMERS_IN, params={"ids": customer_ids})).all()
-        # the session holds what it loaded weakly: held here, ``conversation`` and
-        # ``customer`` find them in it for the rest of the transaction
-        self._held.extend([*conversations, *customers])
-        wanted = {(c.customer_id, c.channel) for c in conversations}
-        for key in wanted:
-            self._identities[key] = None
-        found = await self.session.exec(_IDENTITIES_OF, params={"ids": customer_ids})
-        for identity in found.all():
-            key = (identity.customer_id, identity.channel)
-            if key in wanted and self._identities[key] is None:
-                self._identities[key] = identity  # the oldest, as ordered
+        found = (await self.session.exec(_CARDS_IN, params={"ids": ids})).all()
+        for conversation, customer, identity in found:
+            key = (conversation.customer_id, conversation.channel)
+            if self._identities.get(key) is None:
+                self._identities[key] = identity  # the oldest first (None: none)
+            # the session holds what it loaded weakly: held here, ``conversation``
+            # and ``customer`` find them in it for the rest of the transaction
+            self._held.extend((conversation, customer))
 
     # -- conversations ----------------------------------------------------------
 
@@ -1097,48 +1127,73 @@ class Transaction:
                 if accept(row):
                     taken.append(row)
             rows = taken
-        for row in rows:
-            row.status = OutboxStatus.SENDING
-            row.lease_until = now + lease
-            row.attempts += 1
-            self.session.add(row)
+        self._mark_claimed(rows, now + lease)
         return rows
+
+    def _mark_claimed(self, rows: Sequence[OutboxRow], lease_until: datetime) -> None:
+        """Mark claimed rows as being sent: on the objects now, in the database by
+        one statement for all the claim's rows (``_write_pending``), not an UPDATE
+        each from the session's flush."""
+        if not rows:
+            return
+        if self._claims:
+            # one lease for the whole claim (heads and followers), one statement
+            lease_until = next(iter(self._claims))
+        for row in rows:
+            set_committed_value(row, "status", OutboxStatus.SENDING)
+            set_committed_value(row, "lease_until", lease_until)
+            set_committed_value(row, "attempts", row.attempts + 1)
+        self._claims.setdefault(lease_until, []).extend(row.id for row in rows)  # type: ignore[misc]
 
     async def claim_followers(
         self,
-        head: OutboxRow,
+        heads: Sequence[OutboxRow],
         *,
         limit: int,
         lease: timedelta,
         accept: Callable[[OutboxRow], bool],
         now: datetime | None = None,
-    ) -> list[OutboxRow]:
-        """Also take the rows right behind ``head`` in its chat that ``accept`` allows.
+    ) -> dict[int, list[OutboxRow]]:
+        """Also take, for each of ``heads``, up to ``limit`` rows right behind it in
+        its chat that ``accept`` allows; one statement for all the heads.
 
-        The run stops at the first row not accepted, so order within the chat holds:
-        what is taken goes out together with the head, in one delivery.
+        A chat's run stops at its first row that may not go now (not accepted, not
+        due, being sent): order within the chat holds, and what is taken goes out
+        together with the head, in one delivery. Returns head id -> its followers.
         """
+        if not heads:
+            return {}
         await self._write_pending()
         now = now or utcnow()
+        destination = heads[0].destination
+        assert all(head.destination == destination for head in heads)
         result = await self.session.exec(
             _FOLLOWERS,
             params={
-                "destination": head.destination,
-                "chat_key": head.chat_key,
-                "head_id": head.id,
-                "now": now,
-                "limit": limit,
+                "destination": destination,
+                "chat_keys": sorted({head.chat_key for head in heads}),
+                "run_length": limit + 1,  # the head is each chat's first
             },
         )
-        taken = []
+        runs: dict[str, list[OutboxRow]] = {}
         for row in result.all():
-            if not accept(row):
-                break
-            row.status = OutboxStatus.SENDING
-            row.lease_until = now + lease
-            row.attempts += 1
-            self.session.add(row)
-            taken.append(row)
+            runs.setdefault(row.chat_key, []).append(row)
+        taken: dict[int, list[OutboxRow]] = {}
+        for head in heads:
+            assert head.id is not None
+            followers = taken[head.id] = []
+            for row in runs.get(head.chat_key, ()):
+                if row.id <= head.id:  # type: ignore[operator]
+                    continue
+                if (
+                    len(followers) == limit
+                    or row.status != OutboxStatus.PENDING
+                    or row.next_attempt_at > now
+                    or not accept(row)
+                ):
+                    break
+                followers.append(row)
+        self._mark_claimed([row for rows in taken.values() for row in rows], now + lease)
         return taken
 
     async def next_outbox_due(self, destination: str, now: datetime) -> datetime | None:
