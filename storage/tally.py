@@ -13,7 +13,9 @@ A conversation loaded later is noted as loaded: the count saw it so too, for no
 conversation changes in the database but through this session (SQLite: the write
 lock is held; PostgreSQL: routing holds the operators' lock, and nobody else adds
 to a load without it; anyone may only free a slot, so a load is at worst counted
-high, never low). A conversation created later counted for nothing.
+high, never low). A conversation created later (added to the session) counted for nothing. Every
+conversation met is held: the session would otherwise forget an unchanged one, and
+a second loading of it would be noted afresh.
 """
 
 from __future__ import annotations
@@ -57,22 +59,21 @@ class Tally:
                 self.note(row)
         session.info.setdefault("tallies", []).append(self)
 
-    def note(self, conversation: Conversation) -> None:
-        """The conversation as the count saw it (the first time it is met only)."""
+    def note(self, conversation: Conversation, *, new: bool = False) -> None:
+        """The conversation as the count saw it (the first time it is met only); a
+        ``new`` one, added to the session since, counted for nothing."""
         key = id(conversation)
         if key not in self._then:
-            self._then[key] = (conversation, self._part(_values(conversation)))
+            part = None if new else self._part(_values(conversation))
+            self._then[key] = (conversation, part)
 
     def changes(self) -> Iterator[tuple[Hashable | None, Hashable | None]]:
         """(what it counted for, what it counts for now) of every conversation of the
-        session whose part changed since the count was read."""
-        session = self._session
-        for row in [*session.identity_map.values(), *session.new]:
-            if not isinstance(row, Conversation):
-                continue
-            seen = self._then.get(id(row))
-            before = seen[1] if seen is not None and seen[0] is row else None
-            now = self._part(_values(row))
+        session whose part changed since the count was read. Only the conversations
+        met are looked at, not everything else the session holds (a batch's
+        messages, customers, rows): routing asks once per conversation it places."""
+        for conversation, before in self._then.values():
+            now = self._part(_values(conversation))
             if before != now:
                 yield before, now
 
@@ -86,3 +87,10 @@ def _values(conversation: Conversation) -> dict[str, Any]:
 def _loaded(conversation: Conversation, context: Any) -> None:
     for tally in context.session.info.get("tallies", ()):
         tally.note(conversation)
+
+
+@event.listens_for(Session, "transient_to_pending")
+def _added(session: Session, row: object) -> None:
+    if isinstance(row, Conversation):
+        for tally in session.info.get("tallies", ()):
+            tally.note(row, new=True)
