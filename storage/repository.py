@@ -511,11 +511,14 @@ class Transaction:
                 self._ahead[("identity", channel, external_id)] = known
                 if known is not None and known[1].id is not None:
                     customers[(channel, external_id)] = known[1].id
+        chats = set(chats)
         wanted = {
             (customers[(channel, sender)], channel, chat_id)
             for channel, sender, chat_id in chats
             if (channel, sender) in customers
         }
+        # chats with no open conversation: each will likely open one
+        opening = len(chats) - len(wanted)
         if wanted:
             found = await self.session.exec(
                 _LATEST_CONVERSATIONS_OF,
@@ -524,6 +527,30 @@ class Transaction:
             latest = {(c.customer_id, c.channel, c.chat_id): c for c in found}
             for key in wanted:
                 self._ahead[("latest", *key)] = latest.get(key)
+                if latest.get(key) is None or latest[key].status in FINISHED_STATUSES:
+                    opening += 1
+        await self._reserve_ids(Conversation, opening)
+        # every event stores a message at least; each unknown sender is a customer
+        await self._reserve_ids(Message, len(event_keys))
+        await self._reserve_ids(Customer, len(senders) - len(customers))
+        await self._reserve_ids(CustomerIdentity, len(senders) - len(customers))
+
+    async def _reserve_ids(self, model: type, count: int) -> None:
+        """Take ``count`` ids from PostgreSQL's sequence in one statement, for the rows
+        a batch will likely add (``new_id`` gives them first): conversations take
+        theirs one by one otherwise, a round trip each. One left unused (a batch
+        whose message reopened a conversation after all) is a gap in the numbers,
+        as a rolled-back insert's is. SQLite needs none: its next id is one read."""
+        if count < 1 or self.session.bind.dialect.name == "sqlite":
+            return
+        ids, blocks = self._ids.get(model, (iter(()), 0))
+        with self.session.no_autoflush:
+            result = await self.session.exec(
+                _NEXT_IDS[model],  # type: ignore[call-overload]
+                params={"count": count},
+            )
+            taken = sorted(row[0] for row in result.all())
+        self._ids[model] = (itertools.chain(ids, taken), blocks)
 
     def _take(self, key: tuple[Any, ...]) -> tuple[bool, Any]:
         if key in self._ahead:

@@ -380,3 +380,23 @@ async def test_a_burst_is_read_ahead_in_a_few_statements_and_answered_as_one_by_
         # conversations) are written together (Transaction.add_message), not one by one
         assert reads["messages inserted"] >= 10 + 3 * 2
         assert reads["INSERT INTO messages"] <= 3
+
+
+async def test_conversations_of_a_burst_are_numbered_without_gaps(database_url: str) -> None:
+    """Operators see conversation numbers (#3 in a topic's name, in mail subjects): new
+    ones take their ids before they are written, a burst's in one go on PostgreSQL
+    (Transaction.preload), and none is skipped, whatever the backend."""
+    config = make_config(database_url, max_chats=50)
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        first = await gw.core.ingest(tg.customer_says("olga", "hello"))
+        burst = [
+            tg.customer_says(user, f"{user} {n}", event_id=f"{user}-{n}")
+            for n in range(2)
+            for user in ("petr", "vera", "ivan", "zoya")
+        ]
+        results = await asyncio.gather(*(gw.core.ingest(inbound) for inbound in burst))
+        later = await gw.core.ingest(tg.customer_says("anna", "hi"))
+        numbers = sorted({first.conversation_id, *(r.conversation_id for r in results)})
+        assert numbers == [1, 2, 3, 4, 5]
+        assert later.conversation_id == 6
