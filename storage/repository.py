@@ -357,8 +357,9 @@ class Transaction:
         self._deadlines: list[dict[str, Any]] = []
         #: outbox rows recorded sent here: one executemany, like the rows above
         self._sent: list[dict[str, Any]] = []
-        #: outbox rows claimed here, by their lease's end (``_mark_claimed``)
-        self._claims: dict[datetime, list[int]] = {}
+        #: outbox rows claimed here and not written yet, with their one lease's end
+        #: (``_mark_claimed``)
+        self._claims: tuple[datetime, list[int]] | None = None
         #: messages given their ids but not written yet (``add_message``)
         self._messages: list[Message] = []
         #: per table, the ids this transaction may still give, and how many blocks
@@ -428,14 +429,13 @@ class Transaction:
         multi-row VALUES would be compiled anew for each number of rows). The
         session's own new rows go first: these point to them (a message to its new
         conversation)."""
-        if self._claims:
+        if self._claims is not None:
             # first: a row claimed and then changed here is written in that order
-            claims, self._claims = self._claims, {}
-            for lease_until, ids in claims.items():
-                await self.session.exec(
-                    _MARK_CLAIMED,  # type: ignore[call-overload]
-                    params={"ids": ids, "lease_until": lease_until},
-                )
+            (lease_until, ids), self._claims = self._claims, None
+            await self.session.exec(
+                _MARK_CLAIMED,  # type: ignore[call-overload]
+                params={"ids": ids, "lease_until": lease_until},
+            )
         if not (
             self._messages
             or self._deadlines
@@ -544,13 +544,19 @@ class Transaction:
         if count < 1 or self.session.bind.dialect.name == "sqlite":
             return
         ids, blocks = self._ids.get(model, (iter(()), 0))
+        taken = await self._sequence_ids(model, count)
+        self._ids[model] = (itertools.chain(ids, taken), blocks)
+
+    async def _sequence_ids(self, model: type, count: int) -> list[int]:
+        """``count`` ids from PostgreSQL's sequence of ``model``'s table, in order."""
+        # (a Core statement would flush the session first: SQLAlchemy does so for
+        # every one; nothing needs writing for an id)
         with self.session.no_autoflush:
             result = await self.session.exec(
                 _NEXT_IDS[model],  # type: ignore[call-overload]
                 params={"count": count},
             )
-            taken = sorted(row[0] for row in result.all())
-        self._ids[model] = (itertools.chain(ids, taken), blocks)
+            return sorted(row[0] for row in result.all())
 
     def _take(self, key: tuple[Any, ...]) -> tuple[bool, Any]:
         if key in self._ahead:
@@ -856,22 +862,16 @@ class Transaction:
         ids, blocks = self._ids.get(model, (iter(()), 0))
         given = next(ids, None)
         if given is None:
-            # (a Core statement would flush the session first: SQLAlchemy does so
-            # for every one; nothing needs writing for an id)
-            with self.session.no_autoflush:
-                if self.session.bind.dialect.name == "sqlite":
-                    # the write lock is held: nobody else adds a row before commit
+            if self.session.bind.dialect.name == "sqlite":
+                # the write lock is held: nobody else adds a row before commit (no
+                # autoflush: nothing needs writing for an id)
+                with self.session.no_autoflush:
                     last = (await self.session.exec(_LAST_IDS[model])).one()  # type: ignore[call-overload]
-                    ids = itertools.count(last[0] + 1)
-                else:
-                    sizes = _ID_BLOCKS[model]
-                    size = sizes[min(blocks, len(sizes) - 1)]
-                    blocks += 1
-                    result = await self.session.exec(
-                        _NEXT_IDS[model],  # type: ignore[call-overload]
-                        params={"count": size},
-                    )
-                    ids = iter(sorted(row[0] for row in result.all()))
+                ids = itertools.count(last[0] + 1)
+            else:
+                sizes = _ID_BLOCKS[model]
+                ids = iter(await self._sequence_ids(model, sizes[min(blocks, len(sizes) - 1)]))
+                blocks += 1
             given = next(ids)
         self._ids[model] = (ids, blocks)
         return given
@@ -1163,14 +1163,15 @@ class Transaction:
         each from the session's flush."""
         if not rows:
             return
-        if self._claims:
-            # one lease for the whole claim (heads and followers), one statement
-            lease_until = next(iter(self._claims))
+        if self._claims is None:
+            self._claims = (lease_until, [])
+        # one lease for the whole claim (heads and followers), one statement
+        lease_until, ids = self._claims
         for row in rows:
             set_committed_value(row, "status", OutboxStatus.SENDING)
             set_committed_value(row, "lease_until", lease_until)
             set_committed_value(row, "attempts", row.attempts + 1)
-        self._claims.setdefault(lease_until, []).extend(row.id for row in rows)  # type: ignore[misc]
+            ids.append(row.id)  # type: ignore[arg-type]
 
     async def claim_followers(
         self,
