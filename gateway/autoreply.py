@@ -16,7 +16,7 @@ from gateway.dispatcher import Dispatcher
 from gateway.faq import Entry, Match, Matcher, decide, word_count
 from gateway.relay import Desk, Relay
 from gateway.texts import pick_language, render
-from storage import Conversation, ConversationStatus, Direction, Message, Transaction
+from storage import Conversation, ConversationStatus, Direction, Message, Transaction, build
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +202,8 @@ class AutoReplies:
         choices: tuple[tuple[str, str], ...] = (),
     ) -> None:
         """To the customer, marked as automatic, and to the workspaces, as the bot's."""
-        message = Message(
+        message = build(
+            Message,
             conversation_id=conversation.id,
             direction=Direction.AUTO,
             author_id=author[:64],

@@ -47,6 +47,7 @@ from storage import (
     Repository,
     Transaction,
     WorkspaceThread,
+    build,
     is_database_failure,
 )
 from storage.types import utcnow
@@ -298,7 +299,8 @@ class Core:
                 return joined
         conversation, opened = await self._conversation_for(tx, customer, inbound)
         now = utcnow()
-        message = Message(
+        message = build(
+            Message,
             conversation_id=conversation.id,
             direction=Direction.IN,
             author_id=str(customer.id),
@@ -429,12 +431,14 @@ class Core:
         sender = inbound.sender
         known = await tx.identity(inbound.channel, sender.external_id)
         if known is None:
-            customer = Customer(
+            customer = build(
+                Customer,
                 id=await tx.new_id(Customer),
                 display_name=sender.display_name[:256] or "Customer",
                 language=sender.language,
             )
-            identity = CustomerIdentity(
+            identity = build(
+                CustomerIdentity,
                 id=await tx.new_id(CustomerIdentity),
                 customer_id=customer.id,
                 channel=inbound.channel,
@@ -479,7 +483,8 @@ class Core:
             and utcnow() - latest.resolved_at <= reopen_window
         ):
             return latest, "reopened"
-        conversation = Conversation(
+        conversation = build(
+            Conversation,
             id=await tx.new_id(Conversation),
             customer_id=customer.id,
             channel=inbound.channel,
@@ -621,7 +626,8 @@ class Core:
             if edited is not None:
                 return edited
         await self._take_part(tx, conversation, operator)
-        message = Message(
+        message = build(
+            Message,
             conversation_id=conversation.id,
             direction=Direction.OUT,
             author_id=operator.id,

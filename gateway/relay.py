@@ -28,6 +28,7 @@ from storage import (
     Direction,
     Message,
     Transaction,
+    build,
 )
 
 
@@ -82,7 +83,8 @@ class Relay:
         choices: tuple[tuple[str, str], ...] = (),
     ) -> Message:
         """Store a message to the customer and queue its delivery."""
-        message = Message(
+        message = build(
+            Message,
             conversation_id=conversation.id,
             direction=direction,
             author_id=author.id if author else None,
@@ -200,7 +202,9 @@ class Relay:
         note is kept in the history but not posted: the card says it, and Telegram
         allows a group only 20 bot messages a minute.
         """
-        message = Message(conversation_id=conversation.id, direction=Direction.SYSTEM, text=text)
+        message = build(
+            Message, conversation_id=conversation.id, direction=Direction.SYSTEM, text=text
+        )
         await tx.add_message(message)
         if on_card and not mentions and tx.headers.get(_id(conversation)):
             return message

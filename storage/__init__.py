@@ -23,6 +23,7 @@ from storage.models import (
     Presence,
     SlaBreach,
     WorkspaceThread,
+    build,
 )
 from storage.repository import Repository, Transaction, is_database_failure
 
@@ -49,5 +50,6 @@ __all__ = [
     "SlaBreach",
     "Transaction",
     "WorkspaceThread",
+    "build",
     "is_database_failure",
 ]

@@ -11,7 +11,7 @@ import inspect
 from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, Column, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import relationship
@@ -326,3 +326,38 @@ _flushed_after(CustomerIdentity, Customer)
 _flushed_after(Conversation, Customer)
 _flushed_after(WorkspaceThread, Conversation)
 _flushed_after(SlaBreach, Conversation)
+
+
+M = TypeVar("M", bound=SQLModel)
+
+#: per table model: (field, default, default factory) for every field
+_DEFAULTS: dict[type, tuple[tuple[str, Any, Callable[[], Any] | None], ...]] = {}
+
+
+def build(model: type[M], **values: Any) -> M:
+    """A new row object, made the way SQLAlchemy makes the ones it loads.
+
+    SQLModel's constructor sets each field through pydantic's and SQLAlchemy's
+    attribute hooks: 170 µs for a Conversation (27 fields), 45 µs for a Message,
+    together a tenth of ingest's CPU. It does not validate table models either, so
+    nothing is lost by writing the values and the fields' defaults straight into
+    the new instance's dict, as the ORM's loading does; the session inserts them
+    like any new object's, and later changes are tracked as usual."""
+    defaults = _DEFAULTS.get(model)
+    if defaults is None:
+        defaults = _DEFAULTS[model] = tuple(
+            (name, field.default, field.default_factory)  # type: ignore[misc]
+            for name, field in model.model_fields.items()
+        )
+    unknown = values.keys() - model.model_fields.keys()
+    if unknown:
+        raise TypeError(f"{model.__name__} has no field {', '.join(sorted(unknown))}")
+    instance = model._sa_class_manager.new_instance()  # type: ignore[attr-defined]
+    state = instance.__dict__
+    for name, default, factory in defaults:
+        if name in values:
+            state[name] = values[name]
+        else:
+            state[name] = factory() if factory is not None else default
+    object.__setattr__(instance, "__pydantic_fields_set__", set(values))
+    return instance

@@ -48,6 +48,7 @@ from storage.models import (
     Presence,
     SlaBreach,
     WorkspaceThread,
+    build,
 )
 from storage.tally import Tally, load_part, queue_part
 from storage.types import utcnow
@@ -823,7 +824,8 @@ class Transaction:
         if existing is None:
             if thread_ref is None:
                 return
-            existing = WorkspaceThread(
+            existing = build(
+                WorkspaceThread,
                 id=await self.new_id(WorkspaceThread),
                 conversation_id=conversation_id,
                 workspace=workspace,
