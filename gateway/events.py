@@ -189,7 +189,7 @@ class Outbound:
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> Outbound:
-        data = {f.name: payload.get(f.name) for f in fields(cls) if f.name in payload}
+        data = {name: payload[name] for name in _OUTBOUND_FIELDS if name in payload}
         data["attachments"] = tuple(Attachment(**a) for a in payload.get("attachments") or ())
         if payload.get("card"):
             data["card"] = ConversationCard(**payload["card"])

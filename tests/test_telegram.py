@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 
 import aiohttp
 import pytest
+from aiogram import Bot
+from aiogram.methods import SendDocument, SendMessage
+from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
+from aiohttp.payload import JsonPayload
 
 from adapters.telegram import TelegramAdapter
+from adapters.telegram.session import JsonSession
 from gateway.app import Gateway
 from gateway.sandbox.telegram import Limits, TelegramSandbox
 from storage import Direction
@@ -665,3 +671,28 @@ async def test_workspace_bots_share_the_group_and_each_keeps_its_topics(sqlite_u
                 assert {m["from"]["id"] for m in sandbox.received(person["id"])} == {
                     world.main_bot["id"]
                 }
+
+
+async def test_calls_go_as_json_bodies_and_uploads_as_multipart() -> None:
+    """``JsonSession``: the call's own JSON, nested objects as objects, nothing the
+    form would have left out; a file still goes as multipart."""
+    session = JsonSession()
+    bot = Bot("42:TEST", session=session)
+    try:
+        keyboard = InlineKeyboardMarkup(
+            inline_keyboard=[[InlineKeyboardButton(text="Claim", callback_data="claim")]]
+        )
+        call = SendMessage(
+            chat_id=-100, text="hi", reply_markup=keyboard, disable_notification=False
+        )
+        body = session.build_form_data(bot, call)
+        assert isinstance(body, JsonPayload)
+        assert json.loads(body._value) == {
+            "chat_id": -100,
+            "text": "hi",
+            "reply_markup": {"inline_keyboard": [[{"text": "Claim", "callback_data": "claim"}]]},
+        }
+        upload = SendDocument(chat_id=-100, document=BufferedInputFile(b"%PDF", "a.pdf"))
+        assert isinstance(session.build_form_data(bot, upload), aiohttp.FormData)
+    finally:
+        await session.close()

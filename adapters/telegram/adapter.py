@@ -21,7 +21,6 @@ from typing import Any, TypeVar
 import aiogram.methods
 from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
     ClientDecodeError,
@@ -49,6 +48,7 @@ from pydantic import ValidationError
 
 from adapters.telegram import normalise, render
 from adapters.telegram.config import TelegramSection, bot_id
+from adapters.telegram.session import JsonSession
 from gateway.actions import parse_command
 from gateway.adapter import Host, RateLimit, UnrecordedThreads
 from gateway.cards import file_line, text_with_files, uploads
@@ -274,7 +274,7 @@ class TelegramAdapter:
 
     async def start(self, host: Host) -> None:
         self.host = host
-        session = AiohttpSession(api=TelegramAPIServer.from_base(self.section.api_base))
+        session = JsonSession(api=TelegramAPIServer.from_base(self.section.api_base))
         self.bot = Bot(
             self.section.token.get_secret_value(),
             session=session,
