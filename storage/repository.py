@@ -409,7 +409,9 @@ class Transaction:
     def touch(self, conversation: Conversation) -> None:
         """Record a change to a conversation (its deadlines follow before commit)."""
         conversation.updated_at = utcnow()
-        self.session.add(conversation)
+        if conversation not in self.session:
+            # adding one the session holds already walks its relationships for nothing
+            self.session.add(conversation)
         self.replan(conversation)
 
     def replan(self, conversation: Conversation) -> None:
