@@ -109,6 +109,7 @@ async def test_a_row_built_fast_is_the_row_the_constructor_makes(db: Database) -
         ("7", "Hi", ConversationStatus.NEW, []),
         ("7", "Hi", ConversationStatus.QUEUED, []),
     ]
+    assert build(Conversation).customer_id is None  # no default: unset, as constructed
     with pytest.raises(TypeError, match="no field colour"):
         build(Conversation, colour="red")
 
