@@ -95,16 +95,12 @@ async def relay_loads(quick: bool) -> list[str]:
             await telegram.run("gateway", customers, messages, limits=False, patience=300)
         )
     pairs = list(zip(floors, gateways, strict=True))
-    f_thr, g_thr = (
-        _median(floors, lambda r: r.throughput),
-        _median(gateways, lambda r: r.throughput),
-    )
+    f_thr = _median(floors, lambda r: r.throughput)
+    g_thr = _median(gateways, lambda r: r.throughput)
     ratio = _median(pairs, lambda p: p[1].throughput / p[0].throughput)
     cpu_ratio = _median(pairs, lambda p: p[1].cpu_ms_per_message / p[0].cpu_ms_per_message)
-    g_p99, g_cpu = (
-        _median(gateways, lambda r: r.latency(0.99)),
-        _median(gateways, lambda r: r.cpu_ms_per_message),
-    )
+    g_p99 = _median(gateways, lambda r: r.latency(0.99))
+    g_cpu = _median(gateways, lambda r: r.cpu_ms_per_message)
     missing = max(r.missing for r in gateways)
     duplicates = max(r.duplicates for r in gateways)
     runs = "; ".join(
