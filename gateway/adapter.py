@@ -109,6 +109,9 @@ class Adapter(Protocol):
     #: deliveries to customers carry the refs of the conversation's earlier messages
     #: (``Delivery.history``), for a platform that threads replies by them (email)
     wants_history: bool
+    # Optional, read with getattr: ``max_in_flight: int``, the most deliveries the
+    # platform should see at once from us whatever ``[outbox] concurrency`` says
+    # (a mail relay counts connections per client).
 
     async def start(self, host: Host) -> None:
         """Connect and begin intake. Acknowledge platform events only after

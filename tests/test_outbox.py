@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
+from dataclasses import dataclass
 
 import pytest
 from hypothesis import given, settings
@@ -14,13 +15,15 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
 from gateway.adapter import RateLimit
+from gateway.config import parse_config
 from gateway.errors import PermanentFailure, RateLimited, ShuttingDown, TemporaryFailure
-from gateway.events import Attachment, ConversationCard, Delivery, Outbound
+from gateway.events import Attachment, ConversationCard, Delivery, Outbound, Receipt
 from gateway.outbox import backoff
 from gateway.ratelimit import Limiter
 from storage import Direction, OutboxRow, OutboxStatus
 from tests.support import (
     RecordingAdapter,
+    config_text,
     conversation,
     make_config,
     messages,
@@ -455,3 +458,41 @@ async def test_a_database_error_while_preparing_rolls_the_claim_back_and_nothing
         rows = await outbox_rows(gw)
         assert all(r.status == OutboxStatus.SENT for r in rows)
         assert all(r.attempts == 1 for r in rows)  # the undone claim left no trace
+
+
+@dataclass
+class CountingAdapter(RecordingAdapter):
+    """Counts the deliveries it is making at once; each takes a moment, so that
+    sends allowed to overlap do."""
+
+    max_in_flight: int | None = None
+    now: int = 0
+    most: int = 0
+
+    async def deliver(self, delivery: Delivery) -> Receipt:
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            await asyncio.sleep(0.005)
+            return await super().deliver(delivery)
+        finally:
+            self.now -= 1
+
+
+@pytest.mark.parametrize(("ceiling", "concurrency", "expected"), [(2, 64, 2), (8, 3, 3)])
+async def test_a_platform_never_has_more_sends_at_once_than_it_or_the_config_allows(
+    database_url: str, ceiling: int, concurrency: int, expected: int
+) -> None:
+    """A mail relay counts connections per client: the email adapter's ceiling
+    holds whatever ``[outbox] concurrency`` says, and a lower setting holds too."""
+    text = config_text(database_url, max_chats=10)
+    config = parse_config(text.replace("[outbox]\n", f"[outbox]\nconcurrency = {concurrency}\n"))
+    tg = CountingAdapter(max_in_flight=ceiling)
+    async with running(config, tg) as gw:
+        for n in range(8):
+            await gw.core.ingest(tg.customer_says(f"customer{n}", "hello"))
+        await settle(gw)
+        assert gw.workers["telegram"].concurrency == expected
+        assert tg.most == expected  # as many as allowed went at once, never more
+        for n in range(8):
+            assert tg.to_customer(f"chat-customer{n}")  # and everyone was answered

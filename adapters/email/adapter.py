@@ -51,6 +51,9 @@ class EmailAdapter:
     max_batch = 1
     #: a reply names the earlier mails it answers (In-Reply-To, References)
     wants_history = True
+    #: one SMTP connection per mail: relays cap connections per client (Postfix
+    #: at 50 by default, hosted relays far lower), so no more than this at once
+    max_in_flight = 8
 
     def __init__(self, section: EmailSection, config: Config) -> None:
         self.section = section
