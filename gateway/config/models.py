@@ -397,8 +397,8 @@ class OutboxSection(Section):
     base_delay_seconds: float = Field(default=1.0, gt=0, le=3600)
     max_delay_seconds: float = Field(default=300.0, gt=0, le=86400)
     #: deliveries in flight per destination at once (an adapter may allow fewer,
-    #: ``Adapter.max_in_flight``); more in flight lets each claim take more rows
-    concurrency: int = Field(default=64, ge=1, le=256)
+    #: ``Adapter.max_in_flight``)
+    concurrency: int = Field(default=16, ge=1, le=256)
 
 
 class CoreConfig(Section):
