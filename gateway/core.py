@@ -377,7 +377,7 @@ class Core:
             message.id, inbound.channel, ALBUM_SIDE, inbound.chat_id, [_album_ref(inbound)]
         )
         until = utcnow() + timedelta(seconds=ALBUM_WAIT_SECONDS)
-        await tx.flush()
+        # (unsent_copies writes what is pending first, and its query flushes the rest)
         for row in await tx.unsent_copies(message.id):
             row.next_attempt_at = until
             tx.add(row)
