@@ -154,7 +154,6 @@ _ID_TABLES = {
     Conversation: "conversations",
     Customer: "customers",
     CustomerIdentity: "customer_identities",
-    WorkspaceThread: "workspace_threads",
 }
 _LAST_IDS = {
     model: text(f"SELECT coalesce(max(id), 0) FROM {table}") for model, table in _ID_TABLES.items()
@@ -172,7 +171,6 @@ _ID_BLOCKS = {
     Message: (4, 16, 64),
     Customer: (4, 16, 64),
     CustomerIdentity: (4, 16, 64),
-    WorkspaceThread: (4, 16, 64),
     Conversation: (1,),
 }
 # Claiming deliveries (``Transaction.claim_outbox``, ``claim_followers``): built
@@ -266,6 +264,7 @@ _MARK_SENT = (
 _INSERT_DEADLINES = sa_insert(Deadline.__table__)  # type: ignore[attr-defined]
 _INSERT_OUTBOX = sa_insert(OutboxRow.__table__)  # type: ignore[attr-defined]
 _INSERT_EVENTS = sa_insert(InboundEvent.__table__)  # type: ignore[attr-defined]
+_INSERT_THREADS = sa_insert(WorkspaceThread.__table__)  # type: ignore[attr-defined]
 #: a ref already known (the same platform message seen twice) stays as it is
 _INSERT_REFS = {
     name: insert(MessageRef.__table__).on_conflict_do_nothing(  # type: ignore[attr-defined]
@@ -375,6 +374,10 @@ class Transaction:
         #: threads and customers' identities read for a batch of deliveries
         #: (``threads_of``, ``preload_cards``); None: known to have none
         self._threads: dict[tuple[int, str], WorkspaceThread | None] = {}
+        #: threads recorded here and not written yet, as the rows to insert (one
+        #: executemany with the other pending rows; nothing needs their ids); their
+        #: objects in ``_threads`` are not in the session
+        self._new_threads: dict[tuple[int, str], dict[str, Any]] = {}
         self._identities: dict[tuple[int, str], CustomerIdentity | None] = {}
         self._held: list[object] = []
         self._queue: tuple[int, datetime | None, Tally] | None = None
@@ -446,6 +449,7 @@ class Transaction:
             or self._outbox
             or self._events
             or self._sent
+            or self._new_threads
         ):
             return
         await self.session.flush()
@@ -460,6 +464,13 @@ class Transaction:
                 # in the session as if read: later changes to it are updates
                 make_transient_to_detached(message)
                 self.session.add(message)
+        if self._new_threads:
+            threads, self._new_threads = self._new_threads, {}
+            await self.session.exec(_INSERT_THREADS, params=list(threads.values()))  # type: ignore[call-overload]
+            for key in threads:
+                # read again if asked: the row is in the database now, and a change
+                # to it is an update of the row as read
+                del self._threads[key]
         batches = (
             (_INSERT_DEADLINES, self._deadlines),
             (_INSERT_REFS[self.session.bind.dialect.name], self._refs),
@@ -791,6 +802,8 @@ class Transaction:
         wanted = set(places)
         if not wanted:
             return {}
+        if self._new_threads:
+            await self._write_pending()
         result = await self.session.exec(
             _THREADS_IN,
             params={
@@ -806,6 +819,8 @@ class Transaction:
         return {key: thread for key, thread in found.items() if key in wanted}
 
     async def conversation_by_thread(self, workspace: str, thread_ref: str) -> Conversation | None:
+        if self._new_threads:
+            await self._write_pending()
         result = await self.session.exec(
             select(Conversation)
             .join(WorkspaceThread, col(WorkspaceThread.conversation_id) == Conversation.id)
@@ -821,23 +836,38 @@ class Transaction:
         header_ref: str | None,
         header_card: dict[str, Any] | None,
     ) -> None:
-        """Record where the thread is and what its header shows now."""
+        """Record where the thread is and what its header shows now. A new thread is
+        written with the transaction's other pending rows: as an ORM object it took
+        a statement for its id and a flush of its own."""
+        key = (conversation_id, workspace)
         existing = await self.thread(conversation_id, workspace)
         if existing is None:
             if thread_ref is None:
                 return
-            existing = build(
-                WorkspaceThread,
-                id=await self.new_id(WorkspaceThread),
-                conversation_id=conversation_id,
-                workspace=workspace,
-                thread_ref=thread_ref,
-            )
+            row = {
+                "conversation_id": conversation_id,
+                "workspace": workspace,
+                "thread_ref": thread_ref,
+                "header_ref": header_ref,
+                "header_card": header_card,
+            }
+            self._new_threads[key] = row
+            self._threads[key] = build(WorkspaceThread, **row)
+            return
         existing.thread_ref = thread_ref or existing.thread_ref
         existing.header_ref = header_ref or existing.header_ref
         existing.header_card = header_card
+        pending = self._new_threads.get(key)
+        if pending is not None:
+            # not written yet: the row to insert takes the change
+            pending.update(
+                thread_ref=existing.thread_ref,
+                header_ref=existing.header_ref,
+                header_card=header_card,
+            )
+            return
         self.session.add(existing)
-        self._threads[(conversation_id, workspace)] = existing
+        self._threads[key] = existing
 
     # -- messages ---------------------------------------------------------------
 
@@ -854,7 +884,7 @@ class Transaction:
 
     async def new_id(self, model: type) -> int:
         """An id for a new row of ``model``'s table (a message, conversation,
-        customer, identity or workspace thread), given before the row is written:
+        customer or identity), given before the row is written:
         rows that point to it can be built at once, and a batch's new rows all go
         in the commit's flush, each table's in one executemany, with every change
         made to them meanwhile, instead of a flush (an INSERT, then an UPDATE per

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import event
 from sqlmodel import SQLModel, select
 
 from storage import (
@@ -24,6 +25,7 @@ from storage import (
     Repository,
     SchemaOutdated,
     Transaction,
+    WorkspaceThread,
     build,
 )
 from storage.migrate import current_revision, ensure_schema, head_revision, upgrade
@@ -112,6 +114,52 @@ async def test_a_row_built_fast_is_the_row_the_constructor_makes(db: Database) -
     assert build(Conversation).customer_id is None  # no default: unset, as constructed
     with pytest.raises(TypeError, match="no field colour"):
         build(Conversation, colour="red")
+
+
+async def test_a_new_thread_is_written_with_the_pending_rows_and_reads_back_as_saved(
+    db: Database,
+) -> None:
+    """A thread recorded in a transaction is written with its other pending rows (no
+    statement for its id, no flush of its own); read or changed before or after
+    that write, within the transaction or after it, it is one row, as last saved."""
+    await upgrade(db)
+    repo = Repository(db)
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args) -> None:
+        statements.append(statement)
+
+    async with repo.transaction() as tx:
+        tx.add(Customer(id=1, display_name="Olga"))
+        tx.add(Conversation(id=1, customer_id=1, channel="telegram", chat_id="7"))
+        tx.add(Conversation(id=2, customer_id=1, channel="telegram", chat_id="8"))
+        await tx.flush()
+        event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+        try:
+            await tx.save_thread(1, "telegram", "T1", "H1", {"v": 1})
+            await tx.save_thread(1, "telegram", None, None, {"v": 2})  # before the write
+            await tx.save_thread(2, "telegram", None, None, None)  # no thread: nothing
+            assert (await tx.thread(1, "telegram")).header_card == {"v": 2}
+        finally:
+            event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
+        # the existence checks read, nothing was written or numbered yet
+        assert not [s for s in statements if "INSERT" in s or "max(id)" in s], statements
+        found = await tx.threads_of([(1, "telegram"), (2, "telegram")])  # writes it first
+        assert list(found) == [(1, "telegram")]
+        assert (found[(1, "telegram")].thread_ref, found[(1, "telegram")].header_card) == (
+            "T1",
+            {"v": 2},
+        )
+        await tx.save_thread(1, "telegram", None, "H9", {"v": 3})  # after the write
+        assert (await tx.conversation_by_thread("telegram", "T1")).id == 1
+    async with repo.transaction() as tx:
+        rows = (await tx.session.exec(select(WorkspaceThread))).all()
+        assert [(r.conversation_id, r.thread_ref, r.header_ref, r.header_card) for r in rows] == [
+            (1, "T1", "H9", {"v": 3})
+        ]
+        await tx.save_thread(2, "telegram", "T2", "H2", None)  # written at commit
+    async with repo.transaction() as tx:
+        assert (await tx.thread(2, "telegram")).thread_ref == "T2"
 
 
 async def test_two_workers_never_claim_the_same_delivery(db: Database) -> None:
