@@ -29,12 +29,13 @@ LEASE = timedelta(seconds=120)
 POLL_SECONDS = 1.0
 #: how long a worker woken with sends still in flight waits for the others to end,
 #: per send in flight, and at most: their outcomes, and the rows behind them, then
-#: share one claim. A claim's transaction costs more than the rows in it (measured
-#: in load 1: ~11 ms of CPU per claim besides ~1 ms per delivery), and under load
-#: the rows ready at any moment are those whose chat's last send just ended, a few
-#: at a time: claiming at each end (a fixed 20 ms at most) made 60-80 claims per
-#: 1,000 messages, this window 45. Under a light load few sends are out and the
-#: wait is a few milliseconds; it never outlasts the sends in flight.
+#: share one claim. A claim's transaction costs more than the rows in it (load 1,
+#: on a day the floor made ~500 msgs/s: ~11 ms of CPU per claim, ~1 ms per
+#: delivery in it), and under load the rows ready at any moment are those whose
+#: chat's last send just ended, a few at a time: claiming at each end (a fixed
+#: 20 ms at most) made 56-62 claims per 1,000 messages, this window 45. Under a
+#: light load few sends are out and the wait is a few milliseconds; it never
+#: outlasts the sends in flight.
 GATHER_PER_SEND = 0.006
 GATHER_SECONDS = 0.1
 
