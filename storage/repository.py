@@ -265,6 +265,12 @@ _INSERT_DEADLINES = sa_insert(Deadline.__table__)  # type: ignore[attr-defined]
 _INSERT_OUTBOX = sa_insert(OutboxRow.__table__)  # type: ignore[attr-defined]
 _INSERT_EVENTS = sa_insert(InboundEvent.__table__)  # type: ignore[attr-defined]
 _INSERT_THREADS = sa_insert(WorkspaceThread.__table__)  # type: ignore[attr-defined]
+#: a new thread's columns but its id, which the database gives (nothing needs it)
+_THREAD_COLUMNS = tuple(
+    column.name
+    for column in WorkspaceThread.__table__.columns  # type: ignore[attr-defined]
+    if column.name != "id"
+)
 #: a ref already known (the same platform message seen twice) stays as it is
 _INSERT_REFS = {
     name: insert(MessageRef.__table__).on_conflict_do_nothing(  # type: ignore[attr-defined]
@@ -374,10 +380,10 @@ class Transaction:
         #: threads and customers' identities read for a batch of deliveries
         #: (``threads_of``, ``preload_cards``); None: known to have none
         self._threads: dict[tuple[int, str], WorkspaceThread | None] = {}
-        #: threads recorded here and not written yet, as the rows to insert (one
-        #: executemany with the other pending rows; nothing needs their ids); their
-        #: objects in ``_threads`` are not in the session
-        self._new_threads: dict[tuple[int, str], dict[str, Any]] = {}
+        #: threads recorded here and not written yet: their objects in ``_threads``
+        #: are outside the session, written from their attributes with the other
+        #: pending rows (as ``_messages`` are)
+        self._new_threads: set[tuple[int, str]] = set()
         self._identities: dict[tuple[int, str], CustomerIdentity | None] = {}
         self._held: list[object] = []
         self._queue: tuple[int, datetime | None, Tally] | None = None
@@ -464,14 +470,14 @@ class Transaction:
                 # in the session as if read: later changes to it are updates
                 make_transient_to_detached(message)
                 self.session.add(message)
-        if self._new_threads:
-            threads, self._new_threads = self._new_threads, {}
-            await self.session.exec(_INSERT_THREADS, params=list(threads.values()))  # type: ignore[call-overload]
-            for key in threads:
-                # read again if asked: the row is in the database now, and a change
-                # to it is an update of the row as read
-                del self._threads[key]
+        # out of the cache: read again if asked, a change is then an update of the row
+        threads = [self._threads.pop(key) for key in self._new_threads]
+        self._new_threads = set()
         batches = (
+            (
+                _INSERT_THREADS,
+                [{name: getattr(t, name) for name in _THREAD_COLUMNS} for t in threads],
+            ),
             (_INSERT_DEADLINES, self._deadlines),
             (_INSERT_REFS[self.session.bind.dialect.name], self._refs),
             (_INSERT_OUTBOX, self._outbox),
@@ -844,30 +850,19 @@ class Transaction:
         if existing is None:
             if thread_ref is None:
                 return
-            row = {
-                "conversation_id": conversation_id,
-                "workspace": workspace,
-                "thread_ref": thread_ref,
-                "header_ref": header_ref,
-                "header_card": header_card,
-            }
-            self._new_threads[key] = row
-            self._threads[key] = build(WorkspaceThread, **row)
-            return
+            existing = self._threads[key] = build(
+                WorkspaceThread,
+                conversation_id=conversation_id,
+                workspace=workspace,
+                thread_ref=thread_ref,
+            )
+            self._new_threads.add(key)
         existing.thread_ref = thread_ref or existing.thread_ref
         existing.header_ref = header_ref or existing.header_ref
         existing.header_card = header_card
-        pending = self._new_threads.get(key)
-        if pending is not None:
-            # not written yet: the row to insert takes the change
-            pending.update(
-                thread_ref=existing.thread_ref,
-                header_ref=existing.header_ref,
-                header_card=header_card,
-            )
-            return
-        self.session.add(existing)
-        self._threads[key] = existing
+        if key not in self._new_threads:
+            self.session.add(existing)
+            self._threads[key] = existing
 
     # -- messages ---------------------------------------------------------------
 
