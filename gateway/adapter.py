@@ -71,6 +71,10 @@ class RateLimit:
     ``serial``: one call at a time per key, so a 429 answered to one call reaches the
     limiter before the next call goes (calls already in flight cannot be recalled,
     and a platform counts each of them as a request before its retry_after).
+    ``scope``: which 429s (``RateLimited.scope``) drain its bucket. ``"chat"``: a
+    429 answered to a delivery that draws from it. ``"destination"``: only a 429 for
+    the whole bot, for a bot-wide limit beside narrower ones (Telegram's 30 a second
+    over every chat): a chat's 429 speaks for that chat, not for the others.
     """
 
     name: str
@@ -79,6 +83,7 @@ class RateLimit:
     key: Callable[[Delivery], str | None]
     burst: int = 1
     serial: bool = False
+    scope: str = "chat"
 
 
 class Host(Protocol):

@@ -376,7 +376,7 @@ class OutboxWorker:
             if exc.scope == "destination":
                 self._paused_until = asyncio.get_running_loop().time() + exc.retry_after
             if delivery is not None:
-                self.limiter.penalise(delivery, exc.retry_after)
+                self.limiter.penalise(delivery, exc.retry_after, exc.scope)
             # being throttled is not the delivery's fault: it does not use up a try
             await self._retry(group, exc.retry_after, str(exc), count=False)
         except PermanentFailure as exc:

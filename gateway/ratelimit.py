@@ -222,10 +222,14 @@ class Limiter:
         if turn.users == 0:
             del self._serial[key]  # nobody holds or waits for it: no state kept per chat
 
-    def penalise(self, delivery: Delivery, seconds: float) -> None:
+    def penalise(self, delivery: Delivery, seconds: float, scope: str = "chat") -> None:
+        """The platform answered 429 for ``scope``: drain the buckets it throttles.
+        A chat's 429 leaves the bot-wide buckets alone; draining them held every
+        other chat's sends for that chat's retry_after."""
         now = self.clock()
-        for bucket in self._buckets_for(delivery, now):
-            bucket.drain(now, seconds)
+        for key in self._keys(delivery):
+            if scope == "destination" or self._by_name[key[0]].scope == scope:
+                self._bucket(key, now).drain(now, seconds)
 
     def _sweep(self, now: float) -> None:
         if now - self._last_sweep < self.FORGET_AFTER:

@@ -305,6 +305,29 @@ def test_a_429_makes_the_limiter_hold_off() -> None:
     assert waited == pytest.approx(5.0)  # exactly retry_after, not a token more
 
 
+def test_a_429_in_one_chat_holds_off_that_chat_only() -> None:
+    """Telegram and Slack answer a chat's 429 for that chat: draining the bot-wide
+    bucket too held every other customer's reply for the retry_after."""
+    fake = FakeTime()
+    limiter = Limiter(
+        [
+            RateLimit("chat", rate=1, per_seconds=1.0, burst=1, key=lambda d: d.outbound.chat_id),
+            RateLimit(
+                "bot", rate=30, per_seconds=1.0, burst=30, key=lambda d: "bot", scope="destination"
+            ),
+        ],
+        clock=fake.clock,
+        sleep=fake.sleep,
+    )
+    asyncio.run(limiter.acquire(_delivery("a")))
+    limiter.penalise(_delivery("a"), 5.0, scope="chat")
+    assert asyncio.run(limiter.acquire(_delivery("b"))) == 0.0
+    assert asyncio.run(limiter.acquire(_delivery("a"))) == pytest.approx(5.0)
+    # a 429 for the whole bot holds off every chat
+    limiter.penalise(_delivery("a"), 5.0, scope="destination")
+    assert asyncio.run(limiter.acquire(_delivery("c"))) == pytest.approx(5.0)
+
+
 async def test_a_stopping_gateway_refuses_new_events_so_they_are_not_acknowledged(
     sqlite_url: str,
 ) -> None:

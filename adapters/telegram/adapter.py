@@ -195,7 +195,7 @@ class TelegramAdapter:
             ),
             RateLimit(
                 "bot", rate=overall, per_seconds=1.0, burst=max(1, int(overall)),
-                key=lambda _: "bot",
+                key=lambda _: "bot", scope="destination",
             ),
         )  # fmt: skip
         self.bot: Bot | None = None
