@@ -242,6 +242,27 @@ async def test_a_group_gets_20_messages_a_minute() -> None:
             await bot.session.close()
 
 
+async def test_a_refused_message_uses_up_no_other_limit() -> None:
+    """A 429 sends nothing: the group's refused 21st message must not spend the
+    bot-wide token a customer's reply needs (Telegram counts messages sent)."""
+    clock = FakeClock()
+    limits = Limits(chat_burst=1000, chat_per_second=1000, global_per_second=21)
+    async with TelegramSandbox(clock=clock, limits=limits) as sandbox:
+        bot = bot_for(sandbox)
+        try:
+            forum = sandbox.add_forum()
+            olga = sandbox.add_user("Olga")
+            for n in range(20):
+                await bot.send_message(forum["id"], f"m{n}")
+            for _ in range(3):
+                with pytest.raises(TelegramRetryAfter):
+                    await bot.send_message(forum["id"], "21st")
+            await bot.send_message(olga["id"], "the 21st of the second")
+            assert sandbox.world.stats.sent == 21
+        finally:
+            await bot.session.close()
+
+
 async def test_limits_can_be_switched_off_for_load_tests() -> None:
     async with TelegramSandbox(limits=Limits(enabled=False)) as sandbox:
         bot = bot_for(sandbox)

@@ -415,10 +415,15 @@ class World:
             if not_before is not None and now < not_before:
                 self.stats.early_retries += 1
         if self.limits.enabled:
+            buckets = [self._bucket(scope, now) for scope in scopes]
+            before = [(bucket.tokens, bucket.updated) for bucket in buckets]
             for _ in range(count):
-                waits = [self._bucket(scope, now).take(now) for scope in scopes]
+                waits = [bucket.take(now) for bucket in buckets]
                 wait = max(waits)
                 if wait > 0:
+                    # a refused request sends nothing: no bucket pays for it
+                    for bucket, (tokens, updated) in zip(buckets, before, strict=True):
+                        bucket.tokens, bucket.updated = tokens, updated
                     retry_after = max(1, math.ceil(wait))
                     for scope, scope_wait in zip(scopes, waits, strict=True):
                         if scope_wait > 0:
