@@ -29,7 +29,7 @@ from typing import Any
 
 import aiohttp
 
-from gateway.sandbox.telegram import Limits, TelegramSandbox
+from sandbox.telegram import Limits, TelegramSandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")

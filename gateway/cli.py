@@ -258,7 +258,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from gateway.sandbox.standalone import Ports, run_sandbox
+    from sandbox.standalone import Ports, run_sandbox
 
     ports = Ports(args.telegram_port, args.slack_port, args.mail_port, args.gateway_mail_port)
     try:

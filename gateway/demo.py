@@ -20,13 +20,13 @@ from typing import Any, TextIO
 
 from gateway.app import Gateway, discover_plugins
 from gateway.config import Config, parse_config
-from gateway.sandbox.mail import MailSandbox, body_of
-from gateway.sandbox.playground import Console, Playground, Watcher
-from gateway.sandbox.slack import Limits as SlackLimits
-from gateway.sandbox.slack import SlackSandbox
-from gateway.sandbox.telegram import Limits as TelegramLimits
-from gateway.sandbox.telegram import TelegramSandbox
 from gateway.status import collect_status, render_status
+from sandbox.mail import MailSandbox, body_of
+from sandbox.playground import Console, Playground, Watcher
+from sandbox.slack import Limits as SlackLimits
+from sandbox.slack import SlackSandbox
+from sandbox.telegram import Limits as TelegramLimits
+from sandbox.telegram import TelegramSandbox
 from storage import Database
 from storage.migrate import upgrade
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from gateway.app import Gateway, discover_plugins
 from gateway.config import parse_config
-from gateway.sandbox.slack import Limits, SlackSandbox
-from gateway.sandbox.telegram import TelegramSandbox
+from sandbox.slack import Limits, SlackSandbox
+from sandbox.telegram import TelegramSandbox
 from storage import Database
 from storage.migrate import upgrade
 

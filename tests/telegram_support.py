@@ -11,7 +11,7 @@ from typing import Any
 
 from gateway.app import Gateway, discover_plugins
 from gateway.config import Config, parse_config
-from gateway.sandbox.telegram import Limits, TelegramSandbox
+from sandbox.telegram import Limits, TelegramSandbox
 from storage import Database
 from storage.migrate import upgrade
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from email.utils import format_datetime
 
-from gateway.sandbox.slack import Limits as SlackLimits
-from gateway.sandbox.slack import SlackSandbox
-from gateway.sandbox.telegram import Limits, TelegramSandbox
+from sandbox.slack import Limits as SlackLimits
+from sandbox.slack import SlackSandbox
+from sandbox.telegram import Limits, TelegramSandbox
 from storage import Conversation
 from tests.clock import ManualClock
 from tests.slack_support import slack_desk

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.app import Gateway
 from gateway.errors import PermanentFailure, RateLimited
-from gateway.sandbox.telegram import Limits, TelegramSandbox
+from sandbox.telegram import Limits, TelegramSandbox
 from tests.support import RecordingAdapter, make_config, migrate, operator_tg, settle
 from tests.telegram_support import eventually, telegram_desk
 

@@ -26,7 +26,7 @@ from aiogram.types import (
 )
 from aiohttp import web
 
-from gateway.sandbox.telegram import Limits, TelegramSandbox
+from sandbox.telegram import Limits, TelegramSandbox
 
 
 class FakeClock:

@@ -13,9 +13,9 @@ import aiohttp
 import pytest
 from sqlmodel import select
 
-from gateway.sandbox.slack import Limits, SlackSandbox, sign
-from gateway.sandbox.telegram import Limits as TelegramLimits
-from gateway.sandbox.telegram import TelegramSandbox
+from sandbox.slack import Limits, SlackSandbox, sign
+from sandbox.telegram import Limits as TelegramLimits
+from sandbox.telegram import TelegramSandbox
 from storage import Message
 from tests.slack_support import SlackDesk, slack_desk
 from tests.support import settle

@@ -16,7 +16,7 @@ from aiohttp.payload import JsonPayload
 from adapters.telegram import TelegramAdapter
 from adapters.telegram.session import JsonSession
 from gateway.app import Gateway
-from gateway.sandbox.telegram import Limits, TelegramSandbox
+from sandbox.telegram import Limits, TelegramSandbox
 from storage import Direction
 from tests.support import conversation, messages, migrate
 from tests.telegram_support import desk_config, eventually, telegram_desk

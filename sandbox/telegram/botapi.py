@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.sandbox.telegram.world import (
+from sandbox.telegram.world import (
     JSON,
     MAX_CAPTION,
     MAX_DOWNLOAD,

@@ -26,9 +26,9 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
-from gateway.sandbox.common import Faults
-from gateway.sandbox.slack.webapi import METHODS
-from gateway.sandbox.slack.world import JSON, ApiError, Limits, StoredFile, World
+from sandbox.common import Faults
+from sandbox.slack.webapi import METHODS
+from sandbox.slack.world import JSON, ApiError, Limits, StoredFile, World
 
 log = logging.getLogger(__name__)
 

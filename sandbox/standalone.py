@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from gateway.sandbox.mail import MailSandbox
-from gateway.sandbox.playground import Console, Playground, Watcher
-from gateway.sandbox.slack import Limits as SlackLimits
-from gateway.sandbox.slack import SlackSandbox
-from gateway.sandbox.telegram import Limits as TelegramLimits
-from gateway.sandbox.telegram import TelegramSandbox
+from sandbox.mail import MailSandbox
+from sandbox.playground import Console, Playground, Watcher
+from sandbox.slack import Limits as SlackLimits
+from sandbox.slack import SlackSandbox
+from sandbox.telegram import Limits as TelegramLimits
+from sandbox.telegram import TelegramSandbox
 
 CHANNEL_TABLES = ("telegram", "slack", "email")
 _TABLE = re.compile(r"^\s*\[\[?\s*([^\[\]]+?)\s*\]\]?\s*(#.*)?$")

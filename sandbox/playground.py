@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any, TextIO
 
-from gateway.sandbox.mail import MailSandbox, body_of
-from gateway.sandbox.slack import SlackSandbox
-from gateway.sandbox.telegram import TelegramSandbox
+from sandbox.mail import MailSandbox, body_of
+from sandbox.slack import SlackSandbox
+from sandbox.telegram import TelegramSandbox
 
 JSON = dict[str, Any]
 

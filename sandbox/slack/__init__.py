@@ -1,7 +1,7 @@
 """A Slack emulator (Web API, Events API, Socket Mode): see ``server.SlackSandbox``."""
 
-from gateway.sandbox.slack.server import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, SlackSandbox, sign
-from gateway.sandbox.slack.world import ApiError, Limits, World
+from sandbox.slack.server import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, SlackSandbox, sign
+from sandbox.slack.world import ApiError, Limits, World
 
 __all__ = [
     "APP_TOKEN",

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.sandbox.common import Bucket
+from sandbox.common import Bucket
 
 JSON = dict[str, Any]
 

@@ -13,7 +13,7 @@ import mimetypes
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from gateway.sandbox.slack.world import (
+from sandbox.slack.world import (
     JSON,
     MAX_BLOCKS,
     MAX_FILE,

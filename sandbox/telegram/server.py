@@ -20,15 +20,15 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from gateway.sandbox.common import Faults
-from gateway.sandbox.telegram.botapi import (
+from sandbox.common import Faults
+from sandbox.telegram.botapi import (
     METHODS,
     Upload,
     decode,
     describe_file,
     new_query_id,
 )
-from gateway.sandbox.telegram.world import (
+from sandbox.telegram.world import (
     JSON,
     ApiError,
     Limits,
