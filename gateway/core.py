@@ -964,7 +964,8 @@ class Core:
             if row_id not in rows:
                 continue  # recorded already, or handed back meanwhile
             destination, payload = rows[row_id]
-            outbound = Outbound.from_payload(payload)
+            # what was sent is the row's own payload, parsed when it was prepared
+            outbound = sent.outbound if sent is not None else Outbound.from_payload(payload)
             sent_rows.append(
                 {
                     "id": row_id,

@@ -9,8 +9,15 @@ import socket
 import aiohttp
 import pytest
 from aiogram import Bot
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import ClientDecodeError, TelegramBadRequest
 from aiogram.methods import SendDocument, SendMessage
-from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.types import (
+    BufferedInputFile,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputMediaPhoto,
+)
 from aiohttp.payload import JsonPayload
 
 from adapters.telegram import TelegramAdapter
@@ -696,3 +703,62 @@ async def test_calls_go_as_json_bodies_and_uploads_as_multipart() -> None:
         assert isinstance(session.build_form_data(bot, upload), aiohttp.FormData)
     finally:
         await session.close()
+
+
+async def test_answers_to_sends_are_read_for_their_ids_and_errors_still_raise() -> None:
+    """``JsonSession.check_response``: over the wire, a send gives the new message's
+    id (a topic its thread id) and nothing else to read; refusals raise aiogram's
+    exceptions as before, and an answer without the ids is an error, not a guess."""
+    async with TelegramSandbox() as sandbox:
+        olga = sandbox.add_user("Olga")
+        forum = sandbox.add_forum()
+        bot = Bot(
+            sandbox.token,
+            session=JsonSession(api=TelegramAPIServer.from_base(sandbox.api_base)),
+        )
+        try:
+            topic = await bot.create_forum_topic(forum["id"], "Olga #1")
+            assert topic.message_thread_id == sandbox.topics(forum["id"])[0]["message_thread_id"]
+            card = await bot.send_message(
+                forum["id"],
+                "<b>Olga</b>",
+                message_thread_id=topic.message_thread_id,
+                reply_markup=InlineKeyboardMarkup(
+                    inline_keyboard=[[InlineKeyboardButton(text="Take", callback_data="t:1")]]
+                ),
+            )
+            (stored,) = sandbox.received(forum["id"], topic.message_thread_id)
+            assert card.message_id == stored["message_id"]
+            assert card.message_thread_id == topic.message_thread_id
+            with pytest.raises(AttributeError):
+                card.text  # noqa: B018 - not read, so not there: never a silent None
+            first, second = sandbox.send(olga, "one"), sandbox.send(olga, "two")
+            copies = await bot.copy_messages(
+                forum["id"],
+                olga["id"],
+                [first["message_id"], second["message_id"]],
+                message_thread_id=topic.message_thread_id,
+            )
+            in_topic = sandbox.received(forum["id"], topic.message_thread_id)
+            assert [c.message_id for c in copies] == [m["message_id"] for m in in_topic[1:]]
+            album = await bot.send_media_group(
+                olga["id"],
+                [
+                    InputMediaPhoto(media=BufferedInputFile(b"a" * 10, "a.jpg")),
+                    InputMediaPhoto(media=BufferedInputFile(b"b" * 10, "b.jpg")),
+                ],
+            )
+            assert [m.message_id for m in album] == [
+                m["message_id"] for m in sandbox.received(olga["id"])
+            ]
+            # what is read in full stays full
+            me = await bot.get_me()
+            assert me.username == "SupportSandboxBot" and me.is_bot
+            sandbox.delete_topic(forum["id"], topic.message_thread_id)
+            with pytest.raises(TelegramBadRequest, match="message thread not found"):
+                await bot.send_message(forum["id"], "hi", message_thread_id=topic.message_thread_id)
+            no_ids = json.dumps({"ok": True, "result": {"date": 1}})
+            with pytest.raises(ClientDecodeError):
+                bot.session.check_response(bot, SendMessage(chat_id=1, text="x"), 200, no_ids)
+        finally:
+            await bot.session.close()
