@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from gateway.app import GC_FIRST_THRESHOLD, settle_gc
 from gateway.logs import SecretScrubber
 from storage.migrate import head_revision
 from tests.support import ROOT
@@ -85,6 +87,22 @@ def test_run_with_no_channel_serves_health_and_stops_gracefully(tmp_path: Path) 
     assert re.search(r"^Desk: (open|closed, opens \w)", status.stdout, re.M), status.stdout
     assert "Queue: 0 waiting" in status.stdout
     assert "Deadlines: 0 pending" in status.stdout
+
+
+def test_a_started_gateway_takes_start_up_objects_out_of_the_collectors_walk() -> None:
+    """``settle_gc`` (what ``Gateway.run`` does once started): every object alive
+    then is frozen, and young objects are collected less often; the older
+    generations keep Python's thresholds."""
+    before = gc.get_threshold()
+    gc.unfreeze()
+    try:
+        made_at_start = [[n] for n in range(1000)]
+        settle_gc()
+        assert gc.get_freeze_count() > len(made_at_start)
+        assert gc.get_threshold() == (GC_FIRST_THRESHOLD, *before[1:])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
 
 
 def test_run_refuses_an_invalid_config_with_its_problems(tmp_path: Path) -> None:
