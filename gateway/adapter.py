@@ -116,7 +116,11 @@ class Adapter(Protocol):
     wants_history: bool
     # Optional, read with getattr: ``max_in_flight: int``, the most deliveries the
     # platform should see at once from us whatever ``[outbox] concurrency`` says
-    # (a mail relay counts connections per client).
+    # (a mail relay counts connections per client). ``opens_with_messages: bool``:
+    # the header delivery that opens a conversation's thread may carry the messages
+    # queued behind it (``Delivery.more``), posted in the new thread once it exists;
+    # a receipt in its ``more`` with ``extra["handed_back"]`` (a reason) puts that
+    # message's row back in the queue, to be sent on its own.
 
     async def start(self, host: Host) -> None:
         """Connect and begin intake. Acknowledge platform events only after

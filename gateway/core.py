@@ -839,7 +839,9 @@ class Core:
         outbounds: Sequence[Outbound],
         known: _Lookups,
     ) -> Delivery | None:
-        head = await self._prepare(tx, group[0], outbounds[0], known)
+        # a header carrying messages (the thread's opening one) goes even when the
+        # card it shows is unchanged: the messages need their delivery
+        head = await self._prepare(tx, group[0], outbounds[0], known, needed=len(group) > 1)
         pairs = zip(group[1:], outbounds[1:], strict=True)
         more = [await self._prepare(tx, f, o, known) for f, o in pairs]
         if head is None:
@@ -850,7 +852,13 @@ class Core:
         return replace(head, more=tuple(more))  # type: ignore[arg-type]
 
     async def _prepare(
-        self, tx: Transaction, row: OutboxRow, outbound: Outbound, known: _Lookups
+        self,
+        tx: Transaction,
+        row: OutboxRow,
+        outbound: Outbound,
+        known: _Lookups,
+        *,
+        needed: bool = False,
     ) -> Delivery | None:
         thread_ref = header_ref = None
         edit_refs: tuple[str, ...] = ()
@@ -867,7 +875,7 @@ class Core:
                 conversation = await tx.conversation(outbound.conversation_id)
                 if conversation is not None:
                     card = await self.relay.card(tx, conversation)
-                    if thread is not None and thread.header_card == asdict(card):
+                    if not needed and thread is not None and thread.header_card == asdict(card):
                         return None
                     outbound = replace(outbound, card=card)
         if outbound.kind == "message" and outbound.message_id is not None:
@@ -963,6 +971,10 @@ class Core:
         for row_id, receipt, sent in outcomes:
             if row_id not in rows:
                 continue  # recorded already, or handed back meanwhile
+            if receipt.extra.get("handed_back"):
+                # it rode along in another row's delivery and did not get out
+                tx.hand_back([row_id], str(receipt.extra["handed_back"]))
+                continue
             destination, payload = rows[row_id]
             # what was sent is the row's own payload, parsed when it was prepared
             outbound = sent.outbound if sent is not None else Outbound.from_payload(payload)

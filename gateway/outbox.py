@@ -19,6 +19,7 @@ from gateway.core import Core, Outcome
 from gateway.errors import PermanentFailure, RateLimited, TemporaryFailure
 from gateway.events import Delivery, Outbound, Receipt
 from gateway.ratelimit import Limiter, Reservation
+from gateway.relay import opens_thread
 from storage import OutboxRow, OutboxStatus, Transaction
 from storage.types import utcnow
 
@@ -81,6 +82,8 @@ class OutboxWorker:
         self._outcomes: list[tuple[Outcome, asyncio.Future[None]]] = []
         #: the destination threads replies by earlier messages' refs (email)
         self._history: bool = getattr(adapter, "wants_history", True)
+        #: a thread's opening header takes the messages queued behind it along
+        self._opens_with: bool = getattr(adapter, "opens_with_messages", False)
         #: sends in flight at once: the config's, or less where the platform's
         #: servers take fewer connections from one client (``Adapter.max_in_flight``)
         ceiling = getattr(adapter, "max_in_flight", None)
@@ -272,7 +275,7 @@ class OutboxWorker:
             followers: dict[int, list[OutboxRow]] = {}
             if batch > 1:
                 followers = await tx.claim_followers(
-                    [head for head in heads if coalescible(head)],
+                    [head for head in heads if coalescible(head) or self._opening(head)],
                     limit=batch - 1,
                     lease=LEASE,
                     accept=coalescible,
@@ -301,6 +304,12 @@ class OutboxWorker:
         self._reservations.update(made)
         self._held_back = bool(held_back)
         return groups, prepared
+
+    def _opening(self, row: OutboxRow) -> bool:
+        """A header that opens its thread, for a destination whose opening delivery
+        posts the messages queued behind it too: one delivery, not two, and the first
+        messages reach operators without waiting for the thread to be recorded."""
+        return self._opens_with and row.kind == "header" and opens_thread(row.dedupe_key)
 
     async def _idle(self, now: float) -> None:
         if self._wake.is_set():
@@ -409,7 +418,8 @@ class OutboxWorker:
                 )
                 await self._retry(group, delay, reason, count=True)
         else:
-            self.sent += len(group)
+            handed_back = sum(1 for r in receipt.more if r.extra.get("handed_back"))
+            self.sent += len(group) - handed_back
             await self._recorded((row.id, receipt, delivery, [r.id for r in group[1:]]))  # type: ignore[list-item]
             recorded = getattr(self.adapter, "recorded", None)
             if recorded is not None:

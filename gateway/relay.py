@@ -51,15 +51,34 @@ def chat_key(outbound: Outbound) -> str:
     return f"conversation:{outbound.conversation_id}"
 
 
+#: the dedupe key of the header row that opens a conversation's thread: a
+#: conversation opens once, so the key is unique without a lookup, and it tells the
+#: outbox which header may carry the messages queued behind it (``opens_thread``)
+OPENING = "header:open:"
+
+
+def opens_thread(dedupe_key: str) -> bool:
+    """The row is the header that opens its conversation's thread."""
+    return f":workspace:{OPENING}" in dedupe_key
+
+
 class Relay:
     def __init__(self, desk: Desk) -> None:
         self.desk = desk
 
-    async def enqueue(self, tx: Transaction, outbound: Outbound, *, key: str | None = None) -> None:
+    async def enqueue(
+        self,
+        tx: Transaction,
+        outbound: Outbound,
+        *,
+        key: str | None = None,
+        fresh: bool = False,
+    ) -> None:
+        """``fresh``: ``key`` is unique by construction, so no twin is looked for."""
         dedupe = key or f"{outbound.kind}:{uuid.uuid4().hex}"
         await tx.enqueue(
             # a key made up here has no twin anywhere to look for
-            fresh=key is None,
+            fresh=fresh or key is None,
             destination=outbound.destination,
             chat_key=chat_key(outbound),
             conversation_id=outbound.conversation_id,
@@ -233,6 +252,8 @@ class Relay:
                     kind="header",
                     conversation_id=_id(conversation),
                 ),
+                key=f"{OPENING}{_id(conversation)}" if opening else None,
+                fresh=True,
             )
 
     async def card(self, tx: Transaction, conversation: Conversation) -> ConversationCard:

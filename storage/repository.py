@@ -260,6 +260,16 @@ _MARK_SENT = (
         receipt=bindparam("receipt"),
     )
 )
+_HAND_BACK = (
+    update(OutboxRow.__table__)  # type: ignore[attr-defined]
+    .where(OutboxRow.__table__.c.id == bindparam("row_id"))  # type: ignore[attr-defined]
+    .values(
+        status=OutboxStatus.PENDING,
+        lease_until=None,
+        next_attempt_at=bindparam("due"),
+        last_error=bindparam("reason"),
+    )
+)
 # Rows written as plain dicts (``Transaction._write_pending``)
 _INSERT_DEADLINES = sa_insert(Deadline.__table__)  # type: ignore[attr-defined]
 _INSERT_OUTBOX = sa_insert(OutboxRow.__table__)  # type: ignore[attr-defined]
@@ -363,6 +373,8 @@ class Transaction:
         self._deadlines: list[dict[str, Any]] = []
         #: outbox rows recorded sent here: one executemany, like the rows above
         self._sent: list[dict[str, Any]] = []
+        #: outbox rows given back to the queue unsent (``hand_back``)
+        self._handed_back: list[dict[str, Any]] = []
         #: outbox rows claimed here and not written yet, with their one lease's end
         #: (``_mark_claimed``)
         self._claims: tuple[datetime, list[int]] | None = None
@@ -455,6 +467,7 @@ class Transaction:
             or self._outbox
             or self._events
             or self._sent
+            or self._handed_back
             or self._new_threads
         ):
             return
@@ -483,9 +496,10 @@ class Transaction:
             (_INSERT_OUTBOX, self._outbox),
             (_INSERT_EVENTS, list(self._events.values())),
             (_MARK_SENT, self._sent),
+            (_HAND_BACK, self._handed_back),
         )
         self._deadlines, self._refs, self._outbox, self._events = [], [], [], {}
-        self._sent = []
+        self._sent, self._handed_back = [], []
         for statement, rows in batches:
             if rows:
                 await self.session.exec(statement, params=rows)  # type: ignore[call-overload]
@@ -1144,6 +1158,14 @@ class Transaction:
         with the other pending rows: a batch's outcomes in one statement."""
         self._sent.extend(
             {"row_id": r["id"], "sent_at": r["sent_at"], "receipt": r["receipt"]} for r in rows
+        )
+
+    def hand_back(self, row_ids: Sequence[int], reason: str) -> None:
+        """Rows claimed but not sent, due again now: they were riding along in
+        another row's delivery, and go on their own from here. The attempt counts."""
+        due = utcnow()
+        self._handed_back.extend(
+            {"row_id": row_id, "due": due, "reason": reason[:2000]} for row_id in row_ids
         )
 
     async def claim_outbox(

@@ -146,6 +146,8 @@ class RecordingAdapter:
     serves_workspace: bool = True
     rate_limits: Sequence[RateLimit] = ()
     max_batch: int = 1
+    #: a thread's opening header may carry the messages queued behind it
+    opens_with_messages: bool = False
     #: when set, deliveries to the workspace wait for it (a stalled group)
     gate: asyncio.Event | None = None
     deliveries: list[Delivery] = field(default_factory=list)
@@ -172,7 +174,8 @@ class RecordingAdapter:
         return FileData(attachment.name or attachment.file_ref, attachment.mime or "", data)
 
     def fail(self, chat: str, make: Callable[[], Exception], times: int = 1) -> None:
-        """Fail deliveries to a customer chat (or "workspace") ``times`` times."""
+        """Fail deliveries to a customer chat (or "workspace") ``times`` times; with
+        "carried", hand back the messages the next opening header carries."""
         self.failures.setdefault(chat, []).append(Failure(make, times))
 
     async def deliver(self, delivery: Delivery) -> Receipt:
@@ -190,8 +193,20 @@ class RecordingAdapter:
             raise failure.make()
         self.deliveries.append(delivery)
         if out.kind == "header" and delivery.thread_ref is None:
+            carried = self.failures.get("carried")
+            if carried and delivery.more:
+                # the messages it carries could not be posted: each goes on its own
+                carried.pop(0)
+                more = tuple(Receipt(extra={"handed_back": "refused"}) for _ in delivery.more)
+            else:
+                more = tuple(
+                    Receipt(external_ids=(str(next(self._ids)),), chat_id="group")
+                    for _ in delivery.more
+                )
             return Receipt(
-                thread_ref=f"T{out.conversation_id}", header_ref=f"H{out.conversation_id}"
+                thread_ref=f"T{out.conversation_id}",
+                header_ref=f"H{out.conversation_id}",
+                more=more,
             )
         chat = out.chat_id or "group"
         return Receipt(

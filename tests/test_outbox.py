@@ -396,6 +396,75 @@ async def test_messages_behind_a_throttled_one_go_with_it_in_one_call(database_u
         ]
 
 
+async def test_a_thread_opens_with_the_messages_queued_behind_its_header(
+    database_url: str,
+) -> None:
+    """Where the destination takes them along (Telegram), the header that opens a
+    conversation's thread carries the customer's first messages: one delivery, not
+    one for the header and one once the thread is recorded. Each message keeps its
+    own row and its copy's ref, so an edit later still reaches it."""
+    config = make_config(database_url)
+    tg = RecordingAdapter(max_batch=20, opens_with_messages=True)
+    async with running(config, tg) as gw:
+        texts = ("hi", "my parcel", "is late")
+        results = await asyncio.gather(
+            *(
+                gw.core.ingest(tg.customer_says("olga", text, message_id=f"c{n}"))
+                for n, text in enumerate(texts)
+            )
+        )
+        await settle(gw)
+        cid = results[0].conversation_id
+        assert cid is not None
+        opened = [d for d in tg.deliveries if d.outbound.audience == "workspace"]
+        assert [(d.outbound.kind, [m.outbound.text for m in d.more]) for d in opened] == [
+            ("header", list(texts))
+        ]
+        assert all(r.status == OutboxStatus.SENT for r in await outbox_rows(gw))
+
+        await gw.core.ingest(tg.customer_says("olga", "is very late", edit_of="c2"))
+        await settle(gw)
+        edits = [d for d in tg.in_thread(cid) if d.outbound.kind == "edit"]
+        assert [(e.outbound.text, len(e.edit_refs)) for e in edits] == [("is very late", 1)]
+        # a header refresh carries nothing: only an opening one does
+        await operator_writes(gw, tg, "anna", cid, "/transfer boris")
+        await gw.core.ingest(tg.customer_says("olga", "thanks"))
+        await settle(gw)
+        later = [d for d in tg.deliveries if d.outbound.audience == "workspace"][len(opened) :]
+        assert all(not d.more for d in later if d.outbound.kind == "header")
+
+
+async def test_messages_an_opening_header_could_not_carry_go_on_their_own(
+    database_url: str,
+) -> None:
+    """A carried message that could not be posted after the header went does not
+    fail the header: its row goes back to the queue and is sent on its own."""
+    config = make_config(database_url)
+    tg = RecordingAdapter(max_batch=20, opens_with_messages=True)
+    tg.fail("carried", lambda: TemporaryFailure("unused"))
+    async with running(config, tg) as gw:
+        results = await asyncio.gather(
+            gw.core.ingest(tg.customer_says("olga", "hi")),
+            gw.core.ingest(tg.customer_says("olga", "anyone?")),
+        )
+        await settle(gw)
+        cid = results[0].conversation_id
+        workspace = [d for d in tg.deliveries if d.outbound.audience == "workspace"]
+        assert [(d.outbound.kind, d.thread_ref) for d in workspace] == [
+            ("header", None),
+            ("message", f"T{cid}"),  # on their own, into the thread the header opened
+        ]
+        assert [p.outbound.text for p in (workspace[1], *workspace[1].more)] == ["hi", "anyone?"]
+        rows = {r.dedupe_key: r for r in await outbox_rows(gw)}
+        assert all(r.status == OutboxStatus.SENT for r in rows.values())
+        header = next(r for key, r in rows.items() if ":header:" in key)
+        assert header.attempts == 1
+        carried = [
+            r for r in rows.values() if r.kind == "message" and r.payload["audience"] == "workspace"
+        ]
+        assert [r.attempts for r in carried] == [2, 2]  # the ride along counted
+
+
 async def test_a_new_conversation_opens_with_one_card_that_names_its_operator(
     database_url: str,
 ) -> None:

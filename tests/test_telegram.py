@@ -247,6 +247,37 @@ async def test_a_deleted_topic_is_recreated_when_needed(sqlite_url: str) -> None
         )
 
 
+async def test_a_topic_opens_with_the_first_message_and_one_that_fails_there_goes_alone(
+    sqlite_url: str,
+) -> None:
+    """The topic, its card and the customer's first message go in one delivery. When
+    the copy fails there, the topic and card stand: the message follows on its own,
+    once, and one refused for good fails alone, leaving the topic to the next."""
+    async with telegram_desk(sqlite_url) as desk:
+        desk.sandbox.inject("error", method="copyMessage", status=502)
+        olga = desk.sandbox.add_user("Olga")
+        desk.sandbox.send(olga, "My parcel is late")
+        thread = await eventually(lambda: desk.topic_of("Olga"))
+        await eventually(
+            lambda: any(m.get("text") == "My parcel is late" for m in desk.in_topic(thread))
+        )
+        texts = [m.get("text") or "" for m in desk.in_topic(thread)]
+        assert "Olga" in texts[0]  # the card first
+        assert texts.count("My parcel is late") == 1
+        assert len(desk.topics()) == 1
+
+        desk.sandbox.inject("error", method="copyMessage", status=400, times=2)
+        petr = desk.sandbox.add_user("Petr")
+        desk.sandbox.send(petr, "lost one")
+        petrs = await eventually(lambda: desk.topic_of("Petr"))
+        await eventually(lambda: not desk.sandbox.faults.pending)  # carried, then alone
+        desk.sandbox.send(petr, "next one")
+        await eventually(lambda: any(m.get("text") == "next one" for m in desk.in_topic(petrs)))
+        texts = [m.get("text") or "" for m in desk.in_topic(petrs)]
+        assert "Petr" in texts[0] and "lost one" not in texts
+        assert len(desk.topics()) == 2
+
+
 KINDS = (
     "photo",
     "document",

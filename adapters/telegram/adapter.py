@@ -24,6 +24,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
     ClientDecodeError,
+    TelegramAPIError,
     TelegramBadRequest,
     TelegramEntityTooLarge,
     TelegramForbiddenError,
@@ -182,6 +183,9 @@ class TelegramAdapter:
         self.max_batch = 20
         #: replies are threaded by topic or thread, not by earlier messages' ids
         self.wants_history = False
+        #: a new conversation's topic opens with its first messages in the same
+        #: delivery: createForumTopic, the card, one copyMessages (``_carry``)
+        self.opens_with_messages = True
         per_chat, per_group = section.chat_messages_per_second, section.group_messages_per_minute
         overall = section.messages_per_second
         self.rate_limits = (
@@ -659,7 +663,11 @@ class TelegramAdapter:
         out = delivery.outbound
         if out.kind == "header":
             # open: create the topic and post the header; refresh: edit header, rename topic
-            return 2
+            if not delivery.more:
+                return 2
+            # and the messages it carries, into a thread that exists by then
+            first = replace(delivery.more[0], thread_ref="", more=delivery.more[1:])
+            return 2 + self.cost(first)
         if out.kind in ("edit", "delete"):
             return max(1, len(delivery.edit_refs))
         if delivery.more:
@@ -872,6 +880,42 @@ class TelegramAdapter:
         await self._by_author(bot, edit, "edited")
 
     async def _header(self, delivery: Delivery) -> Receipt:
+        receipt = await self._card(delivery)
+        if not delivery.more:
+            return receipt
+        return await self._carry(delivery, receipt)
+
+    async def _carry(self, delivery: Delivery, receipt: Receipt) -> Receipt:
+        """Post the messages an opening header carries, in the thread it opened (or
+        found). The header is out by now, so none of theirs may fail it: a message
+        that cannot go here is handed back to be sent on its own, where its own
+        retries and failures apply."""
+        assert self.workspace is not None
+        thread_ref = receipt.thread_ref or delivery.thread_ref
+        header_ref = receipt.header_ref or delivery.header_ref
+        followers = [
+            replace(d, thread_ref=thread_ref, header_ref=header_ref) for d in delivery.more
+        ]
+        first = replace(followers[0], more=tuple(followers[1:]))
+        try:
+            if thread_ref is None:
+                raise TemporaryFailure("the header opened no thread")
+            ids = await self._then(lambda: self._post_all(first, int(thread_ref)))
+        except Exception as exc:
+            log.warning(
+                "telegram: %d message(s) for topic %s go on their own: %s",
+                len(followers),
+                thread_ref,
+                exc,
+                exc_info=not isinstance(exc, (TelegramAPIError, TemporaryFailure)),
+            )
+            reason = str(exc) or type(exc).__name__
+            more = tuple(Receipt(extra={"handed_back": reason}) for _ in followers)
+        else:
+            more = tuple(Receipt(external_ids=tuple(i), chat_id=str(self.workspace)) for i in ids)
+        return replace(receipt, more=more)
+
+    async def _card(self, delivery: Delivery) -> Receipt:
         assert self.bot is not None and self.workspace is not None
         card = delivery.outbound.card
         assert card is not None
