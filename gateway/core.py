@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, replace
 from datetime import timedelta
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from gateway.actions import ActionContext, ActionRegistry, parse_command
 from gateway.autoreply import AutoReplies
@@ -41,9 +41,8 @@ from storage import (
     CustomerIdentity,
     Direction,
     Message,
-    MessageRef,
-    OutboxRow,
     OutboxStatus,
+    QueuedRow,
     Repository,
     Transaction,
     WorkspaceThread,
@@ -740,7 +739,7 @@ class Core:
     # -- deliveries -----------------------------------------------------------------
 
     async def prepare(
-        self, row: OutboxRow, followers: Sequence[OutboxRow] = (), *, history: bool = True
+        self, row: QueuedRow, followers: Sequence[QueuedRow] = (), *, history: bool = True
     ) -> Delivery | None:
         """Resolve what only exists now: the thread, the header, the copies to edit.
 
@@ -757,7 +756,7 @@ class Core:
         return prepared
 
     async def prepare_many(
-        self, groups: Sequence[Sequence[OutboxRow]], *, history: bool = True
+        self, groups: Sequence[Sequence[QueuedRow]], *, history: bool = True
     ) -> list[Delivery | Exception | None]:
         """``prepare`` for many groups (a group: a row and its followers) in one
         transaction of their own; a group that cannot be prepared gets its exception,
@@ -777,7 +776,7 @@ class Core:
         return results
 
     async def prepare_in(
-        self, tx: Transaction, groups: Sequence[Sequence[OutboxRow]], *, history: bool = True
+        self, tx: Transaction, groups: Sequence[Sequence[QueuedRow]], *, history: bool = True
     ) -> list[Delivery | Exception | None]:
         """``prepare_many`` in the caller's transaction (an outbox worker's claim: one
         transaction per claim, not two). What the groups look up goes out together:
@@ -835,7 +834,7 @@ class Core:
     async def _prepare_group(
         self,
         tx: Transaction,
-        group: Sequence[OutboxRow],
+        group: Sequence[QueuedRow],
         outbounds: Sequence[Outbound],
         known: _Lookups,
     ) -> Delivery | None:
@@ -854,7 +853,7 @@ class Core:
     async def _prepare(
         self,
         tx: Transaction,
-        row: OutboxRow,
+        row: QueuedRow,
         outbound: Outbound,
         known: _Lookups,
         *,
@@ -958,7 +957,7 @@ class Core:
         rows = await tx.sending_rows([row_id for row_id, _receipt, _sent in outcomes])
         # the threads whose records change, in one statement
         await tx.threads_of(
-            (sent.outbound.conversation_id, rows[row_id][0])
+            (sent.outbound.conversation_id, rows[row_id])
             for row_id, receipt, sent in outcomes
             if row_id in rows
             and sent is not None
@@ -975,9 +974,7 @@ class Core:
                 # it rode along in another row's delivery and did not get out
                 tx.hand_back([row_id], str(receipt.extra["handed_back"]))
                 continue
-            destination, payload = rows[row_id]
-            # what was sent is the row's own payload, parsed when it was prepared
-            outbound = sent.outbound if sent is not None else Outbound.from_payload(payload)
+            destination = rows[row_id]
             sent_rows.append(
                 {
                     "id": row_id,
@@ -990,7 +987,11 @@ class Core:
                     },
                 }
             )
-            if outbound.kind == "header" and sent is not None and sent.outbound.card:
+            if sent is None:
+                continue  # nothing needed sending (a header already showing it all)
+            # what was sent is the row's own payload, parsed when it was prepared
+            outbound = sent.outbound
+            if outbound.kind == "header" and outbound.card:
                 await tx.save_thread(
                     outbound.conversation_id,
                     destination,
@@ -1082,7 +1083,7 @@ class _Lookups:
     def __init__(self, history: bool) -> None:
         self.history = history
         self.threads: dict[tuple[int, str], WorkspaceThread | None] = {}
-        self.refs: dict[tuple[int, str, str], list[MessageRef]] = {}
+        self.refs: dict[tuple[int, str, str], list[Any]] = {}
 
 
 def _album_ref(inbound: Inbound) -> str:

@@ -20,7 +20,7 @@ from gateway.errors import PermanentFailure, RateLimited, TemporaryFailure
 from gateway.events import Delivery, Outbound, Receipt
 from gateway.ratelimit import Limiter, Reservation
 from gateway.relay import opens_thread
-from storage import OutboxRow, OutboxStatus, Transaction
+from storage import OutboxStatus, QueuedRow, Transaction
 from storage.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ GATHER_PER_SEND = 0.006
 GATHER_SECONDS = 0.1
 
 
-def coalescible(row: OutboxRow) -> bool:
+def coalescible(row: QueuedRow) -> bool:
     """A customer's message on its way to a workspace thread: such rows, queued one
     behind the other, may go out together (one call for many when backlogged)."""
     payload = row.payload or {}
@@ -156,7 +156,7 @@ class OutboxWorker:
             outcomes, self._outcomes = self._outcomes, []
             # a send waiting for its outcome's record is as good as ended
             free = self.concurrency - len(self._inflight) + len(outcomes)
-            rows: list[list[OutboxRow]] = []
+            rows: list[list[QueuedRow]] = []
             prepared: list[Delivery | Exception | None] | None = []
             if free > 0 and loop.time() >= self._paused_until:
                 try:
@@ -224,7 +224,7 @@ class OutboxWorker:
 
     async def _claim(
         self, limit: int, outcomes: list[tuple[Outcome, asyncio.Future[None]]]
-    ) -> tuple[list[list[OutboxRow]], list[Delivery | Exception | None] | None]:
+    ) -> tuple[list[list[QueuedRow]], list[Delivery | Exception | None] | None]:
         """Due rows, each with the rows coalesced behind it (a group goes out as one),
         and the groups prepared in the same transaction (None: prepare them apart).
         The ``outcomes`` of sends ended since the last claim are recorded first, in
@@ -244,7 +244,7 @@ class OutboxWorker:
         made: dict[int, Reservation] = {}
         held_back: list[int | None] = []
 
-        def ready(row: OutboxRow) -> bool:
+        def ready(row: QueuedRow) -> bool:
             try:
                 outbound = Outbound.from_payload(row.payload or {})
             except Exception:
@@ -262,7 +262,7 @@ class OutboxWorker:
 
         async def work(
             tx: Transaction,
-        ) -> tuple[list[list[OutboxRow]], list[Delivery | Exception | None] | None]:
+        ) -> tuple[list[list[QueuedRow]], list[Delivery | Exception | None] | None]:
             if together and outcomes:
                 await self.core.record_in(tx, [outcome for outcome, _done in outcomes])
             groups = []
@@ -272,7 +272,7 @@ class OutboxWorker:
             heads = await tx.claim_outbox(
                 self.destination, limit=limit, lease=LEASE, accept=ready, scan=scan
             )
-            followers: dict[int, list[OutboxRow]] = {}
+            followers: dict[int, list[QueuedRow]] = {}
             if batch > 1:
                 followers = await tx.claim_followers(
                     [head for head in heads if coalescible(head) or self._opening(head)],
@@ -305,7 +305,7 @@ class OutboxWorker:
         self._held_back = bool(held_back)
         return groups, prepared
 
-    def _opening(self, row: OutboxRow) -> bool:
+    def _opening(self, row: QueuedRow) -> bool:
         """A header that opens its thread, for a destination whose opening delivery
         posts the messages queued behind it too: one delivery, not two, and the first
         messages reach operators without waiting for the thread to be recorded."""
@@ -331,7 +331,7 @@ class OutboxWorker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.01))
 
-    async def _send(self, group: list[OutboxRow], prepared: Delivery | Exception | None) -> None:
+    async def _send(self, group: list[QueuedRow], prepared: Delivery | Exception | None) -> None:
         row = group[0]
         reservation = self._reservations.pop(row.id, None)  # type: ignore[arg-type]
         try:
@@ -353,7 +353,7 @@ class OutboxWorker:
 
     async def _attempt(
         self,
-        group: list[OutboxRow],
+        group: list[QueuedRow],
         prepared: Delivery | Exception | None,
         reservation: Reservation | None = None,
     ) -> None:
@@ -426,7 +426,7 @@ class OutboxWorker:
                 recorded(receipt)
 
     async def _retry(
-        self, group: list[OutboxRow], delay: float, reason: str, *, count: bool
+        self, group: list[QueuedRow], delay: float, reason: str, *, count: bool
     ) -> None:
         async def work(tx: Transaction) -> None:
             for row in group:

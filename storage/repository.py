@@ -23,8 +23,7 @@ from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
-from sqlalchemy.orm import aliased, make_transient_to_detached
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -33,6 +32,7 @@ from storage.models import (
     ACTIVE_STATUSES,
     FINISHED_STATUSES,
     LIVE_OUTBOX,
+    QUEUED_COLUMNS,
     Conversation,
     ConversationStatus,
     Customer,
@@ -46,6 +46,7 @@ from storage.models import (
     OutboxRow,
     OutboxStatus,
     Presence,
+    QueuedRow,
     SlaBreach,
     WorkspaceThread,
     build,
@@ -175,47 +176,50 @@ _ID_BLOCKS = {
 }
 # Claiming deliveries (``Transaction.claim_outbox``, ``claim_followers``): built
 # anew on every claim, these statements cost more than the rest of it
-_LIVE = aliased(OutboxRow, name="live")
+_OUTBOX = OutboxRow.__table__  # type: ignore[attr-defined]
+_LIVE = _OUTBOX.alias("live")
 #: the first undelivered row of each of a destination's chats: only these may go
 #: (a row waits for the older undelivered rows of its chat, so order per chat is
 #: kept even while a delivery is retried). Read from the partial index of the rows
 #: still to deliver, a claim costs what the backlog's chats are, not what the history
 #: or the rows behind each head are
 _HEADS = (
-    select(func.min(_LIVE.id))
-    .where(_LIVE.destination == bindparam("destination"), text(f"live.{LIVE_OUTBOX}"))
-    .group_by(_LIVE.chat_key)
+    select(func.min(_LIVE.c.id))
+    .where(_LIVE.c.destination == bindparam("destination"), text(f"live.{LIVE_OUTBOX}"))
+    .group_by(_LIVE.c.chat_key)
 )
+#: what a claim reads: columns (``QueuedRow``), not entities, from Core statements
+_QUEUED = [_OUTBOX.c[name] for name in QUEUED_COLUMNS]
 _CLAIM = (
-    select(OutboxRow)
+    select(*_QUEUED)
     .where(
-        col(OutboxRow.id).in_(_HEADS.scalar_subquery()),
+        _OUTBOX.c.id.in_(_HEADS.scalar_subquery()),
         or_(
             and_(
-                OutboxRow.status == OutboxStatus.PENDING,
-                col(OutboxRow.next_attempt_at) <= bindparam("now"),
+                _OUTBOX.c.status == OutboxStatus.PENDING,
+                _OUTBOX.c.next_attempt_at <= bindparam("now"),
             ),
             and_(
-                OutboxRow.status == OutboxStatus.SENDING,
-                col(OutboxRow.lease_until) < bindparam("now"),
+                _OUTBOX.c.status == OutboxStatus.SENDING,
+                _OUTBOX.c.lease_until < bindparam("now"),
             ),
         ),
     )
-    .order_by(col(OutboxRow.id))
+    .order_by(_OUTBOX.c.id)
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
 )
-_CHAT_RUN = aliased(OutboxRow, name="chat_run")
+_CHAT_RUN = _OUTBOX.alias("chat_run")
 _NUMBERED = (
     select(
-        _CHAT_RUN.id,
+        _CHAT_RUN.c.id,
         func.row_number()
-        .over(partition_by=_CHAT_RUN.chat_key, order_by=_CHAT_RUN.id)
+        .over(partition_by=_CHAT_RUN.c.chat_key, order_by=_CHAT_RUN.c.id)
         .label("place"),
     )
     .where(
-        _CHAT_RUN.destination == bindparam("destination"),
-        col(_CHAT_RUN.chat_key).in_(bindparam("chat_keys", expanding=True)),
+        _CHAT_RUN.c.destination == bindparam("destination"),
+        _CHAT_RUN.c.chat_key.in_(bindparam("chat_keys", expanding=True)),
         text(f"chat_run.{LIVE_OUTBOX}"),
     )
     .subquery("numbered")
@@ -223,13 +227,11 @@ _NUMBERED = (
 #: the first undelivered rows of some chats (each chat's head and the rows right
 #: behind it), in one statement for all the chats a claim took heads of
 _FOLLOWERS = (
-    select(OutboxRow)
+    select(*_QUEUED)
     .where(
-        col(OutboxRow.id).in_(
-            select(_NUMBERED.c.id).where(_NUMBERED.c.place <= bindparam("run_length"))
-        )
+        _OUTBOX.c.id.in_(select(_NUMBERED.c.id).where(_NUMBERED.c.place <= bindparam("run_length")))
     )
-    .order_by(col(OutboxRow.id))
+    .order_by(_OUTBOX.c.id)
     .with_for_update(skip_locked=True)
 )
 #: rows taken for sending, all with one lease (``Transaction._mark_claimed``)
@@ -243,7 +245,7 @@ _MARK_CLAIMED = (
     )
 )
 _SENDING_IN = (
-    select(OutboxRow.id, OutboxRow.destination, OutboxRow.payload)
+    select(OutboxRow.id, OutboxRow.destination)
     .where(
         col(OutboxRow.id).in_(bindparam("row_ids", expanding=True)),
         OutboxRow.status == OutboxStatus.SENDING,
@@ -318,14 +320,16 @@ _MESSAGE_BY_REF = (
         MessageRef.external_id == bindparam("external_id"),
     )
 )
+_REF = MessageRef.__table__.c  # type: ignore[attr-defined]
+#: columns, not entities: a claim reads the sources of every copy it prepares
 _REFS_OF = (
-    select(MessageRef)
+    select(_REF.message_id, _REF.chat_id, _REF.external_id)
     .where(
-        col(MessageRef.message_id).in_(bindparam("message_ids", expanding=True)),
-        MessageRef.place == bindparam("place"),
-        MessageRef.side == bindparam("side"),
+        _REF.message_id.in_(bindparam("message_ids", expanding=True)),
+        _REF.place == bindparam("place"),
+        _REF.side == bindparam("side"),
     )
-    .order_by(col(MessageRef.id))
+    .order_by(_REF.id)
 )
 _REFS = (
     select(MessageRef)
@@ -936,13 +940,14 @@ class Transaction:
 
     async def refs_of(
         self, message_ids: Sequence[int], place: str, side: str
-    ) -> dict[int, list[MessageRef]]:
-        """``refs`` of many messages in one query: message id -> its refs, in order."""
+    ) -> dict[int, list[Any]]:
+        """``refs`` of many messages in one query: message id -> its refs, in order,
+        each with ``chat_id`` and ``external_id`` (rows, not entities)."""
         await self._write_pending()
         result = await self.session.exec(
             _REFS_OF, params={"message_ids": list(message_ids), "place": place, "side": side}
         )
-        found: dict[int, list[MessageRef]] = {}
+        found: dict[int, list[Any]] = {}
         for ref in result.all():
             found.setdefault(ref.message_id, []).append(ref)
         return found
@@ -1131,12 +1136,13 @@ class Transaction:
         for row_id in wanted:
             self._ahead[("sending", row_id)] = have.get(row_id)
 
-    async def sending_rows(self, row_ids: Sequence[int]) -> dict[int, tuple[str, dict]]:
-        """Of these rows, those still ``sending``, locked: id -> (destination, payload).
+    async def sending_rows(self, row_ids: Sequence[int]) -> dict[int, str]:
+        """Of these rows, those still ``sending``, locked: id -> destination.
 
-        Columns, not entities: recording a delivery needs no more, and a batch of
-        them costs one statement (none when ``preload_sending`` read them)."""
-        rows: dict[int, tuple[str, dict]] = {}
+        Columns, not entities: recording a delivery needs no more (what was sent
+        comes with its outcome), and a batch of them costs one statement (none when
+        ``preload_sending`` read them)."""
+        rows: dict[int, str] = {}
         unknown = []
         for row_id in row_ids:
             known, found = self._take(("sending", row_id))
@@ -1148,10 +1154,10 @@ class Transaction:
             rows.update(await self._sending(unknown))
         return rows
 
-    async def _sending(self, row_ids: list[int]) -> dict[int, tuple[str, dict]]:
+    async def _sending(self, row_ids: list[int]) -> dict[int, str]:
         await self._write_pending()
         result = await self.session.exec(_SENDING_IN, params={"row_ids": row_ids})
-        return {row_id: (destination, payload or {}) for row_id, destination, payload in result}
+        return dict(result.all())
 
     def mark_sent(self, rows: Sequence[dict[str, Any]]) -> None:
         """Rows delivered: each dict has ``id``, ``sent_at`` and ``receipt``. Written
@@ -1175,9 +1181,9 @@ class Transaction:
         limit: int,
         lease: timedelta,
         now: datetime | None = None,
-        accept: Callable[[OutboxRow], bool] | None = None,
+        accept: Callable[[QueuedRow], bool] | None = None,
         scan: int | None = None,
-    ) -> list[OutboxRow]:
+    ) -> list[QueuedRow]:
         """Take up to ``limit`` due deliveries, at most the oldest one per chat.
 
         A row whose chat still has an older undelivered row waits for it: order per
@@ -1196,9 +1202,9 @@ class Transaction:
                 "limit": max(limit, scan or 0) if accept else limit,
             },
         )
-        rows = list(result.all())
+        rows = [QueuedRow(*row) for row in result.all()]
         if accept is not None:
-            taken: list[OutboxRow] = []
+            taken: list[QueuedRow] = []
             for row in rows:
                 if len(taken) == limit:
                     break
@@ -1208,10 +1214,9 @@ class Transaction:
         self._mark_claimed(rows, now + lease)
         return rows
 
-    def _mark_claimed(self, rows: Sequence[OutboxRow], lease_until: datetime) -> None:
-        """Mark claimed rows as being sent: on the objects now, in the database by
-        one statement for all the claim's rows (``_write_pending``), not an UPDATE
-        each from the session's flush."""
+    def _mark_claimed(self, rows: Sequence[QueuedRow], lease_until: datetime) -> None:
+        """Mark claimed rows as being sent: on the rows read now, in the database by
+        one statement for all the claim's rows (``_write_pending``)."""
         if not rows:
             return
         if self._claims is None:
@@ -1219,20 +1224,20 @@ class Transaction:
         # one lease for the whole claim (heads and followers), one statement
         lease_until, ids = self._claims
         for row in rows:
-            set_committed_value(row, "status", OutboxStatus.SENDING)
-            set_committed_value(row, "lease_until", lease_until)
-            set_committed_value(row, "attempts", row.attempts + 1)
-            ids.append(row.id)  # type: ignore[arg-type]
+            row.status = OutboxStatus.SENDING
+            row.lease_until = lease_until
+            row.attempts += 1
+            ids.append(row.id)
 
     async def claim_followers(
         self,
-        heads: Sequence[OutboxRow],
+        heads: Sequence[QueuedRow],
         *,
         limit: int,
         lease: timedelta,
-        accept: Callable[[OutboxRow], bool],
+        accept: Callable[[QueuedRow], bool],
         now: datetime | None = None,
-    ) -> dict[int, list[OutboxRow]]:
+    ) -> dict[int, list[QueuedRow]]:
         """Also take, for each of ``heads``, up to ``limit`` rows right behind it in
         its chat that ``accept`` allows; one statement for all the heads.
 
@@ -1254,15 +1259,15 @@ class Transaction:
                 "run_length": limit + 1,  # the head is each chat's first
             },
         )
-        runs: dict[str, list[OutboxRow]] = {}
-        for row in result.all():
+        runs: dict[str, list[QueuedRow]] = {}
+        for columns in result.all():
+            row = QueuedRow(*columns)
             runs.setdefault(row.chat_key, []).append(row)
-        taken: dict[int, list[OutboxRow]] = {}
+        taken: dict[int, list[QueuedRow]] = {}
         for head in heads:
-            assert head.id is not None
             followers = taken[head.id] = []
             for row in runs.get(head.chat_key, ()):
-                if row.id <= head.id:  # type: ignore[operator]
+                if row.id <= head.id:
                     continue
                 if (
                     len(followers) == limit

@@ -380,7 +380,7 @@ async def test_a_messages_copies_are_found_by_the_message_not_by_their_place(
         await upgrade(db)
         plan = await _plan_of(
             db,
-            "SELECT message_refs.id",
+            "SELECT message_refs.message_id",
             lambda tx: tx.refs_of([1, 2, 3], "telegram", "workspace"),
         )
         search = next(line for line in plan if line.startswith("SEARCH message_refs"))
