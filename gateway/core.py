@@ -817,7 +817,7 @@ class Core:
             cards.update(o.conversation_id for o in outbounds if o.audience == "customer")
         await tx.preload_cards(cards)
         for outbound in outbounds:
-            if outbound.kind == "message" and outbound.message_id is not None:
+            if _copyable(outbound):
                 other = "workspace" if outbound.audience == "customer" else "customer"
                 wanted.setdefault((outbound.destination, other), set()).add(outbound.message_id)
             if outbound.audience == "workspace":
@@ -877,7 +877,7 @@ class Core:
                     if not needed and thread is not None and thread.header_card == asdict(card):
                         return None
                     outbound = replace(outbound, card=card)
-        if outbound.kind == "message" and outbound.message_id is not None:
+        if _copyable(outbound):
             other = "workspace" if outbound.audience == "customer" else "customer"
             key = (outbound.message_id, outbound.destination, other)
             if key not in known.refs:
@@ -1074,6 +1074,17 @@ def _outcomes(
         along = sent.more[number] if sent and number < len(sent.more) else None
         outcomes.append((follower, more, along))
     return outcomes
+
+
+def _copyable(outbound: Outbound) -> bool:
+    """A message an adapter may copy from where it was written (``Delivery.source_ids``):
+    a customer's, or one with files. Others (an operator's text, the bot's) are
+    rendered anew, so their sources need no lookup."""
+    return (
+        outbound.kind == "message"
+        and outbound.message_id is not None
+        and (outbound.author_role == "customer" or bool(outbound.attachments))
+    )
 
 
 class _Lookups:

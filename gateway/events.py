@@ -218,7 +218,8 @@ class Delivery:
     header_ref: str | None = None
     edit_refs: tuple[str, ...] = ()  # the copies to edit or delete (kind edit, delete)
     #: where the same message was written on this platform's other side (its chat and
-    #: ids, several for an album): the adapter may copy it rather than send it anew
+    #: ids, several for an album): the adapter may copy it rather than send it anew.
+    #: Looked up for a customer's messages and for messages with files only
     source_chat: str | None = None
     source_ids: tuple[str, ...] = ()
     #: to a customer: the ids of the conversation's earlier messages on their channel,

@@ -892,11 +892,12 @@ class TelegramAdapter:
         retries and failures apply."""
         assert self.workspace is not None
         thread_ref = receipt.thread_ref or delivery.thread_ref
-        header_ref = receipt.header_ref or delivery.header_ref
-        followers = [
-            replace(d, thread_ref=thread_ref, header_ref=header_ref) for d in delivery.more
-        ]
-        first = replace(followers[0], more=tuple(followers[1:]))
+        followers = delivery.more
+        # which bot posts them goes by the header's ref (``_owner``); a thread just
+        # opened has none on them, and its owner is then the bot that opened it
+        if receipt.thread_ref and any(d.header_ref for d in followers):
+            followers = tuple(replace(d, header_ref=receipt.header_ref) for d in followers)
+        first = replace(followers[0], more=followers[1:])
         try:
             if thread_ref is None:
                 raise TemporaryFailure("the header opened no thread")

@@ -42,15 +42,23 @@ def header_text(card: ConversationCard) -> str:
 
 
 def header_buttons(card: ConversationCard) -> InlineKeyboardMarkup:
-    if is_finished(card):
-        row = [InlineKeyboardButton(text="↩️ Reopen", callback_data="reopen")]
-    else:
-        row = [
+    """The card's buttons: one of two keyboards, built once (a markup's pydantic
+    models cost more to build than the rest of the card's call)."""
+    return _FINISHED_BUTTONS if is_finished(card) else _OPEN_BUTTONS
+
+
+_OPEN_BUTTONS = InlineKeyboardMarkup(
+    inline_keyboard=[
+        [
             InlineKeyboardButton(text="🙋 Claim", callback_data="claim"),
             InlineKeyboardButton(text="✅ Close", callback_data="close"),
             InlineKeyboardButton(text="➡️ Transfer", callback_data="transfer"),
         ]
-    return InlineKeyboardMarkup(inline_keyboard=[row])
+    ]
+)
+_FINISHED_BUTTONS = InlineKeyboardMarkup(
+    inline_keyboard=[[InlineKeyboardButton(text="↩️ Reopen", callback_data="reopen")]]
+)
 
 
 #: callback data of a customer's choice: "pick:<reply>" (Telegram allows 64 bytes)
