@@ -243,6 +243,8 @@ class OutboxWorker:
         batch = max(1, self.adapter.max_batch)
         made: dict[int, Reservation] = {}
         held_back: list[int | None] = []
+        #: the heads' deliveries as the limiter saw them
+        seen: dict[int, Delivery] = {}
 
         def ready(row: QueuedRow) -> bool:
             try:
@@ -251,7 +253,8 @@ class OutboxWorker:
                 return True  # preparing it will say what is wrong
             assert row.id is not None
             self.limiter.release(made.pop(row.id, None))  # the work ran again
-            reservation = self.limiter.reserve(Delivery(outbound=outbound, attempt=row.attempts))
+            delivery = seen[row.id] = Delivery(outbound=outbound, attempt=row.attempts)
+            reservation = self.limiter.reserve(delivery)
             if reservation is None:
                 held_back.append(row.id)
                 return False
@@ -275,7 +278,11 @@ class OutboxWorker:
             followers: dict[int, list[QueuedRow]] = {}
             if batch > 1:
                 followers = await tx.claim_followers(
-                    [head for head in heads if coalescible(head) or self._opening(head)],
+                    [
+                        head
+                        for head in heads
+                        if coalescible(head) or self._opening(head, seen.get(head.id))
+                    ],
                     limit=batch - 1,
                     lease=LEASE,
                     accept=coalescible,
@@ -305,11 +312,21 @@ class OutboxWorker:
         self._held_back = bool(held_back)
         return groups, prepared
 
-    def _opening(self, row: QueuedRow) -> bool:
+    def _opening(self, row: QueuedRow, delivery: Delivery | None) -> bool:
         """A header that opens its thread, for a destination whose opening delivery
         posts the messages queued behind it too: one delivery, not two, and the first
-        messages reach operators without waiting for the thread to be recorded."""
-        return self._opens_with and row.kind == "header" and opens_thread(row.dedupe_key)
+        messages reach operators without waiting for the thread to be recorded.
+
+        Only while the platform's limits let the header's calls and one more go at
+        once: throttled, the messages wait for the header's record as before, and
+        those the customer writes meanwhile join them in one call."""
+        return (
+            self._opens_with
+            and row.kind == "header"
+            and opens_thread(row.dedupe_key)
+            and delivery is not None
+            and self.limiter.affords(delivery, self.adapter.cost(delivery))
+        )
 
     async def _idle(self, now: float) -> None:
         if self._wake.is_set():

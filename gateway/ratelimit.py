@@ -135,6 +135,17 @@ class Limiter:
             self._reserved[key] = self._reserved.get(key, 0) + 1
         return Reservation(tuple(keys))
 
+    def affords(self, delivery: Delivery, calls: int) -> bool:
+        """Whether every bucket of the delivery could pay ``calls`` calls now on top of
+        the first calls claimed already (``reserve``): none of them would wait."""
+        now = self.clock()
+        for key in self._keys(delivery):
+            bucket = self._bucket(key, now)
+            bucket.refill(now)
+            if self._reserved.get(key, 0) + calls - bucket.tokens > TokenBucket.EPSILON:
+                return False
+        return True
+
     def release(self, reservation: Reservation | None) -> None:
         """Give a claim back (its call was made, or will not be); safe to repeat."""
         if reservation is None or reservation.released:

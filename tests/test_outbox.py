@@ -367,12 +367,18 @@ def test_reservations_claim_no_more_first_calls_than_can_go_now() -> None:
     assert limiter.reserve(_delivery("a")) is not None  # the bucket refilled
 
 
-async def test_messages_behind_a_throttled_one_go_with_it_in_one_call(database_url: str) -> None:
+@pytest.mark.parametrize("opens_with_messages", [False, True])
+async def test_messages_behind_a_throttled_one_go_with_it_in_one_call(
+    database_url: str, opens_with_messages: bool
+) -> None:
     """A row that could not go now is not claimed to wait in the limiter: what the
-    customer writes meanwhile joins it, and the backlog costs one call."""
+    customer writes meanwhile joins it, and the backlog costs one call. An opening
+    header that could carry the first messages does not while throttled: they wait
+    with the rest."""
     config = make_config(database_url)
     tg = RecordingAdapter(
         max_batch=20,
+        opens_with_messages=opens_with_messages,
         rate_limits=(
             RateLimit(
                 "group", rate=1, per_seconds=1.0, burst=1,

@@ -253,7 +253,9 @@ async def test_a_topic_opens_with_the_first_message_and_one_that_fails_there_goe
     """The topic, its card and the customer's first message go in one delivery. When
     the copy fails there, the topic and card stand: the message follows on its own,
     once, and one refused for good fails alone, leaving the topic to the next."""
-    async with telegram_desk(sqlite_url) as desk:
+    # limits that let a topic's three calls go at once (throttled, it carries nothing)
+    roomy = "chat_messages_per_second = 100\ngroup_messages_per_minute = 10000"
+    async with telegram_desk(sqlite_url, extra=roomy) as desk:
         desk.sandbox.inject("error", method="copyMessage", status=502)
         olga = desk.sandbox.add_user("Olga")
         desk.sandbox.send(olga, "My parcel is late")
