@@ -972,7 +972,7 @@ class Core:
                 continue  # recorded already, or handed back meanwhile
             if receipt.extra.get("handed_back"):
                 # it rode along in another row's delivery and did not get out
-                tx.hand_back([row_id], str(receipt.extra["handed_back"]))
+                tx.hand_back(row_id, str(receipt.extra["handed_back"]))
                 continue
             destination = rows[row_id]
             sent_rows.append(

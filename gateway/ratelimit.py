@@ -120,9 +120,7 @@ class Limiter:
         keys = self._keys(delivery)
         wait = 0.0
         for key in keys:
-            bucket = self._bucket(key, now)
-            bucket.refill(now)
-            wanted = self._reserved.get(key, 0) + 1
+            bucket, wanted = self._wanted(key, now, 1)
             if wanted - bucket.tokens > TokenBucket.EPSILON:
                 # at least one token's time: the claims ahead free theirs as they go
                 short = min(wanted, bucket.capacity) - bucket.tokens
@@ -140,11 +138,17 @@ class Limiter:
         the first calls claimed already (``reserve``): none of them would wait."""
         now = self.clock()
         for key in self._keys(delivery):
-            bucket = self._bucket(key, now)
-            bucket.refill(now)
-            if self._reserved.get(key, 0) + calls - bucket.tokens > TokenBucket.EPSILON:
+            bucket, wanted = self._wanted(key, now, calls)
+            if wanted - bucket.tokens > TokenBucket.EPSILON:
                 return False
         return True
+
+    def _wanted(self, key: tuple[str, str], now: float, calls: int) -> tuple[TokenBucket, int]:
+        """The key's bucket, refilled to now, and the tokens it would need for
+        ``calls`` calls besides the first calls claimed on it already."""
+        bucket = self._bucket(key, now)
+        bucket.refill(now)
+        return bucket, self._reserved.get(key, 0) + calls
 
     def release(self, reservation: Reservation | None) -> None:
         """Give a claim back (its call was made, or will not be); safe to repeat."""

@@ -1166,13 +1166,11 @@ class Transaction:
             {"row_id": r["id"], "sent_at": r["sent_at"], "receipt": r["receipt"]} for r in rows
         )
 
-    def hand_back(self, row_ids: Sequence[int], reason: str) -> None:
-        """Rows claimed but not sent, due again now: they were riding along in
-        another row's delivery, and go on their own from here. The attempt counts."""
-        due = utcnow()
-        self._handed_back.extend(
-            {"row_id": row_id, "due": due, "reason": reason[:2000]} for row_id in row_ids
-        )
+    def hand_back(self, row_id: int, reason: str) -> None:
+        """A row claimed but not sent, due again now: it was riding along in another
+        row's delivery, and goes on its own from here. The attempt counts. Written
+        with the other pending rows."""
+        self._handed_back.append({"row_id": row_id, "due": utcnow(), "reason": reason[:2000]})
 
     async def claim_outbox(
         self,
