@@ -27,6 +27,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.bulk import Bulk
 from storage.database import Database
 from storage.models import (
     ACTIVE_STATUSES,
@@ -134,7 +135,7 @@ _MESSAGE_COLUMNS = tuple(
     column.name
     for column in Message.__table__.columns  # type: ignore[attr-defined]
 )
-_INSERT_MESSAGES = sa_insert(Message.__table__)  # type: ignore[attr-defined]
+_INSERT_MESSAGES = Bulk(sa_insert(Message.__table__))  # type: ignore[attr-defined]
 #: message ids: SQLite's next under the write lock every transaction takes first
 #: (BEGIN IMMEDIATE); PostgreSQL's from the column's sequence, a block at a time
 _LOADS = (
@@ -254,10 +255,10 @@ _SENDING_IN = (
 )
 
 
-def _row_update(**values: Any) -> Any:
+def _row_update(**values: Any) -> Bulk:
     """An UPDATE of one outbox row, by ``row_id``: run as an executemany, a batch's
     rows in one statement."""
-    return update(_OUTBOX).where(_OUTBOX.c.id == bindparam("row_id")).values(**values)
+    return Bulk(update(_OUTBOX).where(_OUTBOX.c.id == bindparam("row_id")).values(**values))
 
 
 _MARK_SENT = _row_update(
@@ -273,10 +274,10 @@ _HAND_BACK = _row_update(
     last_error=bindparam("reason"),
 )
 # Rows written as plain dicts (``Transaction._write_pending``)
-_INSERT_DEADLINES = sa_insert(Deadline.__table__)  # type: ignore[attr-defined]
-_INSERT_OUTBOX = sa_insert(OutboxRow.__table__)  # type: ignore[attr-defined]
-_INSERT_EVENTS = sa_insert(InboundEvent.__table__)  # type: ignore[attr-defined]
-_INSERT_THREADS = sa_insert(WorkspaceThread.__table__)  # type: ignore[attr-defined]
+_INSERT_DEADLINES = Bulk(sa_insert(Deadline.__table__))  # type: ignore[attr-defined]
+_INSERT_OUTBOX = Bulk(sa_insert(OutboxRow.__table__))  # type: ignore[attr-defined]
+_INSERT_EVENTS = Bulk(sa_insert(InboundEvent.__table__))  # type: ignore[attr-defined]
+_INSERT_THREADS = Bulk(sa_insert(WorkspaceThread.__table__))  # type: ignore[attr-defined]
 #: a new thread's columns but its id, which the database gives (nothing needs it)
 _THREAD_COLUMNS = tuple(
     column.name
@@ -285,8 +286,10 @@ _THREAD_COLUMNS = tuple(
 )
 #: a ref already known (the same platform message seen twice) stays as it is
 _INSERT_REFS = {
-    name: insert(MessageRef.__table__).on_conflict_do_nothing(  # type: ignore[attr-defined]
-        index_elements=["place", "chat_id", "external_id"]
+    name: Bulk(
+        insert(MessageRef.__table__).on_conflict_do_nothing(  # type: ignore[attr-defined]
+            index_elements=["place", "chat_id", "external_id"]
+        )
     )
     for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
 }
@@ -476,12 +479,13 @@ class Transaction:
         ):
             return
         await self.session.flush()
+        connection = await self.session.connection()
         if self._messages:
             # first: the refs below, and later messages' replies, point to these
             messages, self._messages = self._messages, []
-            await self.session.exec(
-                _INSERT_MESSAGES,  # type: ignore[call-overload]
-                params=[{name: getattr(m, name) for name in _MESSAGE_COLUMNS} for m in messages],
+            await _INSERT_MESSAGES.run(
+                connection,
+                [{name: getattr(m, name) for name in _MESSAGE_COLUMNS} for m in messages],
             )
             for message in messages:
                 # in the session as if read: later changes to it are updates
@@ -496,7 +500,7 @@ class Transaction:
                 [{name: getattr(t, name) for name in _THREAD_COLUMNS} for t in threads],
             ),
             (_INSERT_DEADLINES, self._deadlines),
-            (_INSERT_REFS[self.session.bind.dialect.name], self._refs),
+            (_INSERT_REFS[connection.dialect.name], self._refs),
             (_INSERT_OUTBOX, self._outbox),
             (_INSERT_EVENTS, list(self._events.values())),
             (_MARK_SENT, self._sent),
@@ -505,8 +509,7 @@ class Transaction:
         self._deadlines, self._refs, self._outbox, self._events = [], [], [], {}
         self._sent, self._handed_back = [], []
         for statement, rows in batches:
-            if rows:
-                await self.session.exec(statement, params=rows)  # type: ignore[call-overload]
+            await statement.run(connection, rows)
 
     async def finish(self) -> None:
         """Write what is still pending; the transaction then commits."""

@@ -5,13 +5,14 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import event
+from sqlalchemy import bindparam, event, update
+from sqlalchemy import insert as sa_insert
 from sqlmodel import SQLModel, select
 
 from storage import (
@@ -22,12 +23,14 @@ from storage import (
     Database,
     Deadline,
     OutboxRow,
+    OutboxStatus,
     Repository,
     SchemaOutdated,
     Transaction,
     WorkspaceThread,
     build,
 )
+from storage.bulk import Bulk
 from storage.migrate import current_revision, ensure_schema, head_revision, upgrade
 
 
@@ -114,6 +117,73 @@ async def test_a_row_built_fast_is_the_row_the_constructor_makes(db: Database) -
     assert build(Conversation).customer_id is None  # no default: unset, as constructed
     with pytest.raises(TypeError, match="no field colour"):
         build(Conversation, colour="red")
+
+
+async def test_rows_written_in_bulk_are_stored_as_sqlalchemy_stores_them(db: Database) -> None:
+    """``Bulk`` converts parameters itself (timestamps on SQLite by its own hand): the
+    stored values must be exactly what SQLAlchemy's own executemany stores, as raw
+    column values too, since SQLite compares stored timestamps as text."""
+    await upgrade(db)
+    moment = datetime(2026, 3, 29, 1, 30, 5, 120, tzinfo=UTC)
+    elsewhere = moment.astimezone(timezone(timedelta(hours=-5)))  # the same instant
+    whole = datetime(2026, 3, 29, 1, 30, tzinfo=UTC)  # no microseconds to print
+
+    def row(n: int, when: datetime) -> dict[str, Any]:
+        return {
+            "destination": "telegram",
+            "chat_key": f"chat-{n}",
+            "conversation_id": None,
+            "message_id": None,
+            "kind": "message",
+            "payload": {"text": "Привет", "n": n, "files": []},
+            "dedupe_key": f"key-{n}",
+            "status": OutboxStatus.PENDING,
+            "attempts": 0,
+            "next_attempt_at": when,
+            "lease_until": None,
+            "last_error": None,
+            "receipt": None,
+            "created_at": when,
+            "sent_at": None,
+        }
+
+    table = OutboxRow.__table__  # type: ignore[attr-defined]
+    insert = sa_insert(table)
+    sent = (
+        update(table)
+        .where(table.c.id == bindparam("row_id"))
+        .values(status=OutboxStatus.SENT, lease_until=None, sent_at=bindparam("at"))
+        .values(receipt=bindparam("receipt"))
+    )
+    marks = [
+        {"row_id": 1, "at": whole, "receipt": {"ids": ["5"]}},
+        {"row_id": 2, "at": elsewhere, "receipt": None},
+    ]
+    async with Repository(db).transaction() as tx:
+        await tx.session.exec(insert, params=[row(1, moment), row(2, elsewhere)])  # type: ignore[call-overload]
+        await tx.session.exec(sent, params=marks)  # type: ignore[call-overload]
+        connection = await tx.session.connection()
+        await Bulk(insert).run(connection, [row(3, moment), row(4, elsewhere)])
+        await Bulk(sent).run(connection, [{**m, "row_id": m["row_id"] + 2} for m in marks])
+        await Bulk(insert).run(connection, [])  # nothing to write: no statement
+    async with db.engine.connect() as conn:
+        raw = (await conn.exec_driver_sql("SELECT * FROM outbox ORDER BY id")).all()
+    async with Repository(db).transaction() as tx:
+        read = (await tx.session.exec(select(OutboxRow).order_by(OutboxRow.id))).all()
+    assert len(raw) == 4
+
+    def same(row: Any) -> tuple[Any, ...]:
+        names = ("status", "attempts", "next_attempt_at", "lease_until", "receipt", "created_at")
+        return tuple(getattr(row, name) for name in (*names, "sent_at", "last_error"))
+
+    assert [same(r) for r in raw[2:]] == [same(r) for r in raw[:2]]
+    assert [same(r) for r in read[2:]] == [same(r) for r in read[:2]]
+    assert [r.payload["n"] for r in read] == [1, 2, 3, 4]
+    assert read[3].payload == {"text": "Привет", "n": 4, "files": []}
+    assert read[3].sent_at == moment and read[2].sent_at == whole
+    assert read[2].status == OutboxStatus.SENT and read[2].lease_until is None
+    with pytest.raises(KeyError, match="colour"):
+        await Bulk(insert).run(connection, [{**row(5, moment), "colour": "red"}])
 
 
 async def test_a_new_thread_is_written_with_the_pending_rows_and_reads_back_as_saved(
