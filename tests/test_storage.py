@@ -32,6 +32,7 @@ from storage import (
 )
 from storage.bulk import Bulk
 from storage.migrate import current_revision, ensure_schema, head_revision, upgrade
+from tests.clock import ManualClock
 
 
 @pytest.fixture
@@ -184,6 +185,38 @@ async def test_rows_written_in_bulk_are_stored_as_sqlalchemy_stores_them(db: Dat
     assert read[2].status == OutboxStatus.SENT and read[2].lease_until is None
     with pytest.raises(KeyError, match="colour"):
         await Bulk(insert).run(connection, [{**row(5, moment), "colour": "red"}])
+
+
+async def test_a_touched_conversation_is_stored_with_its_time_of_change(
+    db: Database, clock: ManualClock
+) -> None:
+    """``touch`` writes ``updated_at`` with the pending rows, not as an ORM change: a
+    new conversation and one read from the database both get it, along with any
+    other change made to them in the same transaction."""
+    await upgrade(db)
+    repo = Repository(db)
+    async with repo.transaction() as tx:
+        tx.add(Customer(id=1, display_name="Olga"))
+        old = Conversation(id=1, customer_id=1, channel="telegram", chat_id="1")
+        tx.add(old)
+    later = clock.advance(hours=2)
+    async with repo.transaction() as tx:
+        old = await tx.conversation(1)
+        assert old is not None
+        tx.touch(old)
+        assert old.updated_at >= later
+        old.subject = "Parcel"  # an ORM change beside it
+        new = build(Conversation, id=2, customer_id=1, channel="telegram", chat_id="2")
+        tx.add(new)
+        tx.touch(new)
+        touched = {1: old.updated_at, 2: new.updated_at}
+    async with repo.transaction() as tx:
+        rows = (await tx.session.exec(select(Conversation).order_by(Conversation.id))).all()
+    assert [(r.id, r.updated_at, r.subject) for r in rows] == [
+        (1, touched[1], "Parcel"),
+        (2, touched[2], None),
+    ]
+    assert rows[0].created_at < later <= rows[0].updated_at
 
 
 async def test_a_new_thread_is_written_with_the_pending_rows_and_reads_back_as_saved(
