@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy.engine import Dialect
@@ -34,9 +35,11 @@ def _sqlite_utc(value: datetime | None) -> str | None:
     stored timestamps are compared as text, so the format must be exactly theirs."""
     if value is None:
         return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to a UTC column")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if value.tzinfo is not UTC:
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]  # without its "+00:00"
 
 
 def converter(type_: TypeEngine[Any], dialect: Dialect) -> Convert | None:
@@ -52,17 +55,40 @@ class _Plan:
     """A statement compiled for one dialect and one set of row keys."""
 
     sql: str
-    #: per parameter, in the driver's order: the row key it is read from (None: a
-    #: value fixed in the statement), and how it is converted
-    takes: tuple[tuple[int, str, Convert | None], ...]
-    #: the parameters' values with the fixed ones filled in (converted already)
+    #: the parameters, in the driver's order: each the row key it is read from, or
+    #: (None) a value fixed in the statement
+    keys: tuple[str | None, ...]
+    #: the fixed values, converted already, at their places
     template: tuple[Any, ...]
+    #: the places whose values are converted, and how
+    converts: tuple[tuple[int, Convert], ...]
 
     def parameters(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
-        takes, template = self.takes, self.template
+        converts = self.converts
+        if None in self.keys:
+            return self._with_fixed(rows)
+        read = itemgetter(*self.keys)
+        if len(self.keys) == 1:
+            return [(read(row),) for row in rows]
+        if not converts:
+            return [read(row) for row in rows]
         out = []
         for row in rows:
-            values = list(template)
+            values = list(read(row))
+            for index, convert in converts:
+                values[index] = convert(values[index])
+            out.append(tuple(values))
+        return out
+
+    def _with_fixed(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+        takes = [
+            (index, key, dict(self.converts).get(index))
+            for index, key in enumerate(self.keys)
+            if key is not None
+        ]
+        out = []
+        for row in rows:
+            values = list(self.template)
             for index, key, convert in takes:
                 value = row[key]
                 values[index] = value if convert is None else convert(value)
@@ -92,21 +118,25 @@ class Bulk:
         if names is None:
             raise TypeError(f"{dialect.name}: bulk statements need a positional paramstyle")
         wanted = set(keys)
-        takes = []
+        read: list[str | None] = []
         template: list[Any] = []
+        converts: list[tuple[int, Convert]] = []
         for index, name in enumerate(names):
             bind = compiled.binds[name]
             convert = converter(bind.type, dialect)
             if name in wanted:
-                takes.append((index, name, convert))
+                read.append(name)
                 template.append(None)
+                if convert is not None:
+                    converts.append((index, convert))
             else:
+                read.append(None)
                 value = bind.effective_value
                 template.append(value if convert is None else convert(value))
         missing = wanted.difference(names)
         if missing:
             raise KeyError(f"not parameters of the statement: {sorted(missing)}")
-        return _Plan(sql=compiled.string, takes=tuple(takes), template=tuple(template))
+        return _Plan(compiled.string, tuple(read), tuple(template), tuple(converts))
 
     async def run(self, connection: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
