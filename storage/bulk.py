@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.types import TypeEngine
@@ -143,3 +143,10 @@ class Bulk:
             return
         plan = self._plan(connection.dialect, tuple(rows[0]))
         await connection.exec_driver_sql(plan.sql, plan.parameters(rows))
+
+    def run_sync(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """``run`` from SQLAlchemy's synchronous side (a flush's event hooks)."""
+        if not rows:
+            return
+        plan = self._plan(connection.dialect, tuple(rows[0]))
+        connection.exec_driver_sql(plan.sql, plan.parameters(rows))

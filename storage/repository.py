@@ -53,6 +53,7 @@ from storage.models import (
     WorkspaceThread,
     build,
 )
+from storage.session import GatewaySession
 from storage.tally import Tally, load_part, queue_part
 from storage.types import utcnow
 
@@ -1505,7 +1506,9 @@ class Repository:
 
     @asynccontextmanager
     async def _session(self) -> AsyncIterator[Transaction]:
-        async with AsyncSession(self.db.engine, expire_on_commit=False) as session:
+        async with AsyncSession(
+            self.db.engine, expire_on_commit=False, sync_session_class=GatewaySession
+        ) as session:
             async with session.begin():
                 tx = Transaction(session)
                 yield tx

@@ -20,6 +20,7 @@ from storage import (
     Conversation,
     ConversationStatus,
     Customer,
+    CustomerIdentity,
     Database,
     Deadline,
     OutboxRow,
@@ -32,6 +33,7 @@ from storage import (
 )
 from storage.bulk import Bulk
 from storage.migrate import current_revision, ensure_schema, head_revision, upgrade
+from storage.session import GatewaySession
 from tests.clock import ManualClock
 
 
@@ -217,6 +219,45 @@ async def test_a_touched_conversation_is_stored_with_its_time_of_change(
         (2, touched[2], None),
     ]
     assert rows[0].created_at < later <= rows[0].updated_at
+
+
+async def test_new_customers_written_before_the_flush_stay_the_sessions_rows(
+    db: Database,
+) -> None:
+    """New customers, identities and conversations that have their ids are inserted
+    by the session's flush hook, not the unit of work: the same objects stay in the
+    session (found without a query), a later change to one is an UPDATE, and rows
+    without an id still go through the unit of work."""
+    await upgrade(db)
+    repo = Repository(db)
+    async with repo.transaction() as tx:
+        assert isinstance(tx.session.sync_session, GatewaySession)
+        customer = build(Customer, id=5, display_name="Olga")
+        identity = CustomerIdentity(id=7, customer_id=5, channel="telegram", external_id="42")
+        first = build(Conversation, id=9, customer_id=5, channel="telegram", chat_id="42")
+        second = build(Conversation, id=10, customer_id=5, channel="telegram", chat_id="43")
+        # children first: the hook writes the parents before them all the same
+        tx.add(second, first, identity, customer)
+        await tx.flush()
+        assert await tx.session.get(Conversation, 9) is first
+        first.status = ConversationStatus.QUEUED
+        customer.display_name = "Olga P."
+        tx.add(Customer(display_name="Pat"))  # no id yet: the unit of work's
+    async with repo.transaction() as tx:
+        conversations = (await tx.session.exec(select(Conversation))).all()
+        customers = (await tx.session.exec(select(Customer).order_by(Customer.id))).all()
+        identities = (await tx.session.exec(select(CustomerIdentity))).all()
+    assert sorted((c.id, c.status, c.chat_id) for c in conversations) == [
+        (9, ConversationStatus.QUEUED, "42"),
+        (10, ConversationStatus.NEW, "43"),
+    ]
+    # (PostgreSQL's sequence gives Pat its first id: explicit ids do not move it)
+    assert sorted((c.display_name, c.id == 5) for c in customers) == [
+        ("Olga P.", True),
+        ("Pat", False),
+    ]
+    assert [(i.id, i.customer_id, i.external_id) for i in identities] == [(7, 5, "42")]
+    assert conversations[0].created_at.tzinfo is not None
 
 
 async def test_a_new_thread_is_written_with_the_pending_rows_and_reads_back_as_saved(
