@@ -474,6 +474,20 @@ class Transaction:
         their tables."""
         await self.session.flush()
 
+    def _rows_pending(self) -> bool:
+        """Whether rows other than claim marks wait to be written."""
+        return bool(
+            self._messages
+            or self._deadlines
+            or self._refs
+            or self._outbox
+            or self._events
+            or self._sent
+            or self._handed_back
+            or self._new_threads
+            or self._touched
+        )
+
     async def _write_pending(self) -> None:
         """Each table's pending rows in one executemany (a statement built once: a
         multi-row VALUES would be compiled anew for each number of rows). The
@@ -486,17 +500,7 @@ class Transaction:
                 _MARK_CLAIMED,  # type: ignore[call-overload]
                 params={"ids": ids, "lease_until": lease_until},
             )
-        if not (
-            self._messages
-            or self._deadlines
-            or self._refs
-            or self._outbox
-            or self._events
-            or self._sent
-            or self._handed_back
-            or self._new_threads
-            or self._touched
-        ):
+        if not self._rows_pending():
             return
         await self.session.flush()
         connection = await self.session.connection()
@@ -1269,7 +1273,11 @@ class Transaction:
         """
         if not heads:
             return {}
-        await self._write_pending()
+        if self._rows_pending():
+            await self._write_pending()
+        # else the heads' claim marks wait, to be written with their followers' in
+        # one statement: read here, a head is still pending, and it is passed over
+        # all the same (the rows of its run up to it are skipped)
         now = now or utcnow()
         destination = heads[0].destination
         assert all(head.destination == destination for head in heads)

@@ -362,6 +362,13 @@ async def test_followers_of_many_heads_come_in_one_run_each_and_stop_at_a_row_he
                     )
                 )
     lease = timedelta(seconds=60)
+    updates: list[str] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.lstrip().upper().startswith("UPDATE"):
+            updates.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", note)
     async with repo.transaction() as tx:
         heads = await tx.claim_outbox("telegram", limit=10, lease=lease, now=now)
         assert [h.chat_key for h in heads] == ["a", "b", "c"]
@@ -372,6 +379,8 @@ async def test_followers_of_many_heads_come_in_one_run_each_and_stop_at_a_row_he
             accept=lambda row: row.payload["n"] != 3,
             now=now,
         )
+    event.remove(db.engine.sync_engine, "before_cursor_execute", note)
+    assert len(updates) == 1, updates  # heads and followers marked together
     by_chat = {h.chat_key: [r.payload["n"] for r in runs[h.id]] for h in heads[:2]}
     assert by_chat == {"a": [1, 2], "b": []}
     taken = {r.id for r in heads} | {r.id for rows in runs.values() for r in rows}
