@@ -850,29 +850,25 @@ class Transaction:
         self, places: Iterable[tuple[int, str]]
     ) -> dict[tuple[int, str], WorkspaceThread]:
         """``thread`` for many (conversation id, workspace) pairs in one query; a pair
-        with no thread yet is left out. Pairs asked for already in this transaction
-        are not read again (a claim asks for the threads its outcomes changed, then
-        for those of the groups it prepares: mostly the same conversations)."""
+        with no thread yet is left out."""
         wanted = set(places)
-        missing = wanted.difference(self._threads)
-        if missing and self._new_threads:
-            # written first, they leave the cache: read back, they are the session's
+        if not wanted:
+            return {}
+        if self._new_threads:
             await self._write_pending()
-            missing = wanted.difference(self._threads)
-        if missing:
-            result = await self.session.exec(
-                _THREADS_IN,
-                params={
-                    "conversation_ids": sorted({conversation_id for conversation_id, _ in missing}),
-                    "workspaces": sorted({workspace for _, workspace in missing}),
-                },
-            )
-            found = {(t.conversation_id, t.workspace): t for t in result.all()}
-            # kept for ``thread``: nobody else writes a thread of ours meanwhile (the
-            # unique constraint would stop them at commit)
-            for key in missing:
-                self._threads[key] = found.get(key)
-        return {key: thread for key in wanted if (thread := self._threads.get(key)) is not None}
+        result = await self.session.exec(
+            _THREADS_IN,
+            params={
+                "conversation_ids": sorted({conversation_id for conversation_id, _ in wanted}),
+                "workspaces": sorted({workspace for _, workspace in wanted}),
+            },
+        )
+        found = {(t.conversation_id, t.workspace): t for t in result.all()}
+        # kept for ``thread``: nobody else writes a thread of ours meanwhile (the
+        # unique constraint would stop them at commit)
+        for key in wanted:
+            self._threads[key] = found.get(key)
+        return {key: thread for key, thread in found.items() if key in wanted}
 
     async def conversation_by_thread(self, workspace: str, thread_ref: str) -> Conversation | None:
         if self._new_threads:
