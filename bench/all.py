@@ -77,8 +77,31 @@ def verdict(ok: bool) -> str:
 #: runs of load 1 and of ingest, each figure their median: a shared 2-CPU host's speed
 #: drifts by a quarter within the hour, and the issue's peers were measured so too
 RUNS = 3
-#: the floor's p99 in load 1 on the machine where the issue measured the peers
+#: the floor in load 1 on the machine where the issue measured the peers: its p99
+#: (seconds), throughput (msgs/s) and CPU per message (ms)
 ISSUE_FLOOR_P99 = 0.8
+ISSUE_FLOOR_THROUGHPUT = 900.0
+ISSUE_FLOOR_CPU_MS = 1.1
+
+
+def host_note(
+    floor_thr: float, floor_cpu: float, ratio: float, cpu_ratio: float, p99_ratio: float
+) -> str:
+    """Say how this host compares with the issue's and what the gateway's figures would
+    be there: the targets are in msgs/s, seconds and milliseconds, and a shared host's
+    speed moves them by half or more from one day to the next, while the ratios to
+    the floor run in the same minutes hold much better."""
+    speed = floor_thr / ISSUE_FLOOR_THROUGHPUT
+    pace = f"{1 / speed:.1f}x slower" if speed < 1 else f"{speed:.1f}x faster"
+    return (
+        f"The targets depend on the host. Where the issue measured the peers, the floor "
+        f"made {ISSUE_FLOOR_THROUGHPUT:,.0f} msgs/s at {ISSUE_FLOOR_CPU_MS} ms per message, "
+        f"p99 {ISSUE_FLOOR_P99} s; here it made {floor_thr:,.0f} msgs/s at {floor_cpu:.2f} ms: "
+        f"by the floor, this host is {pace}. At this run's ratios to the floor, the "
+        f"gateway there would make about {ratio * ISSUE_FLOOR_THROUGHPUT:,.0f} msgs/s at "
+        f"{cpu_ratio * ISSUE_FLOOR_CPU_MS:.2f} ms per message, p99 about "
+        f"{p99_ratio * ISSUE_FLOOR_P99:.1f} s."
+    )
 
 
 def _median(results: list[Any], figure: Callable[[Any], float]) -> float:
@@ -136,12 +159,13 @@ async def relay_loads(quick: bool) -> list[str]:
         "",
         f"Each run of the gateway: {runs}.",
         "",
-        # the p99 target is in seconds, so the host's speed is in it: say what it
-        # would be on the host the issue's figures came from
-        f"The p99 target is in seconds, and so depends on the host: where the issue "
-        f"measured the peers, the floor's p99 was {ISSUE_FLOOR_P99} s; at this run's "
-        f"{p99_ratio:.1f}x the gateway's would be about "
-        f"{ISSUE_FLOOR_P99 * p99_ratio:.1f} s there.",
+        host_note(
+            f_thr,
+            _median(floors, lambda r: r.cpu_ms_per_message),
+            ratio,
+            cpu_ratio,
+            p99_ratio,
+        ),
         "",
         f"Gateway's Bot API calls (last run): {_calls(gateways[-1])}.",
         "",

@@ -25,3 +25,12 @@ def test_the_faq_benchmark_matches_every_question() -> None:
 
     result = measure(rounds=1)
     assert result["entries"] == 500 and result["questions"] > 0
+
+
+def test_the_results_say_how_this_host_compares_with_the_issues() -> None:
+    from bench.all import host_note
+
+    slow = host_note(600.0, 1.5, 0.6, 1.4, 2.0)
+    assert "this host is 1.5x slower" in slow
+    assert "about 540 msgs/s at 1.54 ms per message, p99 about 1.6 s" in slow
+    assert "this host is 2.0x faster" in host_note(1800.0, 0.5, 0.8, 1.2, 1.5)
