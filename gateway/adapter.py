@@ -70,7 +70,10 @@ class RateLimit:
     ``burst`` lets a quiet bucket send that many at once before the rate applies.
     ``serial``: one call at a time per key, so a 429 answered to one call reaches the
     limiter before the next call goes (calls already in flight cannot be recalled,
-    and a platform counts each of them as a request before its retry_after).
+    and a platform counts each of them as a request before its retry_after). Where
+    the rate lets more than one call go in the time a call takes, as many as that
+    (``ratelimit.serial_width``): one at a time would cap the key at one call per
+    round trip, below the rate configured for it.
     ``scope``: which 429s (``RateLimited.scope``) drain its bucket. ``"chat"``: a
     429 answered to a delivery that draws from it. ``"destination"``: only a 429 for
     the whole bot, for a bot-wide limit beside narrower ones (Telegram's 30 a second

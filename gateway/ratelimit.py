@@ -12,7 +12,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from gateway.adapter import RateLimit
 from gateway.events import Delivery
@@ -60,10 +60,25 @@ class Reservation:
 
 @dataclass
 class _Turn:
-    """One serial key's lock, and how many callers hold or wait for it."""
+    """One serial key's places (``serial_width``), and how many callers hold or wait
+    for one."""
 
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    places: asyncio.Semaphore
     users: int = 0
+
+
+#: a serial key lets go at once the calls its rate allows in this many seconds, the
+#: time a call takes at most: a 429 then reaches the limiter before the calls the
+#: rate would have let go after it (at Telegram's 1 a second per chat, one at a time)
+SERIAL_WINDOW = 0.1
+
+
+def serial_width(limit: RateLimit) -> int:
+    """How many calls a serial key carries at once: one where the rate lets one call
+    go per round trip or less; more where the configured rate is higher than a call
+    is long (a local Bot API server, limits raised), else one call at a time caps
+    the rate at one per round trip whatever the configuration says."""
+    return max(1, int(limit.rate / limit.per_seconds * SERIAL_WINDOW))
 
 
 class Limiter:
@@ -203,10 +218,13 @@ class Limiter:
         async with contextlib.AsyncExitStack() as held:
             held.callback(self.release, reservation)  # also when cancelled or failed
             for key in keys:
-                turn = self._serial.setdefault(key, _Turn())
+                turn = self._serial.get(key)
+                if turn is None:
+                    width = serial_width(self._by_name[key[0]])
+                    turn = self._serial[key] = _Turn(asyncio.Semaphore(width))
                 turn.users += 1
                 held.callback(self._leave, key)
-                await held.enter_async_context(turn.lock)
+                await held.enter_async_context(turn.places)
             waited = await self.acquire(delivery, cost, reservation)
             paid = self.clock()
             try:

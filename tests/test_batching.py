@@ -12,7 +12,7 @@ from sqlmodel import select
 from gateway.adapter import RateLimit
 from gateway.core import Core, GroupCommit
 from gateway.events import Delivery, Outbound, Receipt
-from gateway.ratelimit import Limiter
+from gateway.ratelimit import SERIAL_WINDOW, Limiter
 from storage import Database, Repository, Transaction
 from storage.migrate import upgrade
 from storage.models import InboundEvent, OutboxRow, OutboxStatus
@@ -85,7 +85,7 @@ async def test_a_serial_key_carries_one_call_at_a_time_and_other_keys_go_alongsi
     limiter = Limiter(
         [
             RateLimit(
-                "chat", rate=1000, per_seconds=1.0, burst=100, key=lambda d: d.outbound.chat_id,
+                "chat", rate=5, per_seconds=1.0, burst=100, key=lambda d: d.outbound.chat_id,
                 serial=True,
             )
         ]
@@ -115,6 +115,37 @@ async def test_a_serial_key_carries_one_call_at_a_time_and_other_keys_go_alongsi
     assert most == {"a": 1, "b": 1}
     assert together == 2  # a's and b's calls went side by side
     assert limiter._serial == {}  # nothing is kept per chat once it is idle
+
+
+async def test_a_serial_key_whose_rate_outruns_a_call_carries_what_the_rate_lets_go() -> None:
+    """At a rate raised far above Telegram's (a local Bot API server, or the
+    benchmark's limits off), one call at a time would hold a workspace group to one
+    call per round trip: the key carries as many calls as its rate lets go in
+    SERIAL_WINDOW, and no more."""
+    rate = 40 / SERIAL_WINDOW  # 40 calls in a window
+    limiter = Limiter(
+        [RateLimit("chat", rate=rate, per_seconds=1.0, burst=1000, key=lambda _: "g", serial=True)]
+    )
+    inside = most = 0
+
+    async def send() -> None:
+        nonlocal inside, most
+        delivery = Delivery(
+            outbound=Outbound(
+                destination="t", audience="workspace", kind="message", conversation_id=1
+            ),
+            attempt=1,
+            key="k",
+        )
+        async with limiter.slot(delivery):
+            inside += 1
+            most = max(most, inside)
+            await asyncio.sleep(0.01)
+            inside -= 1
+
+    await asyncio.gather(*(send() for _ in range(100)))
+    assert most == 40
+    assert limiter._serial == {}
 
 
 async def test_deliveries_recorded_together_cost_two_statements_whatever_their_number(
