@@ -180,6 +180,7 @@ class Core:
             return result
 
         def wake(tx: Transaction) -> None:
+            self.timers.committed(tx)
             if tx.touched:
                 self._on_enqueued(tx.touched)
 
@@ -188,6 +189,7 @@ class Core:
     async def replan_open(self, batch: int = 200) -> int:
         """Plan every open conversation's deadlines again (the hours or the SLA
         changed); returns how many conversations there were."""
+        self.timers.forget()
         after, count = 0, 0
         while True:
 

@@ -8,6 +8,12 @@ commit. APScheduler only ticks: ``run_due`` takes one due row at a time, locked
 (``SKIP LOCKED`` on PostgreSQL) and deleted in the transaction that acts on it,
 so each deadline is acted on once however many gateway processes tick.
 
+Most changes leave a conversation's plan as it was (a customer's second message
+while they already wait), so a conversation whose plan inputs (``PLAN_INPUTS``) are
+as this process last committed them is not read and planned again: its rows are
+that plan still (``_planned``). What the inputs leave out forces a plan
+(``Transaction.replan``): the assignee's presence, a deadline acted on, the config.
+
 An action must move the conversation's state on (a reminder records that it
 reminded), so that its plan no longer has that deadline due; a plan that still
 does after acting is a bug, logged and not looped on.
@@ -15,6 +21,7 @@ does after acting is a bug, logged and not looped on.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -39,6 +46,20 @@ log = logging.getLogger(__name__)
 
 #: when a deadline whose action failed is tried again
 RETRY_FAILED = timedelta(minutes=5)
+#: the conversation's attributes ``plan`` reads; the rest it reads (the assignee's
+#: presence, the config, the time for a queued one) force a plan when they change
+PLAN_INPUTS = (
+    "status",
+    "snoozed_until",
+    "awaiting_since",
+    "last_reply_at",
+    "escalated_at",
+    "reminded_at",
+    "nudged_at",
+    "assignee_id",
+)
+#: how many conversations' last committed plan inputs are remembered
+PLANNED_KEPT = 20_000
 
 
 class Kind(StrEnum):
@@ -53,6 +74,10 @@ class Kind(StrEnum):
 
 def _minutes(value: float) -> timedelta:
     return timedelta(minutes=value)
+
+
+def _inputs(conversation: Conversation) -> tuple[object, ...]:
+    return tuple(getattr(conversation, name) for name in PLAN_INPUTS)
 
 
 def _in_this_wait(marker: datetime | None, since: datetime | None) -> bool:
@@ -75,6 +100,9 @@ class Timers:
             Kind.WAKE: self._wake,
             Kind.REQUEUE: self._requeue,
         }
+        #: conversation id -> its plan inputs when this process last committed its
+        #: deadlines (oldest first)
+        self._planned: dict[int, tuple[object, ...]] = {}
 
     # -- planning -----------------------------------------------------------------------
 
@@ -179,15 +207,49 @@ class Timers:
                 tx.add(row)
 
     async def settle(self, tx: Transaction) -> None:
-        """Plan every conversation this transaction changed (before it commits)."""
+        """Plan every conversation this transaction changed (before it commits).
+
+        One whose plan inputs are as this process last committed them keeps its
+        rows unread: a burst of customer messages read and compared two deadline
+        rows each for nothing (about 4% of an inbound message's cost)."""
         done: set[int] = set()
+        # a queued conversation's plan depends on the time too, unless only events
+        # (a slot freed, an operator online) can route it: then it is as planned
+        timeless = self.dispatcher.next_routable(utcnow()) is None
         while pending := [c for i, c in tx.changed.items() if i not in done]:
-            rows = await tx.deadlines_of(c.id for c in pending if c.id is not None)
-            for conversation in pending:
+            done.update(c.id for c in pending if c.id is not None)
+            stale = [c for c in pending if not self._as_planned(tx, c, timeless)]
+            rows = await tx.deadlines_of(c.id for c in stale if c.id is not None)
+            for conversation in stale:
                 assert conversation.id is not None
-                done.add(conversation.id)
                 await self.sync(tx, conversation, rows[conversation.id])
+                tx.planned[conversation.id] = _inputs(conversation)
         await tx.flush()
+
+    def _as_planned(self, tx: Transaction, conversation: Conversation, timeless: bool) -> bool:
+        """Whether the conversation's rows are its plan already: this process
+        committed them for the same inputs, and nothing outside them changed since
+        that its plan depends on (a replan; the time, for a queued one while the
+        desk is closed or a shift is still to start)."""
+        return (
+            conversation.id not in tx.replanned
+            and (timeless or conversation.status != ConversationStatus.QUEUED)
+            and self._planned.get(conversation.id) == _inputs(conversation)  # type: ignore[arg-type]
+        )
+
+    def committed(self, tx: Transaction) -> None:
+        """Remember what the committed transaction planned (``settle``)."""
+        for conversation_id, inputs in tx.planned.items():
+            self._planned.pop(conversation_id, None)
+            self._planned[conversation_id] = inputs
+        excess = len(self._planned) - PLANNED_KEPT
+        if excess > 0:
+            for conversation_id in list(itertools.islice(self._planned, excess)):
+                del self._planned[conversation_id]
+
+    def forget(self) -> None:
+        """Plan every conversation afresh when next changed (the config changed)."""
+        self._planned.clear()
 
     # -- acting -------------------------------------------------------------------------
 

@@ -423,6 +423,10 @@ class Transaction:
         self.touched: set[str] = set()
         #: conversations changed here: their deadlines are planned again before commit
         self.changed: dict[int, Conversation] = {}
+        #: conversations whose deadlines must be planned again, whatever changed
+        self.replanned: set[int] = set()
+        #: conversation id -> the plan inputs its deadlines were planned for here
+        self.planned: dict[int, tuple[object, ...]] = {}
         #: deadlines acted on here, (conversation id, kind): never planned due again
         self.fired: set[tuple[int, str]] = set()
         #: answers read ahead for a batch of inbound events (``preload``), each given
@@ -459,13 +463,16 @@ class Transaction:
         if conversation not in self.session:
             # adding one the session holds already walks its relationships for nothing
             self.session.add(conversation)
-        self.replan(conversation)
+        if conversation.id is not None:
+            self.changed[conversation.id] = conversation
 
     def replan(self, conversation: Conversation) -> None:
         """Plan a conversation's deadlines again before commit: something they depend
-        on changed (its operator's presence, a deadline acted on)."""
+        on changed that the conversation's own attributes do not show (its
+        operator's presence, a deadline acted on, the config)."""
         if conversation.id is not None:
             self.changed[conversation.id] = conversation
+            self.replanned.add(conversation.id)
 
     async def flush(self) -> None:
         """Write the session's changes. The pending rows (messages, outbox, refs,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import event
 from sqlmodel import col, select
 
 from gateway.app import Gateway
@@ -464,3 +465,55 @@ async def test_a_failing_action_does_not_hold_back_the_deadlines_behind_it(
         await tick(gw)
         assert tg.to_customer("chat-olga")[-1].startswith("We have not forgotten you")
         assert second.conversation_id != broken
+
+
+async def test_a_further_message_while_the_customer_waits_reads_no_deadlines(
+    database_url: str, clock: ManualClock
+) -> None:
+    """Its plan is the one committed for the first: the rows are not read again.
+    Only a change the plan depends on plans it again: an operator's reply, and
+    presence (which the conversation's own attributes do not show)."""
+    sla = "[sla]\nfirst_response_minutes = 30\nnext_response_minutes = 30\n"
+    sla += "customer_update_minutes = 20\n"
+    text = config_text(database_url, extra=sla).replace(
+        "match_language = false", "match_language = false\nrequeue_away_minutes = 15"
+    )
+    config = parse_config(text)
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        first = await gw.core.ingest(tg.customer_says("olga", "My order is late"))
+        conv_id = first.conversation_id
+        await settle(gw)
+        planned = await deadlines(gw, conv_id)
+        assert set(planned) == {"sla_remind", "sla_breach", "nudge"}
+        read: list[str] = []
+
+        def note(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+            if statement.lstrip().upper().startswith("SELECT") and "deadlines" in statement:
+                read.append(statement)
+
+        engine = gw.repository.db.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", note)
+        try:
+            clock.advance(minutes=5)
+            await gw.core.ingest(tg.customer_says("olga", "Any news?"))
+            await settle(gw)
+            assert read == []
+            assert await deadlines(gw, conv_id) == planned
+            read.clear()
+            # presence is not the conversation's: a change of it plans it again
+            await operator_writes(gw, tg, "anna", conv_id, "/away")
+            await settle(gw)
+            away = await deadlines(gw, conv_id)
+            assert set(away) == {*planned, "requeue"}
+            await operator_writes(gw, tg, "anna", conv_id, "/online")
+            await settle(gw)
+            assert await deadlines(gw, conv_id) == planned
+            read.clear()
+            await operator_writes(gw, tg, "anna", conv_id, "Checking it now")
+            await settle(gw)
+            assert read
+            # answered: nothing is due but closing it if the customer stays silent
+            assert set(await deadlines(gw, conv_id)) == {"auto_close"}
+        finally:
+            event.remove(engine, "before_cursor_execute", note)
