@@ -319,13 +319,12 @@ class Core:
             # the score or comment asked for after the close: not a new request
             await self.feedback.take(tx, conversation, message)
             return IngestResult(False, conversation.id, message.id)
-        conversation.last_customer_message_at = message.created_at
         if conversation.awaiting_since is None and not inbound.automated:
             # the response clock starts at the first message nobody has answered
             conversation.awaiting_since = message.created_at
         if conversation.status == ConversationStatus.WAITING_CUSTOMER:
             conversation.status = ConversationStatus.ASSIGNED
-        tx.touch(conversation)
+        tx.touch(conversation, customer_wrote=message.created_at)
         if conversation.status == ConversationStatus.SNOOZED:
             await self.timers.wake(tx, conversation, reason="💬 Woken early: the customer wrote")
         answered = False

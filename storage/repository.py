@@ -280,6 +280,12 @@ _TOUCH = Bulk(
     .where(Conversation.__table__.c.id == bindparam("row_id"))  # type: ignore[attr-defined]
     .values(updated_at=bindparam("at"))
 )
+#: a conversation a customer wrote in: its time of change and their message's
+_TOUCH_BY_CUSTOMER = Bulk(
+    update(Conversation.__table__)  # type: ignore[attr-defined]
+    .where(Conversation.__table__.c.id == bindparam("row_id"))  # type: ignore[attr-defined]
+    .values(updated_at=bindparam("at"), last_customer_message_at=bindparam("customer_at"))
+)
 # Rows written as plain dicts (``Transaction._write_pending``)
 _INSERT_DEADLINES = Bulk(sa_insert(Deadline.__table__))  # type: ignore[attr-defined]
 _INSERT_OUTBOX = Bulk(sa_insert(OutboxRow.__table__))  # type: ignore[attr-defined]
@@ -391,6 +397,8 @@ class Transaction:
         self._handed_back: list[dict[str, Any]] = []
         #: conversations changed here, and when (``touch``)
         self._touched: dict[int, datetime] = {}
+        #: conversation id -> when its customer last wrote, written with ``_touched``
+        self._customer_wrote: dict[int, datetime] = {}
         #: outbox rows claimed here and not written yet, with their one lease's end
         #: (``_mark_claimed``)
         self._claims: tuple[datetime, list[int]] | None = None
@@ -447,19 +455,25 @@ class Transaction:
             elif isinstance(row, Conversation) and self._ahead:
                 self._ahead.pop(("latest", row.customer_id, row.channel, row.chat_id), None)
 
-    def touch(self, conversation: Conversation) -> None:
-        """Record a change to a conversation (its deadlines follow before commit).
+    def touch(self, conversation: Conversation, *, customer_wrote: datetime | None = None) -> None:
+        """Record a change to a conversation (its deadlines follow before commit);
+        ``customer_wrote``: its customer's newest message was written then.
 
-        Its ``updated_at`` is written with the pending rows, one UPDATE for all: as
-        an ORM change, every customer message made its conversation a row for the
-        unit of work to diff and write (about 22 µs each), which most often was the
-        conversation's only change."""
+        Its ``updated_at`` (and ``last_customer_message_at``) is written with the
+        pending rows, one UPDATE for all: as an ORM change, every customer message
+        made its conversation a row for the unit of work to diff and write (about
+        22 µs each), which most often was the conversation's only change."""
         now = utcnow()
         if conversation.id is None:
             conversation.updated_at = now
+            if customer_wrote is not None:
+                conversation.last_customer_message_at = customer_wrote
         else:
             set_committed_value(conversation, "updated_at", now)
             self._touched[conversation.id] = now
+            if customer_wrote is not None:
+                set_committed_value(conversation, "last_customer_message_at", customer_wrote)
+                self._customer_wrote[conversation.id] = customer_wrote
         if conversation not in self.session:
             # adding one the session holds already walks its relationships for nothing
             self.session.add(conversation)
@@ -536,10 +550,26 @@ class Transaction:
             (_INSERT_EVENTS, list(self._events.values())),
             (_MARK_SENT, self._sent),
             (_HAND_BACK, self._handed_back),
-            (_TOUCH, [{"row_id": i, "at": at} for i, at in self._touched.items()]),
+            (
+                _TOUCH,
+                [
+                    {"row_id": i, "at": at}
+                    for i, at in self._touched.items()
+                    if i not in self._customer_wrote
+                ],
+            ),
+            (
+                _TOUCH_BY_CUSTOMER,
+                [
+                    {"row_id": i, "at": at, "customer_at": self._customer_wrote[i]}
+                    for i, at in self._touched.items()
+                    if i in self._customer_wrote
+                ],
+            ),
         )
         self._deadlines, self._refs, self._outbox, self._events = [], [], [], {}
         self._sent, self._handed_back, self._touched = [], [], {}
+        self._customer_wrote = {}
         for statement, rows in batches:
             await statement.run(connection, rows)
 

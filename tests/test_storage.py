@@ -221,6 +221,51 @@ async def test_a_touched_conversation_is_stored_with_its_time_of_change(
     assert rows[0].created_at < later <= rows[0].updated_at
 
 
+async def test_the_time_a_customer_wrote_is_stored_with_the_touch(
+    db: Database, clock: ManualClock
+) -> None:
+    """``touch(customer_wrote=...)`` writes ``last_customer_message_at`` in the same
+    UPDATE as ``updated_at``: a conversation read from the database and a new one
+    both get it, one touched again later keeps it, and one touched without it keeps
+    what it had."""
+    await upgrade(db)
+    repo = Repository(db)
+    first = clock.now()
+    async with repo.transaction() as tx:
+        tx.add(Customer(id=1, display_name="Olga"))
+        for n in (1, 2):
+            tx.add(
+                Conversation(
+                    id=n,
+                    customer_id=1,
+                    channel="telegram",
+                    chat_id=str(n),
+                    last_customer_message_at=first,
+                )
+            )
+    wrote = clock.advance(hours=2)
+    async with repo.transaction() as tx:
+        old = await tx.conversation(1)
+        other = await tx.conversation(2)
+        assert old is not None and other is not None
+        tx.touch(old, customer_wrote=wrote)
+        assert old.last_customer_message_at == wrote
+        tx.touch(other)
+        new = build(Conversation, id=3, customer_id=1, channel="telegram", chat_id="3")
+        tx.add(new)
+        tx.touch(new, customer_wrote=wrote)
+        clock.advance(minutes=1)
+        tx.touch(old)  # an operator's change after the customer's message
+        touched = {1: old.updated_at, 2: other.updated_at, 3: new.updated_at}
+    async with repo.transaction() as tx:
+        rows = (await tx.session.exec(select(Conversation).order_by(Conversation.id))).all()
+    assert [(r.id, r.updated_at, r.last_customer_message_at) for r in rows] == [
+        (1, touched[1], wrote),
+        (2, touched[2], first),
+        (3, touched[3], wrote),
+    ]
+
+
 async def test_new_customers_written_before_the_flush_stay_the_sessions_rows(
     db: Database,
 ) -> None:
