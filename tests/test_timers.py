@@ -11,7 +11,7 @@ from sqlalchemy import event
 from sqlmodel import col, select
 
 from gateway.app import Gateway
-from gateway.config import parse_config
+from gateway.config import Config, parse_config
 from storage import ConversationStatus, Direction, Message, SlaBreach
 from tests.clock import ManualClock
 from tests.support import (
@@ -36,6 +36,14 @@ QUIET_SLA = """
 [sla]
 customer_update_minutes = 0
 """
+
+
+def requeueing_config(database_url: str, extra: str) -> Config:
+    """An away operator's conversations go back to the queue after 15 minutes."""
+    text = config_text(database_url, extra=extra).replace(
+        "match_language = false", "match_language = false\nrequeue_away_minutes = 15"
+    )
+    return parse_config(text)
 
 
 async def deadlines(gw: Gateway, conversation_id: int) -> dict[str, datetime]:
@@ -338,10 +346,7 @@ async def test_an_operator_away_too_long_has_their_chats_requeued(
     database_url: str, clock: ManualClock
 ) -> None:
     extra = QUIET_SLA.replace("[sla]", "[sla]\nfirst_response_minutes = 0")
-    text = config_text(database_url, extra=extra).replace(
-        "match_language = false", "match_language = false\nrequeue_away_minutes = 15"
-    )
-    config = parse_config(text)
+    config = requeueing_config(database_url, extra)
     tg = RecordingAdapter()
     async with running(config, tg) as gw:
         result = await gw.core.ingest(tg.customer_says("olga", "hi"))
@@ -475,10 +480,7 @@ async def test_a_further_message_while_the_customer_waits_reads_no_deadlines(
     presence (which the conversation's own attributes do not show)."""
     sla = "[sla]\nfirst_response_minutes = 30\nnext_response_minutes = 30\n"
     sla += "customer_update_minutes = 20\n"
-    text = config_text(database_url, extra=sla).replace(
-        "match_language = false", "match_language = false\nrequeue_away_minutes = 15"
-    )
-    config = parse_config(text)
+    config = requeueing_config(database_url, sla)
     tg = RecordingAdapter()
     async with running(config, tg) as gw:
         first = await gw.core.ingest(tg.customer_says("olga", "My order is late"))
