@@ -216,25 +216,26 @@ class Timers:
         # a queued conversation's plan depends on the time too, unless only events
         # (a slot freed, an operator online) can route it: then it is as planned
         timeless = self.dispatcher.next_routable(utcnow()) is None
-        while pending := [c for i, c in tx.changed.items() if i not in done]:
-            done.update(c.id for c in pending if c.id is not None)
-            stale = [c for c in pending if not self._as_planned(tx, c, timeless)]
-            rows = await tx.deadlines_of(c.id for c in stale if c.id is not None)
-            for conversation in stale:
-                assert conversation.id is not None
-                await self.sync(tx, conversation, rows[conversation.id])
-                tx.planned[conversation.id] = _inputs(conversation)
+        while pending := [(i, c) for i, c in tx.changed.items() if i not in done]:
+            done.update(i for i, _ in pending)
+            stale = [(i, c) for i, c in pending if not self._as_planned(tx, i, c, timeless)]
+            rows = await tx.deadlines_of(i for i, _ in stale)
+            for conversation_id, conversation in stale:
+                await self.sync(tx, conversation, rows[conversation_id])
+                tx.planned[conversation_id] = _inputs(conversation)
         await tx.flush()
 
-    def _as_planned(self, tx: Transaction, conversation: Conversation, timeless: bool) -> bool:
+    def _as_planned(
+        self, tx: Transaction, conversation_id: int, conversation: Conversation, timeless: bool
+    ) -> bool:
         """Whether the conversation's rows are its plan already: this process
         committed them for the same inputs, and nothing outside them changed since
         that its plan depends on (a replan; the time, for a queued one while the
         desk is closed or a shift is still to start)."""
         return (
-            conversation.id not in tx.replanned
+            conversation_id not in tx.replanned
             and (timeless or conversation.status != ConversationStatus.QUEUED)
-            and self._planned.get(conversation.id) == _inputs(conversation)  # type: ignore[arg-type]
+            and self._planned.get(conversation_id) == _inputs(conversation)
         )
 
     def committed(self, tx: Transaction) -> None:

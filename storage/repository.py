@@ -275,17 +275,9 @@ _HAND_BACK = _row_update(
     next_attempt_at=bindparam("due"),
     last_error=bindparam("reason"),
 )
-_TOUCH = Bulk(
-    update(Conversation.__table__)  # type: ignore[attr-defined]
-    .where(Conversation.__table__.c.id == bindparam("row_id"))  # type: ignore[attr-defined]
-    .values(updated_at=bindparam("at"))
-)
-#: a conversation a customer wrote in: its time of change and their message's
-_TOUCH_BY_CUSTOMER = Bulk(
-    update(Conversation.__table__)  # type: ignore[attr-defined]
-    .where(Conversation.__table__.c.id == bindparam("row_id"))  # type: ignore[attr-defined]
-    .values(updated_at=bindparam("at"), last_customer_message_at=bindparam("customer_at"))
-)
+_CONVERSATIONS = Conversation.__table__  # type: ignore[attr-defined]
+#: a touched conversation's row (``Transaction.touch``): the columns set are its keys
+_TOUCH = Bulk(update(_CONVERSATIONS).where(_CONVERSATIONS.c.id == bindparam("row_id")))
 # Rows written as plain dicts (``Transaction._write_pending``)
 _INSERT_DEADLINES = Bulk(sa_insert(Deadline.__table__))  # type: ignore[attr-defined]
 _INSERT_OUTBOX = Bulk(sa_insert(OutboxRow.__table__))  # type: ignore[attr-defined]
@@ -395,10 +387,8 @@ class Transaction:
         self._sent: list[dict[str, Any]] = []
         #: outbox rows given back to the queue unsent (``hand_back``)
         self._handed_back: list[dict[str, Any]] = []
-        #: conversations changed here, and when (``touch``)
-        self._touched: dict[int, datetime] = {}
-        #: conversation id -> when its customer last wrote, written with ``_touched``
-        self._customer_wrote: dict[int, datetime] = {}
+        #: conversations changed here, by id: the row ``_TOUCH`` writes (``touch``)
+        self._touched: dict[int, dict[str, Any]] = {}
         #: outbox rows claimed here and not written yet, with their one lease's end
         #: (``_mark_claimed``)
         self._claims: tuple[datetime, list[int]] | None = None
@@ -469,11 +459,12 @@ class Transaction:
             if customer_wrote is not None:
                 conversation.last_customer_message_at = customer_wrote
         else:
+            row = self._touched.setdefault(conversation.id, {"row_id": conversation.id})
+            row["updated_at"] = now
             set_committed_value(conversation, "updated_at", now)
-            self._touched[conversation.id] = now
             if customer_wrote is not None:
+                row["last_customer_message_at"] = customer_wrote
                 set_committed_value(conversation, "last_customer_message_at", customer_wrote)
-                self._customer_wrote[conversation.id] = customer_wrote
         if conversation not in self.session:
             # adding one the session holds already walks its relationships for nothing
             self.session.add(conversation)
@@ -550,26 +541,12 @@ class Transaction:
             (_INSERT_EVENTS, list(self._events.values())),
             (_MARK_SENT, self._sent),
             (_HAND_BACK, self._handed_back),
-            (
-                _TOUCH,
-                [
-                    {"row_id": i, "at": at}
-                    for i, at in self._touched.items()
-                    if i not in self._customer_wrote
-                ],
-            ),
-            (
-                _TOUCH_BY_CUSTOMER,
-                [
-                    {"row_id": i, "at": at, "customer_at": self._customer_wrote[i]}
-                    for i, at in self._touched.items()
-                    if i in self._customer_wrote
-                ],
-            ),
+            # one statement per shape of row: a customer's message sets one column more
+            (_TOUCH, [row for row in self._touched.values() if len(row) == 2]),
+            (_TOUCH, [row for row in self._touched.values() if len(row) == 3]),
         )
         self._deadlines, self._refs, self._outbox, self._events = [], [], [], {}
         self._sent, self._handed_back, self._touched = [], [], {}
-        self._customer_wrote = {}
         for statement, rows in batches:
             await statement.run(connection, rows)
 
