@@ -97,7 +97,7 @@ class _Plan:
 
 
 class Bulk:
-    """An INSERT or UPDATE to run for many rows (dicts with the same keys) at once.
+    """An INSERT or UPDATE to run for many rows (dicts) at once.
 
     Its bound parameters are the rows' keys; any other value in the statement
     (``.values(status="sent")``) is fixed, and converted once."""
@@ -138,15 +138,25 @@ class Bulk:
             raise KeyError(f"not parameters of the statement: {sorted(missing)}")
         return _Plan(compiled.string, tuple(read), tuple(template), tuple(converts))
 
+    def _statements(
+        self, dialect: Dialect, rows: Sequence[Mapping[str, Any]]
+    ) -> list[tuple[str, list[tuple[Any, ...]]]]:
+        """One executemany per set of row keys, in the order they first come: rows
+        may set different columns (a touch sets one more when the customer wrote)."""
+        shapes: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
+        for row in rows:
+            shapes.setdefault(tuple(row), []).append(row)
+        statements = []
+        for keys, alike in shapes.items():
+            plan = self._plan(dialect, keys)
+            statements.append((plan.sql, plan.parameters(alike)))
+        return statements
+
     async def run(self, connection: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
-        if not rows:
-            return
-        plan = self._plan(connection.dialect, tuple(rows[0]))
-        await connection.exec_driver_sql(plan.sql, plan.parameters(rows))
+        for sql, parameters in self._statements(connection.dialect, rows):
+            await connection.exec_driver_sql(sql, parameters)
 
     def run_sync(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """``run`` from SQLAlchemy's synchronous side (a flush's event hooks)."""
-        if not rows:
-            return
-        plan = self._plan(connection.dialect, tuple(rows[0]))
-        connection.exec_driver_sql(plan.sql, plan.parameters(rows))
+        for sql, parameters in self._statements(connection.dialect, rows):
+            connection.exec_driver_sql(sql, parameters)

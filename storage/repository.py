@@ -541,9 +541,7 @@ class Transaction:
             (_INSERT_EVENTS, list(self._events.values())),
             (_MARK_SENT, self._sent),
             (_HAND_BACK, self._handed_back),
-            # one statement per shape of row: a customer's message sets one column more
-            (_TOUCH, [row for row in self._touched.values() if len(row) == 2]),
-            (_TOUCH, [row for row in self._touched.values() if len(row) == 3]),
+            (_TOUCH, list(self._touched.values())),
         )
         self._deadlines, self._refs, self._outbox, self._events = [], [], [], {}
         self._sent, self._handed_back, self._touched = [], [], {}

@@ -189,6 +189,37 @@ async def test_rows_written_in_bulk_are_stored_as_sqlalchemy_stores_them(db: Dat
         await Bulk(insert).run(connection, [{**row(5, moment), "colour": "red"}])
 
 
+async def test_rows_of_different_columns_in_one_bulk_run_are_each_written_whole(
+    db: Database,
+) -> None:
+    """An UPDATE's rows may set different columns (a touch sets one more when the
+    customer wrote): each row's own columns are written, none dropped or asked of a
+    row that lacks them."""
+    await upgrade(db)
+    table = Customer.__table__  # type: ignore[attr-defined]
+    rename = Bulk(update(table).where(table.c.id == bindparam("row_id")))
+    async with Repository(db).transaction() as tx:
+        customers = [Customer(display_name=f"C{n}") for n in range(3)]
+        for customer in customers:
+            tx.session.add(customer)
+        await tx.session.flush()
+        ids = [c.id for c in customers]
+        connection = await tx.session.connection()
+        await rename.run(
+            connection,
+            [
+                {"row_id": ids[0], "display_name": "Ann"},
+                {"row_id": ids[1], "display_name": "Bo", "language": "uk"},
+                {"row_id": ids[2], "display_name": "Cy"},
+            ],
+        )
+    async with db.engine.connect() as conn:
+        stored = (
+            await conn.exec_driver_sql("SELECT display_name, language FROM customers ORDER BY id")
+        ).all()
+    assert [tuple(r) for r in stored] == [("Ann", None), ("Bo", "uk"), ("Cy", None)]
+
+
 async def test_a_touched_conversation_is_stored_with_its_time_of_change(
     db: Database, clock: ManualClock
 ) -> None:
