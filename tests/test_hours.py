@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from gateway.config import parse_config
 from gateway.errors import ConfigError
 from gateway.hours import Schedule, describe
+from tests.wording import assert_names_the_time
 
 KYIV = ZoneInfo("Europe/Kyiv")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -139,10 +140,13 @@ def test_adding_business_time_and_measuring_it_agree(start: datetime, minutes: i
 
 def test_opening_times_read_in_the_customers_language() -> None:
     at = local(KYIV, 2026, 11, 30, 9)
-    # CLDR puts a narrow no-break space before AM
-    assert describe(at, KYIV, "en") == "Mon, Nov 30, 9:00\u202fAM (Kyiv)"
-    assert describe(at, KYIV, "ru") == "пн, 30 нояб., 09:00 (Kyiv)"
-    assert describe(at, KYIV, "uk") == "пн, 30 листопада, 09:00 (Kyiv)"
+    for language in ("en", "ru", "uk", "de"):
+        assert_names_the_time(describe(at, KYIV, language), at, KYIV, language)
+    # in each language of its own: Russian and Ukrainian name November differently
+    assert len({describe(at, KYIV, language) for language in ("en", "ru", "uk")}) == 3
+    # an evening hour on a 12-hour clock says which half of the day
+    evening = local(KYIV, 2026, 12, 1, 18, 30)
+    assert_names_the_time(describe(evening, KYIV, "en"), evening, KYIV, "en")
     # a language babel does not know falls back to the default
     assert describe(at, KYIV, "xx", "en") == describe(at, KYIV, "en")
 
