@@ -1,5 +1,5 @@
-import sys
+"""``python -m gateway``: the same as the ``gateway`` command."""
 
-from gateway.cli import main
+from gateway.cli import console
 
-sys.exit(main())
+console()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -149,8 +150,20 @@ class Adapter(Protocol):
 
 @dataclass(frozen=True)
 class ChannelPlugin:
-    """How the composition root learns about a channel adapter."""
+    """How the composition root learns about a channel adapter.
+
+    ``adapter`` names the class as ``"module:Class"``: it is imported only when the
+    channel is configured and started, so a command that reads the config or the
+    database (check-config, status, report) never loads a platform SDK (aiogram alone
+    takes seconds to import).
+    """
 
     name: str  # also the config section: [telegram], [slack], [email]
     config_model: type[BaseModel]
-    create: Callable[[BaseModel, Any], Adapter]  # (its section, the whole Config)
+    adapter: str
+
+    def create(self, section: BaseModel, config: Any) -> Adapter:
+        """The adapter for its validated section and the whole (live) config."""
+        module, _, attribute = self.adapter.partition(":")
+        adapter_class = getattr(importlib.import_module(module), attribute)
+        return adapter_class(section, config)  # type: ignore[no-any-return]

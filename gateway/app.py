@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import importlib
 import logging
-import pkgutil
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -22,11 +20,10 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-import adapters as adapters_package
 import handlers
 from gateway.actions import ActionRegistry
 from gateway.adapter import Adapter, ChannelPlugin
-from gateway.config import Config, LiveConfig, load_config
+from gateway.config import Config, LiveConfig
 from gateway.core import Core
 from gateway.errors import ConfigError, PermanentFailure, ShuttingDown
 from gateway.events import (
@@ -40,6 +37,7 @@ from gateway.events import (
 from gateway.http import HttpServer
 from gateway.metrics import Metrics
 from gateway.outbox import OutboxWorker
+from gateway.plugins import discover_plugins, load
 from storage import Database, Repository
 from storage.migrate import ensure_schema
 from storage.models import Presence
@@ -101,25 +99,6 @@ def _describe_changes(old: Config, new: Config) -> list[str]:
             ]
             changes.append(f"{name} ({', '.join(fields)})")
     return changes
-
-
-def discover_plugins() -> dict[str, ChannelPlugin]:
-    plugins: dict[str, ChannelPlugin] = {}
-    for module_info in pkgutil.iter_modules(adapters_package.__path__):
-        module = importlib.import_module(f"adapters.{module_info.name}")
-        plugin = getattr(module, "PLUGIN", None)
-        if isinstance(plugin, ChannelPlugin):
-            plugins[plugin.name] = plugin
-    return plugins
-
-
-def load(
-    path: str | Path, plugins: dict[str, ChannelPlugin] | None = None, *, channels: bool = True
-) -> Config:
-    plugins = discover_plugins() if plugins is None else plugins
-    return load_config(
-        path, {name: p.config_model for name, p in plugins.items()}, channels=channels
-    )
 
 
 class _Host:

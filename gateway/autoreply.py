@@ -13,7 +13,7 @@ import logging
 
 from gateway.config.models import FaqSection
 from gateway.dispatcher import Dispatcher
-from gateway.faq import Entry, Match, Matcher, decide, word_count
+from gateway.faq import Match, Matcher, build_matcher, decide, word_count
 from gateway.relay import Desk, Relay
 from gateway.texts import pick_language, render
 from storage import Conversation, ConversationStatus, Direction, Message, Transaction, build
@@ -24,12 +24,6 @@ log = logging.getLogger(__name__)
 FAQ_AUTHOR = "faq:"
 #: Conversation.offered after an answer that asked "did this help?"
 HELPED = "=helped"
-
-
-def build_matcher(section: FaqSection) -> Matcher:
-    return Matcher(
-        [Entry(e.id, tuple(e.questions), tuple(e.keywords)) for e in section.entries if e.enabled]
-    )
 
 
 class AutoReplies:

@@ -18,8 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from gateway.app import Gateway, discover_plugins
+from gateway.app import Gateway
 from gateway.config import Config, parse_config
+from gateway.plugins import channel_models
 from gateway.status import collect_status, render_status
 from sandbox.mail import MailSandbox, body_of
 from sandbox.playground import Console, Playground, Watcher
@@ -118,7 +119,7 @@ class Demo:
                 anna_slack=ground.operators_slack["anna"]["id"],
                 boris_slack=ground.operators_slack["boris"]["id"],
             ),
-            {name: plugin.config_model for name, plugin in discover_plugins().items()},
+            channel_models(),
         )
         db = Database(self.config.gateway.database_url)
         try:

@@ -18,8 +18,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import snowballstemmer
+
+if TYPE_CHECKING:
+    from gateway.config.models import FaqSection
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _CYRILLIC = re.compile(r"[а-яёіїєґ]")
@@ -185,3 +189,10 @@ def decide(
     if suggest_threshold > 0 and close:
         return Decision(offer=close)
     return Decision()
+
+
+def build_matcher(section: FaqSection) -> Matcher:
+    """The matcher of a config's ``[faq]`` entries (the enabled ones)."""
+    return Matcher(
+        [Entry(e.id, tuple(e.questions), tuple(e.keywords)) for e in section.entries if e.enabled]
+    )

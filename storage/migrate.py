@@ -11,6 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 from storage.database import Database, SchemaOutdated
+from storage.schema_version import current_revision, head_revision
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -23,13 +24,16 @@ def _alembic_config(connection: Connection | None = None) -> AlembicConfig:
     return cfg
 
 
-def head_revision() -> str:
+def alembic_head() -> str:
+    """The newest revision, as Alembic reads the migration scripts."""
     head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     assert head is not None, "the package ships no migrations"
     return head
 
 
-async def current_revision(db: Database) -> str | None:
+async def alembic_current(db: Database) -> str | None:
+    """The database's revision, as Alembic reads it."""
+
     def _read(conn: Connection) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 

@@ -12,8 +12,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.app import Gateway, discover_plugins
+from gateway.app import Gateway
 from gateway.config import parse_config
+from gateway.plugins import channel_models
 from sandbox.slack import Limits, SlackSandbox
 from sandbox.telegram import TelegramSandbox
 from storage import Database
@@ -168,7 +169,7 @@ async def slack_desk(
             boris=boris["id"],
             **tg_ids,
         ),
-        {name: plugin.config_model for name, plugin in discover_plugins().items()},
+        channel_models(),
     )
     db = Database(database_url)
     await upgrade(db)

@@ -22,6 +22,11 @@ from gateway.events import Attachment, Delivery, FileData, Inbound, Receipt, Sen
 from storage import Conversation, Database, Message, OutboxRow, OutboxStatus
 from storage.migrate import upgrade
 
+#: how long a test waits for a condition before it calls it missed: a safety limit
+#: only (a passing test returns as soon as the condition holds), generous enough for
+#: a loaded 2-core CI machine running the suite's workers side by side
+SAFETY_SECONDS = 120.0
+
 #: the project's root: where `python -m gateway` runs from in the CLI tests
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,7 +37,7 @@ def gateway_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
         [sys.executable, "-m", "gateway", *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=SAFETY_SECONDS,
         env=env,
         cwd=ROOT,
     )
@@ -317,7 +322,7 @@ async def running(config: Config, *adapters: RecordingAdapter) -> AsyncIterator[
         await gateway.stop()
 
 
-async def settle(gateway: Gateway, limit: float = 20.0) -> None:
+async def settle(gateway: Gateway, limit: float = SAFETY_SECONDS) -> None:
     """Wait until every delivery the gateway could make has been made.
 
     The limit only keeps a broken test from hanging; nothing here measures speed.

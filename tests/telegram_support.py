@@ -9,11 +9,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.app import Gateway, discover_plugins
+from gateway.app import Gateway
 from gateway.config import Config, parse_config
+from gateway.plugins import channel_models
 from sandbox.telegram import Limits, TelegramSandbox
 from storage import Database
 from storage.migrate import upgrade
+from tests.support import SAFETY_SECONDS
 
 CONFIG = """
 [gateway]
@@ -79,7 +81,7 @@ class Desk:
         return [m.get("text") or m.get("caption") or "" for m in self.sandbox.received(user["id"])]
 
 
-async def eventually(check: Callable[[], Any], limit: float = 30.0) -> Any:
+async def eventually(check: Callable[[], Any], limit: float = SAFETY_SECONDS) -> Any:
     """Wait until ``check`` passes (returns truthy without AssertionError).
 
     The limit only keeps a broken test from hanging; no test here measures speed.
@@ -121,7 +123,7 @@ def desk_config(
             boris=boris["id"],
             extra=extra,
         ),
-        {name: plugin.config_model for name, plugin in discover_plugins().items()},
+        channel_models(),
     )
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from gateway.app import discover_plugins
 from gateway.cli import main
 from gateway.config import KeyLines, load_config, parse_config
 from gateway.errors import ConfigError
+from gateway.plugins import channel_models, discover_plugins
 from gateway.texts import render
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +65,7 @@ def example_section(name: str) -> str:
 
 
 def test_the_example_channel_sections_are_valid_once_uncommented() -> None:
-    models = {name: p.config_model for name, p in discover_plugins().items()}
+    models = channel_models()
     config = parse_config(
         example_section("telegram"), models, environ={"TELEGRAM_TOKEN": "123:abc"}
     )
@@ -79,7 +79,7 @@ def test_the_example_channel_sections_are_valid_once_uncommented() -> None:
 
 
 def test_slack_section_problems_name_what_to_fix() -> None:
-    models = {name: p.config_model for name, p in discover_plugins().items()}
+    models = channel_models()
     found = problems(
         '[slack]\nbot_token = "xoxp-user-token"\nworkspace_channel = "#support"\n',
         channel_models=models,
@@ -232,7 +232,7 @@ def test_check_config_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_workspace_bots_are_checked_and_kept_secret() -> None:
-    models = {name: p.config_model for name, p in discover_plugins().items()}
+    models = channel_models()
     base = '[telegram]\ntoken = "${TELEGRAM_TOKEN}"\n'
     environ = {"TELEGRAM_TOKEN": "123:abc", "BOT_2": "456:def"}
     config = parse_config(

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.autoreply import build_matcher
 from gateway.config import Config, parse_config
 from gateway.events import OperatorCommand
+from gateway.faq import build_matcher
 from gateway.faq_eval import evaluate, read_cases
 from storage import ConversationStatus
 from tests.slack_support import slack_desk

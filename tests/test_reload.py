@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import Gateway, load
+from gateway.app import Gateway
+from gateway.plugins import load
 from tests.clock import ManualClock
 from tests.support import RecordingAdapter, config_text, migrate, settle
 from tests.telegram_support import eventually

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import bindparam, event, update
+from sqlalchemy import bindparam, event, text, update
 from sqlalchemy import insert as sa_insert
 from sqlmodel import SQLModel, select
 
@@ -32,9 +32,17 @@ from storage import (
     build,
 )
 from storage.bulk import Bulk
-from storage.migrate import current_revision, ensure_schema, head_revision, upgrade
+from storage.migrate import (
+    alembic_current,
+    alembic_head,
+    current_revision,
+    ensure_schema,
+    head_revision,
+    upgrade,
+)
 from storage.session import GatewaySession
 from tests.clock import ManualClock
+from tests.support import SAFETY_SECONDS
 
 
 @pytest.fixture
@@ -57,6 +65,17 @@ async def test_the_migrations_build_exactly_the_models_schema(db: Database) -> N
         assert await conn.run_sync(diff) == []
     # running it again is harmless
     assert await upgrade(db) == (head_revision(), head_revision())
+
+
+async def test_the_schema_check_without_alembic_reads_what_alembic_reads(db: Database) -> None:
+    # what `gateway status` and `report` check before reading (storage.schema_version)
+    assert head_revision() == alembic_head()
+    assert await current_revision(db) is None and await alembic_current(db) is None
+    await upgrade(db)
+    assert await current_revision(db) == await alembic_current(db) == alembic_head()
+    async with db.engine.begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+    assert await current_revision(db) == await alembic_current(db) == "0001"
 
 
 async def test_sqlite_migrates_itself_and_postgresql_refuses_an_outdated_schema(
@@ -533,7 +552,7 @@ async def test_sqlite_waits_for_another_processs_lock_without_stopping_the_loop(
         assert ticks == 20
         other.execute("COMMIT")
         other.close()
-        written = await asyncio.wait_for(writing, 5)
+        written = await asyncio.wait_for(writing, SAFETY_SECONDS)
         async with repository.transaction() as tx:
             names = {(await tx.customer(i)).display_name for i in (written - 1, written)}
         assert names == {"Held", "Waited"}

@@ -20,7 +20,7 @@ from aiogram.types import (
 )
 from aiohttp.payload import JsonPayload
 
-from adapters.telegram import TelegramAdapter
+from adapters.telegram.adapter import TelegramAdapter
 from adapters.telegram.session import JsonSession
 from gateway.app import Gateway
 from sandbox.telegram import Limits, TelegramSandbox

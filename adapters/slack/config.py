@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -12,6 +12,11 @@ CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 
 class SlackSection(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: the key that sets up the operators' workspace here, and how operators are named
+    #: (``gateway.config.setup``)
+    workspace_key: ClassVar[str] = "workspace_channel"
+    operator_key: ClassVar[str] = "slack_id"
 
     #: the bot token (xoxb-...), from the app's OAuth page; write "${SLACK_BOT_TOKEN}"
     bot_token: SecretStr

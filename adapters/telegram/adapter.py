@@ -316,7 +316,7 @@ class TelegramAdapter:
                     WORKSPACE_COMMANDS, scope=BotCommandScopeChat(chat_id=self.workspace)
                 )
         if self.section.mode == "webhook":
-            host.add_route("POST", self.section.webhook_path, self._on_webhook)
+            host.add_route("POST", self.section.served_path, self._on_webhook)
             secret = self.section.webhook_secret
             assert secret is not None and self.section.webhook_url
             await self.bot.set_webhook(
@@ -324,7 +324,7 @@ class TelegramAdapter:
                 secret_token=secret.get_secret_value(),
                 allowed_updates=ALLOWED_UPDATES,
             )
-            log.info("telegram: webhook mode, updates arrive at %s", self.section.webhook_path)
+            log.info("telegram: webhook mode, updates arrive at %s", self.section.served_path)
         else:
             await self.bot.delete_webhook(drop_pending_updates=False)
             self._poller = asyncio.create_task(

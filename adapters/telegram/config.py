@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from gateway.config.models import Problems
 
 
 class TelegramSection(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: the key that sets up the operators' workspace here, and how operators are named
+    #: (``gateway.config.setup``)
+    workspace_key: ClassVar[str] = "workspace_chat_id"
+    operator_key: ClassVar[str] = "telegram_id"
 
     #: from @BotFather; write token = "${TELEGRAM_TOKEN}"
     token: SecretStr
@@ -18,8 +26,9 @@ class TelegramSection(BaseModel):
     #: public HTTPS address Telegram posts updates to (webhook mode)
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
-    #: the path on the gateway's HTTP server that receives them
-    webhook_path: str = "/telegram/webhook"
+    #: the path on the gateway's HTTP server that receives them; default: the path of
+    #: webhook_url, the address Telegram posts to (see ``served_path``)
+    webhook_path: str | None = None
     #: the operators' forum supergroup (a negative id like -1001234567890); omit when
     #: operators work on Slack only
     workspace_chat_id: int | None = None
@@ -82,7 +91,32 @@ class TelegramSection(BaseModel):
                 raise ValueError(
                     "webhook mode needs webhook_secret (8+ characters, e.g. ${TELEGRAM_SECRET})"
                 )
+            posted_to = _url_path(self.webhook_url)
+            if self.webhook_path is not None and self.webhook_path != posted_to:
+                # Telegram posts every update to webhook_url: served elsewhere, each one
+                # would get a 404 and webhook mode would receive nothing at all
+                raise Problems(
+                    [
+                        (
+                            "webhook_path",
+                            f"{self.webhook_path!r} is not the path of webhook_url "
+                            f"({posted_to!r}), where Telegram posts the updates: leave "
+                            "webhook_path out to serve webhook_url's path",
+                        )
+                    ]
+                )
         return self
+
+    @property
+    def served_path(self) -> str:
+        """The path the gateway serves webhook updates at: where Telegram posts them."""
+        if self.webhook_path is not None:
+            return self.webhook_path
+        return _url_path(self.webhook_url or "") or "/"
+
+
+def _url_path(url: str) -> str:
+    return urlsplit(url).path or "/"
 
 
 def bot_id(token: SecretStr) -> int:

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, SecretStr, ValidationError
+from sqlalchemy.engine import make_url
 
 from gateway.config.models import CoreConfig, Problems
+from gateway.config.setup import setup_problems
 from gateway.errors import ConfigError
 
 ENV_RE = re.compile(r"\$(\$)?\{([^}]*)\}")
@@ -47,6 +49,9 @@ class Config:
     path: Path | None = None
     #: every secret value found, so that logs can be scrubbed of them
     secrets: frozenset[str] = frozenset()
+    #: what works but should be done otherwise (a secret written in the file), each a
+    #: line like a problem's: shown by check-config, logged at start
+    warnings: tuple[str, ...] = ()
 
     @property
     def gateway(self):
@@ -86,7 +91,9 @@ def load_config(
         raise ConfigError([f"{path}: no such file"]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{path}: cannot be read ({exc})"]) from None
-    return parse_config(text, channel_models, environ=environ, path=path, channels=channels)
+    return parse_config(
+        text, channel_models, environ=environ, path=path, channels=channels, check_setup=channels
+    )
 
 
 def parse_config(
@@ -96,11 +103,16 @@ def parse_config(
     environ: Mapping[str, str] | None = None,
     path: Path | None = None,
     channels: bool = True,
+    check_setup: bool = False,
 ) -> Config:
     """``channels=False``: for commands that only read the database (status, report,
     migrate, faq): the channel sections, and the secrets in them, are skipped, so an
-    admin needs no platform token in the environment to run them."""
+    admin needs no platform token in the environment to run them.
+    ``check_setup``: the text is a whole config to run, so the desk it describes must
+    be able to work (``setup_problems``): what ``load_config`` asks for an admin's
+    file, and not for the fragments that tests and the demo put together."""
     channel_models = dict(channel_models or {})
+    known_models = dict(channel_models)
     environ = os.environ if environ is None else environ
     where = f"{path}: " if path else ""
     try:
@@ -143,13 +155,39 @@ def parse_config(
         except ValidationError as exc:
             problems.extend(_explain(exc, name, env.unset, env.secret_paths, lines))
     secrets = set(env.secrets)
-    for section in channels.values():
-        secrets.update(_secret_fields(section))
+    literal = set(env.literal_secrets)
+    for name, section in channels.items():
+        for key_path, value in _secret_fields(section, name):
+            secrets.add(value)
+            if key_path not in env.from_environment:
+                literal.add(key_path)
+    if core is not None:
+        if _has_password(core.gateway.database_url) and (
+            "gateway.database_url" not in env.from_environment
+        ):
+            literal.add("gateway.database_url")
+        if not problems and check_setup:
+            problems.extend(
+                _line(key_path, reason, lines)
+                for key_path, reason in setup_problems(core, channels, known_models)
+            )
 
     if problems:
         raise ConfigError([where + p for p in problems])
     assert core is not None
-    return Config(core=core, channels=channels, path=path, secrets=frozenset(secrets))
+    warnings = tuple(
+        where
+        + _line(
+            key_path,
+            "a secret written in the file: write ${NAME} and set NAME in the environment, "
+            "so the file can be shared and kept in version control",
+            lines,
+        )
+        for key_path in sorted(literal)
+    )
+    return Config(
+        core=core, channels=channels, path=path, secrets=frozenset(secrets), warnings=warnings
+    )
 
 
 class _Environment:
@@ -162,6 +200,10 @@ class _Environment:
         self.problems: list[str] = []
         self.secrets: set[str] = set()
         self.secret_paths: set[str] = set()
+        #: keys whose value came (at least in part) from the environment
+        self.from_environment: set[str] = set()
+        #: keys named like a secret whose value is written in the file itself
+        self.literal_secrets: set[str] = set()
         self.unset: set[str] = set()
 
     def substitute(self, value: Any, key_path: str = "") -> Any:
@@ -176,6 +218,7 @@ class _Environment:
                 self.secret_paths.add(key_path)
                 if value:
                     self.secrets.add(value)
+                    self.literal_secrets.add(key_path)
             return value
         return ENV_RE.sub(lambda match: self._replace(match, key_path), value)
 
@@ -184,6 +227,7 @@ class _Environment:
         if escaped:
             return "${" + name + "}"
         self.secret_paths.add(key_path)
+        self.from_environment.add(key_path)
         if not ENV_NAME_RE.match(name):
             reason = f"${{{name}}} is not a valid variable name"
         elif name not in self.environ:
@@ -197,14 +241,22 @@ class _Environment:
         return ""
 
 
-def _secret_fields(model: BaseModel) -> Iterator[str]:
+def _secret_fields(model: BaseModel, prefix: str) -> Iterator[tuple[str, str]]:
+    """(key path, value) of every secret set in a section."""
     for name in type(model).model_fields:
         value = getattr(model, name)
-        for item in value if isinstance(value, list) else [value]:
+        key_path = _join(prefix, name)
+        items = enumerate(value) if isinstance(value, list) else [(None, value)]
+        for index, item in items:
+            item_path = key_path if index is None else _join(key_path, index)
             if isinstance(item, SecretStr) and item.get_secret_value():
-                yield item.get_secret_value()
+                yield item_path, item.get_secret_value()
             elif isinstance(item, BaseModel):
-                yield from _secret_fields(item)
+                yield from _secret_fields(item, item_path)
+
+
+def _has_password(database_url: str) -> bool:
+    return make_url(database_url).password is not None
 
 
 def _join(prefix: str, key: str | int) -> str:

@@ -82,6 +82,11 @@ class GatewaySection(Section):
     def _language(cls, value: str) -> str:
         return _check_language(value)
 
+    @property
+    def shown_database_url(self) -> str:
+        """``database_url`` as the CLI and logs may show it: never with its password."""
+        return make_url(self.database_url).render_as_string(hide_password=True)
+
 
 def _schedule(
     zone: str, week: dict[str, str], holidays: list[str], *, key: str, always: bool = False

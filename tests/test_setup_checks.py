@@ -1,0 +1,159 @@
+"""check-config catches setups that cannot work, though every key in them is valid:
+nobody to answer, customers written to where no operator looks, an operator who can
+act nowhere, a webhook served where Telegram does not post; and it warns of a secret
+written in the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+from gateway.config import Config, load_config, parse_config
+from gateway.errors import ConfigError
+from gateway.plugins import channel_models
+
+ENVIRON = {
+    "TELEGRAM_TOKEN": "123:abc",
+    "TELEGRAM_WEBHOOK_SECRET": "webhook-secret-1",
+    "SLACK_BOT_TOKEN": "xoxb-1-2-abc",
+    "SLACK_APP_TOKEN": "xapp-1-abc",
+    "EMAIL_PASSWORD": "pw",
+    "PGPASSWORD": "pg-secret",
+}
+
+ANNA = '[[operators]]\nid = "anna"\nname = "Anna"\ntelegram_id = 1001\n'
+BORIS_ON_SLACK = '[[operators]]\nid = "boris"\nname = "Boris"\nslack_id = "UBORIS"\n'
+TELEGRAM = '[telegram]\ntoken = "${TELEGRAM_TOKEN}"\n'
+TELEGRAM_GROUP = TELEGRAM + "workspace_chat_id = -1001234567890\n"
+SLACK_CHANNEL = (
+    '[slack]\nbot_token = "${SLACK_BOT_TOKEN}"\napp_token = "${SLACK_APP_TOKEN}"\n'
+    'workspace_channel = "C0123456789"\n'
+)
+EMAIL = (
+    '[email]\naddress = "support@example.com"\nimap_host = "imap.example.com"\n'
+    'imap_user = "support"\nimap_password = "${EMAIL_PASSWORD}"\nsmtp_host = "smtp.example.com"\n'
+)
+
+
+def whole(text: str) -> Config:
+    """``text`` as a config to run: its setup is checked, as an admin's file is."""
+    return parse_config(text, channel_models(), environ=ENVIRON, check_setup=True)
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        whole(text)
+    return caught.value.problems
+
+
+def test_a_setup_with_a_workspace_for_everyone_is_valid() -> None:
+    config = whole(ANNA + BORIS_ON_SLACK + TELEGRAM_GROUP + SLACK_CHANNEL + EMAIL)
+    assert sorted(config.channels) == ["email", "slack", "telegram"]
+    assert config.warnings == ()
+    # with no channel at all the gateway runs for its database and HTTP (nothing to reach)
+    assert whole(ANNA).channels == {}
+
+
+def test_nobody_to_answer_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert problems(TELEGRAM_GROUP) == [
+        "operators: no operator is configured: nobody could answer a customer "
+        "(add an [[operators]] table with id, name and their workspace ids)"
+    ]
+    # an empty file has working defaults for everything but that
+    empty = tmp_path / "config.toml"
+    empty.write_text("")
+    assert main(["check-config", str(empty)]) == 2
+    assert f"{empty}: operators: no operator is configured" in capsys.readouterr().err
+    # commands that only read the database take it
+    assert load_config(empty, channels=False).operators == []
+
+
+def test_an_operator_who_can_act_in_no_workspace_is_named() -> None:
+    # only Telegram hosts the workspace, and Boris has no telegram_id
+    found = problems(ANNA + BORIS_ON_SLACK + TELEGRAM_GROUP)
+    assert len(found) == 1, found
+    assert found[0].startswith("operators[1]: boris can act in none of the configured workspaces")
+    assert "telegram_id (telegram workspace)" in found[0]
+    assert found[0].endswith("(line 5)")
+    # with Slack's channel as well, Boris has a place to work
+    whole(ANNA + BORIS_ON_SLACK + TELEGRAM_GROUP + SLACK_CHANNEL)
+
+
+@pytest.mark.parametrize(
+    ("channels", "key"),
+    [(TELEGRAM, "telegram.workspace_chat_id"), (EMAIL, "email"), (EMAIL + TELEGRAM, "email")],
+)
+def test_customers_with_no_operators_workspace_are_refused(channels: str, key: str) -> None:
+    [found] = problems(ANNA + channels)
+    assert found.startswith(f"{key}: no operators' workspace is configured"), found
+    assert "telegram.workspace_chat_id" in found and "slack.workspace_channel" in found
+
+
+WEBHOOK = (
+    TELEGRAM_GROUP
+    + 'mode = "webhook"\nwebhook_url = "https://support.example.com/hooks/tg"\n'
+    + 'webhook_secret = "${TELEGRAM_WEBHOOK_SECRET}"\n'
+)
+
+
+def test_webhook_mode_serves_the_path_telegram_posts_to() -> None:
+    config = whole(ANNA + WEBHOOK)
+    assert config.channels["telegram"].served_path == "/hooks/tg"
+    same = whole(ANNA + WEBHOOK + 'webhook_path = "/hooks/tg"\n')
+    assert same.channels["telegram"].served_path == "/hooks/tg"
+    [found] = problems(ANNA + WEBHOOK + 'webhook_path = "/telegram/webhook"\n')
+    assert found.startswith("telegram.webhook_path: '/telegram/webhook' is not the path of")
+    assert "'/hooks/tg'" in found and found.endswith("(line 11)")
+
+
+def test_a_secret_written_in_the_file_is_a_warning_naming_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in ENVIRON.items():
+        monkeypatch.setenv(name, value)
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[gateway]\ndatabase_url = "postgresql+asyncpg://gw:hunter2@db/gw"\n'
+        + ANNA
+        + '[telegram]\ntoken = "123:literal-token"\nworkspace_chat_id = -1001\n'
+        + 'workspace_bots = ["${TELEGRAM_TOKEN}", "456:literal-too"]\n'
+    )
+    # TELEGRAM_TOKEN is the first bot's id too: give the shard its own
+    monkeypatch.setenv("TELEGRAM_TOKEN", "789:from-env")
+    assert main(["check-config", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"{path}: valid")
+    warned = captured.err.splitlines()
+    assert [line.split(": ")[2] for line in warned] == [
+        "gateway.database_url",
+        "telegram.token",
+        "telegram.workspace_bots[1]",
+    ], warned
+    assert all(line.startswith(f"warning: {path}: ") for line in warned)
+    assert all("write ${NAME} and set NAME in the environment" in line for line in warned)
+    # the warning names the key, never the secret
+    assert not any(s in captured.err for s in ("hunter2", "literal-token", "literal-too"))
+    # the same keys from the environment: no warning
+    path.write_text(
+        '[gateway]\ndatabase_url = "postgresql+asyncpg://gw:${PGPASSWORD}@db/gw"\n'
+        + ANNA
+        + TELEGRAM_GROUP
+    )
+    assert main(["check-config", str(path)]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_both_forms_of_naming_the_config_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(ANNA)
+    assert main(["check-config", "--config", str(path)]) == 0
+    assert main(["check-config", str(path)]) == 0
+    assert capsys.readouterr().out.count(f"{path}: valid") == 2
+    with pytest.raises(SystemExit) as refused:
+        main(["check-config", str(path), "--config", str(tmp_path / "other.toml")])
+    assert refused.value.code == 2
+    assert "name one" in capsys.readouterr().err
