@@ -6,7 +6,8 @@ Loads: (1) 200 customers x 5 messages through Telegram, limits off, the gateway 
 to the floor; (2) 20 customers x 10 messages with Telegram's real limits; (3) ingest
 on SQLite (and PostgreSQL with ``--postgres``); load 2 again with 100 customers and
 1, 2 and 4 bots in the group (telegram.workspace_bots); (4) memory with 10,000 open
-conversations; (5) FAQ questions per second against 500 entries. Each figure is
+conversations; (5) FAQ questions per second against 500 entries; (6) how long the
+read-only CLI commands take. Each figure is
 printed next to the issue's target; the file also names the machine, the date and
 the commit. ``--quick`` runs small loads (to check the harness; its figures mean
 little). Nothing here asserts: a missed target is a line that says so.
@@ -29,7 +30,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import SQLModel
 
-from bench import faq, ingest, memory, telegram
+from bench import cli, faq, ingest, memory, telegram
 from storage import Database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -300,6 +301,24 @@ def faq_load() -> list[str]:
     ]
 
 
+def cli_load() -> list[str]:
+    figures = cli.measure()
+    floor = figures.pop(cli.FLOOR)
+    return [
+        "## Load 6: the CLI, a new process per command, config without channels",
+        "",
+        f"Medians of 5 runs each; `python -c pass` takes {floor:.2f} s here.",
+        "",
+        "| command | seconds | target |",
+        "|---|---|---|",
+        *(
+            f"| `{name}` | {seconds:.2f} s | < 1 s, {verdict(seconds < 1.0)} |"
+            for name, seconds in figures.items()
+        ),
+        "",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--postgres", help="postgresql+asyncpg://... for load 3 (empty database)")
@@ -321,6 +340,7 @@ def main() -> None:
     lines += asyncio.run(relay_loads(args.quick))
     print("\n".join(lines), flush=True)
     more = ingest_load(args.quick, args.postgres) + memory_load(args.quick) + faq_load()
+    more += cli_load()
     print("\n".join(more))
     args.out.write_text("\n".join(lines + more))
     print(f"written to {args.out}")

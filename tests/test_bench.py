@@ -3,9 +3,12 @@ no test here asserts a speed)."""
 
 from __future__ import annotations
 
+import pytest
+
 from bench.telegram import run
 
 
+@pytest.mark.long
 async def test_the_telegram_benchmark_delivers_everything_once_for_both_relays() -> None:
     for relay in ("floor", "gateway"):
         result = await run(relay, 3, 2, limits=False, patience=120)
@@ -34,3 +37,10 @@ def test_the_results_say_how_this_host_compares_with_the_issues() -> None:
     assert "this host is 1.5x slower" in slow
     assert "about 540 msgs/s at 1.54 ms per message, p99 about 1.6 s" in slow
     assert "this host is 2.0x faster" in host_note(1800.0, 0.5, 0.8, 1.2, 1.5)
+
+
+def test_the_cli_benchmark_times_every_command() -> None:
+    from bench.cli import COMMANDS, measure
+
+    figures = measure(runs=1, warm_up=False)
+    assert list(figures) == list(COMMANDS) and all(s > 0 for s in figures.values())

@@ -18,7 +18,7 @@ from pathlib import Path
 from gateway.app import GC_FIRST_THRESHOLD, settle_gc
 from gateway.logs import SecretScrubber
 from storage.migrate import head_revision
-from tests.support import ROOT
+from tests.support import ROOT, SAFETY_SECONDS
 from tests.support import gateway_cli as gateway
 
 
@@ -41,7 +41,8 @@ def write_config(tmp_path: Path, database_url: str, port: int) -> Path:
 
 def wait_healthy(port: int, process: subprocess.Popen[str]) -> dict:
     """Poll until the server answers; the limit only keeps a broken run from hanging."""
-    for _ in range(300):
+    deadline = time.monotonic() + SAFETY_SECONDS
+    while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"gateway exited early: {process.stderr.read()}")
         try:
@@ -65,7 +66,7 @@ def run_until_sigterm(config: Path, port: int, env: dict[str, str] | None = None
         health = wait_healthy(port, process)
         status = gateway("status", "--config", str(config), env=env)
         process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=60)
+        out, err = process.communicate(timeout=SAFETY_SECONDS)
     finally:
         if process.poll() is None:
             process.kill()

@@ -5,15 +5,20 @@ from __future__ import annotations
 import asyncio
 import io
 import re
+import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from gateway import demo as demo_module
 from tests.slack_support import free_port
+from tests.support import SAFETY_SECONDS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,30 +58,48 @@ def check_transcript(text: str) -> None:
     assert "Next: connect your own platforms" in text
 
 
-def test_the_demo_plays_every_step_and_exits_0(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "gateway", "demo"],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=tmp_path,  # it needs nothing from the working directory
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    check_transcript(result.stdout)
-    assert not list(tmp_path.iterdir())  # and leaves nothing behind
-
-
 def readme_commands() -> list[str]:
     text = (ROOT / "README.md").read_text()
     section = text.split("## Two commands", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```sh\n(.+?)\n```", section)
 
 
-def test_readme_first_command_installs_and_runs_the_demo(tmp_path: Path) -> None:
+def test_readme_commands_install_from_the_lock_files_and_ci_runs_the_second() -> None:
     first, second = readme_commands()[:2]
-    assert first.endswith("&& gateway demo")
-    assert second.endswith("&& pytest")  # the one CI runs
-    # the first command, as a new user runs it, in a fresh copy of the project
+    assert "pip install -q -r requirements.lock " in first
+    assert "pip install -q -r requirements-test.lock " in second
+    assert second.endswith("&& pytest")
+    assert f"\n{second}\n" in (ROOT / ".ci" / "run").read_text()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {
+        "requirements.lock": project["dependencies"],
+        "requirements-test.lock": project["dependencies"]
+        + project["optional-dependencies"]["test"],
+    }
+    for lock, requirements in wanted.items():
+        text = (ROOT / lock).read_text()
+        # every package is pinned to one version, with the hashes of its files
+        entries = re.split(r"\n(?=[A-Za-z0-9_.-]+==)", text)[1:]
+        assert entries and all("--hash=sha256:" in entry for entry in entries), lock
+        pins = {
+            canonicalize_name(name): version
+            for name, version in re.findall(r"^([A-Za-z0-9_.-]+)==([^ ;]+)", text, re.M)
+        }
+        # and the lock is not stale: each of pyproject's ranges holds its version
+        for line in requirements:
+            requirement = Requirement(line)
+            name = canonicalize_name(requirement.name)
+            assert name in pins, f"{lock} lacks {name}: run scripts/relock"
+            assert requirement.specifier.contains(pins[name]), f"{lock}: {name} {pins[name]}"
+
+
+@pytest.mark.long
+def test_readme_first_command_installs_and_runs_the_demo(tmp_path: Path) -> None:
+    first = readme_commands()[0]
+    install, demo = first.rsplit(" && ", 1)
+    assert demo == "gateway demo"
+    # the first command, as a new user runs it, in a fresh copy of the project; its
+    # last step in an empty directory, since the demo needs nothing from where it runs
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
         capture_output=True,
@@ -90,8 +113,10 @@ def test_readme_first_command_installs_and_runs_the_demo(tmp_path: Path) -> None
         if source.is_file():
             (copy / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, copy / name)
+    elsewhere = tmp_path / "empty"
+    elsewhere.mkdir()
     result = subprocess.run(
-        ["bash", "-c", first],
+        ["bash", "-c", f"{install} && cd {shlex.quote(str(elsewhere))} && {demo}"],
         capture_output=True,
         text=True,
         timeout=900,
@@ -99,6 +124,7 @@ def test_readme_first_command_installs_and_runs_the_demo(tmp_path: Path) -> None
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     check_transcript(result.stdout)
+    assert not list(elsewhere.iterdir())  # and it leaves nothing behind
 
 
 INTERACTIVE = """\
@@ -115,6 +141,7 @@ quit
 """
 
 
+@pytest.mark.long
 def test_the_interactive_demo_lets_you_play_everyone(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "gateway", "demo", "--interactive"],
@@ -133,6 +160,7 @@ def test_the_interactive_demo_lets_you_play_everyone(tmp_path: Path) -> None:
     assert "Open conversations" in out  # the status command
 
 
+@pytest.mark.long
 async def test_the_sandbox_runs_a_users_own_config(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     example = (ROOT / "config.example.toml").read_text()
@@ -153,7 +181,7 @@ async def test_the_sandbox_runs_a_users_own_config(tmp_path: Path) -> None:
 
     async def until(text: str) -> None:
         while not any(text in line for line in seen):
-            line = await asyncio.wait_for(sandbox.stdout.readline(), 60)  # type: ignore[union-attr]
+            line = await asyncio.wait_for(sandbox.stdout.readline(), SAFETY_SECONDS)  # type: ignore[union-attr]
             assert line, "the sandbox ended early:\n" + "".join(seen)
             seen.append(line.decode())
 
@@ -179,7 +207,7 @@ async def test_the_sandbox_runs_a_users_own_config(tmp_path: Path) -> None:
         await until("Email · pat@example.org")
         sandbox.stdin.write(b"quit\n")
         await sandbox.stdin.drain()
-        assert await asyncio.wait_for(sandbox.wait(), 30) == 0
+        assert await asyncio.wait_for(sandbox.wait(), SAFETY_SECONDS) == 0
     finally:
         for process in (gateway, sandbox):
             if process is not None and process.returncode is None:

@@ -128,6 +128,7 @@ async def test_a_mail_opens_a_conversation_and_anna_answers_threaded(database_ur
         assert [c.subject for c in conversations] == ["My order is late", "Invoice"]
 
 
+@pytest.mark.long
 async def test_charsets_attachments_and_a_broken_mail(sqlite_url: str) -> None:
     async with email_desk(sqlite_url) as (desk, dovecot, _smtp):
         for number, charset in enumerate(("koi8-r", "koi8-u", "cp1251")):
@@ -297,6 +298,7 @@ async def test_files_corrections_refusals_and_the_processed_folder(sqlite_url: s
         )
 
 
+@pytest.mark.long
 async def test_the_mailbox_going_away_and_coming_back(sqlite_url: str) -> None:
     async with email_desk(sqlite_url) as (desk, dovecot, _smtp):
         adapter = next(a for a in desk.gateway.adapters if a.name == "email")

@@ -18,7 +18,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway.app import Gateway
 from gateway.errors import PermanentFailure, RateLimited
 from sandbox.telegram import Limits, TelegramSandbox
-from tests.support import RecordingAdapter, make_config, migrate, operator_tg, settle
+from tests.support import (
+    SAFETY_SECONDS,
+    RecordingAdapter,
+    make_config,
+    migrate,
+    operator_tg,
+    settle,
+)
 from tests.telegram_support import eventually, telegram_desk
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -173,7 +180,7 @@ telegram_id = {anna["id"]}
             await eventually(lambda: len(sandbox.received(olga["id"])) >= 2)
         finally:
             process.send_signal(signal.SIGTERM)
-            _, err = await asyncio.wait_for(process.communicate(), 60)
+            _, err = await asyncio.wait_for(process.communicate(), SAFETY_SECONDS)
         lines = err.decode().splitlines()
         entries = [json.loads(line) for line in lines]  # every line is one JSON object
         assert {"time", "level", "logger", "message"} <= set(entries[0])

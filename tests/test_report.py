@@ -16,6 +16,7 @@ from gateway.config import parse_config
 from gateway.report import Report, load_report
 from tests.clock import ManualClock
 from tests.support import (
+    SAFETY_SECONDS,
     RecordingAdapter,
     config_text,
     gateway_cli,
@@ -162,13 +163,13 @@ def browse(browser: str, html: Path, shot: Path) -> str:
         [browser, *flags, "--dump-dom", html.as_uri()],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=SAFETY_SECONDS,
     )
     assert rendered.returncode == 0, rendered.stderr
     subprocess.run(
         [browser, *flags, f"--screenshot={shot}", "--window-size=1200,1500", html.as_uri()],
         capture_output=True,
-        timeout=120,
+        timeout=SAFETY_SECONDS,
         check=True,
     )
     return rendered.stdout

@@ -18,7 +18,7 @@ from sandbox.telegram import Limits as TelegramLimits
 from sandbox.telegram import TelegramSandbox
 from storage import Message
 from tests.slack_support import SlackDesk, slack_desk
-from tests.support import settle
+from tests.support import SAFETY_SECONDS, settle
 from tests.telegram_support import eventually
 
 MODES = ["socket", "http"]
@@ -270,6 +270,7 @@ async def test_a_429_storm_delivers_everything_and_crosses_no_limit(sqlite_url: 
             assert max(per_second.values()) <= limits.channel_burst + 1
 
 
+@pytest.mark.long
 async def test_both_workspaces_one_conversation_files_both_ways(database_url: str) -> None:
     telegram = TelegramSandbox(limits=TelegramLimits(enabled=False), webhook_retry_delay=0.05)
     async with telegram, slack_desk(database_url, telegram=telegram) as desk:
@@ -426,11 +427,23 @@ async def test_a_reply_in_a_thread_not_yet_recorded_waits_for_it(sqlite_url: str
             await record(outcome)
 
         worker._recorded = held  # type: ignore[method-assign]
+        unrecorded = next(a for a in desk.gateway.adapters if a.name == "slack")._unrecorded
+        asked = unrecorded.known
+        reply_waits = asyncio.Event()
+
+        async def noted(thread_ref):  # type: ignore[no-untyped-def]
+            if thread_ref is not None:
+                reply_waits.set()
+            await asked(thread_ref)
+
+        unrecorded.known = noted  # type: ignore[method-assign]
         carol = desk.sandbox.add_user("Carol Smith", name="carol")
         desk.sandbox.post(carol, "Where is my parcel?")
         thread = await eventually(lambda: desk.thread_of("Carol Smith"))
         desk.sandbox.post(desk.anna, "It ships today", channel=desk.channel, thread_ts=thread)
-        await asyncio.sleep(0.5)  # the reply is in; its thread still unrecorded
+        # the reply is in, and waits: its thread is still unrecorded
+        await asyncio.wait_for(reply_waits.wait(), SAFETY_SECONDS)
+        assert not any(m["text"] == "It ships today" for m in desk.to_customer(carol))
         release.set()
         await eventually(
             lambda: any(m["text"] == "It ships today" for m in desk.to_customer(carol))

@@ -641,6 +641,7 @@ async def test_a_backlog_in_the_group_is_coalesced_not_minutes_behind(sqlite_url
 SHARDS = ["222222222:shard-two", "333333333:shard-three"]
 
 
+@pytest.mark.long
 async def test_workspace_bots_share_the_group_and_each_keeps_its_topics(sqlite_url: str) -> None:
     """With telegram.workspace_bots, conversations' topics are spread over the bots
     (each bot has its own 20 messages a minute in the group). A topic's bot posts its
