@@ -172,21 +172,60 @@ def test_the_log_scrubber_removes_secrets_from_messages_and_tracebacks() -> None
     assert "bot***/getUpdates" in (record.exc_text or "")
 
 
-def test_read_only_commands_need_no_platform_secret(tmp_path: Path) -> None:
+#: what a command that talks to no platform must not load: a channel's SDK is imported
+#: when the gateway starts that channel (aiogram alone takes seconds)
+PLATFORM_SDKS = ("aiogram", "slack_sdk", "slack_bolt", "aioimaplib", "aiosmtplib")
+
+LOADED_AFTER = (
+    "import sys; from gateway.cli import main; code = main(sys.argv[1:]); "
+    f"print(sorted(m for m in {PLATFORM_SDKS!r} if m in sys.modules)); raise SystemExit(code)"
+)
+
+
+def test_read_only_commands_need_no_platform_secret_and_load_no_platform_sdk(
+    tmp_path: Path,
+) -> None:
     config = write_config(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}", free_port())
     config.write_text(
         config.read_text()
         + '\n[telegram]\ntoken = "${TELEGRAM_TOKEN}"\nworkspace_chat_id = -1001234567890\n'
+        + '\n[slack]\nbot_token = "${SLACK_BOT_TOKEN}"\napp_token = "${SLACK_APP_TOKEN}"\n'
+        + 'workspace_channel = "C0123456789"\n'
+        + '\n[email]\naddress = "support@example.com"\nimap_host = "imap.example.com"\n'
+        + 'imap_user = "support"\nimap_password = "${EMAIL_PASSWORD}"\n'
+        + 'smtp_host = "smtp.example.com"\n'
     )
-    env = {k: v for k, v in os.environ.items() if k != "TELEGRAM_TOKEN"}
-    # running needs the token, and says which is missing
-    refused = gateway("check-config", str(config), env=env)
+    secrets = {
+        "TELEGRAM_TOKEN": "123:abc",
+        "SLACK_BOT_TOKEN": "xoxb-1-2-abc",
+        "SLACK_APP_TOKEN": "xapp-1-abc",
+        "EMAIL_PASSWORD": "pw",
+    }
+    without = {k: v for k, v in os.environ.items() if k not in secrets}
+
+    def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", LOADED_AFTER, *args],
+            capture_output=True,
+            text=True,
+            timeout=SAFETY_SECONDS,
+            env=env,
+            cwd=ROOT,
+        )
+
+    # running needs the tokens, and says which is missing
+    refused = gateway("check-config", str(config), env=without)
     assert refused.returncode == 2 and "TELEGRAM_TOKEN is not set" in refused.stderr
-    # reading the database does not
-    assert gateway("migrate", "--config", str(config), env=env).returncode == 0
-    status = gateway("status", "--config", str(config), env=env)
-    assert status.returncode == 0, status.stderr
-    report = gateway("report", "--config", str(config), env=env)
-    assert report.returncode == 0 and report.stdout.startswith("Support report"), report.stderr
-    faq = gateway("faq", "ask", "--config", str(config), "delivery?", env=env)
-    assert faq.returncode == 0, faq.stderr
+    # reading the database does not; and none of them loads a platform's SDK
+    for args, env in (
+        (["check-config", str(config)], {**without, **secrets}),
+        (["migrate", "--config", str(config)], without),
+        (["status", "--config", str(config)], without),
+        (["report", "--config", str(config)], without),
+        (["faq", "ask", "--config", str(config), "delivery?"], without),
+    ):
+        done = run(*args, env=env)
+        assert done.returncode == 0, (args, done.stderr)
+        assert done.stdout.rstrip().endswith("[]"), (args, done.stdout[-300:])
+        if args[0] == "report":
+            assert done.stdout.startswith("Support report"), done.stdout
