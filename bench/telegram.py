@@ -52,7 +52,7 @@ customer_update_minutes = 0
 auto_close_hours = 0
 
 [telegram]
-token = "{token}"
+token = "${{BENCH_TELEGRAM_TOKEN}}"
 api_base = "{api_base}"
 workspace_chat_id = {workspace}
 poll_timeout_seconds = 1
@@ -155,10 +155,11 @@ async def run(
                     config.write_text(
                         CONFIG.format(
                             database=Path(tmp) / "bench.db",
-                            token=sandbox.token,
                             api_base=base,
                             workspace=forum["id"],
-                            shards=f"workspace_bots = {shards!r}".replace("'", '"')
+                            shards="workspace_bots = ["
+                            + ", ".join(f'"${{BENCH_SHARD_{n}}}"' for n in range(len(shards)))
+                            + "]"
                             if shards
                             else "",
                             # with the sandbox's limits off, the gateway's own are too
@@ -174,12 +175,17 @@ async def run(
                         )
                     )
                     command = [sys.executable, "-m", "gateway", "run", "--config", str(config)]
+                    # the tokens come from the environment, as a real deployment's do
+                    secrets = {f"BENCH_SHARD_{n}": token for n, token in enumerate(shards)}
+                    environ = {**os.environ, "BENCH_TELEGRAM_TOKEN": sandbox.token, **secrets}
                 else:
                     command = [sys.executable, "-m", "bench.floor", base, sandbox.token]
                     command.append(str(forum["id"]))
+                    environ = dict(os.environ)
                 process = await asyncio.create_subprocess_exec(
                     *command,
                     cwd=ROOT,
+                    env=environ,
                     stdout=asyncio.subprocess.DEVNULL,
                     # the floor logs a traceback for every message Telegram throttles
                     stderr=asyncio.subprocess.DEVNULL if relay == "floor" else None,
