@@ -159,12 +159,15 @@ def _intro(
     if missing:
         lines.append(
             f"  ! {', '.join(missing)} lack a telegram_id or slack_id in the config: they got "
-            "sandbox ids, which the copy does not know; add them to act as them"
+            "sandbox ids, which the copy does not know; add them to act as them (an operator "
+            "who can act in no workspace stops the gateway from starting)"
         )
     lines += [
         "",
         f"Wrote {copy}: your config, with [telegram], [slack] and [email] pointed at the",
-        "sandboxes and its own database. In another terminal run:",
+        "sandboxes and its own database (and the sandboxes' tokens written in it: the",
+        "gateway's warnings of secrets in the file are expected for this copy). In another",
+        "terminal run:",
         f"  gateway run --config {copy}",
         "",
         "Then play the customers and the operators here (Ctrl-D or quit to stop).",
