@@ -342,10 +342,11 @@ async def test_webhook_mode_checks_the_secret(sqlite_url: str) -> None:
 
 
 async def test_an_album_over_webhooks_stays_one_message_and_one_album(sqlite_url: str) -> None:
-    # webhooks bring an album's parts one request at a time, each committed alone
+    # webhooks bring an album's parts one request at a time, each committed alone; and
+    # the gateway serves the path of webhook_url, whatever it is, without webhook_path
     port = free_port()
     extra = (
-        f'mode = "webhook"\nwebhook_url = "http://127.0.0.1:{port}/telegram/webhook"\n'
+        f'mode = "webhook"\nwebhook_url = "http://127.0.0.1:{port}/support/tg-updates"\n'
         'webhook_secret = "webhook-secret-123"'
     )
     async with telegram_desk(sqlite_url, extra=extra, http_port=port) as desk:
