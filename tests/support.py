@@ -27,6 +27,25 @@ from storage.migrate import upgrade
 #: a loaded 2-core CI machine running the suite's workers side by side
 SAFETY_SECONDS = 120.0
 
+#: each channel's section with its operators' workspace, secrets from the environment
+#: (``CHANNEL_SECRETS`` gives them values)
+TELEGRAM = '[telegram]\ntoken = "${TELEGRAM_TOKEN}"\n'
+TELEGRAM_GROUP = TELEGRAM + "workspace_chat_id = -1001234567890\n"
+SLACK_CHANNEL = (
+    '[slack]\nbot_token = "${SLACK_BOT_TOKEN}"\napp_token = "${SLACK_APP_TOKEN}"\n'
+    'workspace_channel = "C0123456789"\n'
+)
+EMAIL = (
+    '[email]\naddress = "support@example.com"\nimap_host = "imap.example.com"\n'
+    'imap_user = "support"\nimap_password = "${EMAIL_PASSWORD}"\nsmtp_host = "smtp.example.com"\n'
+)
+CHANNEL_SECRETS = {
+    "TELEGRAM_TOKEN": "123:abc",
+    "SLACK_BOT_TOKEN": "xoxb-1-2-abc",
+    "SLACK_APP_TOKEN": "xapp-1-abc",
+    "EMAIL_PASSWORD": "pw",
+}
+
 #: the project's root: where `python -m gateway` runs from in the CLI tests
 ROOT = Path(__file__).resolve().parents[1]
 

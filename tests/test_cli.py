@@ -18,7 +18,14 @@ from pathlib import Path
 from gateway.app import GC_FIRST_THRESHOLD, settle_gc
 from gateway.logs import SecretScrubber
 from storage.migrate import head_revision
-from tests.support import ROOT, SAFETY_SECONDS
+from tests.support import (
+    CHANNEL_SECRETS,
+    EMAIL,
+    ROOT,
+    SAFETY_SECONDS,
+    SLACK_CHANNEL,
+    TELEGRAM_GROUP,
+)
 from tests.support import gateway_cli as gateway
 
 
@@ -186,21 +193,8 @@ def test_read_only_commands_need_no_platform_secret_and_load_no_platform_sdk(
     tmp_path: Path,
 ) -> None:
     config = write_config(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}", free_port())
-    config.write_text(
-        config.read_text()
-        + '\n[telegram]\ntoken = "${TELEGRAM_TOKEN}"\nworkspace_chat_id = -1001234567890\n'
-        + '\n[slack]\nbot_token = "${SLACK_BOT_TOKEN}"\napp_token = "${SLACK_APP_TOKEN}"\n'
-        + 'workspace_channel = "C0123456789"\n'
-        + '\n[email]\naddress = "support@example.com"\nimap_host = "imap.example.com"\n'
-        + 'imap_user = "support"\nimap_password = "${EMAIL_PASSWORD}"\n'
-        + 'smtp_host = "smtp.example.com"\n'
-    )
-    secrets = {
-        "TELEGRAM_TOKEN": "123:abc",
-        "SLACK_BOT_TOKEN": "xoxb-1-2-abc",
-        "SLACK_APP_TOKEN": "xapp-1-abc",
-        "EMAIL_PASSWORD": "pw",
-    }
+    config.write_text("\n".join((config.read_text(), TELEGRAM_GROUP, SLACK_CHANNEL, EMAIL)))
+    secrets = CHANNEL_SECRETS
     without = {k: v for k, v in os.environ.items() if k not in secrets}
 
     def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

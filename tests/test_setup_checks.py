@@ -13,28 +13,16 @@ from gateway.cli import main
 from gateway.config import Config, load_config, parse_config
 from gateway.errors import ConfigError
 from gateway.plugins import channel_models
+from tests.support import CHANNEL_SECRETS, EMAIL, SLACK_CHANNEL, TELEGRAM, TELEGRAM_GROUP
 
 ENVIRON = {
-    "TELEGRAM_TOKEN": "123:abc",
+    **CHANNEL_SECRETS,
     "TELEGRAM_WEBHOOK_SECRET": "webhook-secret-1",
-    "SLACK_BOT_TOKEN": "xoxb-1-2-abc",
-    "SLACK_APP_TOKEN": "xapp-1-abc",
-    "EMAIL_PASSWORD": "pw",
     "PGPASSWORD": "pg-secret",
 }
 
 ANNA = '[[operators]]\nid = "anna"\nname = "Anna"\ntelegram_id = 1001\n'
 BORIS_ON_SLACK = '[[operators]]\nid = "boris"\nname = "Boris"\nslack_id = "UBORIS"\n'
-TELEGRAM = '[telegram]\ntoken = "${TELEGRAM_TOKEN}"\n'
-TELEGRAM_GROUP = TELEGRAM + "workspace_chat_id = -1001234567890\n"
-SLACK_CHANNEL = (
-    '[slack]\nbot_token = "${SLACK_BOT_TOKEN}"\napp_token = "${SLACK_APP_TOKEN}"\n'
-    'workspace_channel = "C0123456789"\n'
-)
-EMAIL = (
-    '[email]\naddress = "support@example.com"\nimap_host = "imap.example.com"\n'
-    'imap_user = "support"\nimap_password = "${EMAIL_PASSWORD}"\nsmtp_host = "smtp.example.com"\n'
-)
 
 
 def whole(text: str) -> Config:

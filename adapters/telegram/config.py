@@ -112,7 +112,7 @@ class TelegramSection(BaseModel):
         """The path the gateway serves webhook updates at: where Telegram posts them."""
         if self.webhook_path is not None:
             return self.webhook_path
-        return _url_path(self.webhook_url or "") or "/"
+        return _url_path(self.webhook_url or "")
 
 
 def _url_path(url: str) -> str:
