@@ -79,6 +79,9 @@ class RateLimit:
     429 answered to a delivery that draws from it. ``"destination"``: only a 429 for
     the whole bot, for a bot-wide limit beside narrower ones (Telegram's 30 a second
     over every chat): a chat's 429 speaks for that chat, not for the others.
+    ``window``: counted as at most ``rate`` calls in any ``per_seconds`` (a sliding
+    window, as Telegram counts a group's 20 a minute) rather than as a bucket of
+    ``burst`` refilling at ``rate`` (``ratecount``).
     """
 
     name: str
@@ -88,6 +91,7 @@ class RateLimit:
     burst: int = 1
     serial: bool = False
     scope: str = "chat"
+    window: bool = False
 
 
 class Host(Protocol):

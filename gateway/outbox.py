@@ -25,7 +25,10 @@ from storage.types import utcnow
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=120)
+#: how long a claim holds its rows: a process that dies leaves them to the others
+#: for this long at most, since the live one renews its leases every HEARTBEAT
+LEASE = timedelta(seconds=15)
+HEARTBEAT_SECONDS = 5.0
 #: how often an idle worker looks for rows written by other processes
 POLL_SECONDS = 1.0
 #: how long a worker woken with sends still in flight waits for the others to end,
@@ -39,6 +42,12 @@ POLL_SECONDS = 1.0
 #: outlasts the sends in flight.
 GATHER_PER_SEND = 0.006
 GATHER_SECONDS = 0.1
+#: a claim that held rows back last time looks at the due heads this many times its
+#: free places a page, and at most SCAN_MOST times: it reaches the chats that can
+#: send past those that cannot (a throttled group's threads), without reading a
+#: backlog of thousands on every claim
+SCAN_PAGE = 4
+SCAN_MOST = 64
 
 
 def coalescible(row: QueuedRow) -> bool:
@@ -50,6 +59,14 @@ def coalescible(row: QueuedRow) -> bool:
         and payload.get("audience") == "workspace"
         and payload.get("author_role") == "customer"
     )
+
+
+def _estimate(outbound: Outbound, row: QueuedRow) -> Delivery:
+    """A row's delivery as a claim sees it, before it is prepared: enough for the
+    limiter's keys and the adapter's cost. Its thread is taken to exist (``""``):
+    preparing finds it, and a thread still to open is its header's to open."""
+    thread = "" if outbound.audience == "workspace" else None
+    return Delivery(outbound=outbound, attempt=row.attempts, thread_ref=thread)
 
 
 def backoff(attempt: int, base: float, cap: float) -> float:
@@ -64,14 +81,20 @@ class OutboxWorker:
         self.adapter = adapter
         self.settings = settings
         self.destination = adapter.name
-        self.limiter = Limiter(adapter.rate_limits)
+        #: the adapter's own where it paces each of its calls (``paces_calls``): its
+        #: calls outside deliveries (answers to commands) then count in the same
+        self.limiter: Limiter = getattr(adapter, "limiter", None) or Limiter(adapter.rate_limits)
+        self._paces_calls: bool = getattr(adapter, "paces_calls", False)
+        #: deliveries to the workspace in flight (``_claim`` keeps some room for
+        #: customers' sends)
+        self._workspace_inflight = 0
         self._wake = asyncio.Event()
         #: a send ended (``_gather``)
         self._ended = asyncio.Event()
         self._stopping = False
         self._paused_until = 0.0
-        #: claimed rows' places in the limiter's buckets, until their first call
-        self._reservations: dict[int, Reservation] = {}
+        #: claimed rows' places in the limiter's counters, until their calls end
+        self._reservations: dict[int, list[Reservation]] = {}
         #: the last claim left rows for the limiter: the next looks further
         self._held_back = False
         #: the last claim failed in its transaction's extra work: the next prepares
@@ -91,12 +114,33 @@ class OutboxWorker:
         self._inflight: set[asyncio.Task[None]] = set()
         self._claimed: set[int] = set()  # rows this worker holds a lease on
         self._task: asyncio.Task[None] | None = None
+        self._heart: asyncio.Task[None] | None = None
         self.sent = 0
         self.failed = 0
         self.rate_limited = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"outbox:{self.destination}")
+        self._heart = asyncio.create_task(self._beat(), name=f"outbox-leases:{self.destination}")
+
+    async def _beat(self) -> None:
+        """Renew the leases of the rows being sent, so that a lease can be short: on
+        PostgreSQL another process takes a dead one's rows over within LEASE, not
+        after minutes. A send longer than the lease keeps its row all the same."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            held = sorted(self._claimed)
+            if not held:
+                continue
+            until = utcnow() + LEASE
+            try:
+                async with self.core.repository.transaction() as tx:
+                    await tx.renew_leases(held, until)
+            except Exception:
+                log.warning(
+                    "could not renew the leases of %d deliveries to %s", len(held),
+                    self.destination, exc_info=True,
+                )  # fmt: skip
 
     def wake(self) -> None:
         self._wake.set()
@@ -123,6 +167,10 @@ class OutboxWorker:
                     self.destination,
                 )
                 await asyncio.gather(*pending, return_exceptions=True)
+        if self._heart is not None:  # the sends in flight kept their leases till here
+            self._heart.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heart
         if self._claimed:
             # hand interrupted rows back now rather than when their lease runs out
             await self.core.repository.run(self._release)
@@ -241,10 +289,17 @@ class OutboxWorker:
         them meet them and go out together when they can.
         """
         batch = max(1, self.adapter.max_batch)
-        made: dict[int, Reservation] = {}
+        made: dict[int, list[Reservation]] = {}
         held_back: list[int | None] = []
         #: the heads' deliveries as the limiter saw them
         seen: dict[int, Delivery] = {}
+        #: the workspace's deliveries may take this many of the sends in flight, so
+        #: a backlog throttled by the group's limit leaves room for customers' sends
+        workspace_room = [self.concurrency - self.concurrency // 4 - self._workspace_inflight]
+
+        def drop(row_id: int) -> None:
+            for reservation in made.pop(row_id, ()):
+                self.limiter.release(reservation)
 
         def ready(row: QueuedRow) -> bool:
             try:
@@ -252,14 +307,28 @@ class OutboxWorker:
             except Exception:
                 return True  # preparing it will say what is wrong
             assert row.id is not None
-            self.limiter.release(made.pop(row.id, None))  # the work ran again
-            delivery = seen[row.id] = Delivery(outbound=outbound, attempt=row.attempts)
-            reservation = self.limiter.reserve(delivery)
+            drop(row.id)  # the work ran again
+            delivery = seen[row.id] = _estimate(outbound, row)
+            if outbound.audience == "workspace" and workspace_room[0] <= 0:
+                held_back.append(row.id)
+                return False
+            reservation = self.limiter.reserve(delivery, self.adapter.cost(delivery))
             if reservation is None:
                 held_back.append(row.id)
                 return False
-            made[row.id] = reservation
+            made[row.id] = [reservation]
+            if outbound.audience == "workspace":
+                workspace_room[0] -= 1
             return True
+
+        #: each head's chat, for its followers (a claim takes one head per chat)
+        heads_by_chat: dict[str, QueuedRow] = {}
+
+        def follows(row: QueuedRow) -> bool:
+            """A row behind a head that may go in the head's delivery: one more
+            message in the same call (where they are copied together) or calls paced
+            one by one after it (``Limiter.call``)."""
+            return row.chat_key in heads_by_chat and coalescible(row)
 
         together = not self._prepare_apart
 
@@ -269,23 +338,31 @@ class OutboxWorker:
             if together and outcomes:
                 await self.core.record_in(tx, [outcome for outcome, _done in outcomes])
             groups = []
-            # past rows held back last time (to reach ones that can go), else no wider
-            # than needed: each row looked at is read and locked
-            scan = 4 * limit if self._held_back else limit
+            # past chats held back last time (to reach ones that can go), else no
+            # wider than needed: each row looked at is read and locked
+            scan = SCAN_PAGE * limit if self._held_back else limit
             heads = await tx.claim_outbox(
-                self.destination, limit=limit, lease=LEASE, accept=ready, scan=scan
+                self.destination,
+                limit=limit,
+                lease=LEASE,
+                accept=ready,
+                scan=scan,
+                most=SCAN_MOST * limit,
             )
+            taken = {head.id for head in heads}
+            for row_id in [r for r in made if r not in taken]:
+                drop(row_id)  # accepted, then not taken (locked by another process)
             followers: dict[int, list[QueuedRow]] = {}
             if batch > 1:
+                carriers = [
+                    head
+                    for head in heads
+                    if coalescible(head) or self._opening(head, seen.get(head.id))  # type: ignore[arg-type]
+                ]
+                heads_by_chat.clear()
+                heads_by_chat.update((head.chat_key, head) for head in carriers)
                 followers = await tx.claim_followers(
-                    [
-                        head
-                        for head in heads
-                        if coalescible(head) or self._opening(head, seen.get(head.id))
-                    ],
-                    limit=batch - 1,
-                    lease=LEASE,
-                    accept=coalescible,
+                    carriers, limit=batch - 1, lease=LEASE, accept=follows
                 )
             for head in heads:
                 groups.append([head, *followers.get(head.id, ())])  # type: ignore[arg-type]
@@ -298,8 +375,8 @@ class OutboxWorker:
         try:
             groups, prepared = await self.core.transact(work)
         except BaseException:
-            for reservation in made.values():
-                self.limiter.release(reservation)
+            for row_id in list(made):
+                drop(row_id)
             self._prepare_apart = together
             raise
         if together:
@@ -350,9 +427,11 @@ class OutboxWorker:
 
     async def _send(self, group: list[QueuedRow], prepared: Delivery | Exception | None) -> None:
         row = group[0]
-        reservation = self._reservations.pop(row.id, None)  # type: ignore[arg-type]
+        reservations = self._reservations.pop(row.id, None) or []  # type: ignore[arg-type]
+        workspace = (row.payload or {}).get("audience") == "workspace"
+        self._workspace_inflight += workspace
         try:
-            await self._attempt(group, prepared, reservation)
+            await self._attempt(group, prepared, reservations[0] if reservations else None)
         except asyncio.CancelledError:
             raise  # the row stays claimed; stop() hands it back
         except Exception:
@@ -365,7 +444,9 @@ class OutboxWorker:
         else:
             self._claimed.difference_update(r.id for r in group)
         finally:
-            self.limiter.release(reservation)  # not sent, or no call was needed
+            self._workspace_inflight -= workspace
+            for reservation in reservations:
+                self.limiter.release(reservation)  # not sent, or no call was needed
             self._wake.set()
 
     async def _attempt(
@@ -388,15 +469,19 @@ class OutboxWorker:
                 await self.core.delivered(row.id, Receipt(extra={"unchanged": True}), None)
                 return
             cost = self.adapter.cost(delivery)
-            async with self.limiter.slot(delivery, cost, reservation):
+            async with self.limiter.slot(
+                delivery, cost, reservation, upfront=not self._paces_calls
+            ):
                 receipt = await self.adapter.deliver(delivery)
         except RateLimited as exc:
             self.rate_limited += 1
-            log.warning(
-                "%s asked to wait %.1fs (%s)",
+            # an adapter that paces its calls logged the 429 at warning as it came
+            log.log(
+                logging.DEBUG if self._paces_calls else logging.WARNING,
+                "%s answered 429: retry after %.1fs, held off for %s",
                 self.destination,
                 exc.retry_after,
-                exc.scope,
+                "the whole destination" if exc.scope == "destination" else "its chat",
                 extra=context,
             )
             if exc.scope == "destination":

@@ -21,6 +21,7 @@ from gateway.events import (
     OutboundKind,
 )
 from storage import (
+    CUSTOMER_CHAT_KEY,
     Conversation,
     ConversationStatus,
     Customer,
@@ -47,7 +48,7 @@ class Desk:
 def chat_key(outbound: Outbound) -> str:
     """Deliveries sharing a key go out in order: per customer chat, per thread."""
     if outbound.audience == "customer":
-        return f"chat:{outbound.chat_id}"
+        return f"{CUSTOMER_CHAT_KEY}{outbound.chat_id}"
     return f"conversation:{outbound.conversation_id}"
 
 

@@ -1,7 +1,8 @@
-"""What every platform emulator needs alike: token buckets and injected faults."""
+"""What every platform emulator needs alike: rate counters and injected faults."""
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 
@@ -20,6 +21,36 @@ class Bucket:
             self.tokens -= 1
             return 0.0
         return (1 - self.tokens) / self.per_second
+
+    def wait_for(self, now: float, n: int) -> float:
+        """0 when ``n`` more would be granted now, else the seconds until they would."""
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.per_second)
+        self.updated = now
+        missing = min(n, self.capacity) - self.tokens
+        return 0.0 if missing <= 1e-9 else missing / self.per_second
+
+    def count(self, now: float, n: int) -> None:
+        self.wait_for(now, n)
+        self.tokens -= n
+
+
+@dataclass
+class Window:
+    """At most ``capacity`` in any ``seconds`` long period, as Telegram counts a
+    group's messages (20 in any minute) and a bot's (30 in any second)."""
+
+    capacity: int
+    seconds: float
+    stamps: list[float] = field(default_factory=list)
+
+    def wait_for(self, now: float, n: int) -> float:
+        """0 when ``n`` more would be granted now, else the seconds until they would."""
+        del self.stamps[: bisect.bisect_right(self.stamps, now - self.seconds)]
+        over = len(self.stamps) + min(n, self.capacity) - self.capacity
+        return 0.0 if over <= 0 else self.stamps[over - 1] + self.seconds - now
+
+    def count(self, now: float, n: int) -> None:
+        self.stamps.extend([now] * n)
 
 
 @dataclass

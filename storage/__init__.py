@@ -7,6 +7,7 @@ keys, deadlines) lives here as rows, never only in memory.
 from storage.database import Database, DatabaseError, SchemaOutdated
 from storage.models import (
     ACTIVE_STATUSES,
+    CUSTOMER_CHAT_KEY,
     FINISHED_STATUSES,
     Conversation,
     ConversationStatus,
@@ -30,6 +31,7 @@ from storage.repository import Repository, Transaction, is_database_failure
 
 __all__ = [
     "ACTIVE_STATUSES",
+    "CUSTOMER_CHAT_KEY",
     "FINISHED_STATUSES",
     "Conversation",
     "ConversationStatus",

@@ -240,6 +240,9 @@ class InboundEvent(SQLModel, table=True):
 #: the outbox rows still to deliver, as SQL: literal, so that the planner can tell a
 #: query that says it may use the partial index ``ix_outbox_live``
 LIVE_OUTBOX = "status IN ('pending', 'sending')"
+#: how the chat keys of deliveries to customers begin (``gateway.relay.chat_key``):
+#: a claim looks at those first, so a customer never waits behind the workspace
+CUSTOMER_CHAT_KEY = "chat:"
 
 
 class OutboxRow(SQLModel, table=True):

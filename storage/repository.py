@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, bindparam, func, inspect, or_, text, update
+from sqlalchemy import and_, bindparam, case, func, inspect, or_, text, tuple_, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -32,6 +32,7 @@ from storage.bulk import Bulk
 from storage.database import Database
 from storage.models import (
     ACTIVE_STATUSES,
+    CUSTOMER_CHAT_KEY,
     FINISHED_STATUSES,
     LIVE_OUTBOX,
     QUEUED_COLUMNS,
@@ -193,24 +194,29 @@ _HEADS = (
 )
 #: what a claim reads: columns (``QueuedRow``), not entities, from Core statements
 _QUEUED = [_OUTBOX.c[name] for name in QUEUED_COLUMNS]
+#: customers' chats before the workspace's threads: a claim takes what can go in this
+#: order, so a throttled workspace group never keeps a customer's reply waiting
+_LANE = case((_OUTBOX.c.chat_key.like(f"{CUSTOMER_CHAT_KEY}%"), 0), else_=1)
+_DUE = or_(
+    and_(
+        _OUTBOX.c.status == OutboxStatus.PENDING,
+        _OUTBOX.c.next_attempt_at <= bindparam("now"),
+    ),
+    and_(
+        _OUTBOX.c.status == OutboxStatus.SENDING,
+        _OUTBOX.c.lease_until < bindparam("now"),
+    ),
+)
 _CLAIM = (
-    select(*_QUEUED)
-    .where(
-        _OUTBOX.c.id.in_(_HEADS.scalar_subquery()),
-        or_(
-            and_(
-                _OUTBOX.c.status == OutboxStatus.PENDING,
-                _OUTBOX.c.next_attempt_at <= bindparam("now"),
-            ),
-            and_(
-                _OUTBOX.c.status == OutboxStatus.SENDING,
-                _OUTBOX.c.lease_until < bindparam("now"),
-            ),
-        ),
-    )
-    .order_by(_OUTBOX.c.id)
+    select(*_QUEUED, _LANE)
+    .where(_OUTBOX.c.id.in_(_HEADS.scalar_subquery()), _DUE)
+    .order_by(_LANE, _OUTBOX.c.id)
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
+)
+#: the next page of a claim's heads, past those it looked at already
+_CLAIM_AFTER = _CLAIM.where(
+    tuple_(_LANE, _OUTBOX.c.id) > tuple_(bindparam("after_lane"), bindparam("after_id"))
 )
 _CHAT_RUN = _OUTBOX.alias("chat_run")
 _NUMBERED = (
@@ -1221,34 +1227,44 @@ class Transaction:
         now: datetime | None = None,
         accept: Callable[[QueuedRow], bool] | None = None,
         scan: int | None = None,
+        most: int | None = None,
     ) -> list[QueuedRow]:
-        """Take up to ``limit`` due deliveries, at most the oldest one per chat.
+        """Take up to ``limit`` due deliveries, at most the oldest one per chat,
+        customers' chats first, then in the order they were queued.
 
         A row whose chat still has an older undelivered row waits for it: order per
         chat is kept even when a delivery is being retried. Expired leases (a
-        process died mid-send) make their rows claimable again. With ``accept``, up
-        to ``scan`` due rows are looked at and only those it allows are taken (the
-        others stay as they are, unclaimed).
+        process died mid-send) make their rows claimable again. With ``accept``,
+        due rows are looked at ``scan`` at a time, up to ``most`` of them, and only
+        those it allows are taken (the others stay as they are, unclaimed): chats
+        that cannot send now are passed over for the ones behind them.
         """
         await self._write_pending()
         now = now or utcnow()
-        result = await self.session.exec(
-            _CLAIM,
-            params={
-                "destination": destination,
-                "now": now,
-                "limit": max(limit, scan or 0) if accept else limit,
-            },
-        )
-        rows = [QueuedRow(*row) for row in result.all()]
-        if accept is not None:
-            taken: list[QueuedRow] = []
-            for row in rows:
-                if len(taken) == limit:
+        page = max(limit, scan or 0) if accept else limit
+        params: dict[str, Any] = {"destination": destination, "now": now, "limit": page}
+        result = await self.session.exec(_CLAIM, params=params)
+        found = result.all()
+        if accept is None:
+            rows = [QueuedRow(*columns[:-1]) for columns in found]
+            self._mark_claimed(rows, now + lease)
+            return rows
+        rows = []
+        looked = 0
+        while True:
+            for columns in found:
+                if len(rows) == limit:
                     break
+                row = QueuedRow(*columns[:-1])
                 if accept(row):
-                    taken.append(row)
-            rows = taken
+                    rows.append(row)
+            looked += len(found)
+            if len(rows) == limit or len(found) < page or looked >= (most or page):
+                break
+            *_, lane = found[-1]
+            params.update(after_lane=lane, after_id=found[-1][0])
+            result = await self.session.exec(_CLAIM_AFTER, params=params)
+            found = result.all()
         self._mark_claimed(rows, now + lease)
         return rows
 
@@ -1334,6 +1350,22 @@ class Transaction:
             )
         )
         return result.one()
+
+    async def renew_leases(self, row_ids: Sequence[int], until: datetime) -> int:
+        """Extend the leases of rows this process is still sending (a heartbeat): a
+        lease can then be short, and a dead process's rows are taken over soon."""
+        if not row_ids:
+            return 0
+        await self._write_pending()
+        result = await self.session.exec(
+            update(OutboxRow)
+            .where(
+                col(OutboxRow.id).in_(list(row_ids)),
+                col(OutboxRow.status) == OutboxStatus.SENDING,
+            )
+            .values(lease_until=until)
+        )
+        return int(result.rowcount or 0)
 
     async def release_leases(self) -> int:
         """Make every in-flight row claimable: for a single-process database at start."""

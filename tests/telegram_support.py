@@ -28,6 +28,7 @@ default_max_chats = 3
 [outbox]
 base_delay_seconds = 0.05
 max_delay_seconds = 0.5
+concurrency = {concurrency}
 
 [texts]
 greeting = "Hello!"
@@ -111,6 +112,7 @@ def desk_config(
     *,
     http_port: int = 0,
     extra: str = "",
+    concurrency: int = 16,
 ) -> Config:
     return parse_config(
         CONFIG.format(
@@ -122,6 +124,7 @@ def desk_config(
             anna=anna["id"],
             boris=boris["id"],
             extra=extra,
+            concurrency=concurrency,
         ),
         channel_models(),
     )
@@ -135,6 +138,7 @@ async def telegram_desk(
     extra: str = "",
     http_port: int = 0,
     sandbox: TelegramSandbox | None = None,
+    concurrency: int = 16,
 ) -> AsyncIterator[Desk]:
     own = sandbox is None
     sandbox = sandbox or TelegramSandbox(
@@ -146,7 +150,14 @@ async def telegram_desk(
     anna = sandbox.add_user("Anna", username="anna_ops")
     boris = sandbox.add_user("Boris", username="boris_ops")
     config = desk_config(
-        sandbox, forum, anna, boris, database_url, http_port=http_port, extra=extra
+        sandbox,
+        forum,
+        anna,
+        boris,
+        database_url,
+        http_port=http_port,
+        extra=extra,
+        concurrency=concurrency,
     )
     db = Database(database_url)
     await upgrade(db)

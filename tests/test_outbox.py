@@ -8,8 +8,6 @@ from collections import Counter
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from sqlmodel import select
@@ -19,7 +17,6 @@ from gateway.config import parse_config
 from gateway.errors import PermanentFailure, RateLimited, ShuttingDown, TemporaryFailure
 from gateway.events import Attachment, ConversationCard, Delivery, Outbound, Receipt
 from gateway.outbox import backoff
-from gateway.ratelimit import Limiter
 from storage import Direction, OutboxRow, OutboxStatus
 from tests.support import (
     RecordingAdapter,
@@ -204,130 +201,6 @@ def test_backoff_grows_and_is_capped() -> None:
         assert expected / 2 <= delay <= expected
 
 
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def _delivery(chat: str) -> Delivery:
-    return Delivery(
-        Outbound(
-            destination="x", audience="customer", kind="message", conversation_id=1, chat_id=chat
-        ),
-        attempt=1,
-    )
-
-
-@settings(max_examples=40, deadline=None)
-@given(
-    chats=st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=60),
-    per_chat=st.integers(1, 5),
-    burst=st.integers(1, 3),
-)
-def test_the_limiter_never_exceeds_a_ceiling(chats: list[str], per_chat: int, burst: int) -> None:
-    """Per chat at most burst + rate*t sends in any window of t seconds, and globally too."""
-    fake = FakeTime()
-    limits = [
-        RateLimit(
-            "chat", rate=per_chat, per_seconds=1.0, burst=burst, key=lambda d: d.outbound.chat_id
-        ),
-        RateLimit("bot", rate=10, per_seconds=1.0, burst=2, key=lambda d: "bot"),
-    ]
-    limiter = Limiter(limits, clock=fake.clock, sleep=fake.sleep)
-    sent: list[tuple[float, str]] = []
-
-    async def send_all() -> None:
-        for chat in chats:
-            await limiter.acquire(_delivery(chat))
-            sent.append((fake.now, chat))
-
-    asyncio.run(send_all())
-    eps = 1e-6
-
-    def check(times: list[float], rate: float, cap: int) -> None:
-        for i, start in enumerate(times):
-            for j in range(i, len(times)):
-                window = times[j] - start
-                assert j - i + 1 <= cap + rate * window + eps
-
-    for chat in set(chats):
-        check([t for t, c in sent if c == chat], per_chat, burst)
-    check([t for t, _ in sent], 10, 2)
-
-
-@settings(max_examples=40, deadline=None)
-@given(
-    sends=st.lists(st.tuples(st.integers(1, 3), st.floats(0.0, 2.0)), min_size=1, max_size=30),
-    burst=st.integers(1, 3),
-)
-def test_calls_that_reach_the_platform_late_still_keep_under_the_ceiling(
-    sends: list[tuple[int, float]], burst: int
-) -> None:
-    """A call may reach the platform a while after its tokens were taken (the first
-    call opens a connection, a busy process writes it late): the platform's bucket
-    counts from when it arrived, so the limiter must count from no earlier."""
-    fake = FakeTime()
-    limiter = Limiter(
-        [RateLimit("chat", rate=1, per_seconds=1.0, burst=burst, key=lambda d: d.outbound.chat_id)],
-        clock=fake.clock,
-        sleep=fake.sleep,
-    )
-    arrivals: list[float] = []
-
-    async def send_all() -> None:
-        for cost, lag in sends:
-            async with limiter.slot(_delivery("a"), min(cost, burst)):
-                fake.now += lag  # the calls are written, and arrive, at the end
-                arrivals.extend([fake.now] * min(cost, burst))
-
-    asyncio.run(send_all())
-    for i, start in enumerate(arrivals):
-        for j in range(i, len(arrivals)):
-            assert j - i + 1 <= burst + 1.0 * (arrivals[j] - start) + 1e-6
-
-
-def test_a_429_makes_the_limiter_hold_off() -> None:
-    fake = FakeTime()
-    limiter = Limiter(
-        [RateLimit("chat", rate=1, per_seconds=1.0, burst=1, key=lambda d: d.outbound.chat_id)],
-        clock=fake.clock,
-        sleep=fake.sleep,
-    )
-    asyncio.run(limiter.acquire(_delivery("a")))
-    limiter.penalise(_delivery("a"), 5.0)
-    waited = asyncio.run(limiter.acquire(_delivery("a")))
-    assert waited == pytest.approx(5.0)  # exactly retry_after, not a token more
-
-
-def test_a_429_in_one_chat_holds_off_that_chat_only() -> None:
-    """Telegram and Slack answer a chat's 429 for that chat: draining the bot-wide
-    bucket too held every other customer's reply for the retry_after."""
-    fake = FakeTime()
-    limiter = Limiter(
-        [
-            RateLimit("chat", rate=1, per_seconds=1.0, burst=1, key=lambda d: d.outbound.chat_id),
-            RateLimit(
-                "bot", rate=30, per_seconds=1.0, burst=30, key=lambda d: "bot", scope="destination"
-            ),
-        ],
-        clock=fake.clock,
-        sleep=fake.sleep,
-    )
-    asyncio.run(limiter.acquire(_delivery("a")))
-    limiter.penalise(_delivery("a"), 5.0, scope="chat")
-    assert asyncio.run(limiter.acquire(_delivery("b"))) == 0.0
-    assert asyncio.run(limiter.acquire(_delivery("a"))) == pytest.approx(5.0)
-    # a 429 for the whole bot holds off every chat
-    limiter.penalise(_delivery("a"), 5.0, scope="destination")
-    assert asyncio.run(limiter.acquire(_delivery("c"))) == pytest.approx(5.0)
-
-
 async def test_a_stopping_gateway_refuses_new_events_so_they_are_not_acknowledged(
     sqlite_url: str,
 ) -> None:
@@ -342,29 +215,6 @@ async def test_a_stopping_gateway_refuses_new_events_so_they_are_not_acknowledge
         with pytest.raises(ShuttingDown):
             await host.ingest(tg.customer_says("petr", "during"))
         await stopping
-
-
-def test_reservations_claim_no_more_first_calls_than_can_go_now() -> None:
-    fake = FakeTime()
-    limiter = Limiter(
-        [RateLimit("chat", rate=1, per_seconds=1.0, burst=3, key=lambda d: d.outbound.chat_id)],
-        clock=fake.clock,
-        sleep=fake.sleep,
-    )
-    claims = [limiter.reserve(_delivery("a")) for _ in range(3)]
-    assert all(claims)
-    assert limiter.reserve(_delivery("a")) is None  # a 4th would wait: left unclaimed
-    assert limiter.held_for() == pytest.approx(1.0)
-    assert limiter.held_for() == 0.0  # asked once, then forgotten
-    assert limiter.reserve(_delivery("b")) is not None  # another chat is not held back
-    # a claimed send takes its token when it is made, giving its claim back
-    assert asyncio.run(limiter.acquire(_delivery("a"), reservation=claims[0])) == 0.0
-    limiter.release(claims[0])  # twice is harmless
-    assert limiter.reserve(_delivery("a")) is None  # 2 tokens left, 2 claims on them
-    limiter.release(claims[1])  # that one will not be sent after all
-    assert limiter.reserve(_delivery("a")) is not None
-    fake.now += 1.0
-    assert limiter.reserve(_delivery("a")) is not None  # the bucket refilled
 
 
 @pytest.mark.parametrize("opens_with_messages", [False, True])

@@ -224,20 +224,30 @@ async def test_per_chat_flood_limit_answers_429_with_retry_after() -> None:
             await bot.session.close()
 
 
-async def test_a_group_gets_20_messages_a_minute() -> None:
+async def test_a_group_gets_20_messages_in_any_minute() -> None:
+    """Counted over any 60 s, not as a bucket that refills: 10 at once and 10 more
+    half a minute later fill the minute, and only the first ten leaving it makes
+    room (a bucket of 20 refilling 1 per 3 s would take 10 more at 30 s)."""
     clock = FakeClock()
     limits = Limits(chat_burst=1000, chat_per_second=1000)
     async with TelegramSandbox(clock=clock, limits=limits) as sandbox:
         bot = bot_for(sandbox)
         try:
             forum = sandbox.add_forum()
-            for n in range(20):
+            for n in range(10):
                 await bot.send_message(forum["id"], f"m{n}")
+            clock.now += 30
+            for n in range(10):
+                await bot.send_message(forum["id"], f"n{n}")
             with pytest.raises(TelegramRetryAfter) as caught:
                 await bot.send_message(forum["id"], "21st")
-            assert caught.value.retry_after == 3  # one message per 3 s refills the group
-            clock.now += 3
-            await bot.send_message(forum["id"], "after waiting")
+            assert caught.value.retry_after == 30  # when the first ten leave the minute
+            assert sandbox.world.stats.rate_limited_by_scope == {"group": 1}
+            clock.now += 30
+            for n in range(10):
+                await bot.send_message(forum["id"], f"o{n}")
+            with pytest.raises(TelegramRetryAfter):
+                await bot.send_message(forum["id"], "too many again")
         finally:
             await bot.session.close()
 

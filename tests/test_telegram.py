@@ -636,6 +636,7 @@ async def test_a_backlog_in_the_group_is_coalesced_not_minutes_behind(sqlite_url
         )
         calls = desk.sandbox.world.stats.sent_per_chat[desk.workspace] - calls_before
         assert calls < len(texts) / 2  # 12 messages in a handful of calls
+        assert desk.sandbox.world.stats.rate_limited == 0
         assert desk.sandbox.world.stats.early_retries == 0
 
 
@@ -744,7 +745,7 @@ async def test_answers_to_sends_are_read_for_their_ids_and_errors_still_raise() 
     """``JsonSession.check_response``: over the wire, a send gives the new message's
     id (a topic its thread id) and nothing else to read; refusals raise aiogram's
     exceptions as before, and an answer without the ids is an error, not a guess."""
-    async with TelegramSandbox() as sandbox:
+    async with TelegramSandbox(limits=Limits(enabled=False)) as sandbox:
         olga = sandbox.add_user("Olga")
         forum = sandbox.add_forum()
         bot = Bot(

@@ -49,6 +49,7 @@ from pydantic import ValidationError
 
 from adapters.telegram import normalise, render
 from adapters.telegram.config import TelegramSection, bot_id
+from adapters.telegram.pacing import Pacing
 from adapters.telegram.session import JsonSession
 from gateway.actions import parse_command
 from gateway.adapter import Host, RateLimit, UnrecordedThreads
@@ -70,6 +71,7 @@ from gateway.events import (
     Outbound,
     Receipt,
 )
+from gateway.ratelimit import Key, Limiter
 from gateway.textsplit import split_text
 
 log = logging.getLogger(__name__)
@@ -97,6 +99,10 @@ ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_membe
 #: every message in the group; a press of a button reaches the bot that posted it
 SHARD_UPDATES = ["callback_query"]
 TEXT_LIMIT = 4096  # https://core.telegram.org/bots/api#sendmessage
+#: tries of a call after a delivery's first, each after the 429 before it ran out
+RETRIES_WITHIN = 8
+#: how long a stopping adapter lets answers to operators' commands wait to go out
+ANSWER_GRACE_SECONDS = 5.0
 CAPTION_LIMIT = 1024
 #: https://core.telegram.org/bots/api#getfile: bots download files up to 20 MB
 DOWNLOAD_LIMIT = 20 * 2**20
@@ -188,20 +194,25 @@ class TelegramAdapter:
         self.opens_with_messages = True
         per_chat, per_group = section.chat_messages_per_second, section.group_messages_per_minute
         overall = section.messages_per_second
+        # a chat tolerates a short burst, then one a second; a group and the bot
+        # count messages over a period: 20 in any minute, 30 in any second
         self.rate_limits = (
             RateLimit(
                 "chat", rate=per_chat, per_seconds=1.0, burst=max(3, int(per_chat)),
                 key=self._chat_key, serial=True,
             ),
             RateLimit(
-                "group", rate=per_group, per_seconds=60.0, burst=max(1, int(per_group)),
-                key=self._group_key,
+                "group", rate=per_group, per_seconds=60.0, key=self._group_key, window=True,
             ),
             RateLimit(
-                "bot", rate=overall, per_seconds=1.0, burst=max(1, int(overall)),
-                key=lambda _: "bot", scope="destination",
+                "bot", rate=overall, per_seconds=1.0, key=self._bot_key, scope="destination",
+                window=True,
             ),
         )  # fmt: skip
+        #: every call that puts a message out waits here (``pacing``), deliveries'
+        #: and the rest alike; the outbox claims by the same counters
+        self.limiter = Limiter(self.rate_limits)
+        self.paces_calls = True
         self.bot: Bot | None = None
         #: every bot by id, the main one (customers' bot) first
         self.bot_ids = [bot_id(t) for t in (section.token, *section.workspace_bots)]
@@ -219,6 +230,8 @@ class TelegramAdapter:
         #: the same by topic id, until recorded: an operator quick enough to act in
         #: a topic before that waits for it instead of meeting "no conversation"
         self._unrecorded = UnrecordedThreads()
+        #: answers to operators' commands being sent (``_tell``)
+        self._answers: set[asyncio.Task[None]] = set()
 
     def _chat_key(self, delivery: Delivery) -> str:
         out = delivery.outbound
@@ -230,6 +243,17 @@ class TelegramAdapter:
         if delivery.outbound.audience != "workspace":
             return None
         return f"workspace:{self._sender(delivery)}"
+
+    def _bot_key(self, delivery: Delivery) -> str:
+        return f"bot:{self._sender(delivery)}"
+
+    def _call_keys(self, bot: int, chat: int | str) -> tuple[Key, ...]:
+        """The counters a call by ``bot`` into ``chat`` draws from: the same as the
+        deliveries' (``_chat_key``, ``_group_key``, ``_bot_key``)."""
+        if str(chat) == str(self.workspace):
+            place = f"workspace:{bot}"
+            return (("chat", place), ("group", place), ("bot", f"bot:{bot}"))
+        return (("chat", f"chat:{chat}"), ("bot", f"bot:{bot}"))
 
     # -- which bot: limits are per bot and group, so topics are spread over bots ----------
 
@@ -279,6 +303,7 @@ class TelegramAdapter:
     async def start(self, host: Host) -> None:
         self.host = host
         session = JsonSession(api=TelegramAPIServer.from_base(self.section.api_base))
+        session.middleware(Pacing(self.limiter, self._call_keys))
         self.bot = Bot(
             self.section.token.get_secret_value(),
             session=session,
@@ -348,6 +373,13 @@ class TelegramAdapter:
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._answers:
+            # answers to commands still waiting for the group's limit: a moment, then
+            # they are dropped with a line in the log (``_answer``)
+            _done, late = await asyncio.wait(self._answers, timeout=ANSWER_GRACE_SECONDS)
+            for task in late:
+                task.cancel()
+                log.warning("telegram: an answer to an operator's command was not shown")
         for bot, poller in zip(self.bots, [self._poller, *self._shard_pollers], strict=False):
             if poller is None:
                 continue
@@ -648,18 +680,32 @@ class TelegramAdapter:
         )
 
     async def _tell(self, thread: int | None, text: str, *, ok: bool) -> None:
-        """A short answer to an operator's command, where they typed it."""
+        """A short answer to an operator's command, where they typed it: sent aside,
+        so the updates behind the command are not held while the group's limit
+        makes it wait, and tried again after a 429 rather than dropped."""
+        task = asyncio.create_task(self._answer(thread, text, ok=ok))
+        self._answers.add(task)
+        task.add_done_callback(self._answers.discard)
+
+    async def _answer(self, thread: int | None, text: str, *, ok: bool) -> None:
         assert self.bot is not None and self.workspace is not None
         icon = "✅" if ok else "⚠️"
-        with contextlib.suppress(TelegramBadRequest, TelegramRetryAfter):
-            await self.bot.send_message(
-                self.workspace, f"{icon} {escape(text)}", message_thread_id=thread
+        try:
+            await self._then(
+                lambda: self.bot.send_message(  # type: ignore[union-attr]
+                    self.workspace,  # type: ignore[arg-type]
+                    f"{icon} {escape(text)}",
+                    message_thread_id=thread,
+                )
             )
+        except (TelegramAPIError, RateLimited) as exc:
+            log.warning("telegram: an answer to an operator's command was not shown: %s", exc)
 
     # -- delivery ---------------------------------------------------------------------------
 
     def cost(self, delivery: Delivery) -> int:
-        """Calls ``deliver`` will make, so the limiter charges them all up front."""
+        """Calls ``deliver`` will make, so the outbox claims it only when the limits
+        let them all go now (``Limiter.reserve``)."""
         out = delivery.outbound
         if out.kind == "header":
             # open: create the topic and post the header; refresh: edit header, rename topic
@@ -996,7 +1042,7 @@ class TelegramAdapter:
             TelegramServerError,
             TelegramNetworkError,
             TelegramNotFound,
-            TelegramRetryAfter,
+            RateLimited,
         ) as exc:
             # the topic exists: record it without a header; the next refresh posts one
             log.warning("telegram: topic %d opened, its header failed (%s)", thread, exc)
@@ -1031,12 +1077,12 @@ class TelegramAdapter:
 
     async def _then(self, call: Callable[[], Awaitable[T]]) -> T:
         """A call after the first of a delivery: part of it is already sent, so a 429
-        is waited out here; raising would make the retry send that part again."""
-        for _ in range(4):
-            try:
+        is waited out here; raising would make the retry send that part again. The
+        429 held off its scope in the limiter (``pacing``), so trying again waits
+        for its retry_after there, and for whatever 429 came for that scope since."""
+        for _ in range(RETRIES_WITHIN):
+            with contextlib.suppress(RateLimited):
                 return await call()
-            except TelegramRetryAfter as exc:
-                await asyncio.sleep(exc.retry_after)
         return await call()
 
     async def _to_workspace(self, delivery: Delivery) -> Receipt:

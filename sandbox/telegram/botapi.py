@@ -433,7 +433,7 @@ async def copy_messages(world: World, params: Params, uploads: Uploads) -> list[
     sources = [stored[i] for i in ids if i in stored and not stored[i].get("_deleted")]
     if not sources:
         raise bad_request("messages to copy not found")
-    world.check_flood(chat["id"])
+    world.check_flood(chat["id"])  # one request, as Telegram's flood control counts it
     groups: dict[str, str] = {}
     out = []
     for source in sources:

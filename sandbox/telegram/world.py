@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.common import Bucket
+from sandbox.common import Bucket, Window
 
 JSON = dict[str, Any]
 
@@ -71,6 +71,8 @@ class Stats:
     requests: int = 0
     sent: int = 0  # messages the bot put into chats
     rate_limited: int = 0  # 429 answers given
+    #: the same by the scope that refused: "global" (the bot), "group", "chat"
+    rate_limited_by_scope: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     #: requests that came back for a scope before its retry_after had passed
     early_retries: int = 0
     sent_per_chat: dict[int, int] = field(default_factory=lambda: defaultdict(int))
@@ -160,7 +162,7 @@ class World:
         self.callback_answers: dict[str, JSON] = {}
         self.chat_actions: list[JSON] = []
         self.commands: list[JSON] = []
-        self._buckets: dict[tuple[str, int, int], Bucket] = {}
+        self._buckets: dict[tuple[str, int, int], Bucket | Window] = {}
         self._retry_not_before: dict[tuple[str, int, int], float] = {}
         self._ids = itertools.count(100_000_001)
         self._group_ids = itertools.count(1)
@@ -415,42 +417,38 @@ class World:
             if not_before is not None and now < not_before:
                 self.stats.early_retries += 1
         if self.limits.enabled:
-            buckets = [self._bucket(scope, now) for scope in scopes]
-            before = [(bucket.tokens, bucket.updated) for bucket in buckets]
-            for _ in range(count):
-                waits = [bucket.take(now) for bucket in buckets]
-                wait = max(waits)
-                if wait > 0:
-                    # a refused request sends nothing: no bucket pays for it
-                    for bucket, (tokens, updated) in zip(buckets, before, strict=True):
-                        bucket.tokens, bucket.updated = tokens, updated
-                    retry_after = max(1, math.ceil(wait))
-                    for scope, scope_wait in zip(scopes, waits, strict=True):
-                        if scope_wait > 0:
-                            self._retry_not_before[scope] = now + retry_after
-                    self.stats.rate_limited += 1
-                    raise ApiError(
-                        429,
-                        f"Too Many Requests: retry after {retry_after}",
-                        retry_after=retry_after,
-                    )
+            counters = [self._bucket(scope, now) for scope in scopes]
+            waits = [counter.wait_for(now, count) for counter in counters]
+            if max(waits) > 0:
+                # a refused request sends nothing: nothing counts it
+                retry_after = max(1, math.ceil(max(waits)))
+                for scope, wait in zip(scopes, waits, strict=True):
+                    if wait > 0:
+                        self._retry_not_before[scope] = now + retry_after
+                        self.stats.rate_limited_by_scope[scope[0]] += 1
+                self.stats.rate_limited += 1
+                raise ApiError(
+                    429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after
+                )
+            for counter in counters:
+                counter.count(now, count)
         self.stats.sent += count
         self.stats.sent_per_bot[bot] += count
         self.stats.sent_per_chat[chat_id] += count
         self.stats.per_chat_second[chat_id][int(now)] += count
 
-    def _bucket(self, scope: tuple[str, int, int], now: float) -> Bucket:
-        bucket = self._buckets.get(scope)
-        if bucket is None:
+    def _bucket(self, scope: tuple[str, int, int], now: float) -> Bucket | Window:
+        counter = self._buckets.get(scope)
+        if counter is None:
             limits = self.limits
-            capacity, rate = {
-                "global": (limits.global_per_second, float(limits.global_per_second)),
-                "group": (limits.group_per_minute, limits.group_per_minute / 60.0),
-                "chat": (limits.chat_burst, limits.chat_per_second),
-            }[scope[0]]
-            bucket = Bucket(capacity, rate, capacity, now)
-            self._buckets[scope] = bucket
-        return bucket
+            if scope[0] == "chat":
+                counter = Bucket(limits.chat_burst, limits.chat_per_second, limits.chat_burst, now)
+            elif scope[0] == "group":
+                counter = Window(limits.group_per_minute, 60.0)
+            else:
+                counter = Window(limits.global_per_second, 1.0)
+            self._buckets[scope] = counter
+        return counter
 
 
 def public(obj: Any) -> Any:
