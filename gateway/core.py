@@ -400,9 +400,9 @@ class Core:
         message.text = message.text or inbound.text
         tx.add(message)
         if inbound.message_id:
-            await tx.add_refs(
-                message.id, inbound.channel, "customer", inbound.chat_id, [inbound.message_id]
-            )
+            # every part that came in this batch: the copies are made from these ids
+            ids = [inbound.message_id, *inbound.part_ids]
+            await tx.add_refs(message.id, inbound.channel, "customer", inbound.chat_id, ids)
         until = utcnow() + timedelta(seconds=ALBUM_WAIT_SECONDS)
         for row in copies:
             # the copies carry the whole album: the files, and (read at send time) its ids

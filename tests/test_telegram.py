@@ -556,6 +556,29 @@ async def test_an_album_stays_one_message_and_one_album(sqlite_url: str) -> None
         assert [a["kind"] for a in album.attachments] == ["photo", "photo", "video"]
 
 
+async def test_an_album_split_over_two_polls_arrives_whole(sqlite_url: str) -> None:
+    """The first photo comes in one getUpdates batch, the other two in the next: the
+    two later parts join the first as one message, and all three reach the topic as
+    one album (the second batch's last part was lost: only its first id was kept)."""
+    async with telegram_desk(sqlite_url) as desk:
+        olga = desk.sandbox.add_user("Olga")
+        desk.sandbox.send(olga, "hi")
+        thread = await eventually(lambda: desk.topic_of("Olga"))
+        await eventually(lambda: "Hello!\n\nAnna will help you." in desk.to_customer(olga))
+        desk.sandbox.send(olga, media="photo", media_group_id="split", caption="three photos")
+        await eventually(lambda: desk.sandbox.world.updates == [])  # taken in a batch of one
+        for _ in range(2):
+            desk.sandbox.send(olga, media="photo", media_group_id="split")
+
+        def album() -> list[dict]:
+            return [m for m in desk.in_topic(thread) if m.get("media_group_id")]
+
+        await eventually(lambda: len(album()) == 3)
+        assert len({m["media_group_id"] for m in album()}) == 1
+        stored = [m for m in await messages(desk.gateway, 1) if m.direction == Direction.IN]
+        assert [a["kind"] for a in stored[-1].attachments] == ["photo"] * 3
+
+
 async def test_status_and_presence_from_the_general_topic(sqlite_url: str) -> None:
     async with telegram_desk(sqlite_url) as desk:
         general = {"chat_id": desk.workspace}
