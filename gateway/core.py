@@ -54,6 +54,10 @@ from storage.types import utcnow
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+#: how much of a reply's target is quoted where the target itself is not there
+QUOTE_CHARS = 80
+#: the side under which a message's ids are kept when its platform will not copy it
+UNCOPYABLE_SIDE = "original"
 #: how long an album's copies wait for parts still on their way
 ALBUM_WAIT_SECONDS = 1.5
 #: message refs naming the album a message holds (not a platform message id)
@@ -528,7 +532,11 @@ class Core:
         await tx.add_message(message)
         if inbound.message_id:
             ids = [inbound.message_id, *inbound.part_ids]
-            await tx.add_refs(message.id, inbound.channel, side, inbound.chat_id, ids)
+            # found by its id (replies, edits, deletes) either way; a message the
+            # platform will not copy is not a source to copy from (``_copyable``):
+            # its copies are its text
+            where = side if inbound.copyable else UNCOPYABLE_SIDE
+            await tx.add_refs(message.id, inbound.channel, where, inbound.chat_id, ids)
 
     async def _reply_target(self, tx: Transaction, inbound: Inbound) -> int | None:
         if not inbound.reply_to:
@@ -892,6 +900,7 @@ class Core:
         if outbound.kind in ("edit", "delete") and outbound.message_id is not None:
             refs = await tx.refs(outbound.message_id, outbound.destination, outbound.audience)
             edit_refs = tuple(r.external_id for r in refs)
+        reply_ref, reply_quote = await self._reply_context(tx, outbound)
         history: tuple[str, ...] = ()
         subject = replying_to = None
         if outbound.audience == "customer" and known.history:
@@ -920,7 +929,30 @@ class Core:
             history=history,
             replying_to=replying_to,
             subject=subject,
+            reply_ref=reply_ref,
+            reply_quote=reply_quote,
         )
+
+    async def _reply_context(
+        self, tx: Transaction, outbound: Outbound
+    ) -> tuple[str | None, str | None]:
+        """Where a reply's target is in the place this goes (its id there), or the
+        start of its text to quote where it never went there."""
+        if outbound.reply_to is None or outbound.kind != "message":
+            return None, None
+        refs = await tx.refs(outbound.reply_to, outbound.destination, outbound.audience)
+        if refs:
+            return refs[0].external_id, None
+        target = await tx.message(outbound.reply_to)
+        if target is None or not target.text:
+            return None, None
+        if outbound.audience == "customer" and target.direction in (
+            Direction.NOTE,
+            Direction.SYSTEM,
+        ):
+            return None, None  # what operators keep among themselves is never quoted out
+        text = " ".join(target.text.split())
+        return None, text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 1] + "…"
 
     async def delivered(
         self,
@@ -1055,6 +1087,14 @@ class Core:
                 conversation = await tx.conversation(outbound.conversation_id)
                 if conversation is not None:
                     await self.relay.system(tx, conversation, f"⚠ Not delivered: {reason}")
+            elif outbound.kind == "message" and outbound.author_role != "system":
+                # a message operators will not see where it should be: they see that
+                # (a notice's own failure says nothing more: no loop)
+                conversation = await tx.conversation(outbound.conversation_id)
+                if conversation is not None:
+                    await self.relay.system(
+                        tx, conversation, f"⚠ Not shown in {row.destination}: {reason}"
+                    )
 
         await self._run(run)
 

@@ -87,6 +87,9 @@ class Inbound:
     #: sent by a machine (an auto-reply, a list, a bounce): stored and shown to
     #: operators, but never answered automatically, so two robots cannot loop
     automated: bool = False
+    #: the platform lets the message be copied from where it was written (a
+    #: Telegram invoice, story or checklist cannot be): else it is relayed as its text
+    copyable: bool = True
 
     def __post_init__(self) -> None:
         # an adapter bug caught here names itself, instead of corrupting a conversation
@@ -178,6 +181,8 @@ class Outbound:
     choices: tuple[tuple[str, str], ...] = ()
     #: operators (by id) to mention: the workspace notifies them, each in its own way
     mentions: tuple[str, ...] = ()
+    #: the stored message (ours, by id) this one answers: shown as a reply there too
+    reply_to: int | None = None
 
     def to_payload(self) -> dict[str, Any]:
         # asdict copies every field recursively (a tenth of ingest's CPU); only
@@ -228,6 +233,10 @@ class Delivery:
     history: tuple[str, ...] = ()
     replying_to: str | None = None
     subject: str | None = None
+    #: the message this one answers, as it is where this goes (its id there), or,
+    #: where it never went, the start of its text to quote
+    reply_ref: str | None = None
+    reply_quote: str | None = None
     #: further deliveries to the same place, coalesced into this one because a
     #: backlog built up (consecutive customer messages for one thread)
     more: tuple[Delivery, ...] = ()

@@ -177,6 +177,7 @@ class Relay:
                 author_role=role,
                 attachments=_attachments(message) if kind == "message" else (),
                 message_id=message.id,
+                reply_to=message.reply_to_id if kind == "message" else None,
                 choices=choices,
                 mentions=mentions,
             ),

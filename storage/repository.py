@@ -969,6 +969,10 @@ class Transaction:
         self._ids[model] = (ids, blocks)
         return given
 
+    async def message(self, message_id: int) -> Message | None:
+        await self._write_pending()
+        return await self.session.get(Message, message_id)
+
     async def message_by_ref(self, place: str, chat_id: str, external_id: str) -> Message | None:
         await self._write_pending()
         result = await self.session.exec(

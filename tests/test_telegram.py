@@ -118,16 +118,177 @@ async def test_every_message_type_reaches_the_topic(sqlite_url: str) -> None:
         async def inbound_texts() -> list[str]:
             return [m.text for m in await messages(desk.gateway, 1) if m.direction == "in"]
 
-        await eventually(lambda: _has(inbound_texts(), "[game message"))
+        await eventually(lambda: _has(inbound_texts(), "🎮 Game: A game"))
         stored = await messages(desk.gateway, 1)
         texts = [m.text for m in stored if m.direction == Direction.IN]
         assert "📍 Location: 52.52000, 13.40500" in texts
         assert "📇 Contact: Olga, +100200" in texts
         assert "📊 Poll: Which? (A / B)" in texts
         assert "🎲 rolled 4" in texts
-        assert "[game message: this kind cannot be relayed]" in texts
+        assert "🎮 Game: A game\nd" in texts
         photo = next(m for m in stored if m.attachments and m.attachments[0]["kind"] == "photo")
         assert photo.text == "a photo" and photo.attachments[0]["size"] == 2048
+
+
+UNCOPYABLE = {
+    "invoice": (
+        {
+            "invoice": {
+                "title": "Order 42",
+                "description": "Two chairs",
+                "start_parameter": "x",
+                "currency": "EUR",
+                "total_amount": 12550,
+            }
+        },
+        ["🧾 Invoice: Order 42 (125.50 EUR)", "Two chairs"],
+    ),
+    "checklist": (
+        {
+            "checklist": {
+                "title": "Before the visit",
+                "tasks": [{"id": 1, "text": "Bring the receipt"}, {"id": 2, "text": "Call first"}],
+            }
+        },
+        ["☑ Checklist: Before the visit", "• Bring the receipt", "• Call first"],
+    ),
+    "paid media": (
+        {"paid_media": {"star_count": 50, "paid_media": [{"type": "preview"}]}, "caption": "look"},
+        ["💰 Paid media: 1 item(s) for 50 ⭐", "look"],
+    ),
+    "story": (
+        {"story": {"chat": {"id": 5, "type": "channel", "username": "shop"}, "id": 7}},
+        ["📖 Story 7: https://t.me/shop/s/7"],
+    ),
+    "quiz": (
+        {
+            "poll": {
+                "id": "q1",
+                "question": "Capital?",
+                "options": [
+                    {"text": "Rome", "voter_count": 0, "persistent_id": "r"},
+                    {"text": "Oslo", "voter_count": 0, "persistent_id": "o"},
+                ],
+                "total_voter_count": 0,
+                "is_closed": False,
+                "is_anonymous": True,
+                "type": "quiz",
+                "allows_multiple_answers": False,
+                "allows_revoting": False,
+                "members_only": False,
+            }
+        },
+        ["📊 Quiz: Capital? (Rome / Oslo)"],
+    ),
+}
+
+
+async def test_kinds_telegram_will_not_copy_reach_the_topic_as_faithful_text(
+    sqlite_url: str,
+) -> None:
+    """Telegram refuses to copy an invoice, a checklist, paid media, a story or a
+    quiz: each reaches the topic as text with what it has to show, in order with
+    the messages around it, where before its copy failed for good and operators saw
+    nothing."""
+    async with telegram_desk(sqlite_url) as desk:
+        olga = desk.sandbox.add_user("Olga")
+        desk.sandbox.send(olga, "hello")
+        thread = await eventually(lambda: desk.topic_of("Olga"))
+        for fields, _lines in UNCOPYABLE.values():
+            desk.sandbox.send(olga, fields=fields)
+        desk.sandbox.send(olga, "after them")
+
+        def texts() -> list[str]:
+            return [m.get("text") or "" for m in desk.in_topic(thread)]
+
+        await eventually(lambda: "after them" in texts())
+        shown = texts()
+        for kind, (_fields, lines) in UNCOPYABLE.items():
+            found = [t for t in shown if all(line in t for line in lines)]
+            assert found, f"{kind} not shown: {shown}"
+        assert shown[-1] == "after them"  # in order, none left behind
+        assert not any("Not shown" in t for t in shown)
+
+
+async def test_a_forward_shows_where_it_came_from(sqlite_url: str) -> None:
+    """A copy would drop Telegram's "Forwarded from" line: operators would take the
+    forwarded words for the customer's own."""
+    async with telegram_desk(sqlite_url) as desk:
+        olga = desk.sandbox.add_user("Olga")
+        desk.sandbox.send(olga, "hello")
+        thread = await eventually(lambda: desk.topic_of("Olga"))
+        origin = {"type": "user", "date": 1, "sender_user": desk.sandbox.add_user("Shop Bot")}
+        desk.sandbox.send(olga, "Your order ships Monday", fields={"forward_origin": origin})
+        channel = {"id": -100777, "type": "channel", "title": "Shop news", "username": "shopnews"}
+        desk.sandbox.send(
+            olga,
+            "Sale!",
+            fields={
+                "forward_origin": {"type": "channel", "date": 1, "chat": channel, "message_id": 9}
+            },
+        )
+        texts = lambda: [m.get("text") or "" for m in desk.in_topic(thread)]  # noqa: E731
+        await eventually(lambda: any("Sale!" in t for t in texts()))
+        for shown in (
+            "↪ Forwarded from Shop Bot\nYour order ships Monday",
+            "↪ Forwarded from Shop news https://t.me/shopnews/9\nSale!",
+        ):
+            assert any(shown in t for t in texts()), texts()
+
+
+async def test_replies_keep_their_context_both_ways(sqlite_url: str) -> None:
+    """A customer answering the copy of an operator's question: in the topic, the
+    copy answers the question. An operator answering a customer's message in the
+    topic: the customer sees it as an answer to their own message. A reply to what
+    never reached the other side is quoted, except what operators keep to
+    themselves."""
+    async with telegram_desk(sqlite_url) as desk:
+        olga = desk.sandbox.add_user("Olga")
+        desk.sandbox.send(olga, "hello")
+        thread = await eventually(lambda: desk.topic_of("Olga"))
+        in_topic = {"chat_id": desk.workspace, "thread_id": thread}
+        question = desk.sandbox.send(desk.anna, "Your order number?", **in_topic)
+
+        def to_olga(text: str) -> dict:
+            return next(
+                m for m in desk.sandbox.received(olga["id"]) if text in (m.get("text") or "")
+            )
+
+        copy = await eventually(lambda: to_olga("Your order number?"))
+        answer = desk.sandbox.send(olga, "It is 42", reply_to=copy)
+
+        def in_thread(text: str) -> dict:
+            return next(m for m in desk.in_topic(thread) if text in (m.get("text") or ""))
+
+        copied = await eventually(lambda: in_thread("It is 42"))
+        assert copied["reply_to_message"]["message_id"] == question["message_id"]
+        desk.sandbox.send(desk.anna, "Thanks, found it", reply_to=copied, **in_topic)
+        thanks = await eventually(lambda: to_olga("Thanks, found it"))
+        assert thanks["reply_to_message"]["message_id"] == answer["message_id"]
+        # a note is never quoted to the customer; the customer's own words are
+        note = desk.sandbox.send(desk.anna, "/note she is a VIP", **in_topic)
+        desk.sandbox.send(desk.anna, "Noted", reply_to=note, **in_topic)
+        noted = await eventually(lambda: to_olga("Noted"))
+        assert "VIP" not in noted["text"] and "reply_to_message" not in noted
+
+
+async def test_a_message_that_cannot_be_shown_in_the_topic_says_so_there(
+    sqlite_url: str,
+) -> None:
+    """A copy the group refuses for good (here: Telegram answers 400 to it) is not
+    dropped in silence: operators see what failed, in the topic."""
+    async with telegram_desk(sqlite_url) as desk:
+        olga = desk.sandbox.add_user("Olga")
+        desk.sandbox.send(olga, "hello")
+        thread = await eventually(lambda: desk.topic_of("Olga"))
+        await eventually(lambda: any(m.get("text") == "hello" for m in desk.in_topic(thread)))
+        desk.sandbox.inject("error", method="copyMessage", status=400)
+        desk.sandbox.send(olga, "this one is refused")
+        await eventually(
+            lambda: any(
+                "Not shown in telegram" in (m.get("text") or "") for m in desk.in_topic(thread)
+            )
+        )
 
 
 async def test_edits_both_ways_and_notes_stay_inside(sqlite_url: str) -> None:

@@ -175,6 +175,22 @@ def _album_key(update: Update | dict[str, Any]) -> tuple[int, str] | None:
     return (message.chat.id, message.media_group_id)
 
 
+def _reply_parameters(delivery: Delivery) -> ReplyParameters | None:
+    """A reply to the target's copy in this chat (sent anyway if it is gone)."""
+    ref = delivery.reply_ref
+    if ref is None or not ref.isdigit():
+        return None
+    return ReplyParameters(message_id=int(ref), allow_sending_without_reply=True)
+
+
+def _with_quote(delivery: Delivery) -> Outbound:
+    """The outbound, quoting the message it answers where that is not in this chat."""
+    out = delivery.outbound
+    if delivery.reply_quote and delivery.reply_ref is None:
+        return replace(out, text=f"↩ «{delivery.reply_quote}»\n{out.text}")
+    return out
+
+
 class TelegramAdapter:
     name = "telegram"
 
@@ -753,7 +769,7 @@ class TelegramAdapter:
 
     async def _to_customer(self, delivery: Delivery) -> Receipt:
         assert self.bot is not None
-        out = delivery.outbound
+        out = _with_quote(delivery)
         chat = int(out.chat_id or 0)
         if out.kind == "edit":
             for ref in delivery.edit_refs:
@@ -779,7 +795,12 @@ class TelegramAdapter:
                 # choices go under the last part: one tap answers
                 markup = render.choice_buttons(out.choices) if number == len(parts) - 1 else None
                 if number == 0:
-                    sent = await self.bot.send_message(chat, rendered, reply_markup=markup)
+                    sent = await self.bot.send_message(
+                        chat,
+                        rendered,
+                        reply_markup=markup,
+                        reply_parameters=_reply_parameters(delivery),
+                    )
                 else:
                     sent = await self._then(
                         lambda r=rendered, m=markup: self.bot.send_message(chat, r, reply_markup=m)  # type: ignore[union-attr]
@@ -904,6 +925,7 @@ class TelegramAdapter:
                 ids[0],
                 message_thread_id=thread,
                 caption=caption[:CAPTION_LIMIT] if caption else None,
+                reply_parameters=_reply_parameters(delivery),
             )
             return [str(copied.message_id)]
         copies = await self.bot.copy_messages(chat, source, ids, message_thread_id=thread)
@@ -1138,7 +1160,10 @@ class TelegramAdapter:
             # a backlog of a customer's texts in a thread of a workspace bot: one
             # message carries them all, a line each
             return await self._post_texts(group, thread)
-        if all(d.source_ids and d.source_chat == delivery.source_chat for d in group):
+        if all(
+            d.source_ids and d.source_chat == delivery.source_chat and d.reply_ref is None
+            for d in group
+        ):
             # a backlog of one customer's messages: one call copies them all, each
             # keeping its formatting, media and (for edits later) its own id
             ids = [int(i) for d in group for i in d.source_ids]
@@ -1200,7 +1225,7 @@ class TelegramAdapter:
 
     async def _post(self, delivery: Delivery, thread: int) -> list[str]:
         assert self.bot is not None and self.workspace is not None
-        out = delivery.outbound
+        out = _with_quote(delivery)
         owner = self._bot(self._owner(delivery))
         if out.kind == "edit":
             text = render.edited_text(out)
@@ -1234,11 +1259,12 @@ class TelegramAdapter:
             if number == 0 and out.mentions:
                 rendered += "\n" + render.mention_line(out.mentions, self.config.operators)
 
-            def send(r: str = rendered) -> Awaitable[Message]:
+            def send(r: str = rendered, first: bool = number == 0) -> Awaitable[Message]:
                 return owner.send_message(
                     self.workspace,  # type: ignore[arg-type]
                     r,
                     message_thread_id=thread,
+                    reply_parameters=_reply_parameters(delivery) if first else None,
                 )
 
             sent = await (send() if number == 0 else self._then(send))

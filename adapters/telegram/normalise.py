@@ -8,11 +8,11 @@ from typing import Any
 
 from aiogram.types import CallbackQuery, Message, User
 
+from adapters.telegram.describe import MEDIA, copyable, describe
 from gateway.events import Attachment, Inbound, OperatorCommand, Sender
 
 CHANNEL = "telegram"
 
-MEDIA = ("photo", "document", "video", "animation", "audio", "voice", "video_note", "sticker")
 #: service messages and kinds nobody needs to see relayed
 SILENT = (
     "forum_topic_created",
@@ -61,35 +61,6 @@ def attachments(message: Message) -> tuple[Attachment, ...]:
     return ()
 
 
-def describe(message: Message) -> str:
-    """The message as text: its own text, or a readable stand-in for what has none."""
-    if message.text:
-        return message.text
-    if message.caption:
-        return message.caption
-    if message.location and not message.venue:
-        loc = message.location
-        return f"📍 Location: {loc.latitude:.5f}, {loc.longitude:.5f}"
-    if message.venue:
-        v = message.venue
-        return f"📍 {v.title}, {v.address} ({v.location.latitude:.5f}, {v.location.longitude:.5f})"
-    if message.contact:
-        c = message.contact
-        name = " ".join(filter(None, [c.first_name, c.last_name]))
-        return f"📇 Contact: {name}, {c.phone_number}"
-    if message.poll:
-        options = " / ".join(o.text for o in message.poll.options)
-        return f"📊 Poll: {message.poll.question} ({options})"
-    if message.dice:
-        return f"{message.dice.emoji} rolled {message.dice.value}"
-    if message.sticker:
-        return f"[sticker {message.sticker.emoji or ''}]".replace(" ]", "]")
-    if any(getattr(message, kind, None) for kind in MEDIA):
-        return ""
-    kind = getattr(message.content_type, "value", message.content_type)
-    return f"[{kind} message: this kind cannot be relayed]"
-
-
 def is_silent(message: Message) -> bool:
     return any(getattr(message, kind, None) for kind in SILENT)
 
@@ -119,6 +90,7 @@ def customer_message(
         edit_of=str(message.message_id) if edited else None,
         sent_at=message.date.astimezone(UTC) if message.date else None,
         album=message.media_group_id if not edited else None,
+        copyable=copyable(message),
     )
 
 
@@ -141,6 +113,7 @@ def operator_message(
         edit_of=inbound.edit_of,
         sent_at=inbound.sent_at,
         workspace_thread=str(thread) if thread else None,
+        copyable=inbound.copyable,
     )
 
 

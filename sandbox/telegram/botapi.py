@@ -147,6 +147,8 @@ def _extras(world: World, chat: JSON, params: Params) -> JSON:
     if reply_to:
         target = world.messages.get(chat["id"], {}).get(int(reply_to))
         if target is None:
+            if (params.get("reply_parameters") or {}).get("allow_sending_without_reply"):
+                return fields  # sent as a plain message, as Telegram does
             raise bad_request("message to be replied not found")
         fields["reply_to_message"] = public(
             {k: v for k, v in target.items() if k != "reply_to_message"}
@@ -391,6 +393,26 @@ COPYABLE = (
 )
 
 
+#: what Telegram will not copy: its kinds, and a quiz (the bot does not know its answer)
+UNCOPYABLE = (
+    "invoice",
+    "successful_payment",
+    "game",
+    "story",
+    "giveaway",
+    "giveaway_winners",
+    "paid_media",
+    "checklist",
+)
+
+
+def _copyable(source: JSON) -> bool:
+    if any(kind in source for kind in UNCOPYABLE):
+        return False
+    poll = source.get("poll")
+    return not (isinstance(poll, dict) and poll.get("type") == "quiz")
+
+
 def _source_message(world: World, params: Params, purpose: str) -> JSON:
     source_chat = _readable_chat(world, _required(params, "from_chat_id"))
     source = world.messages.get(source_chat["id"], {}).get(int(_required(params, "message_id")))
@@ -403,6 +425,8 @@ def _source_message(world: World, params: Params, purpose: str) -> JSON:
 async def copy_message(world: World, params: Params, uploads: Uploads) -> JSON:
     chat = _target_chat(world, params)
     source = _source_message(world, params, "copy")
+    if not _copyable(source):
+        raise bad_request("message can't be copied")
     thread = _thread(world, chat, params)
     fields = {k: source[k] for k in COPYABLE if k in source}
     if "caption" in params:
@@ -430,7 +454,12 @@ async def copy_messages(world: World, params: Params, uploads: Uploads) -> list[
         raise bad_request("message identifiers must be in strictly increasing order")
     thread = _thread(world, chat, params)
     stored = world.messages.get(source_chat["id"], {})
-    sources = [stored[i] for i in ids if i in stored and not stored[i].get("_deleted")]
+    # as Telegram does, those that cannot be copied are left out
+    sources = [
+        stored[i]
+        for i in ids
+        if i in stored and not stored[i].get("_deleted") and _copyable(stored[i])
+    ]
     if not sources:
         raise bad_request("messages to copy not found")
     world.check_flood(chat["id"])  # one request, as Telegram's flood control counts it

@@ -137,8 +137,9 @@ class TelegramSandbox:
                 request.transport.abort()
                 return web.Response()
             else:
+                said = "Bad Request: refused" if fault.status < 500 else "Bad Gateway"
                 return web.json_response(
-                    {"ok": False, "error_code": fault.status, "description": "Bad Gateway"},
+                    {"ok": False, "error_code": fault.status, "description": said},
                     status=fault.status,
                 )
         handler = METHODS.get(name)
