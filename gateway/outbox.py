@@ -14,10 +14,11 @@ import random
 from datetime import timedelta
 
 from gateway.adapter import Adapter
+from gateway.claim import Selection, coalescible
 from gateway.config import OutboxSection
 from gateway.core import Core, Outcome
 from gateway.errors import PermanentFailure, RateLimited, TemporaryFailure
-from gateway.events import Delivery, Outbound, Receipt
+from gateway.events import Delivery, Receipt
 from gateway.ratelimit import Limiter, Reservation
 from gateway.relay import opens_thread
 from storage import OutboxStatus, QueuedRow, Transaction
@@ -48,25 +49,6 @@ GATHER_SECONDS = 0.1
 #: backlog of thousands on every claim
 SCAN_PAGE = 4
 SCAN_MOST = 64
-
-
-def coalescible(row: QueuedRow) -> bool:
-    """A customer's message on its way to a workspace thread: such rows, queued one
-    behind the other, may go out together (one call for many when backlogged)."""
-    payload = row.payload or {}
-    return (
-        row.kind == "message"
-        and payload.get("audience") == "workspace"
-        and payload.get("author_role") == "customer"
-    )
-
-
-def _estimate(outbound: Outbound, row: QueuedRow) -> Delivery:
-    """A row's delivery as a claim sees it, before it is prepared: enough for the
-    limiter's keys and the adapter's cost. Its thread is taken to exist (``""``):
-    preparing finds it, and a thread still to open is its header's to open."""
-    thread = "" if outbound.audience == "workspace" else None
-    return Delivery(outbound=outbound, attempt=row.attempts, thread_ref=thread)
 
 
 def backoff(attempt: int, base: float, cap: float) -> float:
@@ -284,52 +266,12 @@ class OutboxWorker:
         (``Core.prepare_many``, which isolates each group), so a row that always
         fails to prepare or record never holds up the ones behind it.
 
-        Only rows whose first call the limiter could let go now are taken
-        (``Limiter.reserve``); the others stay unclaimed, so messages queued behind
-        them meet them and go out together when they can.
+        Only rows whose calls the limiter could let go now are taken (``claim.
+        Selection``); the others stay unclaimed, so messages queued behind them meet
+        them and go out together when they can, and other chats go meanwhile.
         """
         batch = max(1, self.adapter.max_batch)
-        made: dict[int, list[Reservation]] = {}
-        held_back: list[int | None] = []
-        #: the heads' deliveries as the limiter saw them
-        seen: dict[int, Delivery] = {}
-        #: the workspace's deliveries may take this many of the sends in flight, so
-        #: a backlog throttled by the group's limit leaves room for customers' sends
-        workspace_room = [self.concurrency - self.concurrency // 4 - self._workspace_inflight]
-
-        def drop(row_id: int) -> None:
-            for reservation in made.pop(row_id, ()):
-                self.limiter.release(reservation)
-
-        def ready(row: QueuedRow) -> bool:
-            try:
-                outbound = Outbound.from_payload(row.payload or {})
-            except Exception:
-                return True  # preparing it will say what is wrong
-            assert row.id is not None
-            drop(row.id)  # the work ran again
-            delivery = seen[row.id] = _estimate(outbound, row)
-            if outbound.audience == "workspace" and workspace_room[0] <= 0:
-                held_back.append(row.id)
-                return False
-            reservation = self.limiter.reserve(delivery, self.adapter.cost(delivery))
-            if reservation is None:
-                held_back.append(row.id)
-                return False
-            made[row.id] = [reservation]
-            if outbound.audience == "workspace":
-                workspace_room[0] -= 1
-            return True
-
-        #: each head's chat, for its followers (a claim takes one head per chat)
-        heads_by_chat: dict[str, QueuedRow] = {}
-
-        def follows(row: QueuedRow) -> bool:
-            """A row behind a head that may go in the head's delivery: one more
-            message in the same call (where they are copied together) or calls paced
-            one by one after it (``Limiter.call``)."""
-            return row.chat_key in heads_by_chat and coalescible(row)
-
+        chosen = Selection(self.limiter, self.adapter, self.concurrency, self._workspace_inflight)
         together = not self._prepare_apart
 
         async def work(
@@ -345,24 +287,23 @@ class OutboxWorker:
                 self.destination,
                 limit=limit,
                 lease=LEASE,
-                accept=ready,
+                accept=chosen.ready,
                 scan=scan,
                 most=SCAN_MOST * limit,
             )
-            taken = {head.id for head in heads}
-            for row_id in [r for r in made if r not in taken]:
-                drop(row_id)  # accepted, then not taken (locked by another process)
+            chosen.keep_only({head.id for head in heads})
             followers: dict[int, list[QueuedRow]] = {}
             if batch > 1:
-                carriers = [
-                    head
+                chosen.carriers = {
+                    head.chat_key: head
                     for head in heads
-                    if coalescible(head) or self._opening(head, seen.get(head.id))  # type: ignore[arg-type]
-                ]
-                heads_by_chat.clear()
-                heads_by_chat.update((head.chat_key, head) for head in carriers)
+                    if coalescible(head) or self._opening(head, chosen.seen.get(head.id))  # type: ignore[arg-type]
+                }
                 followers = await tx.claim_followers(
-                    carriers, limit=batch - 1, lease=LEASE, accept=follows
+                    list(chosen.carriers.values()),
+                    limit=batch - 1,
+                    lease=LEASE,
+                    accept=chosen.follows,
                 )
             for head in heads:
                 groups.append([head, *followers.get(head.id, ())])  # type: ignore[arg-type]
@@ -375,8 +316,7 @@ class OutboxWorker:
         try:
             groups, prepared = await self.core.transact(work)
         except BaseException:
-            for row_id in list(made):
-                drop(row_id)
+            chosen.abandon()
             self._prepare_apart = together
             raise
         if together:
@@ -385,8 +325,8 @@ class OutboxWorker:
                 if not done.done():
                     done.set_result(None)
         self._prepare_apart = False
-        self._reservations.update(made)
-        self._held_back = bool(held_back)
+        self._reservations.update(chosen.made)
+        self._held_back = chosen.held_back
         return groups, prepared
 
     def _opening(self, row: QueuedRow, delivery: Delivery | None) -> bool:

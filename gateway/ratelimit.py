@@ -234,20 +234,20 @@ class Limiter:
         the adapter paces each of its calls itself (``call``), so a delivery of many
         calls (a long text's parts) goes at the limits' pace, not all at once.
         """
-        keys = sorted(
+        serial: list[Key] = sorted(
             (limit.name, key)
             for limit in self.limits
             if limit.serial and (key := limit.key(delivery)) is not None
         )
         async with contextlib.AsyncExitStack() as held:
             held.callback(self.release, reservation)  # also when cancelled or failed
-            for key in keys:
-                turn = self._serial.get(key)
+            for place in serial:
+                turn = self._serial.get(place)
                 if turn is None:
-                    width = serial_width(self._by_name[key[0]])
-                    turn = self._serial[key] = _Turn(asyncio.Semaphore(width))
+                    width = serial_width(self._by_name[place[0]])
+                    turn = self._serial[place] = _Turn(asyncio.Semaphore(width))
                 turn.users += 1
-                held.callback(self._leave, key)
+                held.callback(self._leave, place)
                 await held.enter_async_context(turn.places)
             if not upfront:
                 yield 0.0

@@ -44,3 +44,12 @@ def test_the_cli_benchmark_times_every_command() -> None:
 
     figures = measure(runs=1, warm_up=False)
     assert list(figures) == list(COMMANDS) and all(s > 0 for s in figures.values())
+
+
+async def test_the_burst_benchmark_sees_every_greeting_and_reply_once() -> None:
+    from bench.burst import run as burst
+
+    result = await burst(3, patience=120)
+    assert len(result.greeting_latencies) == 3
+    assert result.replies_delivered == result.replies_sent == 3
+    assert result.duplicates == 0 and result.rate_limited == 0

@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import event
@@ -29,6 +30,7 @@ from tests.support import (
     running,
     settle,
 )
+from tests.telegram_support import eventually
 
 
 async def outbox_rows(gw) -> list[OutboxRow]:
@@ -444,3 +446,37 @@ async def test_a_platform_never_has_more_sends_at_once_than_it_or_the_config_all
         assert tg.most == expected  # as many as allowed went at once, never more
         for n in range(8):
             assert tg.to_customer(f"chat-customer{n}")  # and everyone was answered
+
+
+async def test_a_send_in_flight_keeps_renewing_its_short_lease(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Leases are short, so that on PostgreSQL another process takes a dead one's
+    rows over within seconds (they waited out 120 s); a live send that takes longer
+    than a lease keeps its row, its lease renewed while it runs."""
+    from gateway import outbox
+
+    monkeypatch.setattr(outbox, "LEASE", timedelta(seconds=1))
+    monkeypatch.setattr(outbox, "HEARTBEAT_SECONDS", 0.2)
+    config = make_config(database_url)
+    gate = asyncio.Event()
+    tg = RecordingAdapter(gate=gate)  # the workspace's sends hang until the gate opens
+    async with running(config, tg) as gw:
+        await gw.core.ingest(tg.customer_says("olga", "hi"))
+
+        async def header_lease() -> datetime | None:
+            rows = await outbox_rows(gw)
+            header = next(r for r in rows if r.kind == "header")
+            return header.lease_until if header.status == OutboxStatus.SENDING else None
+
+        first = await eventually(header_lease)  # the send hangs, holding its row
+
+        async def renewed() -> bool:
+            lease = await header_lease()
+            return lease is not None and lease > first + timedelta(seconds=1)
+
+        await eventually(renewed)  # still its own, past its first lease's end
+        gate.set()
+        await settle(gw)
+        assert all(r.status == OutboxStatus.SENT for r in await outbox_rows(gw))
+        assert sum(1 for d in tg.deliveries if d.outbound.kind == "header") == 1

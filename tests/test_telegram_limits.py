@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import col, select
 
+from gateway.events import Inbound, Sender
 from sandbox.telegram import Limits
 from storage import OutboxRow, OutboxStatus
 from tests.telegram_support import Desk, eventually, telegram_desk
@@ -127,4 +128,40 @@ async def test_an_operators_command_is_answered_while_the_group_is_full(sqlite_u
                 "Queue:" in (m.get("text") or "") for m in desk.sandbox.received(desk.workspace)
             )
         )
+        assert desk.sandbox.world.stats.rate_limited == 0
+
+
+async def test_a_very_long_text_reaches_the_topic_as_a_preview_and_a_file(
+    sqlite_url: str,
+) -> None:
+    """A 200 KB text (a mail with its history) was 55 messages: minutes of the
+    group's 20 a minute, 429s, and every other customer waiting behind it. Now its
+    start, and all of it as a file; the next customer's message follows at once."""
+    async with telegram_desk(sqlite_url, limits=Limits()) as desk:
+        olga = desk.sandbox.add_user("Olga")
+        desk.sandbox.send(olga, "hello")
+        thread = await eventually(lambda: desk.topic_of("Olga"))
+        text = " ".join(f"line {n} of the long mail history." for n in range(6_000))
+        assert len(text) > 200_000
+        await desk.gateway.core.ingest(
+            Inbound(
+                channel="telegram",
+                event_id="long-1",
+                chat_id=str(olga["id"]),
+                sender=Sender(external_id=str(olga["id"]), display_name="Olga"),
+                text=text,
+            )
+        )
+        petr = desk.sandbox.add_user("Petr")
+        desk.sandbox.send(petr, "me too")
+
+        def document() -> dict:
+            return next(m for m in desk.in_topic(thread) if m.get("document"))
+
+        shown = await eventually(document)
+        stored = desk.sandbox.world.files[shown["document"]["file_id"]]
+        assert stored.data == text.encode()
+        previews = [m["text"] for m in desk.in_topic(thread) if "line 0 of" in m.get("text", "")]
+        assert len(previews) == 1 and len(previews[0]) < 4096
+        await eventually(lambda: desk.topic_of("Petr"))
         assert desk.sandbox.world.stats.rate_limited == 0

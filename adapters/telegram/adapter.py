@@ -99,6 +99,10 @@ ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_membe
 #: every message in the group; a press of a button reaches the bot that posted it
 SHARD_UPDATES = ["callback_query"]
 TEXT_LIMIT = 4096  # https://core.telegram.org/bots/api#sendmessage
+#: a text longer than this goes to the workspace as a preview and a file with all of
+#: it (a 200 KB mail would be 50 messages, minutes of the group's 20 a minute)
+LONG_TEXT = 3 * (TEXT_LIMIT - 100)
+PREVIEW_CHARS = 1500
 #: tries of a call after a delivery's first, each after the 429 before it ran out
 RETRIES_WITHIN = 8
 #: how long a stopping adapter lets answers to operators' commands wait to go out
@@ -737,7 +741,9 @@ class TelegramAdapter:
             return 1 if copyable else 1 + len(delivery.more)
         if delivery.source_ids and (out.author_role == "customer" or out.attachments):
             return 1  # one copyMessage(s)
-        calls = len(split_text(out.text or " ", TEXT_LIMIT - 100)) + len(uploads(out))
+        long = out.audience == "workspace" and len(out.text) > LONG_TEXT
+        parts = 2 if long else len(split_text(out.text or " ", TEXT_LIMIT - 100))
+        calls = parts + len(uploads(out))
         if out.audience == "workspace" and delivery.thread_ref is None:
             calls += 2
         return calls
@@ -1248,6 +1254,8 @@ class TelegramAdapter:
         text = text_with_files(out)
         if not text and uploads(out):
             return await self._upload_all(self.workspace, thread, out, first=True, bot=owner)
+        if len(text) > LONG_TEXT:
+            return await self._post_long(delivery, out, text, thread, owner)
         for number, part in enumerate(split_text(text or " ", TEXT_LIMIT - 100)):
             shown = replace(out, text=part)
             if as_text:
@@ -1269,6 +1277,34 @@ class TelegramAdapter:
 
             sent = await (send() if number == 0 else self._then(send))
             ids.append(str(sent.message_id))
+        ids += await self._upload_all(self.workspace, thread, out, first=False, bot=owner)
+        return ids
+
+    async def _post_long(
+        self, delivery: Delivery, out: Outbound, text: str, thread: int, owner: Bot
+    ) -> list[str]:
+        """A very long text (a mail with a long history): its start to read at a glance,
+        and the whole of it as a file, in two messages rather than dozens."""
+        assert self.workspace is not None
+        start = text[:PREVIEW_CHARS]
+        start = start.rsplit(" ", 1)[0] if " " in start else start  # not mid-word
+        note = f"📄 {len(text):,} characters: all of it in the file below"
+        preview = replace(out, text=f"{start} …\n\n{note}")
+        sent = await owner.send_message(
+            self.workspace,
+            render.workspace_text(preview),
+            message_thread_id=thread,
+            reply_parameters=_reply_parameters(delivery),
+        )
+        name = f"message-{out.message_id or 'text'}.txt"
+        document = await self._then(
+            lambda: owner.send_document(
+                self.workspace,  # type: ignore[arg-type]
+                BufferedInputFile(text.encode(), filename=name),
+                message_thread_id=thread,
+            )
+        )
+        ids = [str(sent.message_id), str(document.message_id)]
         ids += await self._upload_all(self.workspace, thread, out, first=False, bot=owner)
         return ids
 
