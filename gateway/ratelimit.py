@@ -182,11 +182,17 @@ class Limiter:
         """Wait until every counter the delivery draws from has room for ``cost``
         calls (at most a counter's capacity), take it and give back the delivery's
         ``reservation``; returns the wait."""
-        waited = await self.acquire_keys(self.keys(delivery), cost)
+        waited, _paid = await self._take(self.keys(delivery), cost)
         self.release(reservation)
         return waited
 
     async def acquire_keys(self, keys: Sequence[Key], cost: int = 1) -> float:
+        waited, _paid = await self._take(keys, cost)
+        return waited
+
+    async def _take(self, keys: Sequence[Key], cost: int) -> tuple[float, float]:
+        """Wait for room, take it; the wait, and the time the calls were counted at
+        (a window finds them by it to count them from their end, ``_settle``)."""
         waited = 0.0
         while True:
             async with self._lock:
@@ -197,7 +203,7 @@ class Limiter:
                     for bucket in buckets:
                         bucket.take(now, cost)
                     self._sweep(now)
-                    return waited
+                    return waited, now
             await self.sleep(delay)
             waited += delay
 
@@ -206,8 +212,8 @@ class Limiter:
         """One platform call that puts ``count`` messages out: waits for room in
         ``keys``'s counters, and counts the call from its end (``_settle``), or not
         at all when the platform refused it (``PacedCall.refused``)."""
-        made = PacedCall(await self.acquire_keys(keys, count))
-        paid = self.clock()
+        waited, paid = await self._take(keys, count)
+        made = PacedCall(waited)
         try:
             yield made
         finally:
@@ -252,8 +258,8 @@ class Limiter:
             if not upfront:
                 yield 0.0
                 return
-            waited = await self.acquire(delivery, cost, reservation)
-            paid = self.clock()
+            waited, paid = await self._take(self.keys(delivery), cost)
+            self.release(reservation)
             try:
                 yield waited
             finally:
