@@ -55,7 +55,8 @@ class Window:
 
 @dataclass
 class Fault:
-    """One injected misbehaviour: ``error`` (an HTTP 5xx), ``slow`` or ``drop``."""
+    """One injected misbehaviour: ``error`` (an HTTP 5xx), ``slow``, ``drop``, or
+    ``flood`` (a 429 for the whole bot, ``delay`` seconds long; Telegram only)."""
 
     kind: str
     method: str | None = None  # the method's name, None for any
@@ -80,8 +81,8 @@ class Faults:
         status: int = 502,
     ) -> None:
         """Misbehave on the next ``times`` calls (of ``method``, or any)."""
-        if kind not in ("error", "slow", "drop"):
-            raise ValueError("a fault is 'error', 'slow' or 'drop'")
+        if kind not in ("error", "slow", "drop", "flood"):
+            raise ValueError("a fault is 'error', 'slow', 'drop' or 'flood'")
         self.pending.append(Fault(kind, method, times, delay, status))
 
     def take(self, method: str) -> Fault | None:

@@ -102,13 +102,17 @@ def test_calls_that_reach_the_platform_late_still_keep_under_the_ceiling(
             assert j - i + 1 <= burst + 1.0 * (arrivals[j] - start) + 1e-6
 
 
-def test_a_429_makes_the_limiter_hold_off() -> None:
-    fake = FakeTime()
-    limiter = Limiter(
-        [RateLimit("chat", rate=1, per_seconds=1.0, burst=1, key=lambda d: d.outbound.chat_id)],
+def _one_a_second(fake: FakeTime, burst: int) -> Limiter:
+    return Limiter(
+        [RateLimit("chat", rate=1, per_seconds=1.0, burst=burst, key=lambda d: d.outbound.chat_id)],
         clock=fake.clock,
         sleep=fake.sleep,
     )
+
+
+def test_a_429_makes_the_limiter_hold_off() -> None:
+    fake = FakeTime()
+    limiter = _one_a_second(fake, burst=1)
     asyncio.run(limiter.acquire(_delivery("a")))
     limiter.penalise(_delivery("a"), 5.0)
     waited = asyncio.run(limiter.acquire(_delivery("a")))
@@ -140,11 +144,7 @@ def test_a_429_in_one_chat_holds_off_that_chat_only() -> None:
 
 def test_reservations_claim_no_more_first_calls_than_can_go_now() -> None:
     fake = FakeTime()
-    limiter = Limiter(
-        [RateLimit("chat", rate=1, per_seconds=1.0, burst=3, key=lambda d: d.outbound.chat_id)],
-        clock=fake.clock,
-        sleep=fake.sleep,
-    )
+    limiter = _one_a_second(fake, burst=3)
     claims = [limiter.reserve(_delivery("a")) for _ in range(3)]
     assert all(claims)
     assert limiter.reserve(_delivery("a")) is None  # a 4th would wait: left unclaimed

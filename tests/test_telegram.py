@@ -89,26 +89,7 @@ async def test_every_message_type_reaches_the_topic(sqlite_url: str) -> None:
             },
         )
         send(olga, fields={"contact": {"phone_number": "+100200", "first_name": "Olga"}})
-        send(
-            olga,
-            fields={
-                "poll": {
-                    "id": "p1",
-                    "question": "Which?",
-                    "options": [
-                        {"text": "A", "voter_count": 0, "persistent_id": "a"},
-                        {"text": "B", "voter_count": 0, "persistent_id": "b"},
-                    ],
-                    "total_voter_count": 0,
-                    "is_closed": False,
-                    "is_anonymous": True,
-                    "type": "regular",
-                    "allows_multiple_answers": False,
-                    "allows_revoting": False,
-                    "members_only": False,
-                }
-            },
-        )
+        send(olga, fields=_poll("p1", "Which?", ["A", "B"], "regular"))
         send(olga, fields={"dice": {"emoji": "🎲", "value": 4}})
         send(olga, fields={"game": {"title": "A game", "description": "d", "photo": []}})
         await eventually(lambda: len(desk.in_topic(thread)) >= 1 + 1 + 8 + 6)
@@ -128,6 +109,24 @@ async def test_every_message_type_reaches_the_topic(sqlite_url: str) -> None:
         assert "🎮 Game: A game\nd" in texts
         photo = next(m for m in stored if m.attachments and m.attachments[0]["kind"] == "photo")
         assert photo.text == "a photo" and photo.attachments[0]["size"] == 2048
+
+
+def _poll(poll_id: str, question: str, options: list[str], kind: str) -> dict:
+    """A customer's poll, as the Bot API gives it."""
+    return {
+        "poll": {
+            "id": poll_id,
+            "question": question,
+            "options": [{"text": o, "voter_count": 0, "persistent_id": o.lower()} for o in options],
+            "total_voter_count": 0,
+            "is_closed": False,
+            "is_anonymous": True,
+            "type": kind,
+            "allows_multiple_answers": False,
+            "allows_revoting": False,
+            "members_only": False,
+        }
+    }
 
 
 UNCOPYABLE = {
@@ -161,23 +160,7 @@ UNCOPYABLE = {
         ["📖 Story 7: https://t.me/shop/s/7"],
     ),
     "quiz": (
-        {
-            "poll": {
-                "id": "q1",
-                "question": "Capital?",
-                "options": [
-                    {"text": "Rome", "voter_count": 0, "persistent_id": "r"},
-                    {"text": "Oslo", "voter_count": 0, "persistent_id": "o"},
-                ],
-                "total_voter_count": 0,
-                "is_closed": False,
-                "is_anonymous": True,
-                "type": "quiz",
-                "allows_multiple_answers": False,
-                "allows_revoting": False,
-                "members_only": False,
-            }
-        },
+        _poll("q1", "Capital?", ["Rome", "Oslo"], "quiz"),
         ["📊 Quiz: Capital? (Rome / Oslo)"],
     ),
 }

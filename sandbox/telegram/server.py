@@ -132,6 +132,18 @@ class TelegramSandbox:
         if fault is not None:
             if fault.kind == "slow":
                 await asyncio.sleep(fault.delay)
+            elif fault.kind == "flood":
+                retry_after = max(1, round(fault.delay))
+                world.flood(retry_after)
+                return web.json_response(
+                    {
+                        "ok": False,
+                        "error_code": 429,
+                        "description": f"Too Many Requests: retry after {retry_after}",
+                        "parameters": {"retry_after": retry_after},
+                    },
+                    status=429,
+                )
             elif fault.kind == "drop":
                 assert request.transport is not None
                 request.transport.abort()

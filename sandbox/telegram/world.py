@@ -437,6 +437,15 @@ class World:
         self.stats.sent_per_chat[chat_id] += count
         self.stats.per_chat_second[chat_id][int(now)] += count
 
+    def flood(self, retry_after: int) -> None:
+        """Hold the acting bot as a whole, as Telegram does when its bot-wide limit
+        is crossed (by another process sending as the same bot, say): any of its
+        requests before ``retry_after`` runs out counts as early."""
+        scope = ("global", self.bot["id"], 0)
+        self._retry_not_before[scope] = self.clock() + retry_after
+        self.stats.rate_limited += 1
+        self.stats.rate_limited_by_scope["global"] += 1
+
     def _bucket(self, scope: tuple[str, int, int], now: float) -> Bucket | Window:
         counter = self._buckets.get(scope)
         if counter is None:
