@@ -5,7 +5,7 @@ takes only those whose calls the platform's limits let go now: a row that would
 wait stays unclaimed, so the chats behind it are served meanwhile and the messages
 queued behind it join it later, in one call. ``Selection`` holds the claim's
 reservations in the limiter until the rows' sends end (or are not made), and keeps
-the workspace's rows to a share of the sends in flight, so a group throttled by its
+the workspace's rows to three quarters of the sends in flight, so a group throttled by its
 20 messages a minute never fills every place customers' sends need.
 """
 
@@ -16,8 +16,9 @@ from gateway.events import Delivery, Outbound
 from gateway.ratelimit import Limiter, Reservation
 from storage import QueuedRow
 
-#: the share of the sends in flight the workspace's deliveries may hold
-WORKSPACE_SHARE = 0.75
+#: one in this many of the sends in flight is kept from the workspace's deliveries
+#: for customers' (none in a pool under this size: a small pool is not split)
+CUSTOMERS_SHARE = 4
 
 
 def coalescible(row: QueuedRow) -> bool:
@@ -51,7 +52,8 @@ class Selection:
         self.held_back = False
         #: the heads' deliveries as the limiter saw them
         self.seen: dict[int, Delivery] = {}
-        self.workspace_room = int(concurrency * WORKSPACE_SHARE) - workspace_inflight
+        kept = concurrency // CUSTOMERS_SHARE
+        self.workspace_room = concurrency - kept - workspace_inflight
         #: each carrying head by its chat, for its followers (one head per chat)
         self.carriers: dict[str, QueuedRow] = {}
         #: heads taken for the workspace: each holds a place of ``workspace_room``
