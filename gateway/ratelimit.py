@@ -186,10 +186,6 @@ class Limiter:
         self.release(reservation)
         return waited
 
-    async def acquire_keys(self, keys: Sequence[Key], cost: int = 1) -> float:
-        waited, _paid = await self._take(keys, cost)
-        return waited
-
     async def _take(self, keys: Sequence[Key], cost: int) -> tuple[float, float]:
         """Wait for room, take it; the wait, and the time the calls were counted at
         (a window finds them by it to count them from their end, ``_settle``)."""
