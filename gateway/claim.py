@@ -46,8 +46,8 @@ class Selection:
     ) -> None:
         self.limiter = limiter
         self.adapter = adapter
-        #: reservations per head row, until its send ends
-        self.made: dict[int, list[Reservation]] = {}
+        #: each head row's reservation, until its send ends
+        self.made: dict[int, Reservation] = {}
         #: some row could not go now: the next claim looks further
         self.held_back = False
         #: the heads' deliveries as the limiter saw them
@@ -76,7 +76,7 @@ class Selection:
         if reservation is None:
             self.held_back = True
             return False
-        self.made[row.id] = [reservation]
+        self.made[row.id] = reservation
         if workspace:
             self._workspace.add(row.id)
             self.workspace_room -= 1
@@ -89,8 +89,7 @@ class Selection:
         return row.chat_key in self.carriers and coalescible(row)
 
     def drop(self, row_id: int) -> None:
-        for reservation in self.made.pop(row_id, ()):
-            self.limiter.release(reservation)
+        self.limiter.release(self.made.pop(row_id, None))
         if row_id in self._workspace:
             self._workspace.discard(row_id)
             self.workspace_room += 1

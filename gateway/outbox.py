@@ -76,7 +76,7 @@ class OutboxWorker:
         self._stopping = False
         self._paused_until = 0.0
         #: claimed rows' places in the limiter's counters, until their calls end
-        self._reservations: dict[int, list[Reservation]] = {}
+        self._reservations: dict[int, Reservation] = {}
         #: the last claim left rows for the limiter: the next looks further
         self._held_back = False
         #: the last claim failed in its transaction's extra work: the next prepares
@@ -367,11 +367,11 @@ class OutboxWorker:
 
     async def _send(self, group: list[QueuedRow], prepared: Delivery | Exception | None) -> None:
         row = group[0]
-        reservations = self._reservations.pop(row.id, None) or []  # type: ignore[arg-type]
+        reservation = self._reservations.pop(row.id, None)  # type: ignore[arg-type]
         workspace = (row.payload or {}).get("audience") == "workspace"
         self._workspace_inflight += workspace
         try:
-            await self._attempt(group, prepared, reservations[0] if reservations else None)
+            await self._attempt(group, prepared, reservation)
         except asyncio.CancelledError:
             raise  # the row stays claimed; stop() hands it back
         except Exception:
@@ -385,8 +385,7 @@ class OutboxWorker:
             self._claimed.difference_update(r.id for r in group)
         finally:
             self._workspace_inflight -= workspace
-            for reservation in reservations:
-                self.limiter.release(reservation)  # not sent, or no call was needed
+            self.limiter.release(reservation)  # not sent, or no call was needed
             self._wake.set()
 
     async def _attempt(
