@@ -105,6 +105,15 @@ class Host(Protocol):
         self, method: str, path: str, handler: Callable[[Any], Awaitable[Any]]
     ) -> None: ...
 
+    async def thread_opened(
+        self, workspace: str, conversation_id: int, thread_ref: str, header_ref: str | None = None
+    ) -> None:
+        """Record at once a thread (a topic, a card's thread) the platform has just
+        made for a conversation, before anything else is posted in it. The
+        delivery's outcome commits later: a crash in between would otherwise open a
+        second thread on restart (the platforms cannot list what a bot opened).
+        Raises when it cannot be recorded; the adapter then goes on as before."""
+
     async def fetch(self, attachment: Attachment) -> FileData:
         """The bytes of a file another channel received (``attachment.origin``), so
         that this one can upload it. Raises ``PermanentFailure`` when it cannot be had

@@ -122,6 +122,11 @@ class _Host:
         self._gateway.check_accepting()
         return await self._gateway.core.act(command)
 
+    async def thread_opened(
+        self, workspace: str, conversation_id: int, thread_ref: str, header_ref: str | None = None
+    ) -> None:
+        await self._gateway.core.thread_opened(workspace, conversation_id, thread_ref, header_ref)
+
     def add_route(self, method: str, path: str, handler: Callable[[Any], Awaitable[Any]]) -> None:
         self._gateway.http.add_route(method, path, handler)
 

@@ -970,6 +970,22 @@ class Core:
 
         await self._records.run(run, hint=[row for row, _receipt, _sent in outcomes])
 
+    async def thread_opened(
+        self, workspace: str, conversation_id: int, thread_ref: str, header_ref: str | None
+    ) -> None:
+        """Record where a conversation's thread is now, the moment the platform made
+        it (``Host.thread_opened``); the header's delivery records the rest. Threads
+        opened together share a transaction with the outcomes being recorded."""
+
+        async def run(tx: Transaction) -> None:
+            await tx.save_thread(conversation_id, workspace, thread_ref, header_ref, None)
+            thread = await tx.thread(conversation_id, workspace)
+            if thread is not None:
+                # a thread opened anew (its topic deleted): the old header is gone too
+                thread.header_ref = header_ref
+
+        await self._records.run(run, hint=[])
+
     async def record_in(self, tx: Transaction, outcomes: Sequence[Outcome]) -> None:
         """``delivered`` for many deliveries in the caller's transaction (an outbox
         worker's next claim: sends that end between two claims cost no transaction

@@ -60,6 +60,8 @@ class Fault:
 
     kind: str
     method: str | None = None  # the method's name, None for any
+    #: the chat (channel) the call is for, None for any (Telegram only)
+    chat: str | None = None
     times: int = 1
     delay: float = 0.0
     status: int = 502
@@ -79,15 +81,18 @@ class Faults:
         times: int = 1,
         delay: float = 0.0,
         status: int = 502,
+        chat: int | str | None = None,
     ) -> None:
-        """Misbehave on the next ``times`` calls (of ``method``, or any)."""
+        """Misbehave on the next ``times`` calls (of ``method``, or any; for
+        ``chat``, or any)."""
         if kind not in ("error", "slow", "drop", "flood"):
             raise ValueError("a fault is 'error', 'slow', 'drop' or 'flood'")
-        self.pending.append(Fault(kind, method, times, delay, status))
+        where = None if chat is None else str(chat)
+        self.pending.append(Fault(kind, method, where, times, delay, status))
 
-    def take(self, method: str) -> Fault | None:
+    def take(self, method: str, chat: object = None) -> Fault | None:
         for fault in self.pending:
-            if fault.method in (None, method):
+            if fault.method in (None, method) and fault.chat in (None, str(chat)):
                 fault.times -= 1
                 if fault.times <= 0:
                     self.pending.remove(fault)

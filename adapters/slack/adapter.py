@@ -806,7 +806,15 @@ class SlackAdapter:
             )
         receipt = Receipt(thread_ref=ts, header_ref=ts, chat_id=self.workspace)
         self._opened[conversation_id] = receipt
-        self._unrecorded.opened(ts)
+        # recorded before anything is posted in it, so that a crash before the
+        # delivery's outcome commits never posts a second card; unrecorded (the
+        # database out of reach), events in it wait for the outcome's record
+        assert self.host is not None
+        try:
+            await self.host.thread_opened(self.name, conversation_id, ts, ts)
+        except Exception as exc:
+            log.warning("slack: thread %s opened, not recorded yet: %s", ts, exc)
+            self._unrecorded.opened(ts)
         return receipt
 
     def recorded(self, receipt: Receipt) -> None:

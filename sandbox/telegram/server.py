@@ -128,7 +128,11 @@ class TelegramSandbox:
     async def _answer(self, request: web.Request) -> web.StreamResponse:
         world = self.world
         name = request.match_info["method"].lower()
-        fault = self.faults.take(name)
+        try:
+            raw, uploads = await self._read_params(request)
+        except ApiError as error:
+            return web.json_response(error.to_json(), status=error.code)
+        fault = self.faults.take(name, raw.get("chat_id"))
         if fault is not None:
             if fault.kind == "slow":
                 await asyncio.sleep(fault.delay)
@@ -162,7 +166,6 @@ class TelegramSandbox:
                 status=404,
             )
         try:
-            raw, uploads = await self._read_params(request)
             result = await handler(world, decode(raw), uploads)
         except ApiError as error:
             return web.json_response(error.to_json(), status=error.code)
