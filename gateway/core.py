@@ -238,6 +238,13 @@ class Core:
                         name=command[0],
                         args=command[1],
                         workspace_thread=inbound.workspace_thread,
+                        # what worked shows in the thread; what did not, and why,
+                        # is said to operators (an outsider learns nothing)
+                        answer=(
+                            "failures"
+                            if self.operator_for(inbound.channel, inbound.sender.external_id)
+                            else "never"
+                        ),
                     )
                 )
                 return IngestResult(
@@ -699,9 +706,12 @@ class Core:
             nonlocal about
             about = None  # a retried transaction starts over
             if await tx.find_event(command.channel, command.event_id) is not None:
+                # its answer, if it had one, was queued the first time
                 return ActionResult(True, "already done")
             result = await perform(tx)
             tx.record_event(command.channel, command.event_id, about)
+            if command.answer == "always" or (command.answer == "failures" and not result.ok):
+                await self.relay.notice(tx, command, result, about)
             return result
 
         async def perform(tx: Transaction) -> ActionResult:
@@ -829,7 +839,7 @@ class Core:
             if _copyable(outbound):
                 other = "workspace" if outbound.audience == "customer" else "customer"
                 wanted.setdefault((outbound.destination, other), set()).add(outbound.message_id)
-            if outbound.audience == "workspace":
+            if outbound.audience == "workspace" and outbound.kind != "notice":
                 places.add((outbound.conversation_id, outbound.destination))
         for (place, side), ids in wanted.items():
             found = await tx.refs_of(sorted(ids), place, side)
@@ -872,7 +882,9 @@ class Core:
         edit_refs: tuple[str, ...] = ()
         source_chat: str | None = None
         source_ids: tuple[str, ...] = ()
-        if outbound.audience == "workspace":
+        if outbound.kind == "notice":
+            thread_ref = outbound.thread  # where the command was typed
+        elif outbound.audience == "workspace":
             where = (outbound.conversation_id, outbound.destination)
             if where not in known.threads:
                 known.threads[where] = await tx.thread(*where)
@@ -1011,6 +1023,7 @@ class Core:
             if row_id in rows
             and sent is not None
             and sent.outbound.audience == "workspace"
+            and sent.outbound.kind != "notice"
             and (sent.outbound.kind == "header" or receipt.thread_ref)
         )
         now = utcnow()
@@ -1048,7 +1061,11 @@ class Core:
                     receipt.header_ref,
                     asdict(sent.outbound.card),
                 )
-            elif outbound.audience == "workspace" and receipt.thread_ref:
+            elif (
+                outbound.kind != "notice"
+                and outbound.audience == "workspace"
+                and receipt.thread_ref
+            ):
                 # the adapter had to open the thread anew (an admin deleted the topic)
                 await tx.save_thread(
                     outbound.conversation_id,

@@ -13,7 +13,11 @@ from typing import Any, Literal
 from gateway.errors import InvalidEvent
 
 Audience = Literal["customer", "workspace"]
-OutboundKind = Literal["message", "edit", "delete", "header"]
+OutboundKind = Literal["message", "edit", "delete", "header", "notice"]
+#: which results of an operator's command are posted back where it was typed, as a
+#: delivery (queued, paced and retried like any): none where the platform answers on
+#: its own (a button's toast, a slash command's ack)
+Answer = Literal["always", "failures", "never"]
 AuthorRole = Literal["operator", "note", "bot", "system", "customer"]
 
 
@@ -121,6 +125,7 @@ class OperatorCommand:
     name: str  # claim, close, reopen, transfer, note, online, away, offline, ...
     args: str = ""
     workspace_thread: str | None = None
+    answer: Answer = "never"
 
 
 @dataclass(frozen=True)
@@ -183,6 +188,12 @@ class Outbound:
     mentions: tuple[str, ...] = ()
     #: the stored message (ours, by id) this one answers: shown as a reply there too
     reply_to: int | None = None
+    #: a notice (the answer to an operator's command): the workspace thread it goes
+    #: to (None: the general one), whom it answers (their id on that platform: where
+    #: the platform can, only they see it), and whether the command worked
+    thread: str | None = None
+    operator: str | None = None
+    ok: bool = True
 
     def to_payload(self) -> dict[str, Any]:
         # asdict copies every field recursively (a tenth of ingest's CPU); only

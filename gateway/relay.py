@@ -13,10 +13,12 @@ from dataclasses import asdict, dataclass
 
 from gateway.config import Config, OperatorConfig
 from gateway.events import (
+    ActionResult,
     Attachment,
     Audience,
     AuthorRole,
     ConversationCard,
+    OperatorCommand,
     Outbound,
     OutboundKind,
 )
@@ -257,6 +259,33 @@ class Relay:
                 key=f"{OPENING}{_id(conversation)}" if opening else None,
                 fresh=True,
             )
+
+    async def notice(
+        self,
+        tx: Transaction,
+        command: OperatorCommand,
+        result: ActionResult,
+        conversation_id: int | None,
+    ) -> None:
+        """The answer to an operator's command, where they typed it: a row like any
+        delivery, in the command's transaction, so that it is paced with the rest of
+        the workspace and survives a restart (the command, done, is not done again)."""
+        await self.enqueue(
+            tx,
+            Outbound(
+                destination=command.channel,
+                audience="workspace",
+                kind="notice",
+                # in a conversation's thread, in order with what goes there
+                conversation_id=conversation_id or 0,
+                text=result.message,
+                thread=command.workspace_thread,
+                operator=command.operator_external_id,
+                ok=result.ok,
+            ),
+            key=f"notice:{command.event_id}",
+            fresh=True,  # a command's event is recorded once
+        )
 
     async def card(self, tx: Transaction, conversation: Conversation) -> ConversationCard:
         customer: Customer = await tx.customer(conversation.customer_id)

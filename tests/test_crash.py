@@ -235,3 +235,42 @@ async def test_kills_under_load_lose_nothing_and_resend_only_what_was_in_flight(
         ]  # fmt: skip
         if len(replies) > 1:
             assert in_flight_at_a_kill(min(m["_created"] for m in replies)), name
+
+
+async def test_an_operators_command_answer_survives_a_failing_group_and_a_restart(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The answer to a command is a delivery like any: while the group refuses
+    messages it waits, and a restart meanwhile neither loses it nor runs the command
+    again."""
+    sandbox = TelegramSandbox()
+    await sandbox.start()
+    people = people_in(sandbox)
+    forum = people["forum"]["id"]
+    gateway = Process(write_config(tmp_path, sandbox, people, database_url), tmp_path / "gw.log")
+
+    def answers() -> list[str]:
+        return [
+            t
+            for m in sandbox.received(forum)
+            if m.get("message_thread_id") is None and (t := m.get("text") or "").startswith("✅")
+        ]
+
+    try:
+        refusals = 10_000
+        sandbox.inject("error", method="sendMessage", chat=forum, times=refusals)
+        await gateway.start(sandbox)
+        sandbox.send(people["anna"], "/online", chat_id=forum)
+        # the answer is tried, and refused, a few times
+        await eventually(lambda: sandbox.faults.pending[0].times <= refusals - 3)
+        await gateway.kill()
+        sandbox.faults.pending.clear()
+
+        await gateway.start(sandbox)
+        await eventually(answers)
+        sandbox.send(people["anna"], "/status", chat_id=forum)  # what comes after it
+        await eventually(lambda: len(answers()) == 2)
+        assert "online" in answers()[0].lower()
+    finally:
+        await gateway.kill()
+        await sandbox.stop()

@@ -158,7 +158,7 @@ class SlackAdapter:
         out = delivery.outbound
         if out.kind in ("edit", "delete"):
             return max(1, len(delivery.edit_refs))
-        if out.kind == "header":
+        if out.kind in ("header", "notice"):
             return 1
         group = [delivery, *delivery.more]
         if len(group) > 1 and _texts_only(group):
@@ -432,12 +432,11 @@ class SlackAdapter:
                 name="note",
                 args=normalise.note_body(text),
                 workspace_thread=thread,
+                answer="failures",  # a kept note is marked with a reaction
             )
         )
         if result.ok and operator is not None:
             self._soon(self._react(channel, ts, "memo"))
-        elif not result.ok:
-            self._tell(channel, user, thread, result.message)
 
     async def _on_action(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
         """A card's button or menu: the command runs and commits, then Slack hears back."""
@@ -468,7 +467,7 @@ class SlackAdapter:
             args = str((action.get("selected_option") or {}).get("value") or "")
         stamp = action.get("action_ts") or body.get("trigger_id") or ""
         await self._unrecorded.known(str(thread) if thread else None)
-        result = await self.host.act(
+        await self.host.act(
             OperatorCommand(
                 channel=self.name,
                 event_id=f"action:{user}:{stamp}",
@@ -476,10 +475,10 @@ class SlackAdapter:
                 name=name,
                 args=args,
                 workspace_thread=str(thread) if thread else None,
+                answer="always",
             )
         )
         await ack()
-        self._tell(channel, user, thread, result.message)
 
     async def _on_mention(self, event: dict[str, Any]) -> None:
         """``@app status`` (or any command: ``@app snooze 2h`` in a conversation's
@@ -492,7 +491,7 @@ class SlackAdapter:
             return
         thread = event.get("thread_ts")
         await self._unrecorded.known(str(thread) if thread else None)
-        result = await self.host.act(
+        await self.host.act(
             OperatorCommand(
                 channel=self.name,
                 event_id=f"mention:{channel}:{event.get('ts')}",
@@ -500,9 +499,9 @@ class SlackAdapter:
                 name=command[0],
                 args=command[1],
                 workspace_thread=str(thread) if thread else None,
+                answer="always",
             )
         )
-        self._tell(channel, user, str(thread) if thread else None, result.message)
 
     async def _on_command(self, ack: AsyncAck, command: dict[str, Any]) -> None:
         """``/support online``: presence and the queue, from anywhere in Slack. The
@@ -661,6 +660,8 @@ class SlackAdapter:
                 return await self._to_customer(delivery)
             if delivery.outbound.kind == "header":
                 return await self._header(delivery)
+            if delivery.outbound.kind == "notice":
+                return await self._notice(delivery)
             return await self._to_workspace(delivery)
         except SlackApiError as exc:
             raise _failure(exc) from None
@@ -819,6 +820,19 @@ class SlackAdapter:
 
     def recorded(self, receipt: Receipt) -> None:
         self._unrecorded.recorded(receipt)
+
+    async def _notice(self, delivery: Delivery) -> Receipt:
+        """The answer to an operator's command, where they gave it, for their eyes
+        only (like a toast)."""
+        assert self.client is not None and self.workspace is not None
+        out = delivery.outbound
+        await self.client.chat_postEphemeral(
+            channel=self.workspace,
+            user=out.operator or "",
+            text=render.escape(out.text[:TEXT_LIMIT]),
+            thread_ts=delivery.thread_ref,
+        )
+        return Receipt(chat_id=self.workspace)
 
     async def _to_workspace(self, delivery: Delivery) -> Receipt:
         assert self.workspace is not None

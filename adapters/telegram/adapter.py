@@ -106,7 +106,6 @@ PREVIEW_CHARS = 1500
 #: tries of a call after a delivery's first, each after the 429 before it ran out
 RETRIES_WITHIN = 8
 #: how long a stopping adapter lets answers to operators' commands wait to go out
-ANSWER_GRACE_SECONDS = 5.0
 CAPTION_LIMIT = 1024
 #: https://core.telegram.org/bots/api#getfile: bots download files up to 20 MB
 DOWNLOAD_LIMIT = 20 * 2**20
@@ -250,8 +249,6 @@ class TelegramAdapter:
         #: the same by topic id, until recorded: an operator quick enough to act in
         #: a topic before that waits for it instead of meeting "no conversation"
         self._unrecorded = UnrecordedThreads()
-        #: answers to operators' commands being sent (``_tell``)
-        self._answers: set[asyncio.Task[None]] = set()
 
     def _chat_key(self, delivery: Delivery) -> str:
         out = delivery.outbound
@@ -393,13 +390,6 @@ class TelegramAdapter:
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._answers:
-            # answers to commands still waiting for the group's limit: a moment, then
-            # they are dropped with a line in the log (``_answer``)
-            _done, late = await asyncio.wait(self._answers, timeout=ANSWER_GRACE_SECONDS)
-            for task in late:
-                task.cancel()
-                log.warning("telegram: an answer to an operator's command was not shown")
         for bot, poller in zip(self.bots, [self._poller, *self._shard_pollers], strict=False):
             if poller is None:
                 continue
@@ -644,22 +634,21 @@ class TelegramAdapter:
         if inbound.workspace_thread is None:
             # the general topic: commands only; chatter there stays there
             if command is not None:
-                result = await self.host.act(
+                await self.host.act(
                     OperatorCommand(
                         channel=self.name,
                         event_id=inbound.event_id,
                         operator_external_id=str(user.id),
                         name=command[0],
                         args=command[1],
+                        # answered in the group only to operators: an outsider's
+                        # command is logged, and the group not spammed
+                        answer="always" if self._is_operator(user.id) else "never",
                     )
                 )
-                if self._is_operator(user.id):
-                    await self._tell(None, result.message, ok=result.ok)
             return
         await self._unrecorded.known(inbound.workspace_thread)
-        result = await self.host.ingest(inbound)
-        if result.ignored and command is not None and self._is_operator(user.id):
-            await self._tell(int(inbound.workspace_thread), result.ignored, ok=False)
+        await self.host.ingest(inbound)  # a command there answers its failures itself
 
     async def _on_button(self, query: CallbackQuery) -> None:
         assert self.host is not None and self.bot is not None
@@ -699,34 +688,14 @@ class TelegramAdapter:
             query.id, text=result.message[:200], show_alert=not result.ok
         )
 
-    async def _tell(self, thread: int | None, text: str, *, ok: bool) -> None:
-        """A short answer to an operator's command, where they typed it: sent aside,
-        so the updates behind the command are not held while the group's limit
-        makes it wait, and tried again after a 429 rather than dropped."""
-        task = asyncio.create_task(self._answer(thread, text, ok=ok))
-        self._answers.add(task)
-        task.add_done_callback(self._answers.discard)
-
-    async def _answer(self, thread: int | None, text: str, *, ok: bool) -> None:
-        assert self.bot is not None and self.workspace is not None
-        icon = "✅" if ok else "⚠️"
-        try:
-            await self._then(
-                lambda: self.bot.send_message(  # type: ignore[union-attr]
-                    self.workspace,  # type: ignore[arg-type]
-                    f"{icon} {escape(text)}",
-                    message_thread_id=thread,
-                )
-            )
-        except (TelegramAPIError, RateLimited) as exc:
-            log.warning("telegram: an answer to an operator's command was not shown: %s", exc)
-
     # -- delivery ---------------------------------------------------------------------------
 
     def cost(self, delivery: Delivery) -> int:
         """Calls ``deliver`` will make, so the outbox claims it only when the limits
         let them all go now (``Limiter.reserve``)."""
         out = delivery.outbound
+        if out.kind == "notice":
+            return 1
         if out.kind == "header":
             # open: create the topic and post the header; refresh: edit header, rename topic
             if not delivery.more:
@@ -761,6 +730,8 @@ class TelegramAdapter:
                 return await self._to_customer(delivery)
             if delivery.outbound.kind == "header":
                 return await self._header(delivery)
+            if delivery.outbound.kind == "notice":
+                return await self._notice(delivery)
             return await self._to_workspace(delivery)
         except TelegramRetryAfter as exc:
             raise RateLimited(float(exc.retry_after), scope="chat") from None
@@ -1124,6 +1095,23 @@ class TelegramAdapter:
             with contextlib.suppress(RateLimited):
                 return await call()
         return await call()
+
+    async def _notice(self, delivery: Delivery) -> Receipt:
+        """The answer to an operator's command, in the topic it was typed in (the
+        general one, or a conversation's: if an admin deleted that meanwhile, the
+        general one)."""
+        assert self.workspace is not None
+        out = delivery.outbound
+        bot = self._bot(self._sender(delivery))
+        text = f"{'✅' if out.ok else '⚠️'} {escape(out.text[: TEXT_LIMIT - 100])}"
+        thread = int(delivery.thread_ref) if delivery.thread_ref else None
+        try:
+            sent = await bot.send_message(self.workspace, text, message_thread_id=thread)
+        except TelegramBadRequest as exc:
+            if thread is None or "thread not found" not in exc.message:
+                raise
+            sent = await self._then(lambda: bot.send_message(self.workspace, text))  # type: ignore[arg-type]
+        return Receipt(external_ids=(str(sent.message_id),), chat_id=str(self.workspace))
 
     async def _to_workspace(self, delivery: Delivery) -> Receipt:
         assert self.workspace is not None
