@@ -66,3 +66,20 @@ def text_with_files(out: Outbound) -> str:
 def uploads(out: Outbound) -> tuple[Attachment, ...]:
     """The files to send as files: those whose origin can give their bytes."""
     return tuple(a for a in out.attachments if a.origin)
+
+
+#: how much of a very long text is shown in the thread, its whole in a file below
+PREVIEW_CHARS = 1500
+
+
+def long_text_preview(text: str) -> str:
+    """The start of a text too long to post in parts (a mail with its history),
+    not cut mid-word, and a line that says the whole is in the file posted below:
+    two messages rather than dozens against a group's or channel's limit."""
+    start = text[:PREVIEW_CHARS]
+    start = start.rsplit(" ", 1)[0] if " " in start else start
+    return f"{start} …\n\n📄 {len(text):,} characters: all of it in the file below"
+
+
+def long_text_file_name(out: Outbound) -> str:
+    return f"message-{out.message_id or 'text'}.txt"

@@ -43,13 +43,15 @@ class Counter(Protocol):
 
 
 class TokenBucket:
-    __slots__ = ("capacity", "rate", "tokens", "updated")
+    __slots__ = ("capacity", "drained", "rate", "tokens", "updated")
 
     def __init__(self, rate_per_second: float, capacity: int, now: float) -> None:
         self.rate = rate_per_second
         self.capacity = float(max(1, capacity))
         self.tokens = self.capacity
         self.updated = now
+        #: when the last 429 set the tokens owed (``drain``)
+        self.drained = float("-inf")
 
     def refill(self, now: float) -> None:
         self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
@@ -76,6 +78,7 @@ class TokenBucket:
         """The platform said wait: owe tokens for that long."""
         self.refill(now)
         self.tokens = min(self.tokens, 1 - seconds * self.rate)
+        self.drained = now
 
     def settle(self, paid: float, now: float, cost: float) -> None:
         """Take back what refilled between the payment and the calls' end, up to the
@@ -87,7 +90,11 @@ class TokenBucket:
         self.tokens -= min(lag * self.rate, min(cost, self.capacity))
 
     def refund(self, paid: float, cost: float) -> None:
-        """The calls paid for were refused: the platform did not count them."""
+        """The calls paid for were refused: the platform did not count them. Unless a
+        429 came since they were paid for (their own, as a rule): its wait says
+        where the bucket stands, and giving the tokens back would cut it short."""
+        if self.drained >= paid:
+            return
         self.tokens = min(self.capacity, self.tokens + min(cost, self.capacity))
 
     def used(self, now: float) -> float:

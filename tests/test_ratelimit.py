@@ -302,3 +302,23 @@ def test_a_window_counts_a_call_from_when_it_ended() -> None:
             return made.waited
 
     assert asyncio.run(story()) == pytest.approx(4.0, abs=0.1)
+
+
+@pytest.mark.parametrize("burst", [1, 3])
+def test_a_refused_call_gives_back_its_place_but_not_the_429s_wait(burst: int) -> None:
+    """A call the platform answered 429 did not count there, so its place comes back
+    (``PacedCall.refused``); the wait the 429 asked for stays. Giving the place back
+    after the hold-off undid it: the next call went at once and met a 429 again, for
+    as long as the channel stayed busy (Slack, a long text's parts)."""
+    fake = FakeTime()
+    limiter = _one_a_second(fake, burst=burst)
+    keys = limiter.keys(_delivery("a"))
+
+    async def story() -> float:
+        async with limiter.call(keys) as made:
+            made.refused = True
+            limiter.penalise_keys(keys, 5.0)
+        async with limiter.call(keys) as made:
+            return made.waited
+
+    assert asyncio.run(story()) == pytest.approx(5.0, abs=0.01)

@@ -35,8 +35,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import normalise, render
 from adapters.slack.config import SlackSection
+from adapters.slack.pacing import POSTS, TIER3, PacedWebClient, is_rate_limited, retry_after
 from gateway.adapter import Host, RateLimit, UnrecordedThreads
-from gateway.cards import file_line, text_with_files, uploads
+from gateway.cards import (
+    file_line,
+    long_text_file_name,
+    long_text_preview,
+    text_with_files,
+    uploads,
+)
 from gateway.config import Config, OperatorConfig
 from gateway.errors import (
     GatewayError,
@@ -57,6 +64,7 @@ from gateway.events import (
     Receipt,
     Sender,
 )
+from gateway.ratelimit import Key, Limiter
 from gateway.textsplit import split_text
 
 log = logging.getLogger(__name__)
@@ -78,6 +86,10 @@ BOLT_LOG.addFilter(_ClientGiven())
 #: Slack shows up to 4,000 characters of a message's text in full; longer is split
 #: (https://docs.slack.dev/reference/methods/chat.postMessage#truncating)
 TEXT_LIMIT = 4000
+#: longer than this, a text goes to a thread as a preview and a file, not in parts
+LONG_TEXT = 3 * TEXT_LIMIT
+#: tries of a delivery's later call that meets a 429 (each waits its Retry-After)
+RETRIES_WITHIN = 4
 #: buttons on the card, as the core's commands
 CARD_ACTIONS = {"claim", "close", "reopen", "transfer", "snooze"}
 #: errors after which retrying cannot help, as operators should read them
@@ -122,6 +134,10 @@ class SlackAdapter:
             RateLimit("channel", rate=1, per_seconds=1.0, burst=3, key=self._post_key, serial=True),
             RateLimit("tier3", rate=50, per_seconds=60.0, burst=10, key=self._tier3_key),
         )
+        #: every call that posts or changes a message waits here (``pacing``),
+        #: deliveries' and the rest alike; the outbox claims by the same counters
+        self.limiter = Limiter(self.rate_limits)
+        self.paces_calls = True
         self.client: AsyncWebClient | None = None
         self.app: AsyncApp | None = None
         self.socket: AsyncSocketModeHandler | None = None
@@ -154,6 +170,15 @@ class SlackAdapter:
     def _tier3_key(self, delivery: Delivery) -> str | None:
         return None if self._posts(delivery) else "tier3"
 
+    def _call_keys(self, method: str, channel: str) -> tuple[Key, ...]:
+        """The counters a call draws from: the same as the deliveries' (``_post_key``,
+        ``_tier3_key``)."""
+        if method in POSTS:
+            return (("channel", "workspace" if channel == self.workspace else f"chat:{channel}"),)
+        if method in TIER3:
+            return (("tier3", "tier3"),)
+        return ()
+
     def cost(self, delivery: Delivery) -> int:
         out = delivery.outbound
         if out.kind in ("edit", "delete"):
@@ -163,22 +188,28 @@ class SlackAdapter:
         group = [delivery, *delivery.more]
         if len(group) > 1 and _texts_only(group):
             return len(split_text(_joined(group), TEXT_LIMIT))
-        calls = sum(
-            len(split_text(text_with_files(d.outbound) or " ", TEXT_LIMIT))
-            + len(uploads(d.outbound))
-            for d in group
-        )
+        calls = sum(self._posts_for(d.outbound) + len(uploads(d.outbound)) for d in group)
         if out.audience == "workspace" and delivery.thread_ref is None:
             calls += 1
         return calls
+
+    @staticmethod
+    def _posts_for(out: Outbound) -> int:
+        text = text_with_files(out)
+        if out.audience == "workspace" and not out.mentions and len(text) > LONG_TEXT:
+            return 2  # a preview and the file
+        return len(split_text(text or " ", TEXT_LIMIT))
 
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self, host: Host) -> None:
         self.host = host
         section = self.section
-        self.client = AsyncWebClient(
-            token=section.bot_token.get_secret_value(), base_url=section.api_base
+        self.client = PacedWebClient(
+            limiter=self.limiter,
+            keys=self._call_keys,
+            token=section.bot_token.get_secret_value(),
+            base_url=section.api_base,
         )
         try:
             auth = await self.client.auth_test()
@@ -670,14 +701,18 @@ class SlackAdapter:
 
     async def _then(self, call: Callable[[], Awaitable[T]]) -> T:
         """A call after the first of a delivery: part of it is already sent, so a 429
-        is waited out here; raising would make the retry send that part again."""
-        for _ in range(4):
+        is waited out here; raising would make the retry send that part again. The
+        429 held off its counter in the limiter (``pacing``), so trying again waits
+        there for its Retry-After, and for any 429 that came for it since."""
+        for _ in range(RETRIES_WITHIN):
             try:
                 return await call()
+            except RateLimited:
+                continue
             except SlackApiError as exc:
-                if exc.response.status_code != 429:
+                if not is_rate_limited(exc):
                     raise
-                await asyncio.sleep(_retry_after(exc))
+                await asyncio.sleep(retry_after(exc))  # a call the limiter does not pace
         return await call()
 
     async def _call(self, call: Callable[[], Awaitable[T]], *, first: bool) -> T:
@@ -905,16 +940,40 @@ class SlackAdapter:
             text += "\n" + render.mention_line(out.mentions, self.config.operators)
             return await self._post_parts(self.workspace, thread, text, name, reply_broadcast=True)
         ids: list[str] = []
-        if shown.text or not uploads(out):
+        if len(shown.text) > LONG_TEXT:
+            ids = await self._post_long(thread, shown, name)
+        elif shown.text or not uploads(out):
             ids = await self._post_parts(self.workspace, thread, text, name)
         await self._upload_all(self.workspace, thread, out, first=not ids)
         return ids
 
+    async def _post_long(self, thread: str, out: Outbound, name: str | None) -> list[str]:
+        """A very long text (a mail with a long history): its start to read at a glance,
+        and the whole of it as a file, two posts rather than dozens at one a second."""
+        assert self.client is not None and self.workspace is not None
+        preview, _ = render.thread_text(replace(out, text=long_text_preview(out.text)))
+        ts = await self._post_text(self.workspace, thread, preview, name)
+        await self._then(
+            lambda: self.client.files_upload_v2(  # type: ignore[union-attr]
+                channel=self.workspace,
+                thread_ts=thread,
+                content=out.text.encode(),
+                filename=long_text_file_name(out),
+                title=long_text_file_name(out),
+            )
+        )
+        return [ts]
+
 
 def _texts_only(group: list[Delivery]) -> bool:
-    return all(
-        d.outbound.kind == "message" and not d.outbound.attachments and d.outbound.text
-        for d in group
+    """A backlog of texts that go out joined (in parts at most three): longer, each
+    goes on its own, a very long one as a preview and a file."""
+    return (
+        all(
+            d.outbound.kind == "message" and not d.outbound.attachments and d.outbound.text
+            for d in group
+        )
+        and len(_joined(group)) <= LONG_TEXT
     )
 
 
@@ -922,19 +981,12 @@ def _joined(group: list[Delivery]) -> str:
     return "\n".join(d.outbound.text for d in group)
 
 
-def _retry_after(exc: SlackApiError) -> float:
-    try:
-        return float(exc.response.headers.get("Retry-After", 1))
-    except (TypeError, ValueError):
-        return 1.0
-
-
 def _failure(exc: SlackApiError) -> Exception:
     """A Web API error as the outbox understands it."""
     status = exc.response.status_code
     error = str(exc.response.get("error") or "")
-    if status == 429 or error == "ratelimited":
-        return RateLimited(_retry_after(exc), scope="chat")
+    if is_rate_limited(exc):
+        return RateLimited(retry_after(exc), scope="chat")
     if status >= 500 or error in TEMPORARY:
         return TemporaryFailure(f"Slack: {status} {error}".strip())
     return PermanentFailure(PERMANENT.get(error, f"Slack: {error or status}"))

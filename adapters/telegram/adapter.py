@@ -53,7 +53,13 @@ from adapters.telegram.pacing import Pacing
 from adapters.telegram.session import JsonSession
 from gateway.actions import parse_command
 from gateway.adapter import Host, RateLimit, UnrecordedThreads
-from gateway.cards import file_line, text_with_files, uploads
+from gateway.cards import (
+    file_line,
+    long_text_file_name,
+    long_text_preview,
+    text_with_files,
+    uploads,
+)
 from gateway.config import Config
 from gateway.errors import (
     GatewayError,
@@ -102,7 +108,6 @@ TEXT_LIMIT = 4096  # https://core.telegram.org/bots/api#sendmessage
 #: a text longer than this goes to the workspace as a preview and a file with all of
 #: it (a 200 KB mail would be 50 messages, minutes of the group's 20 a minute)
 LONG_TEXT = 3 * (TEXT_LIMIT - 100)
-PREVIEW_CHARS = 1500
 #: tries of a call after a delivery's first, each after the 429 before it ran out
 RETRIES_WITHIN = 8
 #: how long a stopping adapter lets answers to operators' commands wait to go out
@@ -1286,17 +1291,14 @@ class TelegramAdapter:
         """A very long text (a mail with a long history): its start to read at a glance,
         and the whole of it as a file, in two messages rather than dozens."""
         assert self.workspace is not None
-        start = text[:PREVIEW_CHARS]
-        start = start.rsplit(" ", 1)[0] if " " in start else start  # not mid-word
-        note = f"📄 {len(text):,} characters: all of it in the file below"
-        preview = replace(out, text=f"{start} …\n\n{note}")
+        preview = replace(out, text=long_text_preview(text))
         sent = await owner.send_message(
             self.workspace,
             render.workspace_text(preview),
             message_thread_id=thread,
             reply_parameters=_reply_parameters(delivery),
         )
-        name = f"message-{out.message_id or 'text'}.txt"
+        name = long_text_file_name(out)
         document = await self._then(
             lambda: owner.send_document(
                 self.workspace,  # type: ignore[arg-type]
