@@ -12,7 +12,7 @@ import gc
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +25,7 @@ from gateway.actions import ActionRegistry
 from gateway.adapter import Adapter, ChannelPlugin
 from gateway.config import Config, LiveConfig
 from gateway.core import Core
-from gateway.errors import ConfigError, PermanentFailure, ShuttingDown
+from gateway.errors import ConfigError, PermanentFailure, ShuttingDown, StoreUnavailable
 from gateway.events import (
     ActionResult,
     Attachment,
@@ -41,6 +41,7 @@ from gateway.plugins import discover_plugins, load
 from storage import Database, Repository
 from storage.migrate import ensure_schema
 from storage.models import Presence
+from storage.repository import is_database_failure
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,18 @@ def _describe_changes(old: Config, new: Config) -> list[str]:
     return changes
 
 
+@contextlib.contextmanager
+def _outage_named() -> Iterator[None]:
+    """A database failure reaches adapters as ``StoreUnavailable``: they retry the
+    event rather than count it against the event (adapters never see storage)."""
+    try:
+        yield
+    except Exception as exc:
+        if is_database_failure(exc):
+            raise StoreUnavailable(f"the database failed: {type(exc).__name__}") from exc
+        raise
+
+
 class _Host:
     """What adapters see of the gateway (the ``Host`` protocol)."""
 
@@ -111,7 +124,8 @@ class _Host:
         self._gateway.check_accepting()
         metrics = self._gateway.metrics
         started = time.perf_counter()
-        result = await self._gateway.core.ingest(inbound)
+        with _outage_named():
+            result = await self._gateway.core.ingest(inbound)
         metrics.ingest_seconds.labels(inbound.channel).observe(time.perf_counter() - started)
         if not result.duplicate and result.ignored is None:
             side = "workspace" if inbound.from_workspace else "customer"
@@ -120,7 +134,8 @@ class _Host:
 
     async def act(self, command: OperatorCommand) -> ActionResult:
         self._gateway.check_accepting()
-        return await self._gateway.core.act(command)
+        with _outage_named():
+            return await self._gateway.core.act(command)
 
     async def thread_opened(
         self, workspace: str, conversation_id: int, thread_ref: str, header_ref: str | None = None

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, replace
 from datetime import timedelta
+from functools import partial
 from typing import Any, NamedTuple, TypeVar
 
 from gateway.actions import ActionContext, ActionRegistry, parse_command
@@ -21,6 +22,7 @@ from gateway.dispatcher import Dispatcher
 from gateway.events import (
     NO_CONVERSATION,
     NOT_AN_OPERATOR,
+    ROBOT_TAG,
     ActionResult,
     Delivery,
     Inbound,
@@ -310,6 +312,7 @@ class Core:
             if joined is not None:
                 return joined
         conversation, opened = await self._conversation_for(tx, customer, inbound)
+        _mark_robot(conversation, robot=inbound.automated, opened=opened == "new")
         now = utcnow()
         message = build(
             Message,
@@ -753,7 +756,30 @@ class Core:
             )
             return await action.handler(context)
 
-        return await self._run(run)
+        try:
+            return await self._run(run)
+        except Exception as exc:
+            if is_database_failure(exc):
+                raise
+            # a bug meeting an unusual command: nothing it did is kept, the operator
+            # hears so, and the command is not taken again and again
+            log.exception(
+                "/%s failed; nothing was changed",
+                command.name,
+                extra={"channel": command.channel},
+            )
+            return await self._run(partial(self._act_failed, command))
+
+    async def _act_failed(self, tx: Transaction, command: OperatorCommand) -> ActionResult:
+        failed = ActionResult(
+            False, f"/{command.name} failed: the gateway met an error (logged); nothing changed."
+        )
+        if await tx.find_event(command.channel, command.event_id) is not None:
+            return failed
+        tx.record_event(command.channel, command.event_id, None)
+        if command.answer != "never":
+            await self.relay.notice(tx, command, failed, None)
+        return failed
 
     # -- deliveries -----------------------------------------------------------------
 
@@ -990,11 +1016,8 @@ class Core:
         opened together share a transaction with the outcomes being recorded."""
 
         async def run(tx: Transaction) -> None:
-            await tx.save_thread(conversation_id, workspace, thread_ref, header_ref, None)
-            thread = await tx.thread(conversation_id, workspace)
-            if thread is not None:
-                # a thread opened anew (its topic deleted): the old header is gone too
-                thread.header_ref = header_ref
+            # a thread opened anew (its topic deleted) replaces the old one's refs
+            tx.thread_opened(conversation_id, workspace, thread_ref, header_ref)
 
         await self._records.run(run, hint=[])
 
@@ -1174,3 +1197,14 @@ class _Lookups:
 def _album_ref(inbound: Inbound) -> str:
     """A ref naming an album, in the same chat as message ids: prefixed, never equal."""
     return f"album:{inbound.album}"
+
+
+def _mark_robot(conversation: Conversation, *, robot: bool, opened: bool) -> None:
+    """A conversation a robot opened (a bounce, an auto-reply, a newsletter) is
+    tagged so: nothing automatic answers it, its closing included (``Dispatcher.
+    resolve``). A person writing in it later lifts the tag."""
+    tags = list(conversation.tags or ())
+    if robot and opened and ROBOT_TAG not in tags:
+        conversation.tags = [*tags, ROBOT_TAG]
+    elif not robot and ROBOT_TAG in tags:
+        conversation.tags = [t for t in tags if t != ROBOT_TAG]

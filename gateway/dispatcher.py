@@ -9,6 +9,7 @@ import logging
 from datetime import datetime, timedelta
 
 from gateway.config import OperatorConfig
+from gateway.events import ROBOT_TAG
 from gateway.relay import Desk, Relay
 from gateway.routing import Candidate, choose
 from gateway.texts import render
@@ -269,6 +270,12 @@ class Dispatcher:
         conversation.offered = None
         tx.touch(conversation)
         lang, default = conversation.language, config.gateway.default_language
+        if ROBOT_TAG in (conversation.tags or ()):
+            # a robot's conversation: no closing text, no rating asked, to a machine
+            await self.relay.system(tx, conversation, f"Closed by {by}.")
+            await self.relay.header(tx, conversation)
+            await self.drain_queue(tx)
+            return
         await self.relay.say(tx, conversation, render(config.texts, "closed", lang, default))
         if config.core.csat.enabled:
             conversation.csat_asked_at = now

@@ -19,6 +19,13 @@ class ShuttingDown(GatewayError):
     """
 
 
+class StoreUnavailable(GatewayError):
+    """The database failed while an event was taken in: nothing was committed, and
+    the event is not to blame. An adapter takes it again later, without counting
+    it among the tries that set a poison event aside (an outage fails every event
+    alike; setting them all aside would lose the lot)."""
+
+
 class ConfigError(GatewayError):
     """The configuration is invalid; ``problems`` holds one line per problem."""
 

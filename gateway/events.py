@@ -6,11 +6,14 @@ native type, so one column holds a Telegram integer and a Slack timestamp alike.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import re
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, Literal
 
 from gateway.errors import InvalidEvent
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 Audience = Literal["customer", "workspace"]
 OutboundKind = Literal["message", "edit", "delete", "header", "notice"]
@@ -96,6 +99,24 @@ class Inbound:
     copyable: bool = True
 
     def __post_init__(self) -> None:
+        # a lone surrogate (a broken client's emoji half) is valid JSON but no
+        # database stores it: it becomes U+FFFD here, once for every channel
+        for name in ("text", "chat_id", "event_id", "subject"):
+            value = getattr(self, name)
+            if value and _SURROGATE.search(value):
+                object.__setattr__(self, name, _SURROGATE.sub("\ufffd", value))
+        sender = self.sender
+        if _SURROGATE.search(sender.display_name + sender.external_id + (sender.username or "")):
+            object.__setattr__(
+                self,
+                "sender",
+                replace(
+                    sender,
+                    external_id=_SURROGATE.sub("\ufffd", sender.external_id),
+                    display_name=_SURROGATE.sub("\ufffd", sender.display_name),
+                    username=_SURROGATE.sub("\ufffd", sender.username or "") or None,
+                ),
+            )
         # an adapter bug caught here names itself, instead of corrupting a conversation
         for name in ("channel", "event_id", "chat_id"):
             if not getattr(self, name):
@@ -140,6 +161,9 @@ class ActionResult:
 #: why a workspace message was not relayed (``IngestResult.ignored``), for adapters
 #: that answer the writer
 NOT_AN_OPERATOR = "the sender is not a configured operator"
+#: the tag of a conversation a robot opened (``Inbound.automated``): nothing
+#: automatic answers it
+ROBOT_TAG = "automated"
 NO_CONVERSATION = "no conversation lives in this thread"
 
 

@@ -83,6 +83,26 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+#: libraries kept at warning whatever the level: their info and debug lines carry
+#: what people wrote (aiosmtpd logs each mail's sender and size, slack-bolt a
+#: refused request's body, aioimaplib and aiosmtplib the protocol lines), or are
+#: chatter (APScheduler logs every tick: the gateway logs what a tick did instead)
+QUIET_LIBRARIES = (
+    "aiosqlite",
+    "asyncio",
+    "sqlalchemy.engine",
+    "alembic",
+    "apscheduler",
+    "mail.log",
+    "aioimaplib",
+    "aiosmtplib",
+    "slack_bolt",
+    "slack_sdk",
+)
+#: and these at error: slack-bolt warns of an unhandled request with its body
+QUIETER_LIBRARIES = ("adapters.slack.bolt",)
+
+
 def setup_logging(
     level: str, secrets: Iterable[str] = (), *, json_lines: bool = False
 ) -> SecretScrubber:
@@ -99,8 +119,8 @@ def setup_logging(
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    # libraries' debug chatter can carry request bodies; keep them at warning (and
-    # APScheduler logs every tick at info: the gateway logs what a tick did instead)
-    for noisy in ("aiosqlite", "asyncio", "sqlalchemy.engine", "alembic", "apscheduler"):
+    for noisy in QUIET_LIBRARIES:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    for noisy in QUIETER_LIBRARIES:
+        logging.getLogger(noisy).setLevel(max(logging.ERROR, root.level))
     return scrubber

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gateway.config.models import TextsSection
+from gateway.texts_builtin import builtin
 
 
 def pick_language(variants: dict[str, str], language: str | None, default: str) -> str:
@@ -20,5 +21,10 @@ def render(
     texts: TextsSection, name: str, language: str | None, default_language: str, **values: object
 ) -> str:
     value = getattr(texts, name)
-    template = value if isinstance(value, str) else pick_language(value, language, default_language)
+    if isinstance(value, dict):
+        template = pick_language(value, language, default_language)
+    elif name in texts.model_fields_set:
+        template = value  # the admin's own words, in the language they chose
+    else:
+        template = builtin(name, language, default_language) or value
     return template.format(**values)

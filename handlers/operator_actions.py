@@ -32,7 +32,12 @@ def parse_duration(text: str) -> timedelta | None:
     if not compact or _DURATION_RE.sub("", compact):
         return None
     units = {"d": timedelta(days=1), "h": timedelta(hours=1), "m": timedelta(minutes=1)}
-    total = sum((int(n) * units[u] for n, u in _DURATION_RE.findall(compact)), start=timedelta(0))
+    try:
+        total = sum(
+            (int(n) * units[u] for n, u in _DURATION_RE.findall(compact)), start=timedelta(0)
+        )
+    except OverflowError:
+        return timedelta.max  # longer than any calendar: too long for whoever asks
     return total or None
 
 
@@ -96,7 +101,7 @@ async def transfer(ctx: ActionContext) -> ActionResult:
         (op for op in ctx.config.operators if wanted in (op.id.lower(), op.name.lower())), None
     )
     if target is None:
-        return ctx.refuse(f"No operator called {ctx.args.strip()!r}.")
+        return ctx.refuse(f"No operator called {ctx.args.strip()[:40]!r}.")
     if conversation.status in FINISHED_STATUSES:
         return ctx.refuse("This conversation is closed; /reopen it first.")
     if target.id == conversation.assignee_id:

@@ -304,6 +304,21 @@ _INSERT_REFS = {
     )
     for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
 }
+#: a thread the platform has just made (``Transaction.thread_opened``): one statement,
+#: no read first; a thread made anew (its topic deleted) replaces the old one's refs
+_OPEN_THREADS = {
+    name: Bulk(
+        insert(WorkspaceThread.__table__).on_conflict_do_update(  # type: ignore[attr-defined]
+            index_elements=["conversation_id", "workspace"],
+            set_={
+                "thread_ref": insert(WorkspaceThread.__table__).excluded.thread_ref,  # type: ignore[attr-defined]
+                "header_ref": insert(WorkspaceThread.__table__).excluded.header_ref,  # type: ignore[attr-defined]
+                "header_card": None,
+            },
+        )
+    )
+    for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
 _THREAD = select(WorkspaceThread).where(
     WorkspaceThread.conversation_id == bindparam("conversation_id"),
     WorkspaceThread.workspace == bindparam("workspace"),
@@ -389,6 +404,8 @@ class Transaction:
         self._events: dict[tuple[str, str], dict[str, Any]] = {}
         self._refs: list[dict[str, Any]] = []
         self._deadlines: list[dict[str, Any]] = []
+        #: threads the platforms have just made (``thread_opened``)
+        self._opened_threads: list[dict[str, Any]] = []
         #: outbox rows recorded sent here: one executemany, like the rows above
         self._sent: list[dict[str, Any]] = []
         #: outbox rows given back to the queue unsent (``hand_back``)
@@ -503,6 +520,7 @@ class Transaction:
             or self._sent
             or self._handed_back
             or self._new_threads
+            or self._opened_threads
             or self._touched
         )
 
@@ -543,6 +561,7 @@ class Transaction:
             ),
             (_INSERT_DEADLINES, self._deadlines),
             (_INSERT_REFS[connection.dialect.name], self._refs),
+            (_OPEN_THREADS[connection.dialect.name], self._opened_threads),
             (_INSERT_OUTBOX, self._outbox),
             (_INSERT_EVENTS, list(self._events.values())),
             (_MARK_SENT, self._sent),
@@ -550,6 +569,7 @@ class Transaction:
             (_TOUCH, list(self._touched.values())),
         )
         self._deadlines, self._refs, self._outbox, self._events = [], [], [], {}
+        self._opened_threads = []
         self._sent, self._handed_back, self._touched = [], [], {}
         for statement, rows in batches:
             await statement.run(connection, rows)
@@ -859,6 +879,8 @@ class Transaction:
     async def thread(self, conversation_id: int, workspace: str) -> WorkspaceThread | None:
         if (conversation_id, workspace) in self._threads:
             return self._threads[(conversation_id, workspace)]
+        if self._opened_threads:
+            await self._write_pending()
         result = await self.session.exec(
             _THREAD, params={"conversation_id": conversation_id, "workspace": workspace}
         )
@@ -872,7 +894,7 @@ class Transaction:
         wanted = set(places)
         if not wanted:
             return {}
-        if self._new_threads:
+        if self._new_threads or self._opened_threads:
             await self._write_pending()
         result = await self.session.exec(
             _THREADS_IN,
@@ -897,6 +919,23 @@ class Transaction:
             .where(WorkspaceThread.workspace == workspace, WorkspaceThread.thread_ref == thread_ref)
         )
         return result.first()
+
+    def thread_opened(
+        self, conversation_id: int, workspace: str, thread_ref: str, header_ref: str | None
+    ) -> None:
+        """A thread the platform has just made, recorded with the transaction's other
+        pending rows in one upsert (no read: this runs once per new conversation,
+        beside the delivery's own record)."""
+        self._threads.pop((conversation_id, workspace), None)  # read again if asked
+        self._opened_threads.append(
+            {
+                "conversation_id": conversation_id,
+                "workspace": workspace,
+                "thread_ref": thread_ref,
+                "header_ref": header_ref,
+                "header_card": None,
+            }
+        )
 
     async def save_thread(
         self,

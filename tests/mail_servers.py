@@ -137,6 +137,18 @@ class Dovecot:
                     )
         return found
 
+    def messages(self, folder: str = "INBOX") -> list[bytes]:
+        """The raw mails in ``folder`` (none when it does not exist)."""
+        import imaplib
+
+        with imaplib.IMAP4("127.0.0.1", self.port) as imap:
+            imap.login(self.user, self.password)
+            status, count = imap.select(folder, readonly=True)
+            if status != "OK" or int(count[0] or 0) == 0:
+                return []
+            _, data = imap.fetch("1:*", "(BODY.PEEK[])")
+        return [item[1] for item in data if isinstance(item, tuple)]
+
 
 def dovecot_available() -> bool:
     return Path(DOVECOT).exists()

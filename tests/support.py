@@ -341,12 +341,15 @@ async def running(config: Config, *adapters: RecordingAdapter) -> AsyncIterator[
         await gateway.stop()
 
 
-async def settle(gateway: Gateway, limit: float = SAFETY_SECONDS) -> None:
-    """Wait until every delivery the gateway could make has been made.
+async def settle(
+    gateway: Gateway, limit: float = SAFETY_SECONDS, only: tuple[str, ...] = ()
+) -> None:
+    """Wait until every delivery the gateway could make has been made (``only``: to
+    those destinations).
 
     The limit only keeps a broken test from hanging; nothing here measures speed.
     """
-    destinations = list(gateway.workers)
+    destinations = list(only or gateway.workers)
     deadline = asyncio.get_running_loop().time() + limit
     while True:
         async with gateway.repository.transaction() as tx:

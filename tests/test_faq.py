@@ -13,6 +13,7 @@ from gateway.config import Config, parse_config
 from gateway.events import OperatorCommand
 from gateway.faq import build_matcher
 from gateway.faq_eval import evaluate, read_cases
+from gateway.texts_builtin import BUILTIN
 from storage import ConversationStatus
 from tests.slack_support import slack_desk
 from tests.support import (
@@ -111,7 +112,8 @@ async def test_no_operator_free_the_faq_answers_in_the_customers_language(
         said = tg.to_customer("chat-ivan")
         assert said[:1] == ["Hello!\n\nYou are number 1 in line."]
         assert said[1].startswith("Доставка триває 2-4 робочі дні.")
-        assert "automatic answer" in said[1]
+        # the built-in footer speaks the customer's language too
+        assert "Це автоматична відповідь" in said[1]
         conv = await conversation(gw, result.conversation_id)
         assert conv.status == ConversationStatus.QUEUED  # still waiting for a person
         # operators see what the bot said, marked
@@ -126,7 +128,7 @@ async def test_no_operator_free_the_faq_answers_in_the_customers_language(
         await gw.core.ingest(tg.customer_says("ivan", "Як повернути товар?", language="uk"))
         await gw.core.ingest(tg.customer_says("ivan", "Забув пароль", language="uk"))
         await settle(gw)
-        answers = [t for t in tg.to_customer("chat-ivan") if "automatic answer" in t]
+        answers = [t for t in tg.to_customer("chat-ivan") if "автоматична відповідь" in t]
         assert len(answers) == 2
         assert answers[1].startswith("You can return any item within 30 days")
 
@@ -183,37 +185,31 @@ async def test_an_unsure_match_offers_questions_and_a_person(sqlite_url: str) ->
         await gw.core.ingest(tg.customer_says("olga", "доставка", language="ru"))
         await settle(gw)
         offer = tg.to_customer("chat-olga")[-1].splitlines()
-        assert offer[0] == "Did you mean one of these? Reply with its number."
+        # the built-in texts in the customer's language (config.toml sets none of them)
+        assert offer[0] == BUILTIN["faq_suggest"]["ru"]
         assert offer[1] == "1. Сколько идет доставка?"
-        assert offer[-1] == "0. None of these: talk to a person"
+        assert offer[-1] == f"0. {BUILTIN['faq_person']['ru']}"
         await gw.core.ingest(tg.customer_says("olga", "2", language="ru"))
         await settle(gw)
         answer = tg.to_customer("chat-olga")[-1]
         assert answer.startswith("Shipping is free over 50 EUR")
-        assert answer.endswith("Did it help? Reply 1 if it did, or 0 to talk to a person.")
+        assert answer.endswith(BUILTIN["faq_feedback"]["ru"])
         # it helped: the conversation is resolved, nobody needs to pick it up
         result = await gw.core.ingest(tg.customer_says("olga", "1", language="ru"))
         await settle(gw)
         assert (await conversation(gw, result.conversation_id)).status == "resolved"
-        assert tg.to_customer("chat-olga")[-2:] == [
-            "Closed, thanks!",
-            "How would you rate our help? Reply with a number from 1 (poor) to 5 (excellent).",
-        ]
+        assert tg.to_customer("chat-olga")[-2:] == ["Closed, thanks!", BUILTIN["csat_ask"]["ru"]]
         # a second unsure question, and this time a person, please
         await gw.core.ingest(tg.customer_says("ivan", "аккаунт", language="ru"))
         await settle(gw)
-        assert tg.to_customer("chat-ivan")[-1].startswith("Did you mean")
+        assert tg.to_customer("chat-ivan")[-1].startswith(BUILTIN["faq_suggest"]["ru"])
         await gw.core.ingest(tg.customer_says("ivan", "0", language="ru"))
         await settle(gw)
-        assert tg.to_customer("chat-ivan")[-1] == (
-            "Of course: a person from our team will answer you here."
-        )
+        assert tg.to_customer("chat-ivan")[-1] == BUILTIN["faq_person_ack"]["ru"]
         # a number with nothing offered is just a message
         await gw.core.ingest(tg.customer_says("ivan", "3", language="ru"))
         await settle(gw)
-        assert tg.to_customer("chat-ivan")[-1] == (
-            "Of course: a person from our team will answer you here."
-        )
+        assert tg.to_customer("chat-ivan")[-1] == BUILTIN["faq_person_ack"]["ru"]
 
 
 ALWAYS_FIRST = '[faq]\nwhen = "always_first"\n' + FAQ
@@ -242,8 +238,5 @@ async def test_choices_are_buttons_in_telegram_and_slack(sqlite_url: str, tmp_pa
         assert [e["value"] for e in actions["elements"]] == ["1", "2", "3", "0"]
         sdesk.sandbox.press(carol, sdesk.sandbox.dm(carol), offer, "pick-0", value="0")
         await eventually(
-            lambda: (
-                sdesk.to_customer(carol)[-1]["text"]
-                == "Of course: a person from our team will answer you here."
-            )
+            lambda: sdesk.to_customer(carol)[-1]["text"] == BUILTIN["faq_person_ack"]["ru"]
         )

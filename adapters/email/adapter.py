@@ -23,14 +23,20 @@ from typing import Any
 import aioimaplib
 import aiosmtplib
 
-from adapters.email import parse
+from adapters.email import parse, quarantine
 from adapters.email.compose import compose
 from adapters.email.config import EmailSection
 from adapters.email.inbound import InboundHandler, Spool, listen
 from gateway.adapter import Host, RateLimit
 from gateway.cards import file_line
 from gateway.config import Config
-from gateway.errors import GatewayError, PermanentFailure, ShuttingDown, TemporaryFailure
+from gateway.errors import (
+    GatewayError,
+    PermanentFailure,
+    ShuttingDown,
+    StoreUnavailable,
+    TemporaryFailure,
+)
 from gateway.events import Attachment, Delivery, FileData, Inbound, Receipt, Sender
 
 log = logging.getLogger(__name__)
@@ -69,6 +75,8 @@ class EmailAdapter:
         self.spool = Spool(section.spool_dir)
         self._stopping = False
         self.connected = asyncio.Event()  # the IMAP reader is logged in (or listening)
+        #: mails whose intake failed, until they are taken or set aside
+        self._tries = quarantine.Tries()
 
     def cost(self, delivery: Delivery) -> int:
         return 1
@@ -94,7 +102,18 @@ class EmailAdapter:
         section = self.section
 
         async def take(raw: bytes, key: str) -> None:
-            await self._take(raw, f"smtp:{key}", locator=f"spool:{key}")
+            try:
+                await self._take(raw, f"smtp:{key}", locator=f"spool:{key}")
+            except (ShuttingDown, StoreUnavailable):
+                raise
+            except Exception as exc:
+                # answered 4xx, the sender tries again later; on the last try, the
+                # mail stays in the spool, set aside, and the sender hears 250
+                if not self._tries.failed(f"smtp:{key}", asyncio.get_running_loop().time()):
+                    self._failed_once(f"smtp:{key}", exc)
+                    raise
+                await self._set_aside(raw, key, exc, where=f"the spool ({self.spool.directory})")
+            self._tries.forget(f"smtp:{key}")
 
         handler = InboundHandler(section.address, self.spool, take)
         try:
@@ -194,6 +213,8 @@ class EmailAdapter:
                 raise
             except ShuttingDown:
                 return
+            except StoreUnavailable as exc:
+                log.warning("email: %s; the mail waits, trying again in %.0fs", exc, pause)
             except (OSError, TimeoutError, ImapFailure, aioimaplib.Abort, aioimaplib.Error) as exc:
                 self.connected.clear()
                 log.warning(
@@ -216,11 +237,16 @@ class EmailAdapter:
     async def _wait(self, imap: aioimaplib.IMAP4, lost: asyncio.Event) -> None:
         """Until new mail may be there: an IDLE push, or the next poll. A connection
         the server closed (or that died) is noticed here, not 25 minutes later."""
+        wait = float(self.section.poll_seconds)
+        retry = self._tries.next_due()
+        if retry is not None:  # a mail that failed is tried again then
+            wait = min(wait, max(0.1, retry - asyncio.get_running_loop().time()))
         if not imap.has_capability("IDLE"):
-            await _first(asyncio.sleep(self.section.poll_seconds), lost.wait())
+            await _first(asyncio.sleep(wait), lost.wait())
         else:
-            idle = await imap.idle_start(timeout=IDLE_RENEW_SECONDS)
-            pushed = await _first(imap.wait_server_push(timeout=IDLE_RENEW_SECONDS), lost.wait())
+            renew = IDLE_RENEW_SECONDS if retry is None else wait
+            idle = await imap.idle_start(timeout=renew)
+            pushed = await _first(imap.wait_server_push(timeout=renew), lost.wait())
             if lost.is_set() or any(b"BYE" in bytes(x) for x in pushed or () if _is_bytes(x)):
                 raise ImapFailure("the server closed the connection")
             imap.idle_done()
@@ -229,16 +255,75 @@ class EmailAdapter:
             raise ImapFailure("the connection was lost")
 
     async def _drain(self, imap: aioimaplib.IMAP4, validity: str) -> None:
-        """Take every unread mail in order; each is marked only once committed."""
+        """Take every unread mail in order; each is marked only once committed. One
+        that fails is tried again later while the rest go on, and set aside after
+        its last try (``quarantine``)."""
         found = await self._ok(imap.uid_search("UNSEEN"))
         uids = [u for u in _text(found.lines[0]).split() if u.isdigit()] if found.lines else []
+        now = asyncio.get_running_loop().time()
         for uid in uids:
+            key = f"{self.section.imap_folder}:{validity}:{uid}"
+            if self._tries.waiting(key, now):
+                continue
             fetched = await self._ok(imap.uid("fetch", uid, "(BODY.PEEK[])"))
             raw = next((bytes(line) for line in fetched.lines if isinstance(line, bytearray)), None)
             if raw is None:
                 continue  # deleted meanwhile
-            await self._take(raw, f"{self.section.imap_folder}:{validity}:{uid}")
+            try:
+                await self._take(raw, key)
+            except (ShuttingDown, StoreUnavailable):
+                raise
+            except Exception as exc:
+                if not self._tries.failed(key, asyncio.get_running_loop().time()):
+                    self._failed_once(key, exc)
+                    continue
+                folder = self.section.quarantine_folder
+                await self._quarantine(imap, uid, raw, quarantine.reason_of(exc))
+                await self._set_aside(raw, quarantine.digest(raw), exc, where=f'folder "{folder}"')
+                continue
+            self._tries.forget(key)
             await self._processed(imap, uid)
+
+    def _failed_once(self, key: str, exc: Exception) -> None:
+        """One line for a mail's failed try, at warning the first time (no text of
+        the mail: the reason's kind only)."""
+        log.log(
+            logging.WARNING if self._tries.first(key) else logging.DEBUG,
+            "email: the mail at %s could not be taken in (%s); it is tried again, and "
+            "the mails after it go on",
+            key,
+            type(exc).__name__,
+        )
+
+    async def _quarantine(self, imap: aioimaplib.IMAP4, uid: str, raw: bytes, reason: str) -> None:
+        """The mail moves to the quarantine folder, marked with why."""
+        folder = self.section.quarantine_folder
+        await imap.create(folder)  # made when missing; an error here means it exists
+        copy = quarantine.marked(raw, quarantine.digest(raw), reason)
+        await self._ok(imap.append(copy, mailbox=folder, flags="(\\Seen)"))
+        await self._ok(imap.uid("store", uid, "+FLAGS", "(\\Seen \\Deleted)"))
+        await self._ok(imap.expunge())
+
+    async def _set_aside(self, raw: bytes, key: str, exc: Exception, *, where: str) -> None:
+        """Operators hear of a mail set aside; the log has it once, at error."""
+        assert self.host is not None
+        reason = quarantine.reason_of(exc)
+        log.error(
+            "email: a mail was set aside in %s after %d tries (%s)",
+            where,
+            quarantine.MAX_TRIES,
+            type(exc).__name__,
+            exc_info=exc,
+        )
+        note = quarantine.notice(raw, key, reason, where, self.name)
+        for attempt in (note, quarantine.unreadable(note)):
+            try:
+                await self.host.ingest(attempt)
+                return
+            except (ShuttingDown, StoreUnavailable):
+                raise
+            except Exception as failure:
+                log.error("email: the note on a mail set aside failed (%s)", type(failure).__name__)
 
     async def _processed(self, imap: aioimaplib.IMAP4, uid: str) -> None:
         await self._ok(imap.uid("store", uid, "+FLAGS", "(\\Seen)"))
@@ -259,15 +344,13 @@ class EmailAdapter:
         assert self.host is not None
         mail = parse.parse(raw, own_address=self.section.address)
         if not mail.sender_address or mail.sender_address == self.section.address:
-            log.info(
-                "email: a mail from %s was skipped (no sender, or our own)",
-                mail.sender_address or "nobody",
-            )
+            log.info("email: a mail without a sender, or from our own address, was skipped")
+            log.debug("email: the mail skipped was from %s", mail.sender_address or "nobody")
             return
         event = f"mid:{mail.message_id}" if mail.message_id else f"uid:{location}"
         locator = locator or mail.message_id or f"uid:{location}"
-        if mail.bounce:
-            await self.host.ingest(
+        if mail.bounce and mail.bounced_id:
+            result = await self.host.ingest(
                 Inbound(
                     channel=self.name,
                     event_id=event,
@@ -277,7 +360,10 @@ class EmailAdapter:
                     failure_of=mail.bounced_id,
                 )
             )
-            return
+            if result.ignored is None:
+                return
+            # not one of ours: shown in its own conversation, like any robot's mail
+            event = f"{event}:unmatched"
         text = mail.text
         if not mail.references and mail.token is None and mail.subject:
             text = f"{mail.subject}\n\n{text}" if text else mail.subject
@@ -334,6 +420,8 @@ class EmailAdapter:
         """A part of a mail, read again from the mailbox (in either folder), or from
         the spool for mail that came over SMTP."""
         locator, _, index = attachment.file_ref.rpartition("#")
+        if locator.startswith("quarantine:") and self.section.inbound == "smtp":
+            locator = "spool:" + locator.removeprefix("quarantine:")  # kept where it was
         if locator.startswith("spool:"):
             raw = await asyncio.to_thread(self.spool.read, locator.removeprefix("spool:"))
             if raw is None:
@@ -362,10 +450,18 @@ class EmailAdapter:
 
     async def _find(self, imap: aioimaplib.IMAP4, locator: str) -> bytes | None:
         folders = [f for f in (self.section.processed_folder, self.section.imap_folder) if f]
+        if locator.startswith("quarantine:"):
+            folders = [self.section.quarantine_folder]
         for folder in folders:
             if (await imap.select(folder)).result != "OK":
                 continue
-            if locator.startswith("uid:"):
+            if locator.startswith("quarantine:"):
+                key = locator.removeprefix("quarantine:")
+                if not key.isalnum():
+                    return None
+                found = await imap.uid_search(f'HEADER {quarantine.ID_HEADER} "{key}"')
+                uids = _text(found.lines[0]).split() if found.result == "OK" and found.lines else []
+            elif locator.startswith("uid:"):
                 _, where, _, uid = locator.split(":", 3)
                 if where != folder:
                     continue

@@ -30,6 +30,9 @@ class EmailSection(BaseModel):
     imap_folder: str = "INBOX"
     #: where processed mail is moved; without it, processed mail is marked \Seen
     processed_folder: str | None = None
+    #: where a mail that cannot be taken in (after a few tries) is moved, with
+    #: X-Gateway-Quarantine-Reason saying why; operators get a note with it attached
+    quarantine_folder: str = Field(default="Quarantine", min_length=1, max_length=200)
     smtp_host: str
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_user: str | None = None

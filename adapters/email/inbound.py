@@ -96,7 +96,7 @@ class InboundHandler:
         except ShuttingDown:
             return "421 4.3.2 The gateway is restarting; please try again later"
         except Exception:
-            log.exception("email: a mail could not be taken in; the sender will retry")
+            # the taker logged why (once); the sending server tries again later
             return "451 4.3.0 Temporary failure; please try again later"
         return "250 OK: taken"
 

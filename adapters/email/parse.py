@@ -7,16 +7,26 @@ that something could not be.
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
 from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
+from typing import Any
 
-#: charsets tried, in order, when a part's declared one is missing or wrong
-FALLBACK_CHARSETS = ("utf-8", "cp1251", "koi8-r", "latin-1")
+#: undeclared 8-bit that is not UTF-8 (in a header, or a part whose declared charset
+#: is missing or wrong): the likeliest of these wins (``_plausibility``), the
+#: earlier on a tie
+GUESSED_CHARSETS = ("cp1251", "koi8-r", "koi8-u", "latin-1")
+SURROGATE = re.compile("[\ud800-\udfff]")
+#: senders that are robots whatever their headers say (RFC 3834 and common use)
+ROBOT_SENDER = re.compile(
+    r"^(mailer-daemon|postmaster|no-?reply|do-?not-?reply|bounces?)([+.\-][^@]*)?@", re.I
+)
 TOKEN = re.compile(r"\[#(\d{1,12})\]")
 MESSAGE_ID = re.compile(r"<[^<>\s]+>")
 
@@ -57,11 +67,12 @@ class ParsedMail:
 def parse(raw: bytes, *, own_address: str = "") -> ParsedMail:
     message = message_from_bytes(raw, policy=policy.default)
     damaged: list[str] = []
+    declared = tuple(c for c in message.get_charsets() if c)
     if message.defects:
         damaged.append(", ".join(type(d).__name__ for d in message.defects[:3]))
-    name, address = _sender(message, damaged)
-    subject = _header(message, "subject", damaged)
-    body, parts = _body(message, damaged)
+    name, address = _sender(message, damaged, declared)
+    subject = _header(message, "subject", damaged, declared)
+    body, parts = _body(message, damaged, declared)
     full = body.strip()
     references = _ids(_header(message, "references", damaged)) + _ids(
         _header(message, "in-reply-to", damaged)
@@ -101,28 +112,93 @@ def _language(message: Message, text: str) -> str | None:
     return None
 
 
-def _header(message: Message, name: str, damaged: list[str]) -> str:
+def _header(message: Message, name: str, damaged: list[str], declared: tuple[str, ...] = ()) -> str:
     try:
-        value = message.get(name)
-        return str(value) if value is not None else ""
+        value = _parsed_header(message, name, declared)
+        return no_surrogates(str(value)) if value is not None else ""
     except Exception as exc:  # a header the policy cannot decode: read it raw
         damaged.append(f"{name}: {type(exc).__name__}")
-        raw = message.get_all(name, failobj=[""])  # type: ignore[arg-type]
-        return str(raw[0]) if raw else ""
+        return readable(_raw_header(message, name) or "", declared)
 
 
-def _sender(message: Message, damaged: list[str]) -> tuple[str, str]:
-    raw = _header(message, "from", damaged)
+def _raw_header(message: Message, name: str) -> str | None:
+    return next((v for k, v in message.raw_items() if k.lower() == name), None)
+
+
+def _parsed_header(message: Message, name: str, declared: tuple[str, ...]) -> Any:
+    """The header as the policy parses it (encoded words decoded, addresses split);
+    undeclared 8-bit bytes in it are first read in their charset (``readable``),
+    which the policy would keep as surrogates or drop."""
+    raw = _raw_header(message, name)
+    if raw is None:
+        return None
+    if SURROGATE.search(raw):
+        return policy.default.header_fetch_parse(name, readable(raw, declared))
+    return message.get(name)
+
+
+def readable(value: str, declared: tuple[str, ...] = ()) -> str:
+    """A header as mail clients show it. The email package keeps undeclared 8-bit
+    bytes as surrogates (which no database takes); they are read as UTF-8 (RFC 6532
+    headers), else in the charsets the mail declares for its parts, else in the
+    likeliest of ``GUESSED_CHARSETS``. Never returns a surrogate."""
+    if not SURROGATE.search(value):
+        return value
+    return decoded(value.encode("utf-8", "surrogateescape"), ("utf-8", *declared))
+
+
+def decoded(raw: bytes, charsets: Sequence[str]) -> str:
+    """Bytes in the first of ``charsets`` they are valid in, else in the likeliest
+    of ``GUESSED_CHARSETS``."""
+    for charset in charsets:
+        try:
+            return raw.decode(charset)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    guesses: list[tuple[int, int, str]] = []
+    for rank, charset in enumerate(GUESSED_CHARSETS):
+        try:
+            text = raw.decode(charset)
+        except UnicodeDecodeError:
+            continue
+        guesses.append((_plausibility(text), -rank, text))
+    return max(guesses)[2] if guesses else raw.decode("utf-8", errors="replace")
+
+
+def _plausibility(text: str) -> int:
+    """How much a decoding reads like words: letter pairs of one script whose second
+    is lower case (words are mostly lower case after their first letter). A wrong
+    Cyrillic charset swaps the cases; Latin-1 turns Cyrillic into accented letters
+    only, so Latin pairs count only with an unaccented letter in them."""
+    score = 0
+    for first, second in itertools.pairwise(text):
+        if not (first.isalpha() and second.isalpha() and second.islower()):
+            continue
+        cyrillic = ("\u0400" <= first <= "\u04ff", "\u0400" <= second <= "\u04ff")
+        if all(cyrillic):
+            score += 1
+        elif not any(cyrillic) and (first.isascii() or second.isascii()):
+            score += 1
+    return score
+
+
+def no_surrogates(text: str) -> str:
+    """The last guard before the database: a surrogate left anywhere becomes U+FFFD."""
+    return SURROGATE.sub("\ufffd", text) if SURROGATE.search(text) else text
+
+
+def _sender(message: Message, damaged: list[str], declared: tuple[str, ...]) -> tuple[str, str]:
+    raw = _header(message, "from", damaged, declared)
     pairs = getaddresses([raw])
     name, address = pairs[0] if pairs else ("", "")
     try:
-        header = message["from"]
+        header = _parsed_header(message, "from", declared)
         if header is not None and getattr(header, "addresses", None):
             first = header.addresses[0]
             name, address = first.display_name or name, first.addr_spec or address
     except Exception:
         pass
-    return name.strip(), address.strip().lower()
+    return readable(name, declared).strip(), no_surrogates(address).strip().lower()
 
 
 def _ids(value: str) -> tuple[str, ...]:
@@ -139,19 +215,42 @@ def _date(message: Message) -> datetime | None:
     return value.astimezone(UTC)
 
 
+#: headers only mailing lists and bulk senders set (RFC 2369, RFC 2919)
+LIST_HEADERS = ("list-id", "list-unsubscribe", "list-post", "list-help", "list-owner")
+
+
 def is_automated(message: Message, sender: str, own_address: str) -> bool:
-    """Mail no robot should answer (RFC 3834 and the usual list and bulk markers)."""
-    auto = str(message.get("auto-submitted") or "no").strip().lower()
-    precedence = str(message.get("precedence") or "").strip().lower()
-    return_path = message.get("return-path")
+    """Mail a robot sent, which no robot should answer: RFC 3834's Auto-Submitted,
+    the list and bulk markers, an empty Return-Path (bounces), reports (RFC 6522:
+    delivery status, read receipts, abuse feedback), auto-replies' own headers, and
+    the senders that are robots by name (mailer-daemon@, postmaster@, no-reply@)."""
+    auto = _plain(message, "auto-submitted") or "no"
+    precedence = _plain(message, "precedence")
+    return_path = _plain(message, "return-path", keep_empty=True)
     return (
-        auto != "no"
-        or precedence in ("bulk", "list", "junk")
-        or message.get("list-id") is not None
-        or (return_path is not None and str(return_path).strip() in ("<>", ""))
-        or bool(message.get("x-autoreply") or message.get("x-autorespond"))
+        auto.lower() != "no"
+        or precedence.lower() in ("bulk", "list", "junk", "auto_reply")
+        or any(message.get(name) is not None for name in LIST_HEADERS)
+        or return_path in ("<>", "")
+        or message.get_content_type() == "multipart/report"
+        or any(
+            message.get(name) is not None
+            for name in ("x-autoreply", "x-autorespond", "x-auto-response-suppress")
+        )
+        or bool(ROBOT_SENDER.match(sender))
         or (bool(own_address) and sender == own_address.lower())
     )
+
+
+def _plain(message: Message, name: str, *, keep_empty: bool = False) -> str:
+    """A header's value stripped; "" when absent (None-like "-" for keep_empty)."""
+    try:
+        value = message.get(name)
+    except Exception:
+        return ""
+    if value is None:
+        return "-" if keep_empty else ""
+    return no_surrogates(str(value)).strip()
 
 
 def decode_part(part: Message) -> str:
@@ -160,15 +259,12 @@ def decode_part(part: Message) -> str:
     if not isinstance(payload, bytes):
         return str(part.get_payload() or "")
     declared = part.get_content_charset()
-    for charset in ((declared,) if declared else ()) + FALLBACK_CHARSETS:
-        try:
-            return payload.decode(charset)
-        except (LookupError, UnicodeDecodeError):
-            continue
-    return payload.decode("utf-8", errors="replace")
+    return decoded(payload, ((declared,) if declared else ()) + ("utf-8",))
 
 
-def _body(message: Message, damaged: list[str]) -> tuple[str, list[MailPart]]:
+def _body(
+    message: Message, damaged: list[str], declared: tuple[str, ...] = ()
+) -> tuple[str, list[MailPart]]:
     plain: str | None = None
     html: str | None = None
     parts: list[MailPart] = []
@@ -177,7 +273,7 @@ def _body(message: Message, damaged: list[str]) -> tuple[str, list[MailPart]]:
             continue
         ctype = part.get_content_type()
         disposition = str(part.get("content-disposition") or "").split(";")[0].strip().lower()
-        filename = _filename(part)
+        filename = _filename(part, declared)
         if ctype in ("message/delivery-status", "message/rfc822", "text/rfc822-headers"):
             continue
         if disposition == "attachment" or ctype not in ("text/plain", "text/html"):
@@ -196,18 +292,18 @@ def _body(message: Message, damaged: list[str]) -> tuple[str, list[MailPart]]:
         elif ctype == "text/html" and html is None:
             html = text
     if plain is not None and plain.strip():
-        return plain, parts
+        return no_surrogates(plain), parts
     if html is not None:
-        return html_to_text(html), parts
-    return plain or "", parts
+        return no_surrogates(html_to_text(html)), parts
+    return no_surrogates(plain or ""), parts
 
 
-def _filename(part: Message) -> str | None:
+def _filename(part: Message, declared: tuple[str, ...] = ()) -> str | None:
     try:
         name = part.get_filename()
     except Exception:
         return None
-    return name.strip() if name else None
+    return readable(name, declared).strip() if name else None
 
 
 def part_bytes(raw: bytes, index: int) -> bytes | None:
@@ -304,8 +400,13 @@ def strip_quotes(text: str) -> str:
 
 
 def _bounce(message: Message, damaged: list[str]) -> tuple[bool, str | None, str]:
-    """A delivery report (RFC 3464): which of our mails failed, and why."""
+    """A delivery report (RFC 3464): which of our mails failed, and why. Other
+    reports (read receipts, RFC 8098) are not bounces: automated mail, shown."""
     if message.get_content_type() != "multipart/report":
+        return False, None, ""
+    kind = str(message.get_param("report-type") or "").lower()
+    has_status = any(p.get_content_type() == "message/delivery-status" for p in message.walk())
+    if kind != "delivery-status" and not has_status:
         return False, None, ""
     original: str | None = None
     reason = ""

@@ -26,7 +26,6 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.errors import SlackApiError
@@ -35,6 +34,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import normalise, render
 from adapters.slack.config import SlackSection
+from adapters.slack.intake import SocketHandler
 from adapters.slack.pacing import POSTS, TIER3, PacedWebClient, is_rate_limited, retry_after
 from gateway.adapter import Host, RateLimit, UnrecordedThreads
 from gateway.cards import (
@@ -50,6 +50,8 @@ from gateway.errors import (
     InvalidEvent,
     PermanentFailure,
     RateLimited,
+    ShuttingDown,
+    StoreUnavailable,
     TemporaryFailure,
 )
 from gateway.events import (
@@ -140,7 +142,7 @@ class SlackAdapter:
         self.paces_calls = True
         self.client: AsyncWebClient | None = None
         self.app: AsyncApp | None = None
-        self.socket: AsyncSocketModeHandler | None = None
+        self.socket: SocketHandler | None = None
         self.host: Host | None = None
         self.bot_user = ""
         self._http: aiohttp.ClientSession | None = None
@@ -244,7 +246,7 @@ class SlackAdapter:
             log.info("slack: http mode, events arrive at %s", section.events_path)
         else:
             assert section.app_token is not None
-            self.socket = AsyncSocketModeHandler(
+            self.socket = SocketHandler(
                 self.app,
                 section.app_token.get_secret_value(),
                 web_client=AsyncWebClient(base_url=section.api_base),
@@ -306,24 +308,31 @@ class SlackAdapter:
     # -- intake ------------------------------------------------------------------------------
 
     async def _on_http(self, request: web.Request) -> web.StreamResponse:
+        """The signature is checked here first, on the raw body: an unsigned request
+        never reaches bolt, whose refusal logs the body (what a customer wrote, or
+        megabytes of a forger's), and a malformed header is a 401, not a 500."""
         assert self.app is not None
+        body = await request.read()
+        if not self._signed(request, body):
+            log.warning("slack: a request with a bad or stale signature was refused")
+            return web.json_response({"error": "invalid request"}, status=401)
         try:
             bolt_request = await to_bolt_request(request)
-        except ValueError:  # bolt parses the body before it checks the signature
-            return self._malformed(request, await request.text())
+        except Exception:  # bolt parses the body, and reads its shape
+            log.warning("slack: a signed request whose body cannot be read was refused")
+            return web.json_response({"error": "malformed body"}, status=400)
         response = await self.app.async_dispatch(bolt_request)
         if response.status == 401:
             log.warning("slack: a request with a bad or stale signature was refused")
         return await to_aiohttp_response(response)
 
-    def _malformed(self, request: web.Request, body: str) -> web.Response:
+    def _signed(self, request: web.Request, body: bytes) -> bool:
         assert self.section.signing_secret is not None
         verifier = SignatureVerifier(self.section.signing_secret.get_secret_value())
-        if not verifier.is_valid_request(body, dict(request.headers)):
-            log.warning("slack: a request with a bad or stale signature was refused")
-            return web.json_response({"error": "invalid request"}, status=401)
-        log.warning("slack: a signed request whose body cannot be read was refused")
-        return web.json_response({"error": "malformed body"}, status=400)
+        try:
+            return verifier.is_valid_request(body, dict(request.headers))
+        except (ValueError, TypeError, OverflowError):  # a timestamp that is no number
+            return False
 
     def _lock(self, channel: str) -> asyncio.Lock:
         """One event at a time per channel, in the order they came: an edit must not
@@ -337,18 +346,30 @@ class SlackAdapter:
         return lock
 
     async def _on_event(self, event: dict[str, Any]) -> None:
-        """Raise (500 / no ack, so Slack retries) only when the event may succeed later."""
-        if event.get("type") == "app_mention":
-            await self._on_mention(event)
-            return
-        if event.get("type") != "message":
-            return
-        channel = str(event.get("channel") or "")
-        async with self._lock(channel):
-            try:
+        """Raise (500 / no ack, so Slack retries) only when the event may succeed later:
+        the gateway stopping, or its database failing. An event that fails for its
+        own sake (a field of an unexpected shape) is logged once and skipped: retried,
+        it would fail the same."""
+        try:
+            if event.get("type") == "app_mention":
+                await self._on_mention(event)
+                return
+            if event.get("type") != "message":
+                return
+            channel = str(event.get("channel") or "")
+            async with self._lock(channel):
                 await self._on_message(channel, event)
-            except InvalidEvent as exc:
-                log.warning("slack: an event that cannot be relayed was dropped: %s", exc)
+        except (ShuttingDown, StoreUnavailable):
+            raise
+        except InvalidEvent as exc:
+            log.warning("slack: an event that cannot be relayed was dropped: %s", exc)
+        except Exception as exc:
+            log.error(
+                "slack: a %s event was skipped: %s",
+                str(event.get("type"))[:40],
+                type(exc).__name__,
+                exc_info=exc,
+            )
 
     def _place(self, event: dict[str, Any], channel: str) -> str | None:
         if channel == self.workspace:

@@ -66,6 +66,7 @@ from gateway.errors import (
     PermanentFailure,
     RateLimited,
     ShuttingDown,
+    StoreUnavailable,
     TemporaryFailure,
 )
 from gateway.events import (
@@ -169,9 +170,10 @@ def _lane(update: Update | dict[str, Any]) -> tuple[object, ...]:
         return ("update",)
     raw = update.get("message") or update.get("edited_message")
     chat = raw.get("chat") if isinstance(raw, dict) else None
-    if isinstance(chat, dict) and "id" in chat:
-        return ("chat", chat["id"], raw.get("message_thread_id"))  # type: ignore[union-attr]
-    return ("update",)
+    if isinstance(chat, dict) and isinstance(chat.get("id"), int | str):
+        thread = raw.get("message_thread_id")  # type: ignore[union-attr]
+        return ("chat", chat["id"], thread if isinstance(thread, int) else None)
+    return ("update",)  # too broken to say whose: a lane of its own kind
 
 
 def _album_key(update: Update | dict[str, Any]) -> tuple[int, str] | None:
@@ -249,6 +251,8 @@ class TelegramAdapter:
         self._stopping = False
         #: why polling does not reach Telegram now (None: it does)
         self._poll_problem: str | None = None
+        #: webhook updates that failed, by id: tries so far (``_give_up_on``)
+        self._webhook_failures: dict[int, int] = {}
         #: topics opened here that the core may not have recorded yet
         self._opened: dict[int, Receipt] = {}
         #: the same by topic id, until recorded: an operator quick enough to act in
@@ -412,6 +416,8 @@ class TelegramAdapter:
         of the buttons it posted)."""
         main = bot is self.bot
         failures: dict[int, int] = {}  # update id -> failed tries
+        #: updates set aside for good, fetched again while an earlier one is retried
+        settled: set[int] = set()
         offset: int | None = None
         pause = 1.0
         while not self._stopping:
@@ -446,7 +452,7 @@ class TelegramAdapter:
             if not updates:
                 continue
             try:
-                retry_from = await self._take(updates, failures)
+                retry_from = await self._take(updates, failures, settled)
             except ShuttingDown:
                 return  # not acknowledged: Telegram gives them again after the restart
             if retry_from is None:
@@ -456,9 +462,13 @@ class TelegramAdapter:
                 # after it come again (those committed meanwhile are known duplicates)
                 offset = retry_from
                 await asyncio.sleep(pause)
+            settled.difference_update([i for i in settled if i < offset])
 
     async def _take(
-        self, updates: list[Update | dict[str, Any]], failures: dict[int, int]
+        self,
+        updates: list[Update | dict[str, Any]],
+        failures: dict[int, int],
+        settled: set[int] | None = None,
     ) -> int | None:
         """Handle one batch of updates; returns the id of the first one that was not
         committed, or None when all were.
@@ -466,8 +476,10 @@ class TelegramAdapter:
         Each chat (each topic, in the operators' group) is a lane: its updates are
         taken one after the other, in order, and its first failure stops it. Lanes
         run side by side, so a batch's customers share transactions
-        (``GroupCommit``) instead of taking one each.
+        (``GroupCommit``) instead of taking one each. An update set aside for good
+        (``settled``) is skipped when it comes again behind one still retried.
         """
+        settled = set() if settled is None else settled
         lanes: dict[tuple[object, ...], list[list[Update | dict[str, Any]]]] = {}
         for unit in albums_together(updates):
             lanes.setdefault(_lane(unit[0]), []).append(unit)
@@ -476,6 +488,8 @@ class TelegramAdapter:
         async def run(lane: list[list[Update | dict[str, Any]]]) -> None:
             for unit in lane:
                 update, update_id = unit[0], _update_id(unit[-1])
+                if update_id in settled:
+                    continue
                 try:
                     if len(unit) == 1:
                         await self.handle_any(update)
@@ -486,10 +500,15 @@ class TelegramAdapter:
                         )
                 except ShuttingDown:
                     raise
-                except Exception:
-                    if not await self._give_up_on(update, update_id, failures):
+                except StoreUnavailable:
+                    # not this update's fault: taken again, its tries not counted
+                    stopped_at.append(_update_id(unit[0]))
+                    return
+                except Exception as exc:
+                    if not await self._give_up_on(update, update_id, failures, exc):
                         stopped_at.append(_update_id(unit[0]))
                         return
+                    settled.add(update_id)
                 failures.pop(update_id, None)
 
         outcomes = await asyncio.gather(
@@ -524,51 +543,66 @@ class TelegramAdapter:
             await self.handle_any(update)
         except ShuttingDown:
             return web.json_response({"error": "restarting"}, status=503)
-        except Exception:
-            log.exception(
-                "telegram: update %s was not committed; Telegram will retry", raw["update_id"]
-            )
-            return web.json_response({"error": "not committed"}, status=500)
+        except StoreUnavailable:
+            log.warning("telegram: update %s waits for the database", raw["update_id"])
+            return web.json_response({"error": "not committed"}, status=500)  # retried
+        except Exception as exc:
+            update_id = raw["update_id"]
+            if not await self._give_up_on(update, update_id, self._webhook_failures, exc):
+                return web.json_response({"error": "not committed"}, status=500)  # retried
+        self._webhook_failures.pop(raw["update_id"], None)
         return web.json_response({"ok": True})
 
     async def _give_up_on(
-        self, update: Update | dict[str, Any], update_id: int, tries: dict[int, int]
+        self,
+        update: Update | dict[str, Any],
+        update_id: int,
+        tries: dict[int, int],
+        failure: Exception,
     ) -> bool:
         """After repeated failures, stop retrying one update so the rest can flow.
 
         A database outage fails every update alike and is retried (the update is fetched
         again); one update that keeps failing (a bug meeting an unusual message) must not
-        hold up every customer behind it. Operators still see that the customer wrote.
+        hold up every customer behind it. Operators still see that the customer wrote,
+        where it is a customer's message. Logged once at warning as it first fails, and
+        once at error, with the traceback, when set aside.
         """
         failures = tries.get(update_id, 0) + 1
         tries[update_id] = failures
-        log.exception(
-            "telegram: update %d was not committed (try %d of %d)",
-            update_id,
-            failures,
-            MAX_UPDATE_TRIES,
-        )
         if failures < MAX_UPDATE_TRIES:
+            log.log(
+                logging.WARNING if failures == 1 else logging.DEBUG,
+                "telegram: update %d was not committed (try %d of %d): %s",
+                update_id,
+                failures,
+                MAX_UPDATE_TRIES,
+                type(failure).__name__,
+            )
             return False
-        raw = (
-            update.model_dump(mode="json", by_alias=True, exclude_none=True)
-            if isinstance(update, Update)
-            else update
-        )
-        placeholder = normalise.unreadable_message(raw)
+        try:
+            raw = (
+                update.model_dump(mode="json", by_alias=True, exclude_none=True)
+                if isinstance(update, Update)
+                else update
+            )
+            placeholder = normalise.unreadable_message(raw)
+        except Exception:
+            placeholder = None
         try:
             if placeholder is not None and self.host is not None:
                 await self.host.ingest(placeholder)
-        except Exception:
-            log.exception(
-                "telegram: not even a placeholder could be stored for update %d", update_id
-            )
+        except StoreUnavailable:
+            log.warning("telegram: update %d waits for the database", update_id)
             return False
+        except Exception:
+            placeholder = None  # not even a placeholder: skipped, with the reason below
         log.error(
             "telegram: gave up on update %d after %d tries; %s",
             update_id,
             failures,
             "operators see a placeholder" if placeholder else "it was skipped",
+            exc_info=failure,
         )
         tries.pop(update_id, None)
         return True
@@ -662,11 +696,11 @@ class TelegramAdapter:
         if picked is not None:
             # a customer tapped one of the choices under our message: their answer
             await self.host.ingest(picked)
-            await bot.answer_callback_query(query.id)
+            await _answer_press(bot, query.id)
             return
         command = normalise.button_command(query)
         if command is None:
-            await bot.answer_callback_query(query.id)
+            await _answer_press(bot, query.id)
             return
         if (
             command.name == "transfer"
@@ -685,13 +719,11 @@ class TelegramAdapter:
                 message_thread_id=int(command.workspace_thread),
                 reply_markup=render.transfer_buttons(others),
             )
-            await bot.answer_callback_query(query.id)
+            await _answer_press(bot, query.id)
             return
         await self._unrecorded.known(command.workspace_thread)
         result = await self.host.act(command)
-        await bot.answer_callback_query(
-            query.id, text=result.message[:200], show_alert=not result.ok
-        )
+        await _answer_press(bot, query.id, text=result.message[:200], show_alert=not result.ok)
 
     # -- delivery ---------------------------------------------------------------------------
 
@@ -1329,3 +1361,13 @@ class TelegramAdapter:
                 message_thread_id=thread,
                 reply_parameters=ReplyParameters(message_id=ref, allow_sending_without_reply=True),
             )
+
+
+async def _answer_press(bot: Bot, query_id: str, **toast: Any) -> None:
+    """Stop the button's spinner (with a toast). What the press did is committed by
+    now: a refusal here ("query is too old", after a restart or a slow commit) must
+    not have the update taken again."""
+    try:
+        await bot.answer_callback_query(query_id, **toast)
+    except (TelegramAPIError, RateLimited) as exc:
+        log.info("telegram: a button press was not answered: %s", type(exc).__name__)

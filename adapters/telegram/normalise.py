@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC
-from typing import Any
 
 from aiogram.types import CallbackQuery, Message, User
 
@@ -117,31 +116,55 @@ def operator_message(
     )
 
 
-def unreadable_message(raw: dict[str, Any]) -> Inbound | None:
-    """A customer's message this aiogram version cannot parse (a newer Bot API kind).
+def unreadable_message(raw: object) -> Inbound | None:
+    """A customer's message this aiogram version cannot parse (a newer Bot API kind),
+    or one whose fields have the wrong shape.
 
     Operators still learn that the customer wrote, instead of the update vanishing.
+    None when it is not a customer's private message, or too broken to say whose:
+    it is then skipped. Never raises, whatever the shape.
     """
+    if not isinstance(raw, dict):
+        return None
     message = raw.get("message") or raw.get("edited_message")
     if not isinstance(message, dict):
         return None
-    chat, user = message.get("chat") or {}, message.get("from") or {}
-    if chat.get("type") != "private" or not user.get("id") or user.get("is_bot"):
+    chat, user = message.get("chat"), message.get("from")
+    if not isinstance(chat, dict) or not isinstance(user, dict):
         return None
-    name = " ".join(filter(None, [user.get("first_name"), user.get("last_name")]))
+    chat_id, user_id, message_id = chat.get("id"), user.get("id"), message.get("message_id")
+    if chat.get("type") != "private" or not _is_id(chat_id) or not _is_id(user_id):
+        return None
+    if user.get("is_bot") is True:
+        return None
+    if not _is_id(message_id):
+        message_id = None  # nothing to copy: operators get the placeholder alone
+    words = [user.get("first_name"), user.get("last_name")]
+    name = " ".join(w for w in words if isinstance(w, str) and w)[:NAME_LIMIT]
+    username = user.get("username")
+    language = user.get("language_code")
+    where = message_id if message_id is not None else f"update-{raw.get('update_id')}"
     return Inbound(
         channel=CHANNEL,
-        event_id=f"{chat.get('id')}:{message.get('message_id')}",
-        chat_id=str(chat.get("id")),
+        event_id=f"{chat_id}:{where}",
+        chat_id=str(chat_id),
         sender=Sender(
-            external_id=str(user["id"]),
-            display_name=name or str(user["id"]),
-            username=user.get("username"),
-            language=user.get("language_code"),
+            external_id=str(user_id),
+            display_name=name or str(user_id),
+            username=username[:NAME_LIMIT] if isinstance(username, str) else None,
+            language=language[:16] if isinstance(language, str) else None,
         ),
         text="[a message this gateway cannot read yet; ask the customer to resend it]",
-        message_id=str(message.get("message_id")),
+        message_id=str(message_id) if message_id is not None else None,
     )
+
+
+#: Telegram's names are at most 64 characters; more is not a real user's
+NAME_LIMIT = 128
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value != 0
 
 
 def button_command(query: CallbackQuery) -> OperatorCommand | None:

@@ -350,6 +350,15 @@ class World:
 
     # -- updates ----------------------------------------------------------------------
 
+    def push_raw(self, body: JSON, bot: JSON | None = None) -> int:
+        """An update of any shape at all (a fuzzer's): ``body`` gets an update_id and
+        goes out as it is. Returns the id."""
+        inbox = self.inbox(bot or self.main_bot)
+        update_id = next(self._update_ids)
+        inbox.updates.append({"update_id": update_id, **body})
+        inbox.new_update.set()
+        return update_id
+
     def push_update(self, kind: str, payload: JSON, bot: JSON | None = None) -> JSON:
         """An update for ``bot`` (the main bot by default)."""
         inbox = self.inbox(bot or self.main_bot)
