@@ -195,3 +195,20 @@ async def test_wrong_shaped_slack_events_never_stop_intake(sqlite_url: str) -> N
         assert ready, checks
         sandbox.post(carol, "still there?")
         await eventually(lambda: stored(desk.gateway, "still there?"), limit=30)
+
+
+async def test_a_slack_message_that_cannot_be_read_leaves_operators_a_placeholder(
+    sqlite_url: str,
+) -> None:
+    async with slack_desk(sqlite_url) as desk:
+        sandbox = desk.sandbox
+        dave = sandbox.add_user("Dave Odd", name="dave")
+        dm = sandbox.dm(dave)
+        event = sandbox.world.message_event(dm, sandbox.world.user_message(dave, dm, "x"))
+        event["files"] = 7  # what no Slack client sends
+        sandbox.emit(sandbox.world.event_callback(event))
+        await eventually(lambda: stored(desk.gateway, PLACEHOLDER))
+        await eventually(lambda: any("could not read" in t for t in desk.texts("Dave Odd")))
+
+
+PLACEHOLDER = "[a message this gateway could not read; ask the customer to resend it]"

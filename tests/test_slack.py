@@ -163,6 +163,9 @@ async def test_forged_or_stale_signatures_get_401_and_store_nothing(sqlite_url: 
             "forged": (now, sign("not-the-secret", now, body)),
             "stale": (stale, sign(sandbox.signing_secret, stale, body)),
             "unsigned": (now, ""),
+            # a timestamp that is no number, or one no clock reaches
+            "not a number": ("soon", sign(sandbox.signing_secret, "soon", body)),
+            "huge": ("9" * 400, sign(sandbox.signing_secret, "9" * 400, body)),
         }
         async with aiohttp.ClientSession() as http:
             for name, (timestamp, signature) in attempts.items():
@@ -174,9 +177,12 @@ async def test_forged_or_stale_signatures_get_401_and_store_nothing(sqlite_url: 
                 async with http.post(url, data=body, headers=headers) as reply:
                     assert reply.status == 401, name
             # rightly signed but malformed, or of a kind nobody asked for: answered, no crash
+            headers["X-Slack-Request-Timestamp"] = now
             for odd in (
                 "{not json",
                 json.dumps({"type": "event_callback", "event": {"type": "tokens_revoked"}}),
+                json.dumps({"type": "event_callback", "event": {"type": 7, "user": [1]}}),
+                json.dumps(["a list", "not an object"]),
             ):
                 headers["X-Slack-Signature"] = sign(sandbox.signing_secret, now, odd)
                 async with http.post(url, data=odd, headers=headers) as reply:

@@ -34,7 +34,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import normalise, render
 from adapters.slack.config import SlackSection
-from adapters.slack.intake import SocketHandler
+from adapters.slack.intake import SocketHandler, shaped
 from adapters.slack.pacing import POSTS, TIER3, PacedWebClient, is_rate_limited, retry_after
 from gateway.adapter import Host, RateLimit, UnrecordedThreads
 from gateway.cards import (
@@ -318,10 +318,14 @@ class SlackAdapter:
             return web.json_response({"error": "invalid request"}, status=401)
         try:
             bolt_request = await to_bolt_request(request)
+            response = None
+            if shaped(bolt_request.body):
+                response = await self.app.async_dispatch(bolt_request)
         except Exception:  # bolt parses the body, and reads its shape
+            response = None
+        if response is None:
             log.warning("slack: a signed request whose body cannot be read was refused")
             return web.json_response({"error": "malformed body"}, status=400)
-        response = await self.app.async_dispatch(bolt_request)
         if response.status == 401:
             log.warning("slack: a request with a bad or stale signature was refused")
         return await to_aiohttp_response(response)
@@ -370,6 +374,31 @@ class SlackAdapter:
                 type(exc).__name__,
                 exc_info=exc,
             )
+            await self._unreadable(event)
+
+    async def _unreadable(self, event: dict[str, Any]) -> None:
+        """A customer's message that could not be taken in: operators still see that
+        they wrote (retried, it would fail the same)."""
+        assert self.host is not None
+        channel, user, ts = event.get("channel"), event.get("user"), event.get("ts")
+        if not (isinstance(channel, str) and isinstance(user, str) and isinstance(ts, str)):
+            return
+        if not channel or not user or self._place(event, channel) != "customer":
+            return
+        try:
+            await self.host.ingest(
+                Inbound(
+                    channel=self.name,
+                    event_id=f"unreadable:{channel}:{ts}",
+                    chat_id=channel,
+                    sender=await self._sender(user),
+                    text="[a message this gateway could not read; ask the customer to resend it]",
+                )
+            )
+        except (ShuttingDown, StoreUnavailable):
+            raise
+        except Exception as exc:
+            log.error("slack: not even a placeholder could be stored: %s", type(exc).__name__)
 
     def _place(self, event: dict[str, Any], channel: str) -> str | None:
         if channel == self.workspace:

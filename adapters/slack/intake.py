@@ -29,6 +29,11 @@ def readable(body: Any, mode: str = "socket_mode") -> bool:
         AsyncBoltRequest(body=body, mode=mode)
     except Exception:
         return False
+    return shaped(body)
+
+
+def shaped(body: Any) -> bool:
+    """Whether a parsed body has the types bolt's listener matchers read as strings."""
     if not isinstance(body, dict) or not isinstance(body.get("type", ""), str):
         return False
     event = body.get("event")
