@@ -770,7 +770,7 @@ class Core:
             )
             return await self._run(partial(self._act_failed, command))
 
-    async def _act_failed(self, tx: Transaction, command: OperatorCommand) -> ActionResult:
+    async def _act_failed(self, command: OperatorCommand, tx: Transaction) -> ActionResult:
         failed = ActionResult(
             False, f"/{command.name} failed: the gateway met an error (logged); nothing changed."
         )

@@ -77,6 +77,11 @@ async def test_telegram_snooze_and_the_wake_up_mention(sqlite_url: str, clock: M
         topic = await eventually(lambda: desk.topic_of("Olga"))
         # the gateway has recorded the topic once it copies Olga's message there
         await eventually(lambda: len(desk.in_topic(topic)) >= 2)
+        # a snooze past any calendar is refused, and Anna is told why, in the topic
+        desk.sandbox.send(desk.anna, "/snooze 1000000000d", chat_id=desk.workspace, thread_id=topic)
+        await eventually(
+            lambda: any("At most 30 days" in (m.get("text") or "") for m in desk.in_topic(topic))
+        )
         desk.sandbox.send(desk.anna, "/snooze 4h", chat_id=desk.workspace, thread_id=topic)
         await eventually(lambda: desk.topic_of("💤"))
         clock.advance(hours=4, minutes=1)

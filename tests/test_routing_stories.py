@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime
 
 import pytest
@@ -400,3 +401,40 @@ async def test_conversations_of_a_burst_are_numbered_without_gaps(database_url: 
         numbers = sorted({first.conversation_id, *(r.conversation_id for r in results)})
         assert numbers == [1, 2, 3, 4, 5]
         assert later.conversation_id == 6
+
+
+async def test_a_bug_in_an_action_changes_nothing_and_the_operator_is_told(
+    sqlite_url: str,
+) -> None:
+    """An action that raises (a bug meeting an unusual argument) keeps nothing it
+    did, answers the operator where they typed, and is not run again when the same
+    command comes back (a platform's retry)."""
+    config = make_config(sqlite_url, ("anna",))
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        await gw.core.ingest(tg.customer_says("olga", "hello"))
+        await settle(gw)
+        action = gw.core.actions.get("close")
+        assert action is not None
+        runs = 0
+
+        async def broken(ctx):  # type: ignore[no-untyped-def]
+            nonlocal runs
+            runs += 1
+            await action.handler(ctx)  # it closes the conversation, then fails
+            raise RuntimeError("a bug")
+
+        gw.core.actions._actions["close"] = replace(action, handler=broken)
+        anna = operator_tg(config, "anna")
+        thread = str((await all_conversations(gw))[0].id)
+        command = OperatorCommand(
+            "telegram", "close-1", anna, "close", workspace_thread=f"T{thread}", answer="always"
+        )
+        result = await gw.core.act(command)
+        assert not result.ok
+        assert (await all_conversations(gw))[0].status == ConversationStatus.ASSIGNED
+        await settle(gw)
+        notices = [d.outbound for d in tg.deliveries if d.outbound.kind == "notice"]
+        assert [(n.ok, "failed" in n.text) for n in notices] == [(False, True)]
+        assert (await gw.core.act(command)).message == "already done"
+        assert runs == 1
