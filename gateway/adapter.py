@@ -114,6 +114,12 @@ class Host(Protocol):
         second thread on restart (the platforms cannot list what a bot opened).
         Raises when it cannot be recorded; the adapter then goes on as before."""
 
+    async def set_aside(self, channel: str, key: str, *, check: bool = False) -> bool:
+        """An item a channel gave up on (an update that always fails), kept so:
+        ``check`` asks whether ``key`` was set aside before (by this process or one
+        before a restart) and records nothing; else it records it. An item set aside
+        stays so: fetched again, it is skipped at its first failure."""
+
     async def fetch(self, attachment: Attachment) -> FileData:
         """The bytes of a file another channel received (``attachment.origin``), so
         that this one can upload it. Raises ``PermanentFailure`` when it cannot be had

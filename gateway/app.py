@@ -137,6 +137,10 @@ class _Host:
         with _outage_named():
             return await self._gateway.core.act(command)
 
+    async def set_aside(self, channel: str, key: str, *, check: bool = False) -> bool:
+        with _outage_named():
+            return await self._gateway.core.set_aside(channel, key, check=check)
+
     async def thread_opened(
         self, workspace: str, conversation_id: int, thread_ref: str, header_ref: str | None = None
     ) -> None:

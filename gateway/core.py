@@ -1008,6 +1008,18 @@ class Core:
 
         await self._records.run(run, hint=[row for row, _receipt, _sent in outcomes])
 
+    async def set_aside(self, channel: str, key: str, *, check: bool = False) -> bool:
+        """``Host.set_aside``: kept among the channel's dedupe keys, as ``aside:<key>``."""
+        event_id = f"aside:{key}"
+
+        async def run(tx: Transaction) -> bool:
+            known = await tx.find_event(channel, event_id) is not None
+            if not known and not check:
+                tx.record_event(channel, event_id)
+            return known
+
+        return await self._run(run)
+
     async def thread_opened(
         self, workspace: str, conversation_id: int, thread_ref: str, header_ref: str | None
     ) -> None:

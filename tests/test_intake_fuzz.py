@@ -15,9 +15,11 @@ import random
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from aiogram.types import Update
 from sqlmodel import select
 
 from gateway.app import Gateway
+from gateway.events import Inbound, IngestResult
 from storage import Message
 from tests.slack_support import slack_desk
 from tests.telegram_support import eventually, telegram_desk
@@ -212,3 +214,47 @@ async def test_a_slack_message_that_cannot_be_read_leaves_operators_a_placeholde
 
 
 PLACEHOLDER = "[a message this gateway could not read; ask the customer to resend it]"
+
+
+async def test_an_update_given_up_on_stays_skipped_after_a_restart(sqlite_url: str) -> None:
+    """Given up on after its tries, an update is kept as set aside: fetched again by
+    a process that has never seen it (after a restart), it is skipped at its first
+    failure instead of being tried again from the start."""
+    async with telegram_desk(sqlite_url) as desk:
+        core = desk.gateway.core
+        real = core.ingest
+        poisoned = 0
+
+        async def ingest(inbound: Inbound) -> IngestResult:
+            nonlocal poisoned
+            if "POISON" in inbound.text:  # a bug that meets this one message
+                poisoned += 1
+                raise RuntimeError("a bug")
+            return await real(inbound)
+
+        core.ingest = ingest  # type: ignore[method-assign]
+        olga = desk.sandbox.add_user("Olga")
+        desk.sandbox.send(olga, "POISON")
+        await eventually(
+            lambda: stored(
+                desk.gateway,
+                "[a message this gateway cannot read yet; ask the customer to resend it]",
+            )
+        )
+        assert poisoned == 5
+        adapter = next(a for a in desk.gateway.adapters if a.name == "telegram")
+        update = Update.model_validate(
+            {
+                "update_id": 1,
+                "message": {
+                    "message_id": 1,
+                    "date": 1_700_000_000,
+                    "chat": {"id": olga["id"], "type": "private", "first_name": "Olga"},
+                    "from": {"id": olga["id"], "is_bot": False, "first_name": "Olga"},
+                    "text": "POISON",
+                },
+            }
+        )
+        # a fresh process: no tries counted, nothing settled in memory
+        assert await adapter._take([update], {}, set(), adapter.main_id) is None
+        assert poisoned == 6  # one try, then skipped: it was set aside before

@@ -452,7 +452,7 @@ class TelegramAdapter:
             if not updates:
                 continue
             try:
-                retry_from = await self._take(updates, failures, settled)
+                retry_from = await self._take(updates, failures, settled, bot.id)
             except ShuttingDown:
                 return  # not acknowledged: Telegram gives them again after the restart
             if retry_from is None:
@@ -469,6 +469,7 @@ class TelegramAdapter:
         updates: list[Update | dict[str, Any]],
         failures: dict[int, int],
         settled: set[int] | None = None,
+        source: int | None = None,
     ) -> int | None:
         """Handle one batch of updates; returns the id of the first one that was not
         committed, or None when all were.
@@ -505,7 +506,7 @@ class TelegramAdapter:
                     stopped_at.append(_update_id(unit[0]))
                     return
                 except Exception as exc:
-                    if not await self._give_up_on(update, update_id, failures, exc):
+                    if not await self._give_up_on(update, update_id, failures, exc, source):
                         stopped_at.append(_update_id(unit[0]))
                         return
                     settled.add(update_id)
@@ -559,6 +560,7 @@ class TelegramAdapter:
         update_id: int,
         tries: dict[int, int],
         failure: Exception,
+        source: int | None = None,
     ) -> bool:
         """After repeated failures, stop retrying one update so the rest can flow.
 
@@ -570,6 +572,12 @@ class TelegramAdapter:
         """
         failures = tries.get(update_id, 0) + 1
         tries[update_id] = failures
+        assert self.host is not None
+        key = f"update:{source or self.main_id}:{update_id}"  # update ids are per bot
+        if failures == 1 and await self._was_set_aside(key):
+            tries.pop(update_id, None)
+            log.info("telegram: update %d was set aside before; skipped", update_id)
+            return True
         if failures < MAX_UPDATE_TRIES:
             log.log(
                 logging.WARNING if failures == 1 else logging.DEBUG,
@@ -597,6 +605,8 @@ class TelegramAdapter:
             return False
         except Exception:
             placeholder = None  # not even a placeholder: skipped, with the reason below
+        with contextlib.suppress(Exception):  # a retry after a restart then costs tries
+            await self.host.set_aside(self.name, key)
         log.error(
             "telegram: gave up on update %d after %d tries; %s",
             update_id,
@@ -606,6 +616,15 @@ class TelegramAdapter:
         )
         tries.pop(update_id, None)
         return True
+
+    async def _was_set_aside(self, key: str) -> bool:
+        """Whether an update failing now was given up on before (then it is skipped at
+        once, not tried again from the start after a restart)."""
+        assert self.host is not None
+        try:
+            return await self.host.set_aside(self.name, key, check=True)
+        except Exception:
+            return False
 
     def _salvage(self, data: Any, bot: Bot) -> list[Update | dict[str, Any]]:
         """Parse a batch update by update, keeping what cannot be parsed as raw data."""
