@@ -106,7 +106,10 @@ class Inbound:
             if value and _SURROGATE.search(value):
                 object.__setattr__(self, name, _SURROGATE.sub("\ufffd", value))
         sender = self.sender
-        if _SURROGATE.search(sender.display_name + sender.external_id + (sender.username or "")):
+        if any(
+            _SURROGATE.search(v or "")
+            for v in (sender.display_name, sender.external_id, sender.username)
+        ):
             object.__setattr__(
                 self,
                 "sender",
@@ -161,6 +164,9 @@ class ActionResult:
 #: why a workspace message was not relayed (``IngestResult.ignored``), for adapters
 #: that answer the writer
 NOT_AN_OPERATOR = "the sender is not a configured operator"
+#: what operators see of a customer's message a channel could not read (a newer
+#: platform kind, a shape the adapter does not know): that the customer wrote
+UNREADABLE_TEXT = "[a message this gateway cannot read; ask the customer to resend it]"
 #: the tag of a conversation a robot opened (``Inbound.automated``): nothing
 #: automatic answers it
 ROBOT_TAG = "automated"

@@ -19,7 +19,7 @@ from aiogram.types import Update
 from sqlmodel import select
 
 from gateway.app import Gateway
-from gateway.events import Inbound, IngestResult
+from gateway.events import UNREADABLE_TEXT, Inbound, IngestResult
 from storage import Message
 from tests.slack_support import slack_desk
 from tests.telegram_support import eventually, telegram_desk
@@ -210,10 +210,10 @@ async def test_a_slack_message_that_cannot_be_read_leaves_operators_a_placeholde
         event["files"] = 7  # what no Slack client sends
         sandbox.emit(sandbox.world.event_callback(event))
         await eventually(lambda: stored(desk.gateway, PLACEHOLDER))
-        await eventually(lambda: any("could not read" in t for t in desk.texts("Dave Odd")))
+        await eventually(lambda: any("cannot read" in t for t in desk.texts("Dave Odd")))
 
 
-PLACEHOLDER = "[a message this gateway could not read; ask the customer to resend it]"
+PLACEHOLDER = UNREADABLE_TEXT
 
 
 async def test_an_update_given_up_on_stays_skipped_after_a_restart(sqlite_url: str) -> None:
@@ -235,12 +235,7 @@ async def test_an_update_given_up_on_stays_skipped_after_a_restart(sqlite_url: s
         core.ingest = ingest  # type: ignore[method-assign]
         olga = desk.sandbox.add_user("Olga")
         desk.sandbox.send(olga, "POISON")
-        await eventually(
-            lambda: stored(
-                desk.gateway,
-                "[a message this gateway cannot read yet; ask the customer to resend it]",
-            )
-        )
+        await eventually(lambda: stored(desk.gateway, UNREADABLE_TEXT))
         assert poisoned == 5
         adapter = next(a for a in desk.gateway.adapters if a.name == "telegram")
         update = Update.model_validate(

@@ -56,6 +56,7 @@ from gateway.errors import (
 )
 from gateway.events import (
     NOT_AN_OPERATOR,
+    UNREADABLE_TEXT,
     Attachment,
     ConversationCard,
     Delivery,
@@ -392,7 +393,7 @@ class SlackAdapter:
                     event_id=f"unreadable:{channel}:{ts}",
                     chat_id=channel,
                     sender=await self._sender(user),
-                    text="[a message this gateway could not read; ask the customer to resend it]",
+                    text=UNREADABLE_TEXT,
                 )
             )
         except (ShuttingDown, StoreUnavailable):

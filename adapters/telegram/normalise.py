@@ -8,7 +8,7 @@ from datetime import UTC
 from aiogram.types import CallbackQuery, Message, User
 
 from adapters.telegram.describe import MEDIA, copyable, describe
-from gateway.events import Attachment, Inbound, OperatorCommand, Sender
+from gateway.events import UNREADABLE_TEXT, Attachment, Inbound, OperatorCommand, Sender
 
 CHANNEL = "telegram"
 
@@ -154,7 +154,7 @@ def unreadable_message(raw: object) -> Inbound | None:
             username=username[:NAME_LIMIT] if isinstance(username, str) else None,
             language=language[:16] if isinstance(language, str) else None,
         ),
-        text="[a message this gateway cannot read yet; ask the customer to resend it]",
+        text=UNREADABLE_TEXT,
         message_id=str(message_id) if message_id is not None else None,
     )
 
