@@ -33,6 +33,7 @@ from gateway.events import (
     Receipt,
 )
 from gateway.feedback import Feedback
+from gateway.language import detect as detect_language
 from gateway.relay import Desk, Relay, _attachment_dict
 from gateway.timers import Timers
 from storage import (
@@ -503,7 +504,10 @@ class Core:
             customer_id=customer.id,
             channel=inbound.channel,
             chat_id=inbound.chat_id,
-            language=customer.language or self.config.gateway.default_language,
+            # what they write, else what their platform says, else the desk's own
+            language=detect_language(inbound.text)
+            or customer.language
+            or self.config.gateway.default_language,
             subject=(inbound.subject or None) and inbound.subject[:512],  # type: ignore[index]
         )
         tx.opened(conversation)

@@ -438,3 +438,18 @@ async def test_a_bug_in_an_action_changes_nothing_and_the_operator_is_told(
         assert [(n.ok, "failed" in n.text) for n in notices] == [(False, True)]
         assert (await gw.core.act(command)).message == "already done"
         assert runs == 1
+
+
+async def test_the_conversation_speaks_what_the_customer_writes(sqlite_url: str) -> None:
+    """The first message decides the language when it is clear, over the app's
+    setting (a Ukrainian with an English phone) and where the platform says nothing
+    (Slack, email); when it is not clear, the setting or the desk's default stands."""
+    config = make_config(sqlite_url, ("anna",))
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        await gw.core.ingest(tg.customer_says("taras", "Де моє замовлення?", language="en"))
+        await gw.core.ingest(tg.customer_says("olga", "Где мой заказ?"))
+        await gw.core.ingest(tg.customer_says("pat", "hi", language="de"))
+        await gw.core.ingest(tg.customer_says("sam", "hi"))
+        languages = [c.language for c in await all_conversations(gw)]
+        assert languages == ["uk", "ru", "de", config.gateway.default_language]

@@ -7,6 +7,7 @@ import string
 import pytest
 
 from gateway.config.models import TextsSection
+from gateway.language import detect
 from gateway.texts import render
 from gateway.texts_builtin import BUILTIN
 
@@ -35,3 +36,24 @@ def test_every_built_in_text_has_its_translations_with_the_same_placeholders(nam
     assert set(BUILTIN[name]) >= {"ru", "uk"}
     for text in BUILTIN[name].values():
         assert {f for _, f, _, _ in string.Formatter().parse(text) if f} == wanted
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("Де моє замовлення?", "uk"),
+        ("Скільки триває доставка?", "uk"),
+        ("Як повернути товар?", "uk"),
+        ("Где мой заказ?", "ru"),
+        ("Сколько идет доставка?", "ru"),
+        ("Забыл пароль", "ru"),
+        ("Where is my order?", "en"),
+        ("Can I pay by card?", "en"),
+        # too little to tell: the platform's setting or the desk's default stands
+        ("hi", None),
+        ("доставка", None),
+        ("12345", None),
+    ],
+)
+def test_the_language_comes_from_what_the_customer_writes(text: str, language: str | None) -> None:
+    assert detect(text) == language
