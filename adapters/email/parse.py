@@ -18,6 +18,8 @@ from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
 from typing import Any
 
+from gateway.language import detect as detect_language
+
 #: undeclared 8-bit that is not UTF-8 (in a header, or a part whose declared charset
 #: is missing or wrong): the likeliest of these wins (``_plausibility``), the
 #: earlier on a tie
@@ -99,17 +101,12 @@ def parse(raw: bytes, *, own_address: str = "") -> ParsedMail:
 
 
 def _language(message: Message, text: str) -> str | None:
-    """Content-Language when it is given; otherwise Ukrainian for text with its own
-    letters, Russian for other Cyrillic, nothing (the default) for the rest."""
+    """Content-Language when it is given; otherwise what the text itself says
+    (``gateway.language``), or nothing (the default)."""
     declared = str(message.get("content-language") or "").split(",")[0].strip().lower()
     if re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]{2,8})?", declared):
         return declared.split("-")[0]
-    lowered = text.lower()
-    if re.search(r"[іїєґ]", lowered):
-        return "uk"
-    if re.search(r"[а-яё]", lowered):
-        return "ru"
-    return None
+    return detect_language(text)
 
 
 def _header(message: Message, name: str, damaged: list[str], declared: tuple[str, ...] = ()) -> str:
