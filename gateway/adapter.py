@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -28,15 +29,18 @@ from gateway.events import (
     Receipt,
 )
 
+log = logging.getLogger(__name__)
+
 
 class UnrecordedThreads:
     """Threads (topics) this process opened whose record has not committed yet.
 
-    The thread appears on the platform as soon as it is posted, and its record
-    commits a moment later (with the outbox worker's next claim): an operator quick
-    enough to answer or press a button in between would meet "no conversation" and
-    lose the reply. Events in such a thread wait here (a while at most) instead; the
-    outbox worker calls ``recorded`` once the record has committed.
+    A thread is recorded the moment the platform has made it (``record``). When that
+    fails (the database out of reach), its record commits only with the delivery's
+    outcome: an operator quick enough to answer or press a button in between would
+    meet "no conversation" and lose the reply. Events in such a thread wait here (a
+    while at most) instead; the outbox worker calls ``recorded`` once the record has
+    committed.
     """
 
     #: how long an event waits for its thread's record
@@ -47,6 +51,23 @@ class UnrecordedThreads:
 
     def opened(self, thread_ref: str) -> None:
         self._waiting[thread_ref] = asyncio.Event()
+
+    async def record(
+        self,
+        host: Host,
+        workspace: str,
+        conversation_id: int,
+        thread_ref: str,
+        header_ref: str | None = None,
+    ) -> None:
+        """Have a thread the platform has just made recorded before anything is
+        posted in it (``Host.thread_opened``), so that a crash before the delivery's
+        outcome commits never opens a second one; unrecorded, it waits here."""
+        try:
+            await host.thread_opened(workspace, conversation_id, thread_ref, header_ref)
+        except Exception as exc:
+            log.warning("%s: thread %s opened, not recorded yet: %s", workspace, thread_ref, exc)
+            self.opened(thread_ref)
 
     def recorded(self, receipt: Receipt) -> None:
         waiting = self._waiting.pop(receipt.thread_ref or "", None)

@@ -7,13 +7,12 @@ the event again, and the dedupe key makes the second time harmless.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, replace
 from datetime import timedelta
 from functools import partial
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 from gateway.actions import ActionContext, ActionRegistry, parse_command
 from gateway.autoreply import AutoReplies
@@ -33,6 +32,7 @@ from gateway.events import (
     Receipt,
 )
 from gateway.feedback import Feedback
+from gateway.groupcommit import GroupCommit
 from gateway.language import detect as detect_language
 from gateway.relay import Desk, Relay, _attachment_dict
 from gateway.timers import Timers
@@ -65,88 +65,6 @@ UNCOPYABLE_SIDE = "original"
 ALBUM_WAIT_SECONDS = 1.5
 #: message refs naming the album a message holds (not a platform message id)
 ALBUM_SIDE = "album"
-
-
-class GroupCommit:
-    """Units of work that arrive while a transaction runs share the next one.
-
-    A platform hands over updates in bursts (Telegram up to 100 per poll), and a
-    transaction's begin, commit and deadline planning cost more than most of the
-    work in it; running the burst as one transaction pays them once. Each caller
-    still returns only after its own work has committed. When the shared
-    transaction fails, each unit runs again alone, so one bad event never holds
-    back the others (every unit is safe to repeat: nothing of the failed
-    transaction was kept).
-    """
-
-    def __init__(
-        self,
-        run: Callable[[Callable[[Transaction], Awaitable[object]]], Awaitable[object]],
-        limit: int = 100,
-        prepare: Callable[[Transaction, list[object]], Awaitable[None]] | None = None,
-    ) -> None:
-        self._transact = run
-        self._limit = limit
-        #: reads ahead, once per shared transaction, what its units will ask for
-        #: (given each unit's hint); alone, a unit reads for itself
-        self._prepare = prepare
-        self._waiting: list[_Unit] = []
-        self._task: asyncio.Task[None] | None = None
-
-    async def run(self, work: Callable[[Transaction], Awaitable[T]], hint: object = None) -> T:
-        future: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Unit(work, future, hint))
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._drain())
-        return await future
-
-    async def _drain(self) -> None:
-        batch: list[_Unit] = []
-        try:
-            while self._waiting:
-                batch = self._waiting[: self._limit]
-                del self._waiting[: self._limit]
-                if len(batch) > 1:
-                    try:
-                        results = await self._transact(self._all(batch))
-                    except Exception as exc:
-                        log.info("a shared transaction failed (%s); its units run alone", exc)
-                    else:
-                        for unit, result in zip(batch, results, strict=True):  # type: ignore[call-overload]
-                            if not unit.future.done():
-                                unit.future.set_result(result)
-                        continue
-                for unit in batch:
-                    try:
-                        result = await self._transact(unit.work)
-                    except Exception as exc:
-                        if not unit.future.done():
-                            unit.future.set_exception(exc)
-                    else:
-                        if not unit.future.done():
-                            unit.future.set_result(result)
-        except BaseException:
-            # cancelled (shutdown): nobody may wait for an answer that never comes
-            for unit in [*batch, *self._waiting]:
-                unit.future.cancel()
-            self._waiting.clear()
-            raise
-        finally:
-            self._task = None
-
-    def _all(self, batch: list[_Unit]) -> Callable[[Transaction], Awaitable[list[object]]]:
-        async def each(tx: Transaction) -> list[object]:
-            if self._prepare is not None:
-                await self._prepare(tx, [unit.hint for unit in batch])
-            return [await unit.work(tx) for unit in batch]
-
-        return each
-
-
-class _Unit(NamedTuple):
-    work: Callable[[Transaction], Awaitable[object]]
-    future: asyncio.Future
-    hint: object
 
 
 class Core:
@@ -717,7 +635,7 @@ class Core:
                 return ActionResult(True, "already done")
             result = await perform(tx)
             tx.record_event(command.channel, command.event_id, about)
-            if command.answer == "always" or (command.answer == "failures" and not result.ok):
+            if command.answered(result.ok):
                 await self.relay.notice(tx, command, result, about)
             return result
 
@@ -781,7 +699,7 @@ class Core:
         if await tx.find_event(command.channel, command.event_id) is not None:
             return failed
         tx.record_event(command.channel, command.event_id, None)
-        if command.answer != "never":
+        if command.answered(failed.ok):
             await self.relay.notice(tx, command, failed, None)
         return failed
 

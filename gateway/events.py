@@ -151,6 +151,10 @@ class OperatorCommand:
     workspace_thread: str | None = None
     answer: Answer = "never"
 
+    def answered(self, ok: bool) -> bool:
+        """Whether a result that worked (``ok``) or not is posted back (``answer``)."""
+        return self.answer == "always" or (self.answer == "failures" and not ok)
+
 
 @dataclass(frozen=True)
 class ActionResult:

@@ -10,8 +10,9 @@ from sqlalchemy import event
 from sqlmodel import select
 
 from gateway.adapter import RateLimit
-from gateway.core import Core, GroupCommit
+from gateway.core import Core
 from gateway.events import Delivery, Outbound, Receipt
+from gateway.groupcommit import GroupCommit
 from gateway.ratelimit import SERIAL_WINDOW, Limiter
 from storage import Database, Repository, Transaction
 from storage.migrate import upgrade

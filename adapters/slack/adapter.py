@@ -893,15 +893,8 @@ class SlackAdapter:
             )
         receipt = Receipt(thread_ref=ts, header_ref=ts, chat_id=self.workspace)
         self._opened[conversation_id] = receipt
-        # recorded before anything is posted in it, so that a crash before the
-        # delivery's outcome commits never posts a second card; unrecorded (the
-        # database out of reach), events in it wait for the outcome's record
         assert self.host is not None
-        try:
-            await self.host.thread_opened(self.name, conversation_id, ts, ts)
-        except Exception as exc:
-            log.warning("slack: thread %s opened, not recorded yet: %s", ts, exc)
-            self._unrecorded.opened(ts)
+        await self._unrecorded.record(self.host, self.name, conversation_id, ts, ts)
         return receipt
 
     def recorded(self, receipt: Receipt) -> None:

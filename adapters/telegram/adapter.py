@@ -1089,7 +1089,8 @@ class TelegramAdapter:
             raise
         thread = topic.message_thread_id
         self._opened[conversation_id] = Receipt(thread_ref=str(thread), chat_id=str(self.workspace))
-        await self._remember(conversation_id, str(thread))
+        assert self.host is not None
+        await self._unrecorded.record(self.host, self.name, conversation_id, str(thread))
         try:
             header = await self._post_header(thread, card, bot, conversation_id=conversation_id)
         except (
@@ -1105,18 +1106,6 @@ class TelegramAdapter:
         receipt = Receipt(thread_ref=str(thread), header_ref=header, chat_id=str(self.workspace))
         self._opened[conversation_id] = receipt
         return receipt
-
-    async def _remember(self, conversation_id: int, thread: str) -> None:
-        """Have the topic recorded before anything is posted in it, so that a crash
-        before the delivery's outcome commits never opens a second one. Unrecorded
-        (the database is out of reach), it is remembered here until the outcome is,
-        and events in it wait for that (``_unrecorded``)."""
-        assert self.host is not None
-        try:
-            await self.host.thread_opened(self.name, conversation_id, thread)
-        except Exception as exc:
-            log.warning("telegram: topic %s opened, not recorded yet: %s", thread, exc)
-            self._unrecorded.opened(thread)
 
     async def _post_header(
         self,
