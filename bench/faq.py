@@ -2,10 +2,10 @@
 
     python -m bench.faq
 
-Builds 500 entries from the test fixture's 22 (each copied with its phrasings
-varied, so the index is as large and as varied as a real 500-entry FAQ would be)
-and times the test fixture's 207 questions against it. Prints figures; asserts
-nothing.
+Builds 500 entries from the evaluation set's 30 (bench/faq_set/faq.toml: each
+copied with its example questions and answers varied, so the index is as large
+and as varied as a real 500-entry FAQ would be) and times the set's 666
+questions against it. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import time
 import tomllib
 from pathlib import Path
 
-from gateway.faq import Entry, Matcher
+from gateway.faq import Entry, Matcher, answers_of
 from gateway.faq_eval import read_cases
 
-FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
+SET = Path(__file__).resolve().parent / "faq_set"
 FILLERS = [
     "please",
     "quickly",
@@ -35,25 +35,39 @@ FILLERS = [
 
 
 def entries(count: int) -> list[Entry]:
-    base = tomllib.loads((FIXTURES / "faq.toml").read_text())["faq"]["entries"]
+    base = tomllib.loads((SET / "faq.toml").read_text(encoding="utf-8"))["faq"]["entries"]
     rng = random.Random(7)
     made = []
     for number in range(count):
         source = base[number % len(base)]
-        questions = tuple(
-            f"{q} {rng.choice(FILLERS)} {number}" if number >= len(base) else q
-            for q in source["questions"]
+
+        def vary(text: str, number: int = number) -> str:
+            return f"{text} {rng.choice(FILLERS)} {number}" if number >= len(base) else text
+
+        made.append(
+            Entry(
+                f"{source['id']}-{number}",
+                tuple(vary(q) for q in source["questions"]),
+                tuple(source.get("keywords", ())),
+                tuple(vary(a) for a in answers_of(source["answer"])),
+            )
         )
-        made.append(Entry(f"{source['id']}-{number}", questions, tuple(source.get("keywords", ()))))
     return made
 
 
-def measure(rounds: int = 5) -> dict[str, float]:
-    """Questions per second against 500 entries (and the time to build the index)."""
+def measure(rounds: int = 3, count: int = 500) -> dict[str, float]:
+    """Questions per second against ``count`` entries (and the time to build the index)."""
+    made = entries(count)
     started = time.perf_counter()
-    matcher = Matcher(entries(500))
+    matcher = Matcher(made)
     built = time.perf_counter() - started
-    questions = [text for text, _ in read_cases(FIXTURES / "faq_eval.csv")]
+    questions = [case.text for case in read_cases(SET / "questions.csv")]
+    # the first pass meets every word for the first time (the misspelling lookups
+    # are remembered after); the rounds after it are a gateway that has run a while
+    started = time.perf_counter()
+    for text in questions:
+        matcher.match(text, limit=3)
+    first = time.perf_counter() - started
     started = time.perf_counter()
     for _ in range(rounds):
         for text in questions:
@@ -61,11 +75,12 @@ def measure(rounds: int = 5) -> dict[str, float]:
     elapsed = time.perf_counter() - started
     total = rounds * len(questions)
     return {
-        "entries": 500,
-        "phrasings": sum(len(e.questions) for e in entries(500)),
+        "entries": count,
+        "phrasings": sum(len(e.questions) for e in made),
         "build_ms": built * 1000,
         "questions": total,
         "questions_per_s": total / elapsed,
+        "first_pass_per_s": len(questions) / first,
         "us_per_question": elapsed / total * 1e6,
     }
 
@@ -81,6 +96,7 @@ def main() -> None:
     )
     print(f"matching: {r['questions']:.0f} questions = {r['questions_per_s']:,.0f} questions/s")
     print(f"per question: {r['us_per_question']:.0f} µs")
+    print(f"first pass (every word new): {r['first_pass_per_s']:,.0f} questions/s")
 
 
 if __name__ == "__main__":

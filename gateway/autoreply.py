@@ -13,7 +13,7 @@ import logging
 
 from gateway.config.models import FaqSection
 from gateway.dispatcher import Dispatcher
-from gateway.faq import Match, Matcher, build_matcher, decide, word_count
+from gateway.faq import Match, Matcher, build_matcher, decide
 from gateway.relay import Desk, Relay
 from gateway.texts import pick_language, render
 from storage import Conversation, ConversationStatus, Direction, Message, Transaction, build
@@ -69,9 +69,7 @@ class AutoReplies:
             return False
         allowed = self._allowed(conversation.channel)
         found = self.matcher().match(text, limit=3, allowed=allowed)
-        decision = decide(
-            found, section.threshold, section.suggest_threshold, words=word_count(text)
-        )
+        decision = decide(found, section.threshold, section.suggest_threshold)
         if decision.answer is not None:
             await self._send(
                 tx, conversation, decision.answer.entry_id, score=decision.answer.score

@@ -210,8 +210,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _share(value: str) -> float:
+    try:
+        share = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not 0 < share <= 1:
+        raise argparse.ArgumentTypeError(f"{value} is not between 0 and 1")
+    return share
+
+
 def cmd_faq_ask(args: argparse.Namespace) -> int:
-    from gateway.faq import build_matcher, decide, word_count
+    from gateway.faq import build_matcher, decide
+    from gateway.faq_explain import explain
 
     try:
         config = _load(args.config, channels=False)
@@ -221,28 +232,19 @@ def cmd_faq_ask(args: argparse.Namespace) -> int:
     if not section.entries:
         print(f"{config.path}: no FAQ entries ([[faq.entries]])", file=sys.stderr)
         return EXIT_FAILURE
-    matches = build_matcher(section).match(args.question, limit=max(3, args.limit))
-    decision = decide(
-        matches, section.threshold, section.suggest_threshold, words=word_count(args.question)
-    )
-    if not matches:
-        print("no match at all")
-    for match in matches[: args.limit]:
-        if decision.answer == match:
-            verdict = "answers"
-        elif match in decision.offer:
-            verdict = "offered (unsure)"
-        else:
-            verdict = "below the thresholds"
-        print(f"{match.score:.3f}  {match.entry_id:<24} {verdict}  (like {match.question!r})")
+    matcher = build_matcher(section)
+    matches = matcher.match(args.question, limit=max(3, args.limit))
+    decision = decide(matches, section.threshold, section.suggest_threshold)
+    print("\n".join(explain(matcher, section, args.question, matches[: args.limit], decision)))
     return EXIT_OK
 
 
 def cmd_faq_eval(args: argparse.Namespace) -> int:
+    import json
     from pathlib import Path
 
     from gateway.faq import build_matcher
-    from gateway.faq_eval import evaluate, read_cases
+    from gateway.faq_eval import outcomes, read_cases, report_json, report_lines, unknown_ids
 
     try:
         config = _load(args.config, channels=False)
@@ -250,12 +252,25 @@ def cmd_faq_eval(args: argparse.Namespace) -> int:
         return _problems(error)
     try:
         cases = read_cases(Path(args.file))
-    except (OSError, ValueError) as error:
-        print(error, file=sys.stderr)
+    except (OSError, ValueError, UnicodeDecodeError) as error:
+        print(f"{args.file}: {error}", file=sys.stderr)
         return EXIT_FAILURE
     section = config.core.faq
-    report = evaluate(build_matcher(section), section, cases)
-    print("\n".join(report.lines()))
+    unknown = unknown_ids(cases, section)
+    if unknown:
+        print(
+            f"{args.file}: expected entries the FAQ in {config.path} does not have: "
+            + ", ".join(unknown),
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    results = outcomes(build_matcher(section), section, cases)
+    if args.json:
+        print(
+            json.dumps(report_json(results, section, args.precision), ensure_ascii=False, indent=1)
+        )
+    else:
+        print("\n".join(report_lines(results, section, args.precision, wrong_only=args.wrong)))
     return EXIT_OK
 
 
@@ -334,15 +349,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     faq = sub.add_parser("faq", help="try the FAQ: ask it, or measure it on a set of questions")
     faq_sub = faq.add_subparsers(dest="faq_command", required=True, metavar="ACTION")
-    ask = faq_sub.add_parser("ask", help="the best matches for a question, with their scores")
+    ask = faq_sub.add_parser(
+        "ask", help="what the FAQ does with a question, and why: words matched, scores, margin"
+    )
     ask.add_argument("--config", default=DEFAULT_CONFIG)
     ask.add_argument("--limit", type=int, default=3)
     ask.add_argument("question")
     ask.set_defaults(func=cmd_faq_ask)
     ev = faq_sub.add_parser(
-        "eval", help="precision, recall and wrong answers on a CSV of text,expected"
+        "eval",
+        help="precision and recall at several thresholds on a CSV of text,expected[,language,kind]",
     )
     ev.add_argument("--config", default=DEFAULT_CONFIG)
+    ev.add_argument("--json", action="store_true", help="the whole result as JSON")
+    ev.add_argument(
+        "--precision",
+        type=_share,
+        metavar="P",
+        help="also find the lowest threshold whose answers are at least P right (0-1)",
+    )
+    ev.add_argument(
+        "--wrong", action="store_true", help="list only the questions answered wrongly or missed"
+    )
     ev.add_argument("file")
     ev.set_defaults(func=cmd_faq_eval)
     return parser

@@ -232,6 +232,8 @@ class Core:
                 return joined
         conversation, opened = await self._conversation_for(tx, customer, inbound)
         _mark_robot(conversation, robot=inbound.automated, opened=opened == "new")
+        if not conversation.language_sure and opened != "new":
+            _learn_language(conversation, inbound.text)
         now = utcnow()
         message = build(
             Message,
@@ -416,6 +418,7 @@ class Core:
             and utcnow() - latest.resolved_at <= reopen_window
         ):
             return latest, "reopened"
+        written = detect_language(inbound.text)
         conversation = build(
             Conversation,
             id=await tx.new_id(Conversation),
@@ -423,9 +426,8 @@ class Core:
             channel=inbound.channel,
             chat_id=inbound.chat_id,
             # what they write, else what their platform says, else the desk's own
-            language=detect_language(inbound.text)
-            or customer.language
-            or self.config.gateway.default_language,
+            language=written or customer.language or self.config.gateway.default_language,
+            language_sure=written is not None,
             subject=(inbound.subject or None) and inbound.subject[:512],  # type: ignore[index]
         )
         tx.opened(conversation)
@@ -1131,6 +1133,15 @@ class _Lookups:
 def _album_ref(inbound: Inbound) -> str:
     """A ref naming an album, in the same chat as message ids: prefixed, never equal."""
     return f"album:{inbound.album}"
+
+
+def _learn_language(conversation: Conversation, text: str) -> None:
+    """A conversation that began with words too few to tell ("hi") takes the
+    language of the first message that does tell, and keeps it."""
+    written = detect_language(text)
+    if written is not None:
+        conversation.language = written
+        conversation.language_sure = True
 
 
 def _mark_robot(conversation: Conversation, *, robot: bool, opened: bool) -> None:

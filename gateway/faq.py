@@ -1,80 +1,36 @@
 """FAQ matching: which configured answer (if any) a customer's question asks for.
 
-Precision over recall: a wrong automatic answer annoys more than none. Every
-example phrasing of every entry is indexed as a bag of character trigrams of its
-stemmed words (Snowball: Russian for Cyrillic, which also takes most Ukrainian
-endings; English for Latin), weighted by TF-IDF. Trigrams absorb typos and the
-endings a stemmer misses; stems absorb inflection; a bag ignores word order. The
-score is the best cosine similarity over an entry's phrasings, a number in [0, 1],
-plus a small bonus for a configured keyword. Everything is deterministic and local:
-nothing is downloaded.
+Precision over recall: a wrong automatic answer annoys more than none. Each entry
+is one bag of word stems (``gateway.faq_words``: folded, transliterated, cut) and
+of the ideas they stand for (``gateway.faq_lexicon``, which carries a question
+across English, Russian and Ukrainian and across synonyms), from its example
+questions and keywords (and its answers' words, if ``Tuning.answer_weight`` says
+so). Stems are weighted by how few entries have them (IDF), so the word that
+tells two entries apart counts most.
+
+A question's words are looked up in the FAQ's vocabulary: a stem the FAQ has
+counts fully; a misspelt word counts as the known word closest in letters
+(character trigrams, or one letter added, dropped or swapped), by how close it
+is; a word the FAQ does not know at all weighs the question down, so "how long
+is this cable" does not answer "how long does delivery take". The score is the
+cosine of the two bags, in [0, 1]. An entry's ``not`` words rule it out.
+Everything is deterministic and local.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
-import snowballstemmer
+from gateway.faq_lexicon import marks
+from gateway.faq_spelling import Spelling
+from gateway.faq_words import readings, skeletons, stem, words
 
 if TYPE_CHECKING:
     from gateway.config.models import FaqSection
-
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
-_CYRILLIC = re.compile(r"[а-яёіїєґ]")
-#: words that say nothing about what is asked; dropped before scoring
-STOPWORDS = frozenset(
-    """
-    a an the is are was be been to of in on at for and or but i you we my me your our it
-    this that do does did can could would will please hi hello hey there how what when
-    where why which who whom with from by about as so if not no yes any some just
-    и в во на не что как где когда почему зачем ли же бы а но или у к ко с со о об от
-    до по за из для я мне меня мы вы вас вам ты тебя это этот эта есть был была было
-    можно пожалуйста здравствуйте привет добрый день скажите подскажите мой моя мое мои
-    і й та або але що як де коли чому чи ж би з зі із до від по за для я мені мене ми
-    ви вас вам ти тебе це цей ця є був була було можна будь ласка вітаю привіт добрий
-    скажіть підкажіть мій моя моє мої
-    """.split()
-)
-
-
-@lru_cache(maxsize=1)
-def _stemmers() -> tuple[snowballstemmer.stemmer, snowballstemmer.stemmer]:
-    return snowballstemmer.stemmer("russian"), snowballstemmer.stemmer("english")
-
-
-def normalise(text: str) -> list[str]:
-    """Lower-cased words, ё as е, without stopwords, stemmed."""
-    words = _WORD.findall(text.lower().replace("ё", "е"))
-    return [_stem(w) for w in words if w not in STOPWORDS]
-
-
-def word_count(text: str) -> int:
-    """Words as written, stopwords included: "where is my order" is four."""
-    return len(_WORD.findall(text))
-
-
-@lru_cache(maxsize=50_000)
-def _stem(word: str) -> str:
-    russian, english = _stemmers()
-    return (russian if _CYRILLIC.search(word) else english).stemWord(word)
-
-
-def trigrams(stems: Iterable[str]) -> dict[str, int]:
-    counts: dict[str, int] = defaultdict(int)
-    for stem in stems:
-        padded = f" {stem} "
-        if len(stem) <= 2:
-            counts[padded] += 1  # short words count whole
-            continue
-        for i in range(len(padded) - 2):
-            counts[padded[i : i + 3]] += 1
-    return counts
 
 
 @dataclass(frozen=True)
@@ -84,81 +40,214 @@ class Entry:
     id: str
     questions: tuple[str, ...]
     keywords: tuple[str, ...] = ()
+    answers: tuple[str, ...] = ()  # the answer's texts, every language
+    not_words: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Match:
     entry_id: str
     score: float
-    question: str  # the phrasing that matched best
+    question: str  # the example question closest to the customer's
+    #: (the customer's word, the FAQ's word it was read as) that this entry shares
+    matched: tuple[tuple[str, str], ...] = ()
+    #: how many of the question's words this entry shares (by word or by idea)
+    words: int = 0
+    #: how many of the question's words the whole FAQ does not know
+    unknown: int = 0
+    #: how many of the question's words no other entry has
+    own: int = 0
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The matcher's weights, chosen on bench/faq_set (bench/faq_quality.py)."""
+
+    #: an answer's words weigh this much against an example question's. 0: measured
+    #: on bench/faq_set, the answers' words cost recall (they make more entries share
+    #: a word with any question) whether the examples are in one language or three;
+    #: the shared vocabulary carries a question across languages instead
+    answer_weight: float = 0.0
+    #: a word the FAQ does not know weighs this much of the rarest word's weight
+    unknown_weight: float = 0.15
+    #: a misspelt word counts as a known one from this letter likeness (Dice, 0-1)
+    fuzzy: float = 0.6
+    #: a shared idea weighs this much against a shared word
+    concept_weight: float = 1.0
+    #: a question this like one example question (cosine) scores as that example
+    #: does, not as the entry as a whole: an entry with many varied examples still
+    #: answers each of them
+    as_example: float = 0.8
+
+
+@dataclass(frozen=True)
+class _Word:
+    """One word of a question as the FAQ reads it."""
+
+    written: str
+    known: str  # the FAQ's word it was read as
+    terms: tuple[tuple[str, float], ...]  # its stem and ideas, with how sure
 
 
 class Matcher:
-    #: added to the score when a keyword's stem is among the question's
-    KEYWORD_BONUS = 0.08
-
-    def __init__(self, entries: Sequence[Entry]) -> None:
+    def __init__(self, entries: Sequence[Entry], tuning: Tuning | None = None) -> None:
+        self.tuning = tuning or Tuning()
         self.entries = {e.id: e for e in entries}
-        self._docs: list[tuple[str, str, dict[str, float]]] = []
-        raw: list[tuple[str, str, dict[str, int]]] = [
-            (e.id, q, trigrams(normalise(q))) for e in entries for q in e.questions
-        ]
+        self._ids = [e.id for e in entries]
+        self._bags = [self._bag(entry) for entry in entries]
         df: dict[str, int] = defaultdict(int)
-        for _, _, grams in raw:
-            for gram in grams:
-                df[gram] += 1
-        total = max(1, len(raw))
-        self._idf = {g: math.log((1 + total) / (1 + n)) + 1.0 for g, n in df.items()}
+        for bag in self._bags:
+            for term in bag:
+                df[term] += 1
+        total = max(1, len(entries))
+        self._df = dict(df)
+        self._idf = {t: math.log((1 + total) / (1 + n)) + 1.0 for t, n in df.items()}
         self._unknown_idf = math.log(1 + total) + 1.0
         self._postings: dict[str, list[tuple[int, float]]] = defaultdict(list)
-        for number, (entry_id, question, grams) in enumerate(raw):
-            vector = self._weigh(grams)
-            self._docs.append((entry_id, question, vector))
-            for gram, weight in vector.items():
-                self._postings[gram].append((number, weight))
-        self._keywords = {
-            e.id: {s for k in e.keywords for s in normalise(k)} for e in entries if e.keywords
+        for number, bag in enumerate(self._bags):
+            vector = {t: w * self._idf[t] for t, w in bag.items()}
+            norm = math.sqrt(sum(w * w for w in vector.values())) or 1.0
+            for term, weight in vector.items():
+                self._postings[term].append((number, weight / norm))
+        self._examples = [
+            [self._vector({t: 1.0 for t in _terms(q)}) for q in (*e.questions, *e.keywords)]
+            for e in entries
+        ]
+        self._not = [{stem(w) for text in e.not_words for w in skeletons(text)} for e in entries]
+        surfaces = {
+            folded
+            for entry in entries
+            for text in (*entry.questions, *entry.keywords, *entry.answers)
+            for folded in skeletons(text)
         }
+        self._spelling = Spelling(surfaces, self.tuning.fuzzy)
 
-    def _weigh(self, grams: dict[str, int]) -> dict[str, float]:
-        vector = {
-            g: (1 + math.log(n)) * self._idf.get(g, self._unknown_idf) for g, n in grams.items()
-        }
+    def _vector(self, bag: dict[str, float]) -> dict[str, float]:
+        vector = {t: w * self._idf[t] for t, w in bag.items()}
         norm = math.sqrt(sum(w * w for w in vector.values())) or 1.0
-        return {g: w / norm for g, w in vector.items()}
+        return {t: w / norm for t, w in vector.items()}
+
+    def _bag(self, entry: Entry) -> dict[str, float]:
+        """The entry's stems and ideas: 1 + log(how many questions have it), and the
+        answer's with less weight."""
+        counts: dict[str, int] = defaultdict(int)
+        for text in (*entry.questions, *entry.keywords):
+            for term in _terms(text):
+                counts[term] += 1
+        bag = {t: 1.0 + math.log(n) for t, n in counts.items()}
+        if self.tuning.answer_weight > 0:
+            for term in {t for text in entry.answers for t in _terms(text)}:
+                bag[term] = bag.get(term, 0.0) + self.tuning.answer_weight
+        return bag
+
+    def read(self, text: str) -> tuple[list[_Word], int, set[str]]:
+        """The question's words the FAQ knows, how many it does not, and the stems of
+        all its words in every reading (for the entries' ``not`` words)."""
+        known: list[_Word] = []
+        unknown = 0
+        lexicon = marks()
+        said: set[str] = set()
+        for candidates in readings(text):
+            said.update(stem(c) for c in candidates)
+            found = self._known(candidates)
+            if found is None:
+                unknown += 1
+                continue
+            written, as_known, term, sure = found
+            concept = self.tuning.concept_weight * sure
+            terms = [(term, sure)] if term in self._idf else []
+            terms += [(m, concept) for m in lexicon.get(term, ()) if m in self._idf]
+            if terms:
+                known.append(_Word(written, as_known, tuple(terms)))
+            else:
+                unknown += 1
+        return known, unknown, said
+
+    def _known(self, candidates: tuple[str, ...]) -> tuple[str, str, str, float] | None:
+        """One word's reading the FAQ (or the lexicon) has, else the closest in
+        letters: (the reading, the FAQ's word, its stem, how sure)."""
+        lexicon = marks()
+        for surface in candidates:
+            term = stem(surface)
+            if term in self._idf or term in lexicon:
+                return surface, surface, term, 1.0
+        best: tuple[str, str, str, float] | None = None
+        for surface in candidates:
+            near = self._spelling.closest(surface)
+            if near is not None and (best is None or near[1] > best[3]):
+                best = (surface, near[0], stem(near[0]), near[1])
+        return best
 
     def match(self, text: str, *, limit: int = 3, allowed: set[str] | None = None) -> list[Match]:
         """The best entries for ``text``, best first, one match per entry."""
-        stems = normalise(text)
-        if not stems:
+        known, unknown, said = self.read(text)
+        if not known:
             return []
-        query = self._weigh(trigrams(stems))
+        query: dict[str, float] = {}
+        for word in known:
+            for term, sure in word.terms:
+                query[term] = max(query.get(term, 0.0), sure * self._idf[term])
+        penalty = self.tuning.unknown_weight * self._unknown_idf
+        norm = math.sqrt(sum(w * w for w in query.values()) + unknown * penalty * penalty)
+        if norm == 0:
+            return []
         scores: dict[int, float] = defaultdict(float)
-        postings = self._postings
-        for gram, weight in query.items():
-            for number, doc_weight in postings.get(gram, ()):
-                scores[number] += weight * doc_weight
-        # the best phrasing per entry first; Match objects only for the few returned
-        docs = self._docs
-        best: dict[str, tuple[float, int]] = {}
-        for number, score in scores.items():
-            entry_id = docs[number][0]
-            if allowed is not None and entry_id not in allowed:
-                continue
-            current = best.get(entry_id)
-            if current is None or score > current[0]:
-                best[entry_id] = (score, number)
-        present = set(stems)
+        for term, weight in query.items():
+            for number, entry_weight in self._postings[term]:
+                scores[number] += weight * entry_weight
         ranked = []
-        for entry_id, (score, number) in best.items():
-            if self._keywords.get(entry_id, set()) & present:
-                score += self.KEYWORD_BONUS
-            ranked.append((-min(1.0, score), entry_id, number))
+        for number, score in scores.items():
+            if allowed is not None and self._ids[number] not in allowed:
+                continue
+            if self._not[number] & said:
+                continue
+            ranked.append((-score / norm, number))
         ranked.sort()
+        # a question worded like one of a leader's examples is as sure as that example
+        rescored = []
+        for negative, number in ranked[: limit + 4]:
+            closest = (
+                max(
+                    sum(weight * example.get(term, 0.0) for term, weight in query.items())
+                    for example in self._examples[number]
+                )
+                / norm
+            )
+            if closest >= self.tuning.as_example:
+                negative = min(negative, -closest)
+            rescored.append((negative, number))
+        rescored.sort()
         return [
-            Match(entry_id, round(-negative, 4), docs[number][1])
-            for negative, entry_id, number in ranked[:limit]
+            self._match(number, -negative, known, unknown) for negative, number in rescored[:limit]
         ]
+
+    def _match(self, number: int, score: float, known: list[_Word], unknown: int) -> Match:
+        bag = self._bags[number]
+        shared = [w for w in known if any(term in bag for term, _ in w.terms)]
+        own = sum(1 for w in shared if any(self._df[term] == 1 for term, _ in w.terms))
+        entry = self.entries[self._ids[number]]
+        present = {term for w in shared for term, _ in w.terms}
+        closest = max(entry.questions, key=lambda q: len(_terms(q) & present))
+        return Match(
+            entry.id,
+            round(min(1.0, score), 4),
+            closest,
+            tuple((w.written, w.known) for w in shared),
+            len(shared),
+            unknown,
+            own,
+        )
+
+
+def _terms(text: str) -> set[str]:
+    """An FAQ text's stems and the ideas they stand for."""
+    lexicon = marks()
+    terms = set()
+    for surface in skeletons(text):
+        term = stem(surface)
+        terms.add(term)
+        terms.update(lexicon.get(term, ()))
+    return terms
 
 
 #: a best match this close to the runner-up is a guess between two answers: the
@@ -172,17 +261,29 @@ class Decision:
     offer: tuple[Match, ...] = ()  # or offer these questions to choose from
 
 
-def decide(
-    found: Sequence[Match], threshold: float, suggest_threshold: float, *, words: int = 2
-) -> Decision:
-    """What to do with the matches for one question (best first). ``words``: how many
-    meaningful words the question had; one word ("account") is never answered
-    outright, however well it matches: it is offered."""
+def margin(found: Sequence[Match]) -> float:
+    """How far the best match is ahead of the runner-up."""
+    if not found:
+        return 0.0
+    return found[0].score - (found[1].score if len(found) > 1 else 0.0)
+
+
+def sure_enough(best: Match) -> bool:
+    """Enough words to answer on: one shared word among words the FAQ has never
+    seen ("I love your shop") is too thin, however rare the word; a question of
+    one word ("delivery") is answered only when no other entry has that word
+    ("самовывоз"), else the entries that have it are offered."""
+    if best.words + best.unknown == 1:
+        return best.own == 1
+    return best.words >= 2 or best.unknown == 0
+
+
+def decide(found: Sequence[Match], threshold: float, suggest_threshold: float) -> Decision:
+    """What to do with the matches for one question (best first)."""
     if not found:
         return Decision()
     best = found[0]
-    runner_up = found[1].score if len(found) > 1 else 0.0
-    if words >= 2 and best.score >= threshold and best.score - runner_up >= AMBIGUITY_MARGIN:
+    if best.score >= threshold and margin(found) >= AMBIGUITY_MARGIN and sure_enough(best):
         return Decision(answer=best)
     floor = suggest_threshold if suggest_threshold > 0 else threshold
     close = tuple(m for m in found if m.score >= floor)
@@ -191,8 +292,29 @@ def decide(
     return Decision()
 
 
-def build_matcher(section: FaqSection) -> Matcher:
+def word_count(text: str) -> int:
+    """Words as written, stopwords included: "where is my order" is four."""
+    return len(words(text))
+
+
+def answers_of(answer: str | dict[str, str]) -> tuple[str, ...]:
+    """An entry's answer texts, every language."""
+    return (answer,) if isinstance(answer, str) else tuple(answer.values())
+
+
+def build_matcher(section: FaqSection, tuning: Tuning | None = None) -> Matcher:
     """The matcher of a config's ``[faq]`` entries (the enabled ones)."""
     return Matcher(
-        [Entry(e.id, tuple(e.questions), tuple(e.keywords)) for e in section.entries if e.enabled]
+        [
+            Entry(
+                e.id,
+                tuple(e.questions),
+                tuple(e.keywords),
+                answers_of(e.answer),
+                tuple(e.not_words),
+            )
+            for e in section.entries
+            if e.enabled
+        ],
+        tuning,
     )

@@ -7,6 +7,10 @@ the two Cyrillic languages has (і ї є ґ against ы э ъ ё), else words com
 and rare in the other; Latin text is English only with English words in it. When
 the text says too little (a greeting, a number), None: the platform's setting, or
 the desk's default, stands.
+
+Russian and Ukrainian typed in Latin letters ("skilky koshtuye dostavka") are told
+apart by their common words in that spelling and by the Ukrainian infinitive's
+-ty (oplatyty against oplatit).
 """
 
 from __future__ import annotations
@@ -42,6 +46,33 @@ ENGLISH_WORDS = frozenset(
 )
 
 
+UKRAINIAN_LATIN = frozenset(
+    "shcho shho yak de koly chomu chy mozhna skilky skilki meni mene moye moya miy tse "
+    "ye nemaye nema khochu potriben potribno potribna dyakuyu dyakuju bud laska pryvit "
+    "vitayu zamovlennya zamovlennia zamovyty kartka kartkoyu hroshi groshi tyzhden "
+    "sohodni vchora vzhe shche abo ale i vy vid pislya dlya nyni zaraz".split()
+)
+RUSSIAN_LATIN = frozenset(
+    "chto shto kak gde kogda pochemu li mozhno skolko mne menya moy moyo eto est net "
+    "hochu nuzhno nuzhen nuzhna spasibo pozhaluysta pozhalujsta privet zdravstvuyte "
+    "zakaz zakazal karta kartoy dengi nedelyu segodnya vchera uzhe eshche ili no "
+    "posle dlya seychas ne".split()
+)
+_LATIN_WORD = re.compile(r"[a-z']+")
+
+
+def _transliterated(words: list[str]) -> str | None:
+    """ "uk" or "ru" for Latin-typed words of one of them, None when unclear."""
+    uk = sum(w in UKRAINIAN_LATIN for w in words)
+    ru = sum(w in RUSSIAN_LATIN for w in words)
+    uk += sum(len(w) > 4 and w.endswith(("yty", "aty", "uty", "ity")) for w in words)
+    if uk > ru:
+        return "uk"
+    if ru > uk:
+        return "ru"
+    return None
+
+
 def detect(text: str) -> str | None:
     """ "uk", "ru" or "en" when the text says so clearly; None when it does not."""
     lowered = text.lower()
@@ -62,4 +93,6 @@ def detect(text: str) -> str | None:
         return None  # Cyrillic, but nothing tells the two apart
     if latin >= 3 and sum(w in ENGLISH_WORDS for w in words) >= 2:
         return "en"
+    if latin >= 3 and cyrillic == 0:
+        return _transliterated(_LATIN_WORD.findall(lowered))
     return None

@@ -123,6 +123,9 @@ class Conversation(SQLModel, table=True):
     status: ConversationStatus = Field(default=ConversationStatus.NEW, sa_type=String(24))
     assignee_id: str | None = Field(default=None, max_length=64, index=True)
     language: str | None = Field(default=None, max_length=16)
+    #: the language was read from the customer's own words (not guessed from their
+    #: app's setting or the desk's default): later messages no longer change it
+    language_sure: bool = False
     #: what the customer called it, where the channel has subjects (email)
     subject: str | None = Field(default=None, max_length=512)
     tags: list[str] = Field(default_factory=_list, sa_column=Column(JSON, nullable=False))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -11,8 +12,8 @@ import pytest
 
 from gateway.config import Config, parse_config
 from gateway.events import OperatorCommand
-from gateway.faq import build_matcher
-from gateway.faq_eval import evaluate, read_cases
+from gateway.faq import build_matcher, decide
+from gateway.faq_eval import by_group, figures, outcomes, read_cases, report_lines, unknown_ids
 from gateway.texts_builtin import BUILTIN
 from storage import ConversationStatus
 from tests.slack_support import slack_desk
@@ -29,6 +30,7 @@ from tests.telegram_support import eventually, telegram_desk
 FIXTURES = Path(__file__).parent / "fixtures"
 FAQ = (FIXTURES / "faq.toml").read_text()
 CASES = FIXTURES / "faq_eval.csv"
+BENCH_SET = Path(__file__).parent.parent / "bench" / "faq_set"
 
 
 def test_the_fixture_is_answered_precisely_at_the_default_threshold() -> None:
@@ -36,12 +38,33 @@ def test_the_fixture_is_answered_precisely_at_the_default_threshold() -> None:
     assert section.threshold == 0.5  # the shipped default: the fixture sets none
     cases = read_cases(CASES)
     assert len(section.entries) >= 20 and len(cases) >= 200
-    assert sum(1 for _, expected in cases if not expected) >= 40  # questions to leave alone
+    assert sum(1 for c in cases if not c.expected) >= 40  # questions to leave alone
     for language in ("ru", "uk", "en"):  # each language is covered (by script, roughly)
-        assert any(_language(text) == language for text, _ in cases)
-    report = evaluate(build_matcher(section), section, cases)
-    assert report.precision >= 0.9, "\n".join(report.lines())
-    assert report.recall >= 0.8, "\n".join(report.lines())  # precise, not mute
+        assert any(_language(c.text) == language for c in cases)
+    results = outcomes(build_matcher(section), section, cases)
+    found = figures(results)
+    shown = "\n".join(report_lines(results, section, None, wrong_only=True))
+    assert found.precision >= 0.95, shown
+    assert found.recall >= 0.8, shown  # precise, not mute
+    assert found.false_rate <= 0.05, shown
+
+
+def test_the_evaluation_set_meets_the_targets_at_its_threshold() -> None:
+    """bench/faq_set (666 questions written as customers write, 126 to leave alone)
+    is what the matcher was tuned on; this keeps a change from undoing that."""
+    text = (BENCH_SET / "faq.toml").read_text(encoding="utf-8")
+    section = parse_config(text).core.faq
+    cases = read_cases(BENCH_SET / "questions.csv")
+    assert len(cases) >= 600 and len(section.entries) >= 25
+    assert not unknown_ids(cases, section)
+    results = outcomes(build_matcher(section), section, cases)
+    found = figures(results)
+    shown = "\n".join(report_lines(results, section, None, wrong_only=True))
+    assert found.precision >= 0.9, shown
+    assert found.recall >= 0.5, shown
+    assert found.false_rate <= 0.05, shown
+    for language, group in by_group(results, "language").items():
+        assert group.recall >= 0.4 and group.precision >= 0.9, (language, group)
 
 
 def _language(text: str) -> str:
@@ -50,13 +73,16 @@ def _language(text: str) -> str:
     return "ru" if any("а" <= c <= "я" for c in text.lower()) else "en"
 
 
-def test_matching_survives_typos_word_order_and_inflection() -> None:
+def test_matching_survives_typos_transliteration_word_order_and_inflection() -> None:
     matcher = build_matcher(parse_config(FAQ).core.faq)
     for question, expected in (
-        ("wher is my oder", "order_status"),
+        ("wher is my oder", "order_status"),  # two letters dropped
+        ("retrun an item", "return_policy"),  # two letters swapped
         ("доставка за кордон є", "international_shipping"),
         ("заказ отменить как", "cancel_order"),
         ("пароль забыла", "password_reset"),
+        ("de moye zamovlennya", "order_status"),  # Ukrainian in Latin letters
+        ("skolko stoit dostavka", "shipping_cost"),  # Russian in Latin letters
     ):
         best = matcher.match(question, limit=1)[0]
         assert best.entry_id == expected, (question, best)
@@ -64,6 +90,42 @@ def test_matching_survives_typos_word_order_and_inflection() -> None:
     assert matcher.match("!!!", limit=1) == []
     # deterministic: the same question, the same answer and score
     assert matcher.match("где мой заказ") == matcher.match("где мой заказ")
+
+
+def test_one_shared_word_among_strange_ones_is_offered_not_answered() -> None:
+    section = parse_config(FAQ).core.faq
+    matcher = build_matcher(section)
+    found = matcher.match("I love the delivery guy, he sang me a song", limit=3)
+    assert found and found[0].words == 1 and found[0].unknown >= 2
+    assert decide(found, section.threshold, section.suggest_threshold).answer is None
+    sure = matcher.match("how long does delivery take", limit=3)
+    assert decide(sure, section.threshold, section.suggest_threshold).answer is not None
+
+
+def test_not_words_rule_an_entry_out_and_keywords_bring_customers_words_in() -> None:
+    base = """
+[[faq.entries]]
+id = "delivery_time"
+questions = ["How long does delivery take?", "When will my parcel arrive?"]
+answer = "2-4 days."
+{extra}
+
+[[faq.entries]]
+id = "payment_methods"
+questions = ["How can I pay?", "Do you take cards?"]
+answer = "Cards and PayPal."
+"""
+    plain = build_matcher(parse_config(base.format(extra="")).core.faq)
+    assert plain.match("how long does delivery take for a courier job", limit=1)[0].entry_id == (
+        "delivery_time"
+    )
+    assert plain.match("lieferung dauer", limit=1) == []  # German: nothing known
+    tuned = build_matcher(
+        parse_config(base.format(extra='keywords = ["lieferung", "dauer"]\nnot = ["job"]')).core.faq
+    )
+    ruled_out = tuned.match("how long does delivery take for a courier job", limit=3)
+    assert "delivery_time" not in {m.entry_id for m in ruled_out}
+    assert tuned.match("lieferung dauer", limit=1)[0].entry_id == "delivery_time"
 
 
 def test_admin_tools_ask_and_eval(tmp_path: Path) -> None:
@@ -78,15 +140,41 @@ def test_admin_tools_ask_and_eval(tmp_path: Path) -> None:
             check=False,
         )
 
-    asked = gateway("ask", "Где мой заказ?")
+    asked = gateway("ask", "wher is my oder")
     assert asked.returncode == 0
-    assert asked.stdout.splitlines()[0].split()[1:3] == ["order_status", "answers"]
-    evaluated = gateway("eval", str(CASES))
+    assert asked.stdout.splitlines()[0].startswith("answers order_status")
+    assert "oder (read as order)" in asked.stdout  # the misspelling, explained
+    silent = gateway("ask", "I love the delivery guy, he sang me a song")
+    assert silent.returncode == 0 and not silent.stdout.startswith("answers")
+    assert "does not know" in silent.stdout
+
+    evaluated = gateway("eval", str(CASES), "--precision", "0.95")
     assert evaluated.returncode == 0
-    assert "precision" in evaluated.stdout and "wrong answers:" in evaluated.stdout
+    lines = evaluated.stdout.splitlines()
+    assert len(
+        [line for line in lines if line.startswith(("right", "WRONG", "missed", "silent"))]
+    ) == (len(read_cases(CASES)))
+    assert any(
+        line.startswith("threshold ") and "keeps precision at 0.95" in line for line in lines
+    )
+
+    as_json = gateway("eval", str(CASES), "--json", "--precision", "0.95")
+    assert as_json.returncode == 0
+    report = json.loads(as_json.stdout)
+    assert len(report["questions"]) == len(read_cases(CASES))
+    assert {"threshold", "precision", "recall"} <= set(report["thresholds"][0])
+    assert report["threshold_for_target"] is not None
+    first = report["questions"][0]
+    assert {"expected", "answered", "score", "margin"} <= set(first)
+
+    stale = tmp_path / "stale.csv"
+    stale.write_text("text,expected\nwhere is my order,order_status\nhi,no_such_entry\n")
+    refused = gateway("eval", str(stale))
+    assert refused.returncode == 1 and "no_such_entry" in refused.stderr
     broken = tmp_path / "bad.csv"
     broken.write_text("question;answer\nx;y\n")
     assert gateway("eval", str(broken)).returncode == 1
+    assert gateway("eval", str(CASES), "--precision", "1.5").returncode == 2
 
 
 def faq_config(database_url: str, *, when: str, operators: list[str], extra: str = "") -> Config:

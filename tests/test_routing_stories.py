@@ -453,3 +453,10 @@ async def test_the_conversation_speaks_what_the_customer_writes(sqlite_url: str)
         await gw.core.ingest(tg.customer_says("sam", "hi"))
         languages = [c.language for c in await all_conversations(gw)]
         assert languages == ["uk", "ru", "de", config.gateway.default_language]
+        # a conversation begun with too few words takes the first clear message's
+        # language and keeps it: a later message in another language changes nothing
+        await gw.core.ingest(tg.customer_says("sam", "Скільки коштує доставка до Львова?"))
+        await gw.core.ingest(tg.customer_says("sam", "Сколько стоит доставка?"))
+        await gw.core.ingest(tg.customer_says("taras", "Where is my order?"))
+        languages = [c.language for c in await all_conversations(gw)]
+        assert languages == ["uk", "ru", "de", "uk"]

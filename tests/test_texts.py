@@ -49,6 +49,11 @@ def test_every_built_in_text_has_its_translations_with_the_same_placeholders(nam
         ("Забыл пароль", "ru"),
         ("Where is my order?", "en"),
         ("Can I pay by card?", "en"),
+        # typed in Latin letters
+        ("skolko stoit dostavka", "ru"),
+        ("hochu otmenit zakaz", "ru"),
+        ("skilky koshtuye dostavka", "uk"),
+        ("chy mozhna oplatyty kartkoyu", "uk"),
         # too little to tell: the platform's setting or the desk's default stands
         ("hi", None),
         ("доставка", None),

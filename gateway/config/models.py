@@ -331,12 +331,18 @@ class TextsSection(Section):
 
 
 class FaqEntryConfig(Section):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
     id: str
     #: example phrasings, in any language: the more varied, the better the matching
     questions: list[str] = Field(min_length=1)
     answer: TextValue
-    #: words that, when present, make this entry a little more likely
+    #: the words customers use for this and the examples miss: they count like an
+    #: example question's words
     keywords: list[str] = Field(default_factory=list)
+    #: words that mean a question is about something else ("courier" job
+    #: applications for a delivery entry): a question with one is never this entry
+    not_words: list[str] = Field(default_factory=list, alias="not")
     #: only for customers on these channels (empty: all)
     channels: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
