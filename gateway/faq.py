@@ -13,7 +13,10 @@ counts fully; a misspelt word counts as the known word closest in letters
 (character trigrams, or one letter added, dropped or swapped), by how close it
 is; a word the FAQ does not know at all weighs the question down, so "how long
 is this cable" does not answer "how long does delivery take". The score is the
-cosine of the two bags, in [0, 1]. An entry's ``not`` words rule it out.
+cosine of the two bags, in [0, 1], times the share the question has of what all
+the entry's examples share (its topic), so "how much is a sofa" does not answer
+"how much is delivery"; a question that says all one example says scores as that
+example. An entry's ``not`` words rule it out.
 Everything is deterministic and local.
 """
 
@@ -78,6 +81,10 @@ class Tuning:
     #: does, not as the entry as a whole: an entry with many varied examples still
     #: answers each of them
     as_example: float = 0.8
+    #: a question without part of what all an entry's examples share (its topic)
+    #: scores by the share it has, to this power: "how much is a sofa" is not "how
+    #: much is delivery"
+    core_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -113,6 +120,7 @@ class Matcher:
             [self._vector({t: 1.0 for t in _terms(q)}) for q in (*e.questions, *e.keywords)]
             for e in entries
         ]
+        self._core = [self._core_of(e) for e in entries]
         self._not = [{stem(w) for text in e.not_words for w in skeletons(text)} for e in entries]
         surfaces = {
             folded
@@ -121,6 +129,14 @@ class Matcher:
             for folded in skeletons(text)
         }
         self._spelling = Spelling(surfaces, self.tuning.fuzzy)
+
+    def _core_of(self, entry: Entry) -> dict[str, float]:
+        """What every example question of the entry has (its topic: the idea of
+        delivery in "how much is delivery", "сколько стоит доставка"), by IDF."""
+        if len(entry.questions) < 2:
+            return {}
+        shared = set.intersection(*(_terms(q) for q in entry.questions))
+        return {t: self._idf[t] for t in shared}
 
     def _vector(self, bag: dict[str, float]) -> dict[str, float]:
         vector = {t: w * self._idf[t] for t, w in bag.items()}
@@ -203,23 +219,31 @@ class Matcher:
                 continue
             ranked.append((-score / norm, number))
         ranked.sort()
-        # a question worded like one of a leader's examples is as sure as that example
+        # a question that says all one of a leader's examples says is as sure as it
         rescored = []
         for negative, number in ranked[: limit + 4]:
-            closest = (
-                max(
-                    sum(weight * example.get(term, 0.0) for term, weight in query.items())
-                    for example in self._examples[number]
-                )
-                / norm
-            )
+            closest = max(self._like(query, norm, example) for example in self._examples[number])
             if closest >= self.tuning.as_example:
                 negative = min(negative, -closest)
+            core = self._core[number]
+            if core and self.tuning.core_weight:
+                covered = sum(w for t, w in core.items() if t in query) / sum(core.values())
+                negative *= covered**self.tuning.core_weight
             rescored.append((negative, number))
         rescored.sort()
         return [
             self._match(number, -negative, known, unknown) for negative, number in rescored[:limit]
         ]
+
+    @staticmethod
+    def _like(query: dict[str, float], norm: float, example: dict[str, float]) -> float:
+        """The cosine of a question and an example, or 0 when the question leaves out a
+        word of the example ("how much is a sofa" against "how much is delivery")."""
+        if any(term not in query for term in example):
+            return 0.0
+        return (
+            sum(weight * example[term] for term, weight in query.items() if term in example) / norm
+        )
 
     def _match(self, number: int, score: float, known: list[_Word], unknown: int) -> Match:
         bag = self._bags[number]
@@ -286,7 +310,11 @@ def decide(found: Sequence[Match], threshold: float, suggest_threshold: float) -
     if best.score >= threshold and margin(found) >= AMBIGUITY_MARGIN and sure_enough(best):
         return Decision(answer=best)
     floor = suggest_threshold if suggest_threshold > 0 else threshold
-    close = tuple(m for m in found if m.score >= floor)
+    if best.words + best.unknown == 1:
+        # one word ("доставка") several entries have: each of them is a fair guess
+        close = tuple(m for m in found if m.words == 1)
+    else:
+        close = tuple(m for m in found if m.score >= floor)
     if suggest_threshold > 0 and close:
         return Decision(offer=close)
     return Decision()

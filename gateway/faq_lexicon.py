@@ -34,7 +34,7 @@ GROUPS: dict[str, str] = {
         безкоштовно безкоштовна доплатити
     """,
     "deliver": """
-        deliver delivery delivered delivering shipping ship shipped send sends courier
+        deliver delivery delivered delivering shipping ship shipped send sends courier driver
         доставка доставки доставку доставить доставляете отправка отправить отправляете
         привезти привезут курьер курьеру доставити доставляєте відправка відправити
         відправляєте надіслати привезуть кур'єр кур'єру
@@ -147,6 +147,52 @@ GROUPS: dict[str, str] = {
         смс уведомления розсилка розсилки листи сповіщення
     """,
     "unsubscribe": "unsubscribe off отключить отписаться хватит вимкнути припиніть відписатися",
+    "weekend": """
+        weekend weekends saturday sunday holiday holidays выходные выходных выходной
+        суббота субботу воскресенье праздники вихідні вихідних вихідний субота суботу
+        неділя неділю свята
+    """,
+    "assembly": """
+        assemble assembly install installation fitter fitters сборка сборку собрать
+        соберете сборщик установка установить монтаж збирання зібрати збере збирач
+        встановлення встановити
+    """,
+    "packaging": """
+        wrap wrapping wrapped packaging pack упаковка упаковать упакуйте упаковку
+        пакування упакувати запакувати
+    """,
+    "measure": """
+        chart measurements table fit таблица таблицу сетка сетку таблиця таблицю сітка
+        сітку мерки мірки
+    """,
+    "safe": """
+        safe safety secure security fraud protected безопасно безопасность безопасный
+        защищены мошенничество безпечно безпека безпечний захищені шахрайство
+    """,
+    "group_discount": """
+        student students pensioner pensioners senior military студент студентам
+        студентов студенческий пенсионер пенсионерам военным студентка студентів
+        студентам студентський пенсіонер пенсіонерам військовим
+    """,
+    "call": """
+        call calls ring звонок звонить позвонить позвонит звонки дзвінок дзвонити
+        подзвонити подзвонить зателефонувати зателефонує телефонувати
+    """,
+    "old": "old used second старый старые старую подержанный старий старі старого вживаний",
+    "trade_in": "trade trade-in зачет зачёт трейд залік",
+    "preorder": """
+        preorder reserve reservation released release предзаказ бронь забронировать
+        выйдет передзамовлення бронювання забронювати вийде
+    """,
+    "receipt": "receipt receipts чек чека чеки квитанция квитанція квитанцію",
+    "verification": """
+        sms otp verification confirmation code смс подтверждения подтверждение код
+        підтвердження
+    """,
+    "care": """
+        wash washing clean cleaning care dry стирать стирка чистить уход ухаживать
+        прати прання чистити догляд доглядати
+    """,
     "wholesale": """
         wholesale bulk resell quantity опт оптом оптовый оптовые партия оптові оптовий
         партію

@@ -31,11 +31,12 @@ FIXTURES = Path(__file__).parent / "fixtures"
 FAQ = (FIXTURES / "faq.toml").read_text()
 CASES = FIXTURES / "faq_eval.csv"
 BENCH_SET = Path(__file__).parent.parent / "bench" / "faq_set"
+HOLDOUT = Path(__file__).parent.parent / "bench" / "faq_holdout"
 
 
 def test_the_fixture_is_answered_precisely_at_the_default_threshold() -> None:
     section = parse_config(FAQ).core.faq
-    assert section.threshold == 0.5  # the shipped default: the fixture sets none
+    assert section.threshold == 0.45  # the shipped default: the fixture sets none
     cases = read_cases(CASES)
     assert len(section.entries) >= 20 and len(cases) >= 200
     assert sum(1 for c in cases if not c.expected) >= 40  # questions to leave alone
@@ -65,6 +66,20 @@ def test_the_evaluation_set_meets_the_targets_at_its_threshold() -> None:
     assert found.false_rate <= 0.05, shown
     for language, group in by_group(results, "language").items():
         assert group.recall >= 0.4 and group.precision >= 0.9, (language, group)
+
+
+def test_an_faq_it_was_not_tuned_on_is_answered_about_as_well() -> None:
+    """bench/faq_holdout: another shop's FAQ and 282 questions, written after the
+    matcher was settled, as a check that it did not learn one FAQ by heart."""
+    text = (HOLDOUT / "faq.toml").read_text(encoding="utf-8")
+    section = parse_config(text).core.faq
+    cases = read_cases(HOLDOUT / "questions.csv")
+    results = outcomes(build_matcher(section), section, cases)
+    found = figures(results)
+    shown = "\n".join(report_lines(results, section, None, wrong_only=True))
+    assert found.precision >= 0.9, shown
+    assert found.recall >= 0.5, shown
+    assert found.false_rate <= 0.1, shown  # 3 of its 42: see bench/RESULTS.md
 
 
 def _language(text: str) -> str:

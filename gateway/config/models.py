@@ -363,7 +363,7 @@ class FaqEntryConfig(Section):
 
 class FaqSection(Section):
     #: the score (0-1) from which an answer is sent; higher is more careful
-    threshold: float = Field(default=0.5, gt=0, le=1)
+    threshold: float = Field(default=0.45, gt=0, le=1)
     #: when the FAQ answers: when no operator is free (the conversation is queued),
     #: outside hours (the desk closed by [hours], or nobody online and on shift), or
     #: always first, before any operator
