@@ -343,3 +343,18 @@ async def test_choices_are_buttons_in_telegram_and_slack(sqlite_url: str, tmp_pa
         await eventually(
             lambda: sdesk.to_customer(carol)[-1]["text"] == BUILTIN["faq_person_ack"]["ru"]
         )
+
+
+async def test_a_slack_customer_writing_ukrainian_in_latin_letters_is_answered_in_ukrainian(
+    sqlite_url: str,
+) -> None:
+    """Slack says the app is in English; the customer writes Ukrainian, typed in Latin
+    letters: the FAQ answer and every text around it are Ukrainian."""
+    async with slack_desk(sqlite_url, extra=ALWAYS_FIRST) as desk:
+        taras = desk.sandbox.add_user("Taras", name="taras", locale="en-US")
+        desk.sandbox.post(taras, "skilky tryvaye dostavka?")
+        answer = await eventually(
+            lambda: next(m["text"] for m in desk.to_customer(taras) if "2-4" in m.get("text", ""))
+        )
+        assert answer.startswith("Доставка триває 2-4 робочі дні.")
+        assert BUILTIN["faq_feedback"]["uk"] in answer
