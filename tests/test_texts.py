@@ -49,6 +49,10 @@ def test_every_built_in_text_has_its_translations_with_the_same_placeholders(nam
         ("Забыл пароль", "ru"),
         ("Where is my order?", "en"),
         ("Can I pay by card?", "en"),
+        ("Wo ist meine Bestellung?", "de"),
+        ("Wie lange dauert die Lieferung?", "de"),
+        ("¿Dónde está mi pedido?", "es"),
+        ("¿Cuánto cuesta el envío?", "es"),
         # typed in Latin letters
         ("skolko stoit dostavka", "ru"),
         ("hochu otmenit zakaz", "ru"),
