@@ -206,4 +206,4 @@ class ChannelPlugin:
         """The adapter for its validated section and the whole (live) config."""
         module, _, attribute = self.adapter.partition(":")
         adapter_class = getattr(importlib.import_module(module), attribute)
-        return adapter_class(section, config)  # type: ignore[no-any-return]
+        return adapter_class(section, config)

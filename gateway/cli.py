@@ -110,13 +110,13 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _read_database(config: Config, config_path: str, work):  # type: ignore[no-untyped-def]
+def _read_database(config: Config, config_path: str, work):
     """Run ``work(repository)`` against the config's database, once it is migrated.
     Raises ``storage.DatabaseError`` (or ``OSError``) when it cannot be read."""
     from storage import Database, DatabaseError, Repository
     from storage.schema_version import current_revision, head_revision
 
-    async def read():  # type: ignore[no-untyped-def]
+    async def read():
         db = Database(config.gateway.database_url)
         try:
             if await current_revision(db) != head_revision():
@@ -190,7 +190,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         print("--since must be before --until", file=sys.stderr)
         return EXIT_INVALID
 
-    async def work(repository: Repository):  # type: ignore[no-untyped-def]
+    async def work(repository: Repository):
         return await load_report(repository, config, since=since, until=until, by=args.by)
 
     try:

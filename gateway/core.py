@@ -399,6 +399,7 @@ class Core:
         self, tx: Transaction, customer: Customer, inbound: Inbound
     ) -> tuple[Conversation, str]:
         """The open conversation, a recently closed one reopened, or a new one."""
+        assert customer.id is not None
         if inbound.explicit_threads:
             latest = await self._threaded(tx, customer, inbound)
         else:
@@ -428,7 +429,7 @@ class Core:
             # what they write, else what their platform says, else the desk's own
             language=written or customer.language or self.config.gateway.default_language,
             language_sure=written is not None,
-            subject=(inbound.subject or None) and inbound.subject[:512],  # type: ignore[index]
+            subject=(inbound.subject or None) and inbound.subject[:512],
         )
         tx.opened(conversation)
         log.info(
@@ -470,6 +471,7 @@ class Core:
             # platform will not copy is not a source to copy from (``_copyable``):
             # its copies are its text
             where = side if inbound.copyable else UNCOPYABLE_SIDE
+            assert message.id is not None
             await tx.add_refs(message.id, inbound.channel, where, inbound.chat_id, ids)
 
     async def _reply_target(self, tx: Transaction, inbound: Inbound) -> int | None:
@@ -559,6 +561,7 @@ class Core:
                 extra={"channel": inbound.channel},
             )
             return IngestResult(False, ignored=NOT_AN_OPERATOR)
+        assert conversation.id is not None
         conversation = await tx.conversation(conversation.id, lock=True)
         assert conversation is not None
         if inbound.delete_of:
@@ -665,7 +668,7 @@ class Core:
                 return ActionResult(
                     False, f"/{action.name} works inside a conversation's topic or thread."
                 )
-            if conversation is not None:
+            if conversation is not None and conversation.id is not None:
                 conversation = await tx.conversation(conversation.id, lock=True)
                 about = conversation.id if conversation else None
             context = ActionContext(
@@ -786,7 +789,7 @@ class Core:
             cards.update(o.conversation_id for o in outbounds if o.audience == "customer")
         await tx.preload_cards(cards)
         for outbound in outbounds:
-            if _copyable(outbound):
+            if _copyable(outbound) and outbound.message_id is not None:
                 other = "workspace" if outbound.audience == "customer" else "customer"
                 wanted.setdefault((outbound.destination, other), set()).add(outbound.message_id)
             if outbound.audience == "workspace" and outbound.kind != "notice":
@@ -848,7 +851,7 @@ class Core:
                     if not needed and thread is not None and thread.header_card == asdict(card):
                         return None
                     outbound = replace(outbound, card=card)
-        if _copyable(outbound):
+        if _copyable(outbound) and outbound.message_id is not None:
             other = "workspace" if outbound.audience == "customer" else "customer"
             key = (outbound.message_id, outbound.destination, other)
             if key not in known.refs:
@@ -860,8 +863,8 @@ class Core:
                 source_chat = refs[0].chat_id
                 source_ids = tuple(r.external_id for r in refs if r.chat_id == source_chat)
         if outbound.kind in ("edit", "delete") and outbound.message_id is not None:
-            refs = await tx.refs(outbound.message_id, outbound.destination, outbound.audience)
-            edit_refs = tuple(r.external_id for r in refs)
+            edited = await tx.refs(outbound.message_id, outbound.destination, outbound.audience)
+            edit_refs = tuple(r.external_id for r in edited)
         reply_ref, reply_quote = await self._reply_context(tx, outbound)
         history: tuple[str, ...] = ()
         subject = replying_to = None
@@ -1018,7 +1021,7 @@ class Core:
                     destination,
                     receipt.thread_ref,
                     receipt.header_ref,
-                    asdict(sent.outbound.card),
+                    asdict(outbound.card),
                 )
             elif (
                 outbound.kind != "notice"

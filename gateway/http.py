@@ -61,9 +61,9 @@ class HttpServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        server = site._server
-        if self.port == 0 and server is not None and server.sockets:  # type: ignore[union-attr]
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        sockets = getattr(site._server, "sockets", None) or ()  # an asyncio.Server
+        if self.port == 0 and sockets:
+            self.port = sockets[0].getsockname()[1]
         log.info(
             "HTTP server listening on http://%s:%d (/healthz, /readyz, /metrics)",
             self.host,

@@ -297,7 +297,7 @@ class OutboxWorker:
                 chosen.carriers = {
                     head.chat_key: head
                     for head in heads
-                    if coalescible(head) or self._opening(head, chosen.seen.get(head.id))  # type: ignore[arg-type]
+                    if coalescible(head) or self._opening(head, chosen.seen.get(head.id))
                 }
                 followers = await tx.claim_followers(
                     list(chosen.carriers.values()),
@@ -306,7 +306,7 @@ class OutboxWorker:
                     accept=chosen.follows,
                 )
             for head in heads:
-                groups.append([head, *followers.get(head.id, ())])  # type: ignore[arg-type]
+                groups.append([head, *followers.get(head.id, ())])
             if not groups:
                 return groups, []
             if not together:
@@ -367,7 +367,7 @@ class OutboxWorker:
 
     async def _send(self, group: list[QueuedRow], prepared: Delivery | Exception | None) -> None:
         row = group[0]
-        reservation = self._reservations.pop(row.id, None)  # type: ignore[arg-type]
+        reservation = self._reservations.pop(row.id, None)
         workspace = (row.payload or {}).get("audience") == "workspace"
         self._workspace_inflight += workspace
         try:
@@ -432,7 +432,7 @@ class OutboxWorker:
         except PermanentFailure as exc:
             self.failed += len(group)
             for member in group:
-                await self.core.failed(member.id, str(exc) or type(exc).__name__)  # type: ignore[arg-type]
+                await self.core.failed(member.id, str(exc) or type(exc).__name__)
         except Exception as exc:
             # TemporaryFailure, or a bug in an adapter: never a reason to lose a message
             reason = str(exc) or type(exc).__name__
@@ -442,7 +442,7 @@ class OutboxWorker:
                 self.failed += len(group)
                 for member in group:
                     await self.core.failed(
-                        member.id,  # type: ignore[arg-type]
+                        member.id,
                         f"gave up after {row.attempts} attempts: {reason}",
                     )
             else:
@@ -461,7 +461,7 @@ class OutboxWorker:
         else:
             handed_back = sum(1 for r in receipt.more if r.extra.get("handed_back"))
             self.sent += len(group) - handed_back
-            await self._recorded((row.id, receipt, delivery, [r.id for r in group[1:]]))  # type: ignore[list-item]
+            await self._recorded((row.id, receipt, delivery, [r.id for r in group[1:]]))
             recorded = getattr(self.adapter, "recorded", None)
             if recorded is not None:
                 recorded(receipt)
@@ -471,7 +471,7 @@ class OutboxWorker:
     ) -> None:
         async def work(tx: Transaction) -> None:
             for row in group:
-                current = await tx.outbox_row(row.id, lock=True)  # type: ignore[arg-type]
+                current = await tx.outbox_row(row.id, lock=True)
                 if current is None or current.status != OutboxStatus.SENDING:
                     continue
                 current.status = OutboxStatus.PENDING

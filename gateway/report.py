@@ -189,12 +189,12 @@ def build_report(
                     figures.first_response_business.append(business.total_seconds())
         if inside(fact.resolved_at):
             assert fact.resolved_at is not None
-            wall = (fact.resolved_at - fact.created_at).total_seconds()
-            business = schedule.between(fact.created_at, fact.resolved_at).total_seconds()
+            took = (fact.resolved_at - fact.created_at).total_seconds()
+            took_business = schedule.between(fact.created_at, fact.resolved_at).total_seconds()
             for figures in both(keys(fact, fact.resolved_at)):
                 figures.resolved += 1
-                figures.resolution.append(wall)
-                figures.resolution_business.append(business)
+                figures.resolution.append(took)
+                figures.resolution_business.append(took_business)
         if fact.csat_score is not None and inside(fact.csat_rated_at):
             assert fact.csat_rated_at is not None
             for figures in both(keys(fact, fact.csat_rated_at)):

@@ -188,8 +188,8 @@ class Timers:
             if kind not in wanted:
                 await tx.delete(row)
         for kind, due in wanted.items():
-            row = existing.get(kind)
-            if kind == Kind.ROUTE and row is not None and row.due_at <= due:
+            planned = existing.get(kind)
+            if kind == Kind.ROUTE and planned is not None and planned.due_at <= due:
                 continue
             if (conversation.id, kind) in tx.fired and due <= now:
                 log.error(
@@ -197,14 +197,14 @@ class Timers:
                     kind,
                     extra={"conversation_id": conversation.id},
                 )
-                if row is not None:
-                    await tx.delete(row)
+                if planned is not None:
+                    await tx.delete(planned)
                 continue
-            if row is None:
+            if planned is None:
                 tx.add_deadline(conversation.id, kind, due)
-            elif row.due_at != due:
-                row.due_at = due
-                tx.add(row)
+            elif planned.due_at != due:
+                planned.due_at = due
+                tx.add(planned)
 
     async def settle(self, tx: Transaction) -> None:
         """Plan every conversation this transaction changed (before it commits).

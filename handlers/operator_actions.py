@@ -130,6 +130,7 @@ async def transfer(ctx: ActionContext) -> ActionResult:
 async def note(ctx: ActionContext) -> ActionResult:
     conversation = ctx.conversation
     assert conversation is not None
+    assert conversation.id is not None
     text = ctx.args.strip()
     if not text:
         return ctx.refuse("Write the note after the command: /note <text>.")

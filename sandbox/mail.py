@@ -26,7 +26,7 @@ class MailSandbox:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or envelope.content
         assert isinstance(raw, bytes)
-        self.received.append(message_from_bytes(raw, policy=policy.default))  # type: ignore[arg-type]
+        self.received.append(message_from_bytes(raw, policy=policy.default))
         self.arrived.set()
         return "250 OK"
 

@@ -16,7 +16,7 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import and_, bindparam, case, func, inspect, or_, text, tuple_, update
 from sqlalchemy import insert as sa_insert
@@ -131,7 +131,9 @@ _LATEST_CONVERSATIONS_OF = select(Conversation).where(
     col(Conversation.id).in_(
         select(func.max(Conversation.id))
         .where(col(Conversation.customer_id).in_(bindparam("customer_ids", expanding=True)))
-        .group_by(Conversation.customer_id, Conversation.channel, Conversation.chat_id)
+        .group_by(
+            col(Conversation.customer_id), col(Conversation.channel), col(Conversation.chat_id)
+        )
     )
 )
 _MESSAGE_COLUMNS = tuple(
@@ -154,7 +156,7 @@ _QUEUE_SUMMARY = select(func.count(), func.max(Conversation.queued_at)).where(
     Conversation.status == ConversationStatus.QUEUED
 )
 #: the tables whose rows get their ids before they are written (``Transaction.new_id``)
-_ID_TABLES = {
+_ID_TABLES: dict[type, str] = {
     Message: "messages",
     Conversation: "conversations",
     Customer: "customers",
@@ -172,7 +174,7 @@ _NEXT_IDS = {
 #: how many ids a transaction takes from PostgreSQL's sequence each time it runs
 #: out (unused ones are skipped, as a rolled-back insert's are); conversations take
 #: theirs one by one, for operators see their numbers (a gap reads as one missing)
-_ID_BLOCKS = {
+_ID_BLOCKS: dict[type, tuple[int, ...]] = {
     Message: (4, 16, 64),
     Customer: (4, 16, 64),
     CustomerIdentity: (4, 16, 64),
@@ -193,7 +195,7 @@ _HEADS = (
     .group_by(_LIVE.c.chat_key)
 )
 #: what a claim reads: columns (``QueuedRow``), not entities, from Core statements
-_QUEUED = [_OUTBOX.c[name] for name in QUEUED_COLUMNS]
+_QUEUED: list[Any] = [_OUTBOX.c[name] for name in QUEUED_COLUMNS]
 #: customers' chats before the workspace's threads: a claim takes what can go in this
 #: order, so a throttled workspace group never keeps a customer's reply waiting
 _LANE = case((_OUTBOX.c.chat_key.like(f"{CUSTOMER_CHAT_KEY}%"), 0), else_=1)
@@ -208,7 +210,8 @@ _DUE = or_(
     ),
 )
 _CLAIM = (
-    select(*_QUEUED, _LANE)
+    select(*_QUEUED)
+    .add_columns(_LANE)
     .where(_OUTBOX.c.id.in_(_HEADS.scalar_subquery()), _DUE)
     .order_by(_LANE, _OUTBOX.c.id)
     .limit(bindparam("limit"))
@@ -533,7 +536,7 @@ class Transaction:
             # first: a row claimed and then changed here is written in that order
             (lease_until, ids), self._claims = self._claims, None
             await self.session.exec(
-                _MARK_CLAIMED,  # type: ignore[call-overload]
+                _MARK_CLAIMED,
                 params={"ids": ids, "lease_until": lease_until},
             )
         if not self._rows_pending():
@@ -606,12 +609,14 @@ class Transaction:
         senders = set(identities)
         customers: dict[tuple[str, str], int] = {}
         for channel, ids in _by_first(senders).items():
-            found = await self.session.exec(
+            pairs = await self.session.exec(
                 _IDENTITIES_IN, params={"channel": channel, "external_ids": ids}
             )
-            have = {identity.external_id: (identity, customer) for identity, customer in found}
+            known_pairs = {
+                identity.external_id: (identity, customer) for identity, customer in pairs
+            }
             for external_id in ids:
-                known = have.get(external_id)
+                known = known_pairs.get(external_id)
                 self._ahead[("identity", channel, external_id)] = known
                 if known is not None and known[1].id is not None:
                     customers[(channel, external_id)] = known[1].id
@@ -624,11 +629,11 @@ class Transaction:
         # chats with no open conversation: each will likely open one
         opening = len(chats) - len(wanted)
         if wanted:
-            found = await self.session.exec(
+            conversations = await self.session.exec(
                 _LATEST_CONVERSATIONS_OF,
                 params={"customer_ids": sorted({key[0] for key in wanted})},
             )
-            latest = {(c.customer_id, c.channel, c.chat_id): c for c in found}
+            latest = {(c.customer_id, c.channel, c.chat_id): c for c in conversations}
             for key in wanted:
                 self._ahead[("latest", *key)] = latest.get(key)
                 if latest.get(key) is None or latest[key].status in FINISHED_STATUSES:
@@ -639,13 +644,19 @@ class Transaction:
         await self._reserve_ids(Customer, len(senders) - len(customers))
         await self._reserve_ids(CustomerIdentity, len(senders) - len(customers))
 
+    @property
+    def _dialect(self) -> str:
+        bind = self.session.bind
+        assert bind is not None, "a session bound to the engine"
+        return bind.dialect.name
+
     async def _reserve_ids(self, model: type, count: int) -> None:
         """Take ``count`` ids from PostgreSQL's sequence in one statement, for the rows
         a batch will likely add (``new_id`` gives them first): conversations take
         theirs one by one otherwise, a round trip each. One left unused (a batch
         whose message reopened a conversation after all) is a gap in the numbers,
         as a rolled-back insert's is. SQLite needs none: its next id is one read."""
-        if count < 1 or self.session.bind.dialect.name == "sqlite":
+        if count < 1 or self._dialect == "sqlite":
             return
         ids, blocks = self._ids.get(model, (iter(()), 0))
         taken = await self._sequence_ids(model, count)
@@ -675,7 +686,7 @@ class Transaction:
             return InboundEvent(**pending)
         known, event = self._take(("event", channel, event_id))
         if known:
-            return event  # type: ignore[no-any-return]
+            return event
         result = await self.session.exec(
             _FIND_EVENT, params={"channel": channel, "event_id": event_id}
         )
@@ -710,11 +721,11 @@ class Transaction:
             return created
         known, found = self._take(("identity", channel, external_id))
         if known:
-            return found  # type: ignore[no-any-return]
+            return found
         result = await self.session.exec(
             _IDENTITY, params={"channel": channel, "external_id": external_id}
         )
-        return result.first()  # type: ignore[return-value]
+        return result.first()
 
     def add_customer(self, customer: Customer, identity: CustomerIdentity) -> None:
         """A new customer (its id from ``new_id``) and the identity they wrote from:
@@ -776,7 +787,7 @@ class Transaction:
             return self._opened.get((customer_id, channel, chat_id))
         known, found = self._take(("latest", customer_id, channel, chat_id))
         if known:
-            return found  # type: ignore[no-any-return]
+            return found
         result = await self.session.exec(
             _LATEST_CONVERSATION,
             params={"customer_id": customer_id, "channel": channel, "chat_id": chat_id},
@@ -828,7 +839,7 @@ class Transaction:
         assert me is not None and me[0] is not None
         if self._queue is None:
             await self.session.flush()
-            count, last = (await self.session.exec(_QUEUE_SUMMARY)).one()  # type: ignore[call-overload]
+            count, last = (await self.session.exec(_QUEUE_SUMMARY)).one()
             self._queue = (int(count), last, Tally(self.session, queue_part))
         count, last, tally = self._queue
         if last is not None and me[0] <= last:
@@ -869,9 +880,9 @@ class Transaction:
         loads = dict(counted)
         for before, now in tally.changes():
             if before is not None:
-                loads[before] -= 1  # type: ignore[index]
+                loads[cast(str, before)] -= 1
             if now is not None:
-                loads[now] = loads.get(now, 0) + 1  # type: ignore[call-overload]
+                loads[cast(str, now)] = loads.get(cast(str, now), 0) + 1
         return {operator_id: n for operator_id, n in loads.items() if n}
 
     # -- workspace threads ------------------------------------------------------
@@ -994,7 +1005,7 @@ class Transaction:
         ids, blocks = self._ids.get(model, (iter(()), 0))
         given = next(ids, None)
         if given is None:
-            if self.session.bind.dialect.name == "sqlite":
+            if self._dialect == "sqlite":
                 # the write lock is held: nobody else adds a row before commit (no
                 # autoflush: nothing needs writing for an id)
                 with self.session.no_autoflush:
@@ -1037,7 +1048,7 @@ class Transaction:
             _REFS_OF, params={"message_ids": list(message_ids), "place": place, "side": side}
         )
         found: dict[int, list[Any]] = {}
-        for ref in result.all():
+        for ref in cast(Sequence[Any], result.all()):
             found.setdefault(ref.message_id, []).append(ref)
         return found
 
@@ -1246,7 +1257,7 @@ class Transaction:
     async def _sending(self, row_ids: list[int]) -> dict[int, str]:
         await self._write_pending()
         result = await self.session.exec(_SENDING_IN, params={"row_ids": row_ids})
-        return dict(result.all())
+        return {row_id: status for row_id, status in result.all() if row_id is not None}
 
     def mark_sent(self, rows: Sequence[dict[str, Any]]) -> None:
         """Rows delivered: each dict has ``id``, ``sent_at`` and ``receipt``. Written
@@ -1466,9 +1477,9 @@ class Transaction:
             .where(
                 self._touching(since, until),
                 or_(
-                    Message.direction == Direction.OUT,
+                    col(Message.direction) == Direction.OUT,
                     and_(
-                        Message.direction == Direction.AUTO,
+                        col(Message.direction) == Direction.AUTO,
                         col(Message.author_id).startswith("faq:"),
                         # the suggestion list and the "a person will answer" text
                         col(Message.author_id).not_in(("faq:person", "faq:?")),
@@ -1492,7 +1503,7 @@ class Transaction:
             .where(col(SlaBreach.breached_at) >= since, col(SlaBreach.breached_at) < until)
             .order_by(col(SlaBreach.id))
         )
-        return result.all()  # type: ignore[return-value]
+        return result.all()
 
     # -- deadlines ---------------------------------------------------------------
 
@@ -1588,7 +1599,7 @@ class Repository:
     async def ping(self) -> None:
         """A round trip to the database (raises when it does not answer)."""
         async with AsyncSession(self.db.engine) as session:
-            await session.exec(select(1))  # type: ignore[call-overload]
+            await session.exec(select(1))
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:

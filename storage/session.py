@@ -44,7 +44,7 @@ def _insert_new_rows(session: Session, _context: Any, _instances: Any) -> None:
     new: dict[type, list[Any]] = {}
     for row in session.new:
         # one without its id yet is left to the unit of work, which gets it one
-        if type(row) in _MODELS and row.id is not None:  # type: ignore[attr-defined]
+        if type(row) in _MODELS and row.id is not None:
             new.setdefault(type(row), []).append(row)
     if not new:
         return

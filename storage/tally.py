@@ -24,6 +24,7 @@ from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 from sqlalchemy import event, inspect
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from storage.models import ACTIVE_STATUSES, Conversation, ConversationStatus
@@ -35,7 +36,7 @@ Part = Callable[[dict[str, Any]], Hashable | None]
 def load_part(values: dict[str, Any]) -> str | None:
     """The operator whose capacity the conversation takes, if any."""
     if values.get("status") in ACTIVE_STATUSES:
-        return values.get("assignee_id")  # type: ignore[no-any-return]
+        return values.get("assignee_id")
     return None
 
 
@@ -49,7 +50,7 @@ def queue_part(values: dict[str, Any]) -> tuple[Any, int] | None:
 class Tally:
     """What each conversation of a session counted for when a count was read."""
 
-    def __init__(self, session: Session, part: Part) -> None:
+    def __init__(self, session: Session | AsyncSession, part: Part) -> None:
         self._session = session
         self._part = part
         #: id(conversation) -> (the conversation, what it counted for)

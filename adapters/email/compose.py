@@ -73,7 +73,7 @@ def compose(
     return mail
 
 
-def _now():  # type: ignore[no-untyped-def]
+def _now():
     from datetime import UTC, datetime
 
     return datetime.now(UTC)

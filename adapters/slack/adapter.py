@@ -20,6 +20,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -711,23 +712,26 @@ class SlackAdapter:
         """Upload files from any channel (Slack has no copy): a file that cannot
         follow (too big, gone) is named in a message saying why, never dropped."""
         assert self.client is not None and self.host is not None
+        client = self.client
+        assert client is not None
         for number, attachment in enumerate(uploads(out)):
             try:
                 file = await self.host.fetch(attachment)
                 await self._call(
-                    lambda f=file: self.client.files_upload_v2(  # type: ignore[union-attr]
+                    partial(
+                        client.files_upload_v2,
                         channel=channel,
                         thread_ts=thread,
-                        content=f.data,
-                        filename=f.name,
-                        title=f.name,
+                        content=file.data,
+                        filename=file.name,
+                        title=file.name,
                     ),
                     first=first and number == 0,
                 )
             except PermanentFailure as exc:
                 notice = f"{file_line(attachment.name, attachment.kind, attachment.size)}: {exc}"
                 await self._call(
-                    lambda n=notice: self._post_text(channel, thread, render.escape(n), None),
+                    partial(self._post_text, channel, thread, render.escape(notice), None),
                     first=first and number == 0,
                 )
 
@@ -791,7 +795,7 @@ class SlackAdapter:
         for number, part in enumerate(split_text(text, TEXT_LIMIT)):
             ids.append(
                 await self._call(
-                    lambda p=part: self._post_text(channel, thread, p, username, **extra),
+                    partial(self._post_text, channel, thread, part, username, **extra),
                     first=number == 0,
                 )
             )
@@ -948,16 +952,17 @@ class SlackAdapter:
             # their own, so a later edit of one is posted as a new reply, never
             # written over the others
             _, name = render.thread_text(delivery.outbound)
+            assert self.workspace is not None
             await self._call(
-                lambda: self._post_parts(
-                    self.workspace, thread, render.escape(_joined(group)), name
-                ),  # type: ignore[arg-type]
+                partial(
+                    self._post_parts, self.workspace, thread, render.escape(_joined(group)), name
+                ),
                 first=first,
             )
             return [[] for _ in group]
         out = [await self._call(lambda: self._post(delivery, thread), first=first)]
-        for d in group[1:]:
-            out.append(await self._then(lambda d=d: self._post(d, thread)))
+        for later in group[1:]:
+            out.append(await self._then(partial(self._post, later, thread)))
         return out
 
     async def _post(self, delivery: Delivery, thread: str) -> list[str]:

@@ -45,9 +45,7 @@ class PacedWebClient(AsyncWebClient):
         #: (method, channel) -> the counters a call draws from (none: not paced)
         self.keys = keys
 
-    async def api_call(  # type: ignore[override]
-        self, api_method: str, **kwargs: Any
-    ) -> AsyncSlackResponse:
+    async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:
         channel = _channel(kwargs)
         keys = self.keys(api_method, channel) if channel else ()
         if not keys:

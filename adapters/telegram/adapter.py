@@ -15,6 +15,7 @@ import hmac
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from html import escape
 from typing import Any, TypeVar
 
@@ -421,12 +422,15 @@ class TelegramAdapter:
         offset: int | None = None
         pause = 1.0
         while not self._stopping:
+            updates: list[Update | dict[str, Any]]
             try:
                 self._long_polling.add(bot.id)
-                updates = await bot.get_updates(
-                    offset=offset,
-                    timeout=self.section.poll_timeout_seconds,
-                    allowed_updates=allowed,
+                updates = list(
+                    await bot.get_updates(
+                        offset=offset,
+                        timeout=self.section.poll_timeout_seconds,
+                        allowed_updates=allowed,
+                    )
                 )
             except (TelegramNetworkError, TelegramServerError, TelegramRetryAfter) as exc:
                 if main:
@@ -496,7 +500,7 @@ class TelegramAdapter:
                         await self.handle_any(update)
                     else:
                         await self._on_message(
-                            [u.message for u in unit],  # type: ignore[union-attr]
+                            [u.message for u in unit if isinstance(u, Update) and u.message],
                             edited=False,
                         )
                 except ShuttingDown:
@@ -732,9 +736,10 @@ class TelegramAdapter:
                 for op in self.config.operators
                 if op.identity(self.name) != str(query.from_user.id)
             ]
+            assert self.workspace is not None
             await bot.send_message(
                 self.workspace,
-                "Transfer to whom?",  # type: ignore[arg-type]
+                "Transfer to whom?",
                 message_thread_id=int(command.workspace_thread),
                 reply_markup=render.transfer_buttons(others),
             )
@@ -836,7 +841,7 @@ class TelegramAdapter:
                     )
                 else:
                     sent = await self._then(
-                        lambda r=rendered, m=markup: self.bot.send_message(chat, r, reply_markup=m)  # type: ignore[union-attr]
+                        partial(self.bot.send_message, chat, rendered, reply_markup=markup)
                     )
                 ids.append(str(sent.message_id))
         ids += await self._upload_all(chat, None, out, first=not ids)
@@ -857,14 +862,14 @@ class TelegramAdapter:
                 else:
                     upload = await self.host.fetch(attachment)
                 sent = await self._call(
-                    lambda f=upload, a=attachment: self._upload(chat, thread, a, f, sender),  # type: ignore[misc]
+                    partial(self._upload, chat, thread, attachment, upload, sender),
                     first=first and number == 0,
                 )
             except (PermanentFailure, TelegramEntityTooLarge) as exc:
                 reason = str(exc) if isinstance(exc, PermanentFailure) else "too big for Telegram"
                 notice = f"{file_line(attachment.name, attachment.kind, attachment.size)}: {reason}"
                 sent = await self._call(
-                    lambda n=notice: sender.send_message(chat, escape(n), message_thread_id=thread),
+                    partial(sender.send_message, chat, escape(notice), message_thread_id=thread),
                     first=first and number == 0,
                 )
             ids.append(str(sent.message_id))
@@ -893,9 +898,7 @@ class TelegramAdapter:
         for number, ref in enumerate(refs):
             try:
                 await self._call(
-                    lambda r=ref: self._by_author(
-                        bot, lambda b: b.delete_message(chat, int(r)), "deleted"
-                    ),
+                    partial(self._by_author, bot, _deleting(chat, int(ref)), "deleted"),
                     first=number == 0,
                 )
             except TelegramBadRequest as exc:
@@ -1233,8 +1236,8 @@ class TelegramAdapter:
                 at += len(d.source_ids)
             return out
         out = [await self._post(delivery, thread)]
-        for d in group[1:]:
-            out.append(await self._then(lambda d=d: self._post(d, thread)))
+        for later in group[1:]:
+            out.append(await self._then(partial(self._post, later, thread)))
         return out
 
     async def _post_texts(self, group: list[Delivery], thread: int) -> list[list[str]]:
@@ -1265,9 +1268,7 @@ class TelegramAdapter:
             if len(line) > TEXT_LIMIT - 100:  # a long text goes alone, split as usual
                 if batch:
                     await flush()
-                out.append(
-                    await self._call(lambda d=delivery: self._post(d, thread), first=not out)
-                )
+                out.append(await self._call(partial(self._post, delivery, thread), first=not out))
                 continue
             batch.append(line)
         if batch:
@@ -1379,3 +1380,8 @@ async def _answer_press(bot: Bot, query_id: str, **toast: Any) -> None:
         await bot.answer_callback_query(query_id, **toast)
     except (TelegramAPIError, RateLimited) as exc:
         log.info("telegram: a button press was not answered: %s", type(exc).__name__)
+
+
+def _deleting(chat: int, message_id: int) -> Callable[[Bot], Awaitable[bool]]:
+    """Deleting one message, by whichever bot is given."""
+    return lambda bot: bot.delete_message(chat, message_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 
 from aiogram.types import CallbackQuery, Message, User
 
@@ -72,8 +72,9 @@ def customer_message(
     event = f"{message.chat.id}:{message.message_id}"
     if edited:
         # edit_date is a Unix time (an int in the Bot API); each edit is its own event
-        stamp = message.edit_date
-        event += f":edit:{int(stamp.timestamp()) if hasattr(stamp, 'timestamp') else stamp or 0}"
+        stamp: object = message.edit_date
+        seconds = stamp.timestamp() if isinstance(stamp, datetime) else stamp
+        event += f":edit:{int(seconds) if isinstance(seconds, int | float) else 0}"
     text = describe(message) or next((p.caption for p in parts if p.caption), None) or ""
     media = attachments(message) + tuple(a for p in parts for a in attachments(p))
     return Inbound(

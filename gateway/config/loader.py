@@ -146,17 +146,17 @@ def parse_config(
     except ValidationError as exc:
         problems.extend(_explain(exc, "", env.unset, env.secret_paths, lines))
 
-    channels: dict[str, BaseModel] = {}
+    sections: dict[str, BaseModel] = {}
     for name, model in channel_models.items():
         if name not in data:
             continue
         try:
-            channels[name] = model.model_validate(data[name])
+            sections[name] = model.model_validate(data[name])
         except ValidationError as exc:
             problems.extend(_explain(exc, name, env.unset, env.secret_paths, lines))
     secrets = set(env.secrets)
     literal = set(env.literal_secrets)
-    for name, section in channels.items():
+    for name, section in sections.items():
         for key_path, value in _secret_fields(section, name):
             secrets.add(value)
             if key_path not in env.from_environment:
@@ -169,7 +169,7 @@ def parse_config(
         if not problems and check_setup:
             problems.extend(
                 _line(key_path, reason, lines)
-                for key_path, reason in setup_problems(core, channels, known_models)
+                for key_path, reason in setup_problems(core, sections, known_models)
             )
 
     if problems:
@@ -186,7 +186,7 @@ def parse_config(
         for key_path in sorted(literal)
     )
     return Config(
-        core=core, channels=channels, path=path, secrets=frozenset(secrets), warnings=warnings
+        core=core, channels=sections, path=path, secrets=frozenset(secrets), warnings=warnings
     )
 
 

@@ -169,7 +169,10 @@ class SlackSandbox:
         for ws in list(self._sockets):
             transport = self._transports.pop(ws, None)
             if transport is not None:
-                transport.abort()  # no close frame: the connection just dies
+                if isinstance(transport, asyncio.Transport):
+                    transport.abort()  # no close frame: the connection just dies
+                else:
+                    transport.close()
         self._sockets.clear()
         self._update_reachable()
 
