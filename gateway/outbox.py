@@ -16,7 +16,8 @@ from datetime import timedelta
 from gateway.adapter import Adapter
 from gateway.claim import Selection, coalescible
 from gateway.config import OutboxSection
-from gateway.core import Core, Outcome
+from gateway.core import Core
+from gateway.delivering import Outcome
 from gateway.errors import PermanentFailure, RateLimited, TemporaryFailure
 from gateway.events import Delivery, Receipt
 from gateway.ratelimit import Limiter, Reservation
@@ -199,7 +200,7 @@ class OutboxWorker:
                 self._claimed.update(r.id for r in group if r.id is not None)
             if prepared is None:
                 try:
-                    prepared = await self.core.prepare_many(rows, history=self._history)
+                    prepared = await self.core.delivering.prepare_many(rows, history=self._history)
                 except Exception as exc:
                     prepared = [exc] * len(rows)
             for group, delivery in zip(rows, prepared, strict=True):
@@ -228,7 +229,7 @@ class OutboxWorker:
         """Record a send's outcome: in the worker's next claim while it runs, else
         (stopping) at once. Returns once it is committed."""
         if self._stopping or self._task is None or self._task.done():
-            await self.core.delivered(*outcome)
+            await self.core.delivering.delivered(*outcome)
             return
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._outcomes.append((outcome, done))
@@ -244,7 +245,7 @@ class OutboxWorker:
             if done.done():
                 continue
             try:
-                await self.core.delivered(*outcome)
+                await self.core.delivering.delivered(*outcome)
             except Exception as exc:
                 if not done.done():
                     done.set_exception(exc)
@@ -278,7 +279,7 @@ class OutboxWorker:
             tx: Transaction,
         ) -> tuple[list[list[QueuedRow]], list[Delivery | Exception | None] | None]:
             if together and outcomes:
-                await self.core.record_in(tx, [outcome for outcome, _done in outcomes])
+                await self.core.delivering.record_in(tx, [outcome for outcome, _done in outcomes])
             groups = []
             # past chats held back last time (to reach ones that can go), else no
             # wider than needed: each row looked at is read and locked
@@ -311,10 +312,10 @@ class OutboxWorker:
                 return groups, []
             if not together:
                 return groups, None
-            return groups, await self.core.prepare_in(tx, groups, history=self._history)
+            return groups, await self.core.delivering.prepare_in(tx, groups, history=self._history)
 
         try:
-            groups, prepared = await self.core.transact(work)
+            groups, prepared = await self.core.delivering.transact(work)
         except BaseException:
             chosen.abandon()
             self._prepare_apart = together
@@ -405,7 +406,9 @@ class OutboxWorker:
                 raise prepared
             delivery = prepared
             if delivery is None:
-                await self.core.delivered(row.id, Receipt(extra={"unchanged": True}), None)
+                await self.core.delivering.delivered(
+                    row.id, Receipt(extra={"unchanged": True}), None
+                )
                 return
             cost = self.adapter.cost(delivery)
             async with self.limiter.slot(
@@ -432,7 +435,7 @@ class OutboxWorker:
         except PermanentFailure as exc:
             self.failed += len(group)
             for member in group:
-                await self.core.failed(member.id, str(exc) or type(exc).__name__)
+                await self.core.delivering.failed(member.id, str(exc) or type(exc).__name__)
         except Exception as exc:
             # TemporaryFailure, or a bug in an adapter: never a reason to lose a message
             reason = str(exc) or type(exc).__name__
@@ -441,7 +444,7 @@ class OutboxWorker:
             if row.attempts >= self.settings.max_attempts:
                 self.failed += len(group)
                 for member in group:
-                    await self.core.failed(
+                    await self.core.delivering.failed(
                         member.id,
                         f"gave up after {row.attempts} attempts: {reason}",
                     )

@@ -180,7 +180,7 @@ async def test_deliveries_recorded_together_cost_two_statements_whatever_their_n
         claimed = await tx.claim_outbox("telegram", limit=12, lease=timedelta(minutes=1))
     ids = [row.id for row in claimed]
     assert len(ids) == 12
-    await core.delivered(ids[0], Receipt(external_ids=("first",)), None)
+    await core.delivering.delivered(ids[0], Receipt(external_ids=("first",)), None)
 
     outbox_statements: list[str] = []
 
@@ -192,7 +192,10 @@ async def test_deliveries_recorded_together_cost_two_statements_whatever_their_n
     event.listen(engine, "before_cursor_execute", count)
     try:
         await asyncio.gather(
-            *(core.delivered(row_id, Receipt(external_ids=(f"x{row_id}",)), None) for row_id in ids)
+            *(
+                core.delivering.delivered(row_id, Receipt(external_ids=(f"x{row_id}",)), None)
+                for row_id in ids
+            )
         )
     finally:
         event.remove(engine, "before_cursor_execute", count)
