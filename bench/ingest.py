@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from gateway.adapter import AdapterBase
 from gateway.app import Gateway
 from gateway.config import parse_config
 from gateway.events import Delivery, Inbound, Receipt, Sender
@@ -23,7 +24,7 @@ from storage import Database
 from storage.migrate import upgrade
 
 
-class NullChannel:
+class NullChannel(AdapterBase):
     """Accepts every delivery at once: the benchmark measures the core, not a platform."""
 
     name = "telegram"

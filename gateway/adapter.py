@@ -14,9 +14,12 @@ import importlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from gateway.ratelimit import Limiter
 
 from gateway.events import (
     ActionResult,
@@ -158,13 +161,19 @@ class Adapter(Protocol):
     #: deliveries to customers carry the refs of the conversation's earlier messages
     #: (``Delivery.history``), for a platform that threads replies by them (email)
     wants_history: bool
-    # Optional, read with getattr: ``max_in_flight: int``, the most deliveries the
-    # platform should see at once from us whatever ``[outbox] concurrency`` says
-    # (a mail relay counts connections per client). ``opens_with_messages: bool``:
-    # the header delivery that opens a conversation's thread may carry the messages
-    # queued behind it (``Delivery.more``), posted in the new thread once it exists;
-    # a receipt in its ``more`` with ``extra["handed_back"]`` (a reason) puts that
-    # message's row back in the queue, to be sent on its own.
+    #: the most deliveries the platform should see at once from us, whatever
+    #: ``[outbox] concurrency`` says (a mail relay counts connections per client)
+    max_in_flight: int | None
+    #: the header delivery that opens a conversation's thread may carry the messages
+    #: queued behind it (``Delivery.more``), posted in the new thread once it exists;
+    #: a receipt in its ``more`` with ``extra["handed_back"]`` (a reason) puts that
+    #: message's row back in the queue, to be sent on its own
+    opens_with_messages: bool
+    #: the adapter paces each of its own calls through ``limiter`` (its calls outside
+    #: deliveries, answers to commands, count in the same counters); None: the outbox
+    #: makes one from ``rate_limits``
+    paces_calls: bool
+    limiter: Limiter | None
 
     async def start(self, host: Host) -> None:
         """Connect and begin intake. Acknowledge platform events only after
@@ -184,8 +193,32 @@ class Adapter(Protocol):
         """Download a file this channel received (its ``file_ref``), for another
         channel to upload. ``PermanentFailure`` names why it cannot be had."""
 
-    # Optional: ``recorded(receipt)`` is called once a delivery's receipt has been
-    # committed, so an adapter that opened a thread knows the core can now find it.
+    async def readiness(self) -> str | None:
+        """None when the platform's events reach us; otherwise why not (/readyz)."""
+
+    def recorded(self, receipt: Receipt) -> None:
+        """A delivery's receipt has been committed: a thread it opened can be found."""
+
+
+class AdapterBase:
+    """What an adapter may leave out of ``Adapter``, and what leaving it out means.
+    Adapters inherit it, so the outbox and the health check read every part as an
+    attribute."""
+
+    serves_workspace: bool = False
+    rate_limits: Sequence[RateLimit] = ()
+    max_batch: int = 1
+    wants_history: bool = False
+    max_in_flight: int | None = None
+    opens_with_messages: bool = False
+    paces_calls: bool = False
+    limiter: Limiter | None = None
+
+    async def readiness(self) -> str | None:
+        return None
+
+    def recorded(self, receipt: Receipt) -> None:
+        return None
 
 
 @dataclass(frozen=True)

@@ -259,8 +259,7 @@ class Gateway:
             if adapter not in self._started:
                 channels[adapter.name] = "not started"
                 continue
-            check = getattr(adapter, "readiness", None)
-            problem = await check() if check is not None else None
+            problem = await adapter.readiness()
             channels[adapter.name] = problem or "ok"
         details["channels"] = channels
         ready = details["database"] == "ok" and all(v == "ok" for v in channels.values())

@@ -32,6 +32,7 @@ from gateway.events import (
 from gateway.feedback import Feedback
 from gateway.groupcommit import GroupCommit
 from gateway.language import detect as detect_language
+from gateway.lifecycle import move
 from gateway.relay import Desk, Relay, _attachment_dict
 from gateway.timers import Timers
 from storage import (
@@ -247,7 +248,7 @@ class Core:
             # the response clock starts at the first message nobody has answered
             conversation.awaiting_since = message.created_at
         if conversation.status == ConversationStatus.WAITING_CUSTOMER:
-            conversation.status = ConversationStatus.ASSIGNED
+            move(conversation, ConversationStatus.ASSIGNED)
         tx.touch(conversation, customer_wrote=message.created_at)
         if conversation.status == ConversationStatus.SNOOZED:
             await self.timers.wake(tx, conversation, reason="💬 Woken early: the customer wrote")
@@ -572,7 +573,7 @@ class Core:
         )
         await self._store(tx, message, inbound, side="workspace")
         if conversation.status in (ConversationStatus.ASSIGNED, ConversationStatus.SNOOZED):
-            conversation.status = ConversationStatus.WAITING_CUSTOMER
+            move(conversation, ConversationStatus.WAITING_CUSTOMER)
         # answered: the response clock stops, and the wait for the customer begins
         conversation.awaiting_since = None
         conversation.snoozed_until = None

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from gateway.config import OperatorConfig
 from gateway.events import ROBOT_TAG
+from gateway.lifecycle import move
 from gateway.relay import Desk, Relay
 from gateway.routing import Candidate, choose
 from gateway.texts import render
@@ -156,7 +157,7 @@ class Dispatcher:
         await self.relay.header(tx, conversation)
 
     async def enqueue(self, tx: Transaction, conversation: Conversation) -> None:
-        conversation.status = ConversationStatus.QUEUED
+        move(conversation, ConversationStatus.QUEUED)
         conversation.queued_at = conversation.queued_at or utcnow()
         conversation.assignee_id = None
         tx.touch(conversation)
@@ -185,7 +186,7 @@ class Dispatcher:
         conversation.assigned_at = now
         conversation.queued_at = None
         if conversation.status not in ACTIVE_STATUSES:
-            conversation.status = ConversationStatus.ASSIGNED
+            move(conversation, ConversationStatus.ASSIGNED)
         tx.touch(conversation)
         states = await tx.operator_states()
         state = states[operator.id]
@@ -262,7 +263,7 @@ class Dispatcher:
         config = self.desk.config
         await self.candidates(tx)  # the assignment lock, before a slot changes hands
         now = utcnow()
-        conversation.status = ConversationStatus.RESOLVED
+        move(conversation, ConversationStatus.RESOLVED)
         conversation.resolved_at = now
         conversation.queued_at = None
         conversation.awaiting_since = None
@@ -301,7 +302,7 @@ class Dispatcher:
     ) -> None:
         """Bring a finished conversation back: to ``operator``, or through routing."""
         conversation.resolved_at = None
-        conversation.status = ConversationStatus.NEW
+        move(conversation, ConversationStatus.NEW)
         tx.touch(conversation)
         if operator is not None:
             await self.candidates(tx)

@@ -35,13 +35,11 @@ HEARTBEAT_SECONDS = 5.0
 POLL_SECONDS = 1.0
 #: how long a worker woken with sends still in flight waits for the others to end,
 #: per send in flight, and at most: their outcomes, and the rows behind them, then
-#: share one claim. A claim's transaction costs more than the rows in it (load 1,
-#: on a day the floor made ~500 msgs/s: ~11 ms of CPU per claim, ~1 ms per
-#: delivery in it), and under load the rows ready at any moment are those whose
-#: chat's last send just ended, a few at a time: claiming at each end (a fixed
-#: 20 ms at most) made 56-62 claims per 1,000 messages, this window 45. Under a
-#: light load few sends are out and the wait is a few milliseconds; it never
-#: outlasts the sends in flight.
+#: share one claim. A claim's transaction costs far more than a row in it, and
+#: under load the rows ready at any moment are those whose chat's last send just
+#: ended, a few at a time: claiming at each end would pay a transaction for each.
+#: Under a light load few sends are out and the wait is a few milliseconds; it
+#: never outlasts the sends in flight. (Measured: bench/RESULTS.md, load 1.)
 GATHER_PER_SEND = 0.006
 GATHER_SECONDS = 0.1
 #: a claim that held rows back last time looks at the due heads this many times its
@@ -66,8 +64,8 @@ class OutboxWorker:
         self.destination = adapter.name
         #: the adapter's own where it paces each of its calls (``paces_calls``): its
         #: calls outside deliveries (answers to commands) then count in the same
-        self.limiter: Limiter = getattr(adapter, "limiter", None) or Limiter(adapter.rate_limits)
-        self._paces_calls: bool = getattr(adapter, "paces_calls", False)
+        self.limiter: Limiter = adapter.limiter or Limiter(adapter.rate_limits)
+        self._paces_calls = adapter.paces_calls
         #: deliveries to the workspace in flight (``_claim`` keeps some room for
         #: customers' sends)
         self._workspace_inflight = 0
@@ -87,12 +85,12 @@ class OutboxWorker:
         #: the sends waiting for that (each acknowledges nothing before it commits)
         self._outcomes: list[tuple[Outcome, asyncio.Future[None]]] = []
         #: the destination threads replies by earlier messages' refs (email)
-        self._history: bool = getattr(adapter, "wants_history", True)
+        self._history = adapter.wants_history
         #: a thread's opening header takes the messages queued behind it along
-        self._opens_with: bool = getattr(adapter, "opens_with_messages", False)
+        self._opens_with = adapter.opens_with_messages
         #: sends in flight at once: the config's, or less where the platform's
         #: servers take fewer connections from one client (``Adapter.max_in_flight``)
-        ceiling = getattr(adapter, "max_in_flight", None)
+        ceiling = adapter.max_in_flight
         self.concurrency = min(settings.concurrency, ceiling or settings.concurrency)
         self._inflight: set[asyncio.Task[None]] = set()
         self._claimed: set[int] = set()  # rows this worker holds a lease on
@@ -465,9 +463,7 @@ class OutboxWorker:
             handed_back = sum(1 for r in receipt.more if r.extra.get("handed_back"))
             self.sent += len(group) - handed_back
             await self._recorded((row.id, receipt, delivery, [r.id for r in group[1:]]))
-            recorded = getattr(self.adapter, "recorded", None)
-            if recorded is not None:
-                recorded(receipt)
+            self.adapter.recorded(receipt)
 
     async def _retry(
         self, group: list[QueuedRow], delay: float, reason: str, *, count: bool

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from gateway.dispatcher import Dispatcher
+from gateway.lifecycle import move
 from gateway.relay import Desk, Relay
 from gateway.texts import render
 from storage import (
@@ -404,10 +405,11 @@ class Timers:
         conversation.snoozed_until = None
         if conversation.awaiting_since is not None:
             conversation.awaiting_since = utcnow()
-        conversation.status = (
+        move(
+            conversation,
             ConversationStatus.ASSIGNED
             if conversation.awaiting_since is not None or conversation.last_reply_at is None
-            else ConversationStatus.WAITING_CUSTOMER
+            else ConversationStatus.WAITING_CUSTOMER,
         )
         tx.touch(conversation)
         owner = self.desk.config.operator(conversation.assignee_id)

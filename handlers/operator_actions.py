@@ -13,6 +13,7 @@ from datetime import timedelta
 from gateway.actions import ActionContext, ActionRouter
 from gateway.events import ActionResult
 from gateway.hours import describe
+from gateway.lifecycle import move
 from storage import ACTIVE_STATUSES, FINISHED_STATUSES, ConversationStatus, Direction, Message
 from storage.models import Presence
 from storage.types import utcnow
@@ -160,7 +161,7 @@ async def snooze(ctx: ActionContext) -> ActionResult:
     if wanted > MAX_SNOOZE:
         return ctx.refuse("At most 30 days: a conversation put aside longer is forgotten.")
     until = utcnow() + wanted
-    conversation.status = ConversationStatus.SNOOZED
+    move(conversation, ConversationStatus.SNOOZED)
     conversation.snoozed_until = until
     ctx.tx.touch(conversation)
     schedule = ctx.config.core.schedule

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from gateway.adapter import Host, RateLimit
+from gateway.adapter import AdapterBase, Host, RateLimit
 from gateway.app import Gateway
 from gateway.config import Config, parse_config
 from gateway.errors import PermanentFailure
@@ -159,7 +159,7 @@ class Failure:
 
 
 @dataclass
-class RecordingAdapter:
+class RecordingAdapter(AdapterBase):
     """A channel that records every delivery instead of calling a platform.
 
     It plays both sides, as the Telegram adapter does: customers write to it in
@@ -172,6 +172,8 @@ class RecordingAdapter:
     max_batch: int = 1
     #: a thread's opening header may carry the messages queued behind it
     opens_with_messages: bool = False
+    #: deliveries carry the conversation's earlier refs, as email's do
+    wants_history: bool = True
     #: when set, deliveries to the workspace wait for it (a stalled group)
     gate: asyncio.Event | None = None
     deliveries: list[Delivery] = field(default_factory=list)

@@ -480,3 +480,18 @@ async def test_a_send_in_flight_keeps_renewing_its_short_lease(
         await settle(gw)
         assert all(r.status == OutboxStatus.SENT for r in await outbox_rows(gw))
         assert sum(1 for d in tg.deliveries if d.outbound.kind == "header") == 1
+
+
+def test_every_channel_adapter_declares_the_whole_adapter_contract() -> None:
+    """The outbox and the health check read each part of ``Adapter`` as an attribute:
+    an adapter states what it has, and inherits the rest with its meaning."""
+    from adapters.email.adapter import EmailAdapter
+    from adapters.slack.adapter import SlackAdapter
+    from adapters.telegram.adapter import TelegramAdapter
+    from gateway.adapter import Adapter, AdapterBase
+
+    parts = [name for name in Adapter.__annotations__] + ["readiness", "recorded"]
+    for adapter_class in (TelegramAdapter, SlackAdapter, EmailAdapter, RecordingAdapter):
+        assert issubclass(adapter_class, AdapterBase), adapter_class
+        missing = [p for p in parts if p != "name" and not hasattr(adapter_class, p)]
+        assert not missing, (adapter_class, missing)

@@ -27,7 +27,7 @@ from adapters.email import parse, quarantine
 from adapters.email.compose import compose
 from adapters.email.config import EmailSection
 from adapters.email.inbound import InboundHandler, Spool, listen
-from gateway.adapter import Host, RateLimit
+from gateway.adapter import AdapterBase, Host, RateLimit
 from gateway.cards import file_line
 from gateway.config import Config
 from gateway.errors import (
@@ -51,7 +51,7 @@ class ImapFailure(Exception):
     """An IMAP command answered NO or BAD."""
 
 
-class EmailAdapter:
+class EmailAdapter(AdapterBase):
     name = "email"
     serves_workspace = False
     max_batch = 1

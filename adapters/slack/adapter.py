@@ -37,7 +37,7 @@ from adapters.slack import normalise, render
 from adapters.slack.config import SlackSection
 from adapters.slack.intake import SocketHandler, shaped
 from adapters.slack.pacing import POSTS, TIER3, PacedWebClient, is_rate_limited, retry_after
-from gateway.adapter import Host, RateLimit, UnrecordedThreads
+from gateway.adapter import AdapterBase, Host, RateLimit, UnrecordedThreads
 from gateway.cards import (
     file_line,
     long_text_file_name,
@@ -118,7 +118,7 @@ TEMPORARY = {"internal_error", "fatal_error", "service_unavailable", "request_ti
 GONE = {"message_not_found", "cant_delete_message", "cant_update_message"}
 
 
-class SlackAdapter:
+class SlackAdapter(AdapterBase):
     name = "slack"
 
     def __init__(self, section: SlackSection, config: Config) -> None:
@@ -140,7 +140,8 @@ class SlackAdapter:
         )
         #: every call that posts or changes a message waits here (``pacing``),
         #: deliveries' and the rest alike; the outbox claims by the same counters
-        self.limiter = Limiter(self.rate_limits)
+        self._pace = Limiter(self.rate_limits)
+        self.limiter = self._pace
         self.paces_calls = True
         self.client: AsyncWebClient | None = None
         self.app: AsyncApp | None = None
@@ -210,7 +211,7 @@ class SlackAdapter:
         self.host = host
         section = self.section
         self.client = PacedWebClient(
-            limiter=self.limiter,
+            limiter=self._pace,
             keys=self._call_keys,
             token=section.bot_token.get_secret_value(),
             base_url=section.api_base,

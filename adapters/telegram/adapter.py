@@ -53,7 +53,7 @@ from adapters.telegram.config import TelegramSection, bot_id
 from adapters.telegram.pacing import Pacing
 from adapters.telegram.session import JsonSession
 from gateway.actions import parse_command
-from gateway.adapter import Host, RateLimit, UnrecordedThreads
+from gateway.adapter import AdapterBase, Host, RateLimit, UnrecordedThreads
 from gateway.cards import (
     file_line,
     long_text_file_name,
@@ -202,7 +202,7 @@ def _with_quote(delivery: Delivery) -> Outbound:
     return out
 
 
-class TelegramAdapter:
+class TelegramAdapter(AdapterBase):
     name = "telegram"
 
     def __init__(self, section: TelegramSection, config: Config) -> None:
@@ -238,7 +238,8 @@ class TelegramAdapter:
         )  # fmt: skip
         #: every call that puts a message out waits here (``pacing``), deliveries'
         #: and the rest alike; the outbox claims by the same counters
-        self.limiter = Limiter(self.rate_limits)
+        self._pace = Limiter(self.rate_limits)
+        self.limiter = self._pace
         self.paces_calls = True
         self.bot: Bot | None = None
         #: every bot by id, the main one (customers' bot) first
@@ -330,7 +331,7 @@ class TelegramAdapter:
     async def start(self, host: Host) -> None:
         self.host = host
         session = JsonSession(api=TelegramAPIServer.from_base(self.section.api_base))
-        session.middleware(Pacing(self.limiter, self._call_keys))
+        session.middleware(Pacing(self._pace, self._call_keys))
         self.bot = Bot(
             self.section.token.get_secret_value(),
             session=session,
