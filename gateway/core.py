@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from enum import Enum
 from functools import partial
 from typing import TypeVar
 
@@ -177,7 +178,7 @@ class Core:
         async def run(tx: Transaction) -> IngestResult:
             seen = await tx.find_event(inbound.channel, inbound.event_id)
             if seen is not None:
-                return IngestResult(True, seen.conversation_id, seen.message_id)
+                return IngestResult.seen_before(seen.conversation_id, seen.message_id)
             result = await work(tx, inbound)
             tx.record_event(
                 inbound.channel, inbound.event_id, result.conversation_id, result.message_id
@@ -209,7 +210,7 @@ class Core:
         customer = await self._customer(tx, inbound)
         if customer.blocked:
             log.info("message from a blocked customer dropped", extra={"channel": inbound.channel})
-            return IngestResult(False, ignored="the customer is blocked")
+            return IngestResult.ignoring("the customer is blocked")
         if inbound.delete_of:
             return await self._apply_delete(tx, inbound, role="customer", to_customer=False)
         if inbound.edit_of:
@@ -221,8 +222,8 @@ class Core:
             if joined is not None:
                 return joined
         conversation, opened = await self._conversation_for(tx, customer, inbound)
-        _mark_robot(conversation, robot=inbound.automated, opened=opened == "new")
-        if not conversation.language_sure and opened != "new":
+        _mark_robot(conversation, robot=inbound.automated, opened=opened is Opened.NEW)
+        if not conversation.language_sure and opened is not Opened.NEW:
             _learn_language(conversation, inbound.text)
         now = utcnow()
         message = build(
@@ -240,10 +241,10 @@ class Core:
             created_at=min(inbound.sent_at or now, now),
         )
         await self._store(tx, message, inbound, side="customer")
-        if opened == "feedback":
+        if opened is Opened.FEEDBACK:
             # the score or comment asked for after the close: not a new request
             await self.feedback.take(tx, conversation, message)
-            return IngestResult(False, conversation.id, message.id)
+            return IngestResult.stored(conversation.id, message.id)
         if conversation.awaiting_since is None and not inbound.automated:
             # the response clock starts at the first message nobody has answered
             conversation.awaiting_since = message.created_at
@@ -253,7 +254,7 @@ class Core:
         if conversation.status == ConversationStatus.SNOOZED:
             await self.timers.wake(tx, conversation, reason="💬 Woken early: the customer wrote")
         answered = False
-        if opened == "new":
+        if opened is Opened.NEW:
             # the header (which opens the topic/thread) must be queued before the
             # first mirrored message: deliveries of one thread go out in id order
             await self.relay.header(tx, conversation, opening=True)
@@ -263,7 +264,7 @@ class Core:
             await self.dispatcher.route(
                 tx, conversation, preferred=preferred, greet=True, quiet=inbound.automated
             )
-        elif opened == "reopened":
+        elif opened is Opened.REOPENED:
             await self.relay.mirror(tx, conversation, message, role="customer")
             answered = await self._faq(tx, conversation, inbound, before_routing=True)
             await self.dispatcher.reopen(tx, conversation, operator=None, quiet=inbound.automated)
@@ -275,7 +276,7 @@ class Core:
             await self._faq(tx, conversation, inbound, before_routing=False)
         if inbound.album:
             await self._hold_album(tx, message, inbound)
-        return IngestResult(False, conversation.id, message.id)
+        return IngestResult.stored(conversation.id, message.id)
 
     async def _faq(
         self, tx: Transaction, conversation: Conversation, inbound: Inbound, *, before_routing: bool
@@ -334,7 +335,7 @@ class Core:
             row.payload = {**row.payload, "attachments": message.attachments, "text": message.text}
             row.next_attempt_at = until
             tx.add(row)
-        return IngestResult(False, message.conversation_id, message.id)
+        return IngestResult.stored(message.conversation_id, message.id)
 
     async def _failure_report(self, tx: Transaction, inbound: Inbound) -> IngestResult:
         """A bounce: operators see, in the conversation, that their message never came."""
@@ -346,11 +347,11 @@ class Core:
                 inbound.failure_of,
                 extra={"channel": inbound.channel},
             )
-            return IngestResult(False, ignored="the failed message is not ours")
+            return IngestResult.ignoring("the failed message is not ours")
         conversation = await tx.conversation(message.conversation_id)
         assert conversation is not None
         note = await self.relay.system(tx, conversation, f"⚠ Not delivered: {inbound.text[:500]}")
-        return IngestResult(False, conversation.id, note.id)
+        return IngestResult.stored(conversation.id, note.id)
 
     async def _customer(self, tx: Transaction, inbound: Inbound) -> Customer:
         sender = inbound.sender
@@ -387,7 +388,7 @@ class Core:
 
     async def _conversation_for(
         self, tx: Transaction, customer: Customer, inbound: Inbound
-    ) -> tuple[Conversation, str]:
+    ) -> tuple[Conversation, Opened]:
         """The open conversation, a recently closed one reopened, or a new one."""
         assert customer.id is not None
         if inbound.explicit_threads:
@@ -395,20 +396,20 @@ class Core:
         else:
             latest = await tx.latest_conversation(customer.id, inbound.channel, inbound.chat_id)
         if latest is not None and latest.status not in FINISHED_STATUSES:
-            return latest, "open"
+            return latest, Opened.OPEN
         if (
             latest is not None
             and not inbound.automated
             and self.feedback.expects(latest, inbound.text)
         ):
-            return latest, "feedback"
+            return latest, Opened.FEEDBACK
         reopen_window = timedelta(hours=self.config.routing.reopen_hours)
         if (
             latest is not None
             and latest.resolved_at is not None
             and utcnow() - latest.resolved_at <= reopen_window
         ):
-            return latest, "reopened"
+            return latest, Opened.REOPENED
         written = detect_language(inbound.text)
         conversation = build(
             Conversation,
@@ -426,7 +427,7 @@ class Core:
             "conversation opened",
             extra={"conversation_id": conversation.id, "channel": inbound.channel},
         )
-        return conversation, "new"
+        return conversation, Opened.NEW
 
     async def _threaded(
         self, tx: Transaction, customer: Customer, inbound: Inbound
@@ -496,9 +497,9 @@ class Core:
         assert inbound.delete_of is not None
         message = await tx.message_by_ref(inbound.channel, inbound.chat_id, inbound.delete_of)
         if message is None:
-            return IngestResult(False, ignored="the deleted message was never relayed")
+            return IngestResult.ignoring("the deleted message was never relayed")
         if message.deleted_at is not None:
-            return IngestResult(False, message.conversation_id, message.id)
+            return IngestResult.stored(message.conversation_id, message.id)
         message.deleted_at = utcnow()
         return await self._follow(
             tx, inbound, message, "delete", role=role, to_customer=to_customer
@@ -529,7 +530,7 @@ class Core:
             customer=to_customer,
             kind=kind,
         )
-        return IngestResult(False, conversation.id, message.id)
+        return IngestResult.stored(conversation.id, message.id)
 
     # -- operators ----------------------------------------------------------------
 
@@ -542,7 +543,7 @@ class Core:
         assert inbound.workspace_thread is not None
         conversation = await tx.conversation_by_thread(inbound.channel, inbound.workspace_thread)
         if conversation is None:
-            return IngestResult(False, ignored=NO_CONVERSATION)
+            return IngestResult.ignoring(NO_CONVERSATION)
         operator = self.operator_for(inbound.channel, inbound.sender.external_id)
         if operator is None:
             log.warning(
@@ -550,7 +551,7 @@ class Core:
                 inbound.sender.external_id,
                 extra={"channel": inbound.channel},
             )
-            return IngestResult(False, ignored=NOT_AN_OPERATOR)
+            return IngestResult.ignoring(NOT_AN_OPERATOR)
         assert conversation.id is not None
         conversation = await tx.conversation(conversation.id, lock=True)
         assert conversation is not None
@@ -581,7 +582,7 @@ class Core:
         tx.touch(conversation)
         await self.relay.deliver_to_customer(tx, conversation, message, author=operator)
         await self.relay.mirror(tx, conversation, message, role="operator", skip=inbound.channel)
-        return IngestResult(False, conversation.id, message.id)
+        return IngestResult.stored(conversation.id, message.id)
 
     async def _take_part(
         self, tx: Transaction, conversation: Conversation, operator: OperatorConfig
@@ -729,6 +730,15 @@ class Core:
 def _album_ref(inbound: Inbound) -> str:
     """A ref naming an album, in the same chat as message ids: prefixed, never equal."""
     return f"album:{inbound.album}"
+
+
+class Opened(Enum):
+    """Which conversation a customer's message belongs to, and how it came to."""
+
+    OPEN = "open"  # the one still open
+    FEEDBACK = "feedback"  # a closed one whose rating or comment this is
+    REOPENED = "reopened"  # a closed one, brought back (within routing.reopen_hours)
+    NEW = "new"  # a new one
 
 
 def _learn_language(conversation: Conversation, text: str) -> None:

@@ -184,6 +184,21 @@ class IngestResult:
     message_id: int | None = None
     ignored: str | None = None  # why nothing was stored, when nothing was
 
+    @classmethod
+    def stored(cls, conversation_id: int | None, message_id: int | None) -> IngestResult:
+        """The event was stored: this message, in this conversation."""
+        return cls(False, conversation_id, message_id)
+
+    @classmethod
+    def seen_before(cls, conversation_id: int | None, message_id: int | None) -> IngestResult:
+        """The event was stored before (a platform's retry): nothing new."""
+        return cls(True, conversation_id, message_id)
+
+    @classmethod
+    def ignoring(cls, reason: str) -> IngestResult:
+        """Nothing stored, and why."""
+        return cls(False, ignored=reason)
+
 
 @dataclass(frozen=True)
 class ConversationCard:
