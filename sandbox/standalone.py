@@ -38,13 +38,21 @@ class Ports:
     gateway_mail: int = 2525
 
 
+def _telegram_id(op: dict[str, Any]) -> int | None:
+    value = op.get("telegram_id", (op.get("ids") or {}).get("telegram"))
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
 def operators_of(data: dict[str, Any]) -> list[tuple[str, str, int | None, str | None]]:
     return [
         (
             str(op.get("id")),
             str(op.get("name") or op.get("id")),
-            int(op["telegram_id"]) if isinstance(op.get("telegram_id"), int) else None,
-            str(op["slack_id"]) if op.get("slack_id") else None,
+            _telegram_id(op),
+            str(op.get("slack_id") or (op.get("ids") or {}).get("slack") or "") or None,
         )
         for op in data.get("operators") or []
         if op.get("id")

@@ -145,3 +145,27 @@ def test_both_forms_of_naming_the_config_work(
         main(["check-config", str(path), "--config", str(tmp_path / "other.toml")])
     assert refused.value.code == 2
     assert "name one" in capsys.readouterr().err
+
+
+def test_operators_ids_by_channel_name_stand_beside_the_old_keys() -> None:
+    """``ids = { slack = ... }`` names an operator on any channel, a new one too;
+    telegram_id, slack_id and email go on working and say the same."""
+    cleo = '[[operators]]\nid = "cleo"\nname = "Cleo"\nids = { slack = "UCLEO" }\n'
+    config = whole(ANNA + cleo + TELEGRAM_GROUP + SLACK_CHANNEL)
+    anna, cleo_config = config.core.operators
+    assert anna.identity("telegram") == "1001" and anna.ids == {"telegram": "1001"}
+    assert cleo_config.identity("slack") == "UCLEO"
+    assert cleo_config.identity("telegram") is None
+    # a channel name no adapter has is a typo, said where it is
+    found = problems(
+        ANNA + '[[operators]]\nid = "dan"\nname = "Dan"\nids = { telgram = "5" }\n' + TELEGRAM_GROUP
+    )
+    assert any(
+        p.startswith("operators[1].ids.telgram: no channel is called 'telgram'") for p in found
+    ), found
+    # the two ways of writing one id may not disagree
+    clash = problems(
+        '[[operators]]\nid = "eve"\nname = "Eve"\ntelegram_id = 7\n'
+        'ids = { telegram = "8" }\n' + TELEGRAM_GROUP
+    )
+    assert any("disagree" in p for p in clash), clash

@@ -609,7 +609,7 @@ class SlackAdapter(AdapterBase):
         await ack(text=render.escape(result.message))
 
     def _operator(self, user: str) -> OperatorConfig | None:
-        return next((op for op in self.config.operators if op.slack_id == user), None)
+        return next((op for op in self.config.operators if op.identity(self.name) == user), None)
 
     async def _sender(self, user: str) -> Sender:
         """Who a customer is (users.info, cached: it is rate limited too)."""

@@ -120,7 +120,7 @@ def mention_line(operator_ids: tuple[str, ...], operators: list[OperatorConfig])
     id is named in plain text."""
     known = {op.id: op for op in operators}
     return " ".join(
-        f"<@{op.slack_id}>" if op.slack_id else escape(op.name)
+        f"<@{op.identity('slack')}>" if op.identity("slack") else escape(op.name)
         for op in (known.get(i) for i in operator_ids)
         if op is not None
     )

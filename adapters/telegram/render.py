@@ -107,8 +107,9 @@ def mention_line(operator_ids: tuple[str, ...], operators: list[OperatorConfig])
         op = known.get(operator_id)
         if op is None:
             continue
-        if op.telegram_id is not None:
-            parts.append(f'<a href="tg://user?id={op.telegram_id}">{escape(op.name)}</a>')
+        telegram_id = op.identity("telegram")
+        if telegram_id is not None:
+            parts.append(f'<a href="tg://user?id={telegram_id}">{escape(op.name)}</a>')
         else:
             parts.append(escape(op.name))
     return " ".join(parts)

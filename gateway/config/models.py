@@ -6,7 +6,7 @@ import re
 import string
 from datetime import datetime
 from functools import cached_property
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -191,6 +191,12 @@ class CsatSection(Section):
 class OperatorConfig(Section):
     id: str
     name: str = Field(min_length=1, max_length=64)
+    #: the operator's id on each channel, by the channel's name, as its adapter
+    #: reports senders: { telegram = "123456", slack = "U024BE7LH", email = "a@b.c" }.
+    #: A new channel needs nothing more here.
+    ids: dict[str, str] = Field(default_factory=dict)
+    #: the same for the first three channels, as configs have always written them
+    #: (each is copied into ``ids``)
     telegram_id: int | None = None
     slack_id: str | None = None
     email: str | None = None
@@ -232,12 +238,30 @@ class OperatorConfig(Section):
     def _languages(cls, value: list[str]) -> list[str]:
         return [_check_language(v) for v in value]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _ids(cls, data: Any) -> Any:
+        """``telegram_id``, ``slack_id`` and ``email`` into ``ids``, which may not say
+        otherwise."""
+        if not isinstance(data, dict):
+            return data
+        ids = dict(data.get("ids") or {})
+        for key, channel in _LEGACY_IDS:
+            value = data.get(key)
+            if value is None:
+                continue
+            written = str(value).lower() if key == "email" else str(value)
+            if ids.setdefault(channel, written) != written:
+                raise ValueError(f"ids.{channel} ({ids[channel]}) and {key} ({value}) disagree")
+        return {**data, "ids": ids}
+
     def identity(self, channel: str) -> str | None:
         """This operator's id on a platform, as adapters report senders (a string)."""
-        value = {"telegram": self.telegram_id, "slack": self.slack_id, "email": self.email}.get(
-            channel
-        )
-        return None if value is None else str(value)
+        return self.ids.get(channel)
+
+
+#: the id keys an operator's table has always had, and their channels
+_LEGACY_IDS = (("telegram_id", "telegram"), ("slack_id", "slack"), ("email", "email"))
 
 
 TextValue = str | dict[str, str]

@@ -58,10 +58,15 @@ def setup_problems(
             )
         )
     for index, operator in enumerate(core.operators):
-        reachable = any(
-            (key := _operator_key(type(section))) and getattr(operator, key, None) is not None
-            for section in workspaces.values()
-        )
+        for channel in operator.ids:
+            if models and channel not in models:
+                problems.append(
+                    (
+                        f"operators[{index}].ids.{channel}",
+                        f"no channel is called {channel!r} (known: {', '.join(sorted(models))})",
+                    )
+                )
+        reachable = any(operator.identity(name) is not None for name in workspaces)
         if workspaces and not reachable:
             needs = " or ".join(
                 f"{_operator_key(type(section))} ({name} workspace)"
