@@ -18,24 +18,18 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import and_, bindparam, case, func, inspect, or_, text, tuple_, update
-from sqlalchemy import insert as sa_insert
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import and_, func, inspect, or_, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.bulk import Bulk
+from storage import statements as sql
 from storage.database import Database
 from storage.models import (
     ACTIVE_STATUSES,
-    CUSTOMER_CHAT_KEY,
     FINISHED_STATUSES,
-    LIVE_OUTBOX,
-    QUEUED_COLUMNS,
     Conversation,
     ConversationStatus,
     Customer,
@@ -84,296 +78,6 @@ def is_database_failure(exc: BaseException) -> bool:
     return isinstance(exc, SQLAlchemyError)
 
 
-# The hot queries, built once: building a statement and its cache key costs more
-# than SQLite takes to answer it. Their values are bound at execution.
-_FIND_EVENT = select(InboundEvent).where(
-    InboundEvent.channel == bindparam("channel"), InboundEvent.event_id == bindparam("event_id")
-)
-_IDENTITY = (
-    select(CustomerIdentity, Customer)
-    .join(Customer, col(Customer.id) == CustomerIdentity.customer_id)
-    .where(
-        CustomerIdentity.channel == bindparam("channel"),
-        CustomerIdentity.external_id == bindparam("external_id"),
-    )
-    .with_for_update()
-)
-_CONVERSATION_LOCKED = (
-    select(Conversation).where(Conversation.id == bindparam("id")).with_for_update()
-)
-_LATEST_CONVERSATION = (
-    select(Conversation)
-    .where(
-        Conversation.customer_id == bindparam("customer_id"),
-        Conversation.channel == bindparam("channel"),
-        Conversation.chat_id == bindparam("chat_id"),
-    )
-    .order_by(col(Conversation.id).desc())
-    .limit(1)
-)
-# The same three, for a batch (``Transaction.preload``)
-_EVENTS_IN = select(InboundEvent).where(
-    InboundEvent.channel == bindparam("channel"),
-    col(InboundEvent.event_id).in_(bindparam("event_ids", expanding=True)),
-)
-_IDENTITIES_IN = (
-    select(CustomerIdentity, Customer)
-    .join(Customer, col(Customer.id) == CustomerIdentity.customer_id)
-    .where(
-        CustomerIdentity.channel == bindparam("channel"),
-        col(CustomerIdentity.external_id).in_(bindparam("external_ids", expanding=True)),
-    )
-    # one order for every locker: two batches never wait for each other in a ring
-    .order_by(col(CustomerIdentity.id))
-    .with_for_update()
-)
-_LATEST_CONVERSATIONS_OF = select(Conversation).where(
-    col(Conversation.id).in_(
-        select(func.max(Conversation.id))
-        .where(col(Conversation.customer_id).in_(bindparam("customer_ids", expanding=True)))
-        .group_by(
-            col(Conversation.customer_id), col(Conversation.channel), col(Conversation.chat_id)
-        )
-    )
-)
-_MESSAGE_COLUMNS = tuple(
-    column.name
-    for column in Message.__table__.columns  # type: ignore[attr-defined]
-)
-_INSERT_MESSAGES = Bulk(sa_insert(Message.__table__))  # type: ignore[attr-defined]
-#: message ids: SQLite's next under the write lock every transaction takes first
-#: (BEGIN IMMEDIATE); PostgreSQL's from the column's sequence, a block at a time
-_LOADS = (
-    select(Conversation.assignee_id, func.count())
-    .where(
-        col(Conversation.status).in_(ACTIVE_STATUSES),
-        col(Conversation.assignee_id).is_not(None),
-    )
-    .group_by(Conversation.assignee_id)
-)
-#: how many are queued, and the latest time one was
-_QUEUE_SUMMARY = select(func.count(), func.max(Conversation.queued_at)).where(
-    Conversation.status == ConversationStatus.QUEUED
-)
-#: the tables whose rows get their ids before they are written (``Transaction.new_id``)
-_ID_TABLES: dict[type, str] = {
-    Message: "messages",
-    Conversation: "conversations",
-    Customer: "customers",
-    CustomerIdentity: "customer_identities",
-}
-_LAST_IDS = {
-    model: text(f"SELECT coalesce(max(id), 0) FROM {table}") for model, table in _ID_TABLES.items()
-}
-_NEXT_IDS = {
-    model: text(
-        f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, :count)"
-    )
-    for model, table in _ID_TABLES.items()
-}
-#: how many ids a transaction takes from PostgreSQL's sequence each time it runs
-#: out (unused ones are skipped, as a rolled-back insert's are); conversations take
-#: theirs one by one, for operators see their numbers (a gap reads as one missing)
-_ID_BLOCKS: dict[type, tuple[int, ...]] = {
-    Message: (4, 16, 64),
-    Customer: (4, 16, 64),
-    CustomerIdentity: (4, 16, 64),
-    Conversation: (1,),
-}
-# Claiming deliveries (``Transaction.claim_outbox``, ``claim_followers``): built
-# anew on every claim, these statements cost more than the rest of it
-_OUTBOX = OutboxRow.__table__  # type: ignore[attr-defined]
-_LIVE = _OUTBOX.alias("live")
-#: the first undelivered row of each of a destination's chats: only these may go
-#: (a row waits for the older undelivered rows of its chat, so order per chat is
-#: kept even while a delivery is retried). Read from the partial index of the rows
-#: still to deliver, a claim costs what the backlog's chats are, not what the history
-#: or the rows behind each head are
-_HEADS = (
-    select(func.min(_LIVE.c.id))
-    .where(_LIVE.c.destination == bindparam("destination"), text(f"live.{LIVE_OUTBOX}"))
-    .group_by(_LIVE.c.chat_key)
-)
-#: what a claim reads: columns (``QueuedRow``), not entities, from Core statements
-_QUEUED: list[Any] = [_OUTBOX.c[name] for name in QUEUED_COLUMNS]
-#: customers' chats before the workspace's threads: a claim takes what can go in this
-#: order, so a throttled workspace group never keeps a customer's reply waiting
-_LANE = case((_OUTBOX.c.chat_key.like(f"{CUSTOMER_CHAT_KEY}%"), 0), else_=1)
-_DUE = or_(
-    and_(
-        _OUTBOX.c.status == OutboxStatus.PENDING,
-        _OUTBOX.c.next_attempt_at <= bindparam("now"),
-    ),
-    and_(
-        _OUTBOX.c.status == OutboxStatus.SENDING,
-        _OUTBOX.c.lease_until < bindparam("now"),
-    ),
-)
-_CLAIM = (
-    select(*_QUEUED)
-    .add_columns(_LANE)
-    .where(_OUTBOX.c.id.in_(_HEADS.scalar_subquery()), _DUE)
-    .order_by(_LANE, _OUTBOX.c.id)
-    .limit(bindparam("limit"))
-    .with_for_update(skip_locked=True)
-)
-#: the next page of a claim's heads, past those it looked at already
-_CLAIM_AFTER = _CLAIM.where(
-    tuple_(_LANE, _OUTBOX.c.id) > tuple_(bindparam("after_lane"), bindparam("after_id"))
-)
-_CHAT_RUN = _OUTBOX.alias("chat_run")
-_NUMBERED = (
-    select(
-        _CHAT_RUN.c.id,
-        func.row_number()
-        .over(partition_by=_CHAT_RUN.c.chat_key, order_by=_CHAT_RUN.c.id)
-        .label("place"),
-    )
-    .where(
-        _CHAT_RUN.c.destination == bindparam("destination"),
-        _CHAT_RUN.c.chat_key.in_(bindparam("chat_keys", expanding=True)),
-        text(f"chat_run.{LIVE_OUTBOX}"),
-    )
-    .subquery("numbered")
-)
-#: the first undelivered rows of some chats (each chat's head and the rows right
-#: behind it), in one statement for all the chats a claim took heads of
-_FOLLOWERS = (
-    select(*_QUEUED)
-    .where(
-        _OUTBOX.c.id.in_(select(_NUMBERED.c.id).where(_NUMBERED.c.place <= bindparam("run_length")))
-    )
-    .order_by(_OUTBOX.c.id)
-    .with_for_update(skip_locked=True)
-)
-#: rows taken for sending, all with one lease (``Transaction._mark_claimed``)
-_MARK_CLAIMED = (
-    update(OutboxRow.__table__)  # type: ignore[attr-defined]
-    .where(OutboxRow.__table__.c.id.in_(bindparam("ids", expanding=True)))  # type: ignore[attr-defined]
-    .values(
-        status=OutboxStatus.SENDING,
-        lease_until=bindparam("lease_until"),
-        attempts=OutboxRow.__table__.c.attempts + 1,  # type: ignore[attr-defined]
-    )
-)
-_SENDING_IN = (
-    select(OutboxRow.id, OutboxRow.destination)
-    .where(
-        col(OutboxRow.id).in_(bindparam("row_ids", expanding=True)),
-        OutboxRow.status == OutboxStatus.SENDING,
-    )
-    .with_for_update()
-)
-
-
-def _row_update(**values: Any) -> Bulk:
-    """An UPDATE of one outbox row, by ``row_id``: run as an executemany, a batch's
-    rows in one statement."""
-    return Bulk(update(_OUTBOX).where(_OUTBOX.c.id == bindparam("row_id")).values(**values))
-
-
-_MARK_SENT = _row_update(
-    status=OutboxStatus.SENT,
-    lease_until=None,
-    sent_at=bindparam("sent_at"),
-    receipt=bindparam("receipt"),
-)
-_HAND_BACK = _row_update(
-    status=OutboxStatus.PENDING,
-    lease_until=None,
-    next_attempt_at=bindparam("due"),
-    last_error=bindparam("reason"),
-)
-_CONVERSATIONS = Conversation.__table__  # type: ignore[attr-defined]
-#: a touched conversation's row (``Transaction.touch``): the columns set are its keys
-_TOUCH = Bulk(update(_CONVERSATIONS).where(_CONVERSATIONS.c.id == bindparam("row_id")))
-# Rows written as plain dicts (``Transaction._write_pending``)
-_INSERT_DEADLINES = Bulk(sa_insert(Deadline.__table__))  # type: ignore[attr-defined]
-_INSERT_OUTBOX = Bulk(sa_insert(OutboxRow.__table__))  # type: ignore[attr-defined]
-_INSERT_EVENTS = Bulk(sa_insert(InboundEvent.__table__))  # type: ignore[attr-defined]
-_INSERT_THREADS = Bulk(sa_insert(WorkspaceThread.__table__))  # type: ignore[attr-defined]
-#: a new thread's columns but its id, which the database gives (nothing needs it)
-_THREAD_COLUMNS = tuple(
-    column.name
-    for column in WorkspaceThread.__table__.columns  # type: ignore[attr-defined]
-    if column.name != "id"
-)
-#: a ref already known (the same platform message seen twice) stays as it is
-_INSERT_REFS = {
-    name: Bulk(
-        insert(MessageRef.__table__).on_conflict_do_nothing(  # type: ignore[attr-defined]
-            index_elements=["place", "chat_id", "external_id"]
-        )
-    )
-    for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
-}
-#: a thread the platform has just made (``Transaction.thread_opened``): one statement,
-#: no read first; a thread made anew (its topic deleted) replaces the old one's refs
-_OPEN_THREADS = {
-    name: Bulk(
-        insert(WorkspaceThread.__table__).on_conflict_do_update(  # type: ignore[attr-defined]
-            index_elements=["conversation_id", "workspace"],
-            set_={
-                "thread_ref": insert(WorkspaceThread.__table__).excluded.thread_ref,  # type: ignore[attr-defined]
-                "header_ref": insert(WorkspaceThread.__table__).excluded.header_ref,  # type: ignore[attr-defined]
-                "header_card": None,
-            },
-        )
-    )
-    for name, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
-}
-_THREAD = select(WorkspaceThread).where(
-    WorkspaceThread.conversation_id == bindparam("conversation_id"),
-    WorkspaceThread.workspace == bindparam("workspace"),
-)
-_CARDS_IN = (
-    select(Conversation, Customer, CustomerIdentity)
-    .join(Customer, col(Customer.id) == Conversation.customer_id)
-    .outerjoin(
-        CustomerIdentity,
-        and_(
-            col(CustomerIdentity.customer_id) == Conversation.customer_id,
-            col(CustomerIdentity.channel) == Conversation.channel,
-        ),
-    )
-    .where(col(Conversation.id).in_(bindparam("ids", expanding=True)))
-    .order_by(col(Conversation.id), col(CustomerIdentity.id))
-)
-_THREADS_IN = select(WorkspaceThread).where(
-    col(WorkspaceThread.conversation_id).in_(bindparam("conversation_ids", expanding=True)),
-    col(WorkspaceThread.workspace).in_(bindparam("workspaces", expanding=True)),
-)
-_MESSAGE_BY_REF = (
-    select(Message)
-    .join(MessageRef, col(MessageRef.message_id) == Message.id)
-    .where(
-        MessageRef.place == bindparam("place"),
-        MessageRef.chat_id == bindparam("chat_id"),
-        MessageRef.external_id == bindparam("external_id"),
-    )
-)
-_REF = MessageRef.__table__.c  # type: ignore[attr-defined]
-#: columns, not entities: a claim reads the sources of every copy it prepares
-_REFS_OF = (
-    select(_REF.message_id, _REF.chat_id, _REF.external_id)
-    .where(
-        _REF.message_id.in_(bindparam("message_ids", expanding=True)),
-        _REF.place == bindparam("place"),
-        _REF.side == bindparam("side"),
-    )
-    .order_by(_REF.id)
-)
-_REFS = (
-    select(MessageRef)
-    .where(
-        MessageRef.message_id == bindparam("message_id"),
-        MessageRef.place == bindparam("place"),
-        MessageRef.side == bindparam("side"),
-    )
-    .order_by(col(MessageRef.id))
-)
-
-
 def _by_first(keys: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     grouped: dict[str, list[str]] = {}
     for first, second in keys:
@@ -413,7 +117,7 @@ class Transaction:
         self._sent: list[dict[str, Any]] = []
         #: outbox rows given back to the queue unsent (``hand_back``)
         self._handed_back: list[dict[str, Any]] = []
-        #: conversations changed here, by id: the row ``_TOUCH`` writes (``touch``)
+        #: conversations changed here, by id: the row ``sql.TOUCH`` writes (``touch``)
         self._touched: dict[int, dict[str, Any]] = {}
         #: outbox rows claimed here and not written yet, with their one lease's end
         #: (``_mark_claimed``)
@@ -536,7 +240,7 @@ class Transaction:
             # first: a row claimed and then changed here is written in that order
             (lease_until, ids), self._claims = self._claims, None
             await self.session.exec(
-                _MARK_CLAIMED,
+                sql.MARK_CLAIMED,
                 params={"ids": ids, "lease_until": lease_until},
             )
         if not self._rows_pending():
@@ -546,9 +250,9 @@ class Transaction:
         if self._messages:
             # first: the refs below, and later messages' replies, point to these
             messages, self._messages = self._messages, []
-            await _INSERT_MESSAGES.run(
+            await sql.INSERT_MESSAGES.run(
                 connection,
-                [{name: getattr(m, name) for name in _MESSAGE_COLUMNS} for m in messages],
+                [{name: getattr(m, name) for name in sql.MESSAGE_COLUMNS} for m in messages],
             )
             for message in messages:
                 # in the session as if read: later changes to it are updates
@@ -559,17 +263,17 @@ class Transaction:
         self._new_threads = set()
         batches = (
             (
-                _INSERT_THREADS,
-                [{name: getattr(t, name) for name in _THREAD_COLUMNS} for t in threads],
+                sql.INSERT_THREADS,
+                [{name: getattr(t, name) for name in sql.THREAD_COLUMNS} for t in threads],
             ),
-            (_INSERT_DEADLINES, self._deadlines),
-            (_INSERT_REFS[connection.dialect.name], self._refs),
-            (_OPEN_THREADS[connection.dialect.name], self._opened_threads),
-            (_INSERT_OUTBOX, self._outbox),
-            (_INSERT_EVENTS, list(self._events.values())),
-            (_MARK_SENT, self._sent),
-            (_HAND_BACK, self._handed_back),
-            (_TOUCH, list(self._touched.values())),
+            (sql.INSERT_DEADLINES, self._deadlines),
+            (sql.INSERT_REFS[connection.dialect.name], self._refs),
+            (sql.OPEN_THREADS[connection.dialect.name], self._opened_threads),
+            (sql.INSERT_OUTBOX, self._outbox),
+            (sql.INSERT_EVENTS, list(self._events.values())),
+            (sql.MARK_SENT, self._sent),
+            (sql.HAND_BACK, self._handed_back),
+            (sql.TOUCH, list(self._touched.values())),
         )
         self._deadlines, self._refs, self._outbox, self._events = [], [], [], {}
         self._opened_threads = []
@@ -601,7 +305,7 @@ class Transaction:
         event_keys = set(events)
         for channel, ids in _by_first(event_keys).items():
             found = await self.session.exec(
-                _EVENTS_IN, params={"channel": channel, "event_ids": ids}
+                sql.EVENTS_IN, params={"channel": channel, "event_ids": ids}
             )
             have = {row.event_id: row for row in found}
             for event_id in ids:
@@ -610,7 +314,7 @@ class Transaction:
         customers: dict[tuple[str, str], int] = {}
         for channel, ids in _by_first(senders).items():
             pairs = await self.session.exec(
-                _IDENTITIES_IN, params={"channel": channel, "external_ids": ids}
+                sql.IDENTITIES_IN, params={"channel": channel, "external_ids": ids}
             )
             known_pairs = {
                 identity.external_id: (identity, customer) for identity, customer in pairs
@@ -630,7 +334,7 @@ class Transaction:
         opening = len(chats) - len(wanted)
         if wanted:
             conversations = await self.session.exec(
-                _LATEST_CONVERSATIONS_OF,
+                sql.LATEST_CONVERSATIONS_OF,
                 params={"customer_ids": sorted({key[0] for key in wanted})},
             )
             latest = {(c.customer_id, c.channel, c.chat_id): c for c in conversations}
@@ -668,7 +372,7 @@ class Transaction:
         # every one; nothing needs writing for an id)
         with self.session.no_autoflush:
             result = await self.session.exec(
-                _NEXT_IDS[model],  # type: ignore[call-overload]
+                sql.NEXT_IDS[model],  # type: ignore[call-overload]
                 params={"count": count},
             )
             return sorted(row[0] for row in result.all())
@@ -688,7 +392,7 @@ class Transaction:
         if known:
             return event
         result = await self.session.exec(
-            _FIND_EVENT, params={"channel": channel, "event_id": event_id}
+            sql.FIND_EVENT, params={"channel": channel, "event_id": event_id}
         )
         return result.first()
 
@@ -723,7 +427,7 @@ class Transaction:
         if known:
             return found
         result = await self.session.exec(
-            _IDENTITY, params={"channel": channel, "external_id": external_id}
+            sql.IDENTITY, params={"channel": channel, "external_id": external_id}
         )
         return result.first()
 
@@ -759,7 +463,7 @@ class Transaction:
         ids = sorted(set(conversation_ids))
         if not ids:
             return
-        found = (await self.session.exec(_CARDS_IN, params={"ids": ids})).all()
+        found = (await self.session.exec(sql.CARDS_IN, params={"ids": ids})).all()
         for conversation, customer, identity in found:
             key = (conversation.customer_id, conversation.channel)
             if self._identities.get(key) is None:
@@ -777,7 +481,7 @@ class Transaction:
             # one already loaded in this transaction is as it is now: no query
             return await self.session.get(Conversation, conversation_id)
         return (
-            await self.session.exec(_CONVERSATION_LOCKED, params={"id": conversation_id})
+            await self.session.exec(sql.CONVERSATION_LOCKED, params={"id": conversation_id})
         ).first()
 
     async def latest_conversation(
@@ -789,7 +493,7 @@ class Transaction:
         if known:
             return found
         result = await self.session.exec(
-            _LATEST_CONVERSATION,
+            sql.LATEST_CONVERSATION,
             params={"customer_id": customer_id, "channel": channel, "chat_id": chat_id},
         )
         return result.first()
@@ -839,7 +543,7 @@ class Transaction:
         assert me is not None and me[0] is not None
         if self._queue is None:
             await self.session.flush()
-            count, last = (await self.session.exec(_QUEUE_SUMMARY)).one()
+            count, last = (await self.session.exec(sql.QUEUE_SUMMARY)).one()
             self._queue = (int(count), last, Tally(self.session, queue_part))
         count, last, tally = self._queue
         if last is not None and me[0] <= last:
@@ -873,7 +577,7 @@ class Transaction:
         once per transaction, then kept up to date with its changes (``Tally``)."""
         if self._loads is None:
             await self.session.flush()
-            result = await self.session.exec(_LOADS)
+            result = await self.session.exec(sql.LOADS)
             counted = {operator_id: int(n) for operator_id, n in result.all() if operator_id}
             self._loads = (counted, Tally(self.session, load_part))
         counted, tally = self._loads
@@ -893,7 +597,7 @@ class Transaction:
         if self._opened_threads:
             await self._write_pending()
         result = await self.session.exec(
-            _THREAD, params={"conversation_id": conversation_id, "workspace": workspace}
+            sql.THREAD, params={"conversation_id": conversation_id, "workspace": workspace}
         )
         return result.first()
 
@@ -908,7 +612,7 @@ class Transaction:
         if self._new_threads or self._opened_threads:
             await self._write_pending()
         result = await self.session.exec(
-            _THREADS_IN,
+            sql.THREADS_IN,
             params={
                 "conversation_ids": sorted({conversation_id for conversation_id, _ in wanted}),
                 "workspaces": sorted({workspace for _, workspace in wanted}),
@@ -1009,10 +713,10 @@ class Transaction:
                 # the write lock is held: nobody else adds a row before commit (no
                 # autoflush: nothing needs writing for an id)
                 with self.session.no_autoflush:
-                    last = (await self.session.exec(_LAST_IDS[model])).one()  # type: ignore[call-overload]
+                    last = (await self.session.exec(sql.LAST_IDS[model])).one()  # type: ignore[call-overload]
                 ids = itertools.count(last[0] + 1)
             else:
-                sizes = _ID_BLOCKS[model]
+                sizes = sql.ID_BLOCKS[model]
                 ids = iter(await self._sequence_ids(model, sizes[min(blocks, len(sizes) - 1)]))
                 blocks += 1
             given = next(ids)
@@ -1026,7 +730,7 @@ class Transaction:
     async def message_by_ref(self, place: str, chat_id: str, external_id: str) -> Message | None:
         await self._write_pending()
         result = await self.session.exec(
-            _MESSAGE_BY_REF,
+            sql.MESSAGE_BY_REF,
             params={"place": place, "chat_id": chat_id, "external_id": external_id},
         )
         return result.first()
@@ -1034,7 +738,7 @@ class Transaction:
     async def refs(self, message_id: int, place: str, side: str) -> Sequence[MessageRef]:
         await self._write_pending()
         result = await self.session.exec(
-            _REFS, params={"message_id": message_id, "place": place, "side": side}
+            sql.REFS, params={"message_id": message_id, "place": place, "side": side}
         )
         return result.all()
 
@@ -1045,7 +749,7 @@ class Transaction:
         each with ``chat_id`` and ``external_id`` (rows, not entities)."""
         await self._write_pending()
         result = await self.session.exec(
-            _REFS_OF, params={"message_ids": list(message_ids), "place": place, "side": side}
+            sql.REFS_OF, params={"message_ids": list(message_ids), "place": place, "side": side}
         )
         found: dict[int, list[Any]] = {}
         for ref in cast(Sequence[Any], result.all()):
@@ -1256,7 +960,7 @@ class Transaction:
 
     async def _sending(self, row_ids: list[int]) -> dict[int, str]:
         await self._write_pending()
-        result = await self.session.exec(_SENDING_IN, params={"row_ids": row_ids})
+        result = await self.session.exec(sql.SENDING_IN, params={"row_ids": row_ids})
         return {row_id: status for row_id, status in result.all() if row_id is not None}
 
     def mark_sent(self, rows: Sequence[dict[str, Any]]) -> None:
@@ -1297,7 +1001,7 @@ class Transaction:
         now = now or utcnow()
         page = max(limit, scan or 0) if accept else limit
         params: dict[str, Any] = {"destination": destination, "now": now, "limit": page}
-        result = await self.session.exec(_CLAIM, params=params)
+        result = await self.session.exec(sql.CLAIM, params=params)
         found = result.all()
         if accept is None:
             rows = [QueuedRow(*columns[:-1]) for columns in found]
@@ -1317,7 +1021,7 @@ class Transaction:
                 break
             *_, lane = found[-1]
             params.update(after_lane=lane, after_id=found[-1][0])
-            result = await self.session.exec(_CLAIM_AFTER, params=params)
+            result = await self.session.exec(sql.CLAIM_AFTER, params=params)
             found = result.all()
         self._mark_claimed(rows, now + lease)
         return rows
@@ -1364,7 +1068,7 @@ class Transaction:
         destination = heads[0].destination
         assert all(head.destination == destination for head in heads)
         result = await self.session.exec(
-            _FOLLOWERS,
+            sql.FOLLOWERS,
             params={
                 "destination": destination,
                 "chat_keys": sorted({head.chat_key for head in heads}),
