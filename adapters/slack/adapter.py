@@ -69,6 +69,7 @@ from gateway.events import (
     Sender,
 )
 from gateway.ratelimit import Key, Limiter
+from gateway.retry import call_part
 from gateway.textsplit import split_text
 
 log = logging.getLogger(__name__)
@@ -756,23 +757,11 @@ class SlackAdapter(AdapterBase):
             raise TemporaryFailure(f"Slack: {exc!r}") from None
 
     async def _then(self, call: Callable[[], Awaitable[T]]) -> T:
-        """A call after the first of a delivery: part of it is already sent, so a 429
-        is waited out here; raising would make the retry send that part again. The
-        429 held off its counter in the limiter (``pacing``), so trying again waits
-        there for its Retry-After, and for any 429 that came for it since."""
-        for _ in range(RETRIES_WITHIN):
-            try:
-                return await call()
-            except RateLimited:
-                continue
-            except SlackApiError as exc:
-                if not is_rate_limited(exc):
-                    raise
-                await asyncio.sleep(retry_after(exc))  # a call the limiter does not pace
-        return await call()
+        """A call after the first of a delivery (``gateway.retry``)."""
+        return await self._call(call, first=False)
 
     async def _call(self, call: Callable[[], Awaitable[T]], *, first: bool) -> T:
-        return await (call() if first else self._then(call))
+        return await call_part(call, first=first, tries=RETRIES_WITHIN, waits=_slack_wait)
 
     async def _post_text(
         self, channel: str, thread: str | None, text: str, username: str | None, **extra: Any
@@ -1040,3 +1029,10 @@ def _failure(exc: SlackApiError) -> Exception:
     if status >= 500 or error in TEMPORARY:
         return TemporaryFailure(f"Slack: {status} {error}".strip())
     return PermanentFailure(PERMANENT.get(error, f"Slack: {error or status}"))
+
+
+def _slack_wait(exc: Exception) -> float | None:
+    """A 429 on a call the limiter does not pace: its Retry-After."""
+    if isinstance(exc, SlackApiError) and is_rate_limited(exc):
+        return retry_after(exc)
+    return None

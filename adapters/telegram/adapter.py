@@ -80,6 +80,7 @@ from gateway.events import (
     Receipt,
 )
 from gateway.ratelimit import Key, Limiter
+from gateway.retry import call_part
 from gateway.textsplit import split_text
 
 log = logging.getLogger(__name__)
@@ -877,7 +878,7 @@ class TelegramAdapter(AdapterBase):
         return ids
 
     async def _call(self, call: Callable[[], Awaitable[T]], *, first: bool) -> T:
-        return await (call() if first else self._then(call))
+        return await call_part(call, first=first, tries=RETRIES_WITHIN)
 
     async def _upload(
         self,
@@ -1136,14 +1137,8 @@ class TelegramAdapter(AdapterBase):
         return f"{bot.id}:{sent.message_id}"
 
     async def _then(self, call: Callable[[], Awaitable[T]]) -> T:
-        """A call after the first of a delivery: part of it is already sent, so a 429
-        is waited out here; raising would make the retry send that part again. The
-        429 held off its scope in the limiter (``pacing``), so trying again waits
-        for its retry_after there, and for whatever 429 came for that scope since."""
-        for _ in range(RETRIES_WITHIN):
-            with contextlib.suppress(RateLimited):
-                return await call()
-        return await call()
+        """A call after the first of a delivery (``gateway.retry``)."""
+        return await call_part(call, first=False, tries=RETRIES_WITHIN)
 
     async def _notice(self, delivery: Delivery) -> Receipt:
         """The answer to an operator's command, in the topic it was typed in (the
