@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from gateway.faq_lexicon import marks
 from gateway.faq_spelling import Spelling
-from gateway.faq_words import readings, skeletons, stem, words
+from gateway.faq_words import readings_of, skeletons, stem, words
 
 if TYPE_CHECKING:
     from gateway.config.models import FaqSection
@@ -91,7 +91,8 @@ class Tuning:
 class _Word:
     """One word of a question as the FAQ reads it."""
 
-    written: str
+    written: str  # as the customer typed it
+    reading: str  # folded, or transliterated
     known: str  # the FAQ's word it was read as
     terms: tuple[tuple[str, float], ...]  # its stem and ideas, with how sure
 
@@ -163,18 +164,18 @@ class Matcher:
         unknown = 0
         lexicon = marks()
         said: set[str] = set()
-        for candidates in readings(text):
+        for typed, candidates in readings_of(text):
             said.update(stem(c) for c in candidates)
             found = self._known(candidates)
             if found is None:
                 unknown += 1
                 continue
-            written, as_known, term, sure = found
+            reading, as_known, term, sure = found
             concept = self.tuning.concept_weight * sure
             terms = [(term, sure)] if term in self._idf else []
             terms += [(m, concept) for m in lexicon.get(term, ()) if m in self._idf]
             if terms:
-                known.append(_Word(written, as_known, tuple(terms)))
+                known.append(_Word(typed, reading, as_known, tuple(terms)))
             else:
                 unknown += 1
         return known, unknown, said

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from gateway.config.models import FaqSection
 from gateway.faq import AMBIGUITY_MARGIN, Decision, Match, Matcher, margin, sure_enough
-from gateway.faq_words import readings
+from gateway.faq_words import fold, readings_of
 
 
 def explain(
@@ -27,12 +27,12 @@ def explain(
     lines = [_verdict(section, matches, decision), ""]
     read = []
     for word in known:
-        if word.known == word.written:
+        if word.known == word.reading and word.reading == fold(word.written):
             read.append(word.written)
         else:
             read.append(f"{word.written} (read as {word.known})")
     known_written = {w.written for w in known}
-    strangers = [c[0] for c in readings(question) if c[0] not in known_written]
+    strangers = [typed for typed, _ in readings_of(question) if typed not in known_written]
     lines.append("words the FAQ knows: " + (", ".join(read) if read else "none"))
     if unknown:
         lines.append(f"words it does not know: {', '.join(strangers)}")

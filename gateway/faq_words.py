@@ -152,18 +152,23 @@ def readings(text: str) -> list[tuple[str, ...]]:
     """Each meaningful word's possible skeletons, the likelier first: a Cyrillic word
     has one; a Latin one is English as written or Russian/Ukrainian transliterated,
     and the matcher keeps the reading the FAQ knows."""
-    out: list[tuple[str, ...]] = []
+    return [candidates for _, candidates in readings_of(text)]
+
+
+def readings_of(text: str) -> list[tuple[str, tuple[str, ...]]]:
+    """``readings``, each with the word as written."""
+    out: list[tuple[str, tuple[str, ...]]] = []
     for word in words(text):
         if _LATIN.match(word):
             plain = word.replace("'", "").replace("’", "").replace("ʼ", "").replace("`", "")
             translit = transliterate(plain)
             if plain in STOPWORDS or translit in STOPWORDS:
                 continue
-            out.append((plain, translit))
+            out.append((word, (plain, translit)))
         else:
             folded = fold(word)
             if folded and folded not in STOPWORDS:
-                out.append((folded,))
+                out.append((word, (folded,)))
     return out
 
 
