@@ -50,6 +50,7 @@ from pydantic import ValidationError
 
 from adapters.telegram import normalise, render
 from adapters.telegram.config import TelegramSection, bot_id
+from adapters.telegram.lanes import albums_together, id_of, lane_of
 from adapters.telegram.pacing import Pacing
 from adapters.telegram.session import JsonSession
 from gateway.actions import parse_command
@@ -132,59 +133,6 @@ WORKSPACE_COMMANDS = [
     BotCommand(command="away", description="keep your chats, take no new ones"),
     BotCommand(command="status", description="the queue and who is online"),
 ]
-
-
-def _update_id(update: Update | dict[str, Any]) -> int:
-    return update.update_id if isinstance(update, Update) else int(update["update_id"])
-
-
-def albums_together(
-    updates: list[Update | dict[str, Any]],
-) -> list[list[Update | dict[str, Any]]]:
-    """Group consecutive updates carrying parts of one album (one media_group_id).
-
-    Telegram sends an album's parts as separate updates, normally in one batch; taken
-    together they become one message, copied on as one album. A part that arrives in
-    a later batch becomes a message of its own, and nothing is lost.
-    """
-    units: list[list[Update | dict[str, Any]]] = []
-    for update in updates:
-        group = _album_key(update)
-        if group is not None and units and _album_key(units[-1][-1]) == group:
-            units[-1].append(update)
-        else:
-            units.append([update])
-    return units
-
-
-def _lane(update: Update | dict[str, Any]) -> tuple[object, ...]:
-    """What an update must stay in order with: its chat, or its topic in a forum."""
-    if isinstance(update, Update):
-        message = update.message or update.edited_message
-        if message is None and update.callback_query is not None:
-            query = update.callback_query
-            if query.message is not None and isinstance(query.message, Message):
-                message = query.message
-            else:
-                return ("user", query.from_user.id)
-        if message is not None:
-            return ("chat", message.chat.id, message.message_thread_id)
-        return ("update",)
-    raw = update.get("message") or update.get("edited_message")
-    chat = raw.get("chat") if isinstance(raw, dict) else None
-    if isinstance(chat, dict) and isinstance(chat.get("id"), int | str):
-        thread = raw.get("message_thread_id")  # type: ignore[union-attr]
-        return ("chat", chat["id"], thread if isinstance(thread, int) else None)
-    return ("update",)  # too broken to say whose: a lane of its own kind
-
-
-def _album_key(update: Update | dict[str, Any]) -> tuple[int, str] | None:
-    if not isinstance(update, Update) or update.message is None:
-        return None
-    message = update.message
-    if not message.media_group_id:
-        return None
-    return (message.chat.id, message.media_group_id)
 
 
 def _reply_parameters(delivery: Delivery) -> ReplyParameters | None:
@@ -462,7 +410,7 @@ class TelegramAdapter(AdapterBase):
             except ShuttingDown:
                 return  # not acknowledged: Telegram gives them again after the restart
             if retry_from is None:
-                offset = _update_id(updates[-1]) + 1
+                offset = id_of(updates[-1]) + 1
             else:
                 # acknowledged up to the first update not committed: it and the ones
                 # after it come again (those committed meanwhile are known duplicates)
@@ -489,12 +437,12 @@ class TelegramAdapter(AdapterBase):
         settled = set() if settled is None else settled
         lanes: dict[tuple[object, ...], list[list[Update | dict[str, Any]]]] = {}
         for unit in albums_together(updates):
-            lanes.setdefault(_lane(unit[0]), []).append(unit)
+            lanes.setdefault(lane_of(unit[0]), []).append(unit)
         stopped_at: list[int] = []
 
         async def run(lane: list[list[Update | dict[str, Any]]]) -> None:
             for unit in lane:
-                update, update_id = unit[0], _update_id(unit[-1])
+                update, update_id = unit[0], id_of(unit[-1])
                 if update_id in settled:
                     continue
                 try:
@@ -509,11 +457,11 @@ class TelegramAdapter(AdapterBase):
                     raise
                 except StoreUnavailable:
                     # not this update's fault: taken again, its tries not counted
-                    stopped_at.append(_update_id(unit[0]))
+                    stopped_at.append(id_of(unit[0]))
                     return
                 except Exception as exc:
                     if not await self._give_up_on(update, update_id, failures, exc, source):
-                        stopped_at.append(_update_id(unit[0]))
+                        stopped_at.append(id_of(unit[0]))
                         return
                     settled.add(update_id)
                 failures.pop(update_id, None)
