@@ -102,7 +102,12 @@ class Matcher:
         self.tuning = tuning or Tuning()
         self.entries = {e.id: e for e in entries}
         self._ids = [e.id for e in entries]
-        self._bags = [self._bag(entry) for entry in entries]
+        #: each example question's stems and ideas (then each keyword's), per entry
+        self._example_terms = [[_terms(t) for t in (*e.questions, *e.keywords)] for e in entries]
+        self._bags = [
+            self._bag(entry, examples)
+            for entry, examples in zip(entries, self._example_terms, strict=True)
+        ]
         df: dict[str, int] = defaultdict(int)
         for bag in self._bags:
             for term in bag:
@@ -113,15 +118,16 @@ class Matcher:
         self._unknown_idf = math.log(1 + total) + 1.0
         self._postings: dict[str, list[tuple[int, float]]] = defaultdict(list)
         for number, bag in enumerate(self._bags):
-            vector = {t: w * self._idf[t] for t, w in bag.items()}
-            norm = math.sqrt(sum(w * w for w in vector.values())) or 1.0
-            for term, weight in vector.items():
-                self._postings[term].append((number, weight / norm))
+            for term, weight in self._vector(bag).items():
+                self._postings[term].append((number, weight))
         self._examples = [
-            [self._vector({t: 1.0 for t in _terms(q)}) for q in (*e.questions, *e.keywords)]
-            for e in entries
+            [self._vector(dict.fromkeys(terms, 1.0)) for terms in each]
+            for each in self._example_terms
         ]
-        self._core = [self._core_of(e) for e in entries]
+        self._core = [
+            self._core_of(terms[: len(e.questions)])
+            for e, terms in zip(entries, self._example_terms, strict=True)
+        ]
         self._not = [{stem(w) for text in e.not_words for w in skeletons(text)} for e in entries]
         surfaces = {
             folded
@@ -131,25 +137,24 @@ class Matcher:
         }
         self._spelling = Spelling(surfaces, self.tuning.fuzzy)
 
-    def _core_of(self, entry: Entry) -> dict[str, float]:
-        """What every example question of the entry has (its topic: the idea of
+    def _core_of(self, questions: list[set[str]]) -> dict[str, float]:
+        """What every example question of an entry has (its topic: the idea of
         delivery in "how much is delivery", "сколько стоит доставка"), by IDF."""
-        if len(entry.questions) < 2:
+        if len(questions) < 2:
             return {}
-        shared = set.intersection(*(_terms(q) for q in entry.questions))
-        return {t: self._idf[t] for t in shared}
+        return {t: self._idf[t] for t in set.intersection(*questions)}
 
     def _vector(self, bag: dict[str, float]) -> dict[str, float]:
         vector = {t: w * self._idf[t] for t, w in bag.items()}
         norm = math.sqrt(sum(w * w for w in vector.values())) or 1.0
         return {t: w / norm for t, w in vector.items()}
 
-    def _bag(self, entry: Entry) -> dict[str, float]:
-        """The entry's stems and ideas: 1 + log(how many questions have it), and the
+    def _bag(self, entry: Entry, examples: list[set[str]]) -> dict[str, float]:
+        """The entry's stems and ideas: 1 + log(how many examples have it), and the
         answer's with less weight."""
         counts: dict[str, int] = defaultdict(int)
-        for text in (*entry.questions, *entry.keywords):
-            for term in _terms(text):
+        for terms in examples:
+            for term in terms:
                 counts[term] += 1
         bag = {t: 1.0 + math.log(n) for t, n in counts.items()}
         if self.tuning.answer_weight > 0:
@@ -252,7 +257,10 @@ class Matcher:
         own = sum(1 for w in shared if any(self._df[term] == 1 for term, _ in w.terms))
         entry = self.entries[self._ids[number]]
         present = {term for w in shared for term, _ in w.terms}
-        closest = max(entry.questions, key=lambda q: len(_terms(q) & present))
+        questions = self._example_terms[number]
+        closest = entry.questions[
+            max(range(len(entry.questions)), key=lambda i: len(questions[i] & present))
+        ]
         return Match(
             entry.id,
             round(min(1.0, score), 4),
@@ -303,12 +311,18 @@ def sure_enough(best: Match) -> bool:
     return best.words >= 2 or best.unknown == 0
 
 
+def answers(score: float, ahead: float, sure: bool, threshold: float) -> bool:
+    """Whether a best match is answered outright: sure enough (``sure_enough``), at
+    the threshold, and clearly ahead of the runner-up."""
+    return sure and score >= threshold and ahead >= AMBIGUITY_MARGIN
+
+
 def decide(found: Sequence[Match], threshold: float, suggest_threshold: float) -> Decision:
     """What to do with the matches for one question (best first)."""
     if not found:
         return Decision()
     best = found[0]
-    if best.score >= threshold and margin(found) >= AMBIGUITY_MARGIN and sure_enough(best):
+    if answers(best.score, margin(found), sure_enough(best), threshold):
         return Decision(answer=best)
     floor = suggest_threshold if suggest_threshold > 0 else threshold
     if best.words + best.unknown == 1:

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from gateway.config.models import FaqSection
-from gateway.faq import AMBIGUITY_MARGIN, Matcher, decide, margin, sure_enough
+from gateway.faq import AMBIGUITY_MARGIN, Matcher, answers, decide, margin, sure_enough
 
 #: the thresholds the table shows
 THRESHOLDS = tuple(round(0.2 + 0.05 * i, 2) for i in range(14))
@@ -122,11 +122,8 @@ def outcomes(matcher: Matcher, section: FaqSection, cases: Iterable[Case]) -> li
 
 
 def answered_at(outcome: Outcome, threshold: float) -> str:
-    """The entry this question would get at ``threshold`` (the margin rule as in
-    ``gateway.faq.decide``)."""
-    if outcome.sure and outcome.score >= threshold and outcome.margin >= AMBIGUITY_MARGIN:
-        return outcome.best
-    return ""
+    """The entry this question would get at ``threshold``."""
+    return outcome.best if answers(outcome.score, outcome.margin, outcome.sure, threshold) else ""
 
 
 def figures(results: Sequence[Outcome], threshold: float | None = None) -> Figures:
