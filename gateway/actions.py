@@ -6,6 +6,7 @@ composition root, the way an aiogram router collects its handlers.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -16,9 +17,13 @@ from gateway.relay import Relay
 from storage import Conversation, Transaction
 
 
-@dataclass
+@dataclass(frozen=True)
 class ActionContext:
-    """What a handler gets: the transaction, the core's tools, who, where, what."""
+    """What a handler gets: the transaction, the core's tools, who, where, what.
+
+    ``conversation`` is the one whose topic or thread the command was given in, if
+    any; a handler registered with ``ActionRouter.action`` gets ``InConversation``,
+    where it is always there."""
 
     tx: Transaction
     config: Config
@@ -36,44 +41,92 @@ class ActionContext:
         return ActionResult(False, message, self.conversation.id if self.conversation else None)
 
 
-Handler = Callable[[ActionContext], Awaitable[ActionResult]]
+@dataclass(frozen=True)
+class InConversation(ActionContext):
+    """The context of an action given inside a conversation's topic or thread."""
+
+    conversation: Conversation
+
+
+TeamHandler = Callable[[ActionContext], Awaitable[ActionResult]]
+ConversationHandler = Callable[[InConversation], Awaitable[ActionResult]]
 
 
 @dataclass(frozen=True)
 class Action:
+    """An action that works anywhere in the workspace (``/status``, ``/online``)."""
+
     name: str
-    handler: Handler
-    needs_conversation: bool
     help: str
+    handler: TeamHandler
+
+    @property
+    def needs_conversation(self) -> bool:
+        return False
+
+    async def run(self, context: ActionContext) -> ActionResult:
+        return await self.handler(context)
+
+
+@dataclass(frozen=True)
+class ConversationAction:
+    """An action on the conversation whose topic or thread it is given in; refused
+    anywhere else, so its handler never meets a missing conversation."""
+
+    name: str
+    help: str
+    handler: ConversationHandler
+
+    @property
+    def needs_conversation(self) -> bool:
+        return True
+
+    async def run(self, context: ActionContext) -> ActionResult:
+        conversation = context.conversation
+        if conversation is None:
+            return context.refuse(f"/{self.name} works inside a conversation's topic or thread.")
+        fields = {f.name: getattr(context, f.name) for f in dataclasses.fields(context)}
+        fields["conversation"] = conversation
+        return await self.handler(InConversation(**fields))
+
+
+AnyAction = Action | ConversationAction
 
 
 class ActionRouter:
-    """Collects actions where they are written (``handlers/``), like an aiogram Router."""
+    """Collects actions where they are written (``handlers/``), like an aiogram Router:
+    ``action`` for those on a conversation, ``team_action`` for those that are not."""
 
     def __init__(self) -> None:
-        self.actions: list[tuple[str, Action]] = []
+        self.actions: list[tuple[str, AnyAction]] = []
 
     def action(
-        self,
-        name: str,
-        *,
-        needs_conversation: bool = True,
-        help: str = "",
-        aliases: tuple[str, ...] = (),
-    ) -> Callable[[Handler], Handler]:
-        def decorator(handler: Handler) -> Handler:
-            entry = Action(name, handler, needs_conversation, help)
-            self.actions.extend((key, entry) for key in (name, *aliases))
+        self, name: str, *, help: str = "", aliases: tuple[str, ...] = ()
+    ) -> Callable[[ConversationHandler], ConversationHandler]:
+        def decorator(handler: ConversationHandler) -> ConversationHandler:
+            self._add(ConversationAction(name, help, handler), aliases)
             return handler
 
         return decorator
+
+    def team_action(
+        self, name: str, *, help: str = "", aliases: tuple[str, ...] = ()
+    ) -> Callable[[TeamHandler], TeamHandler]:
+        def decorator(handler: TeamHandler) -> TeamHandler:
+            self._add(Action(name, help, handler), aliases)
+            return handler
+
+        return decorator
+
+    def _add(self, entry: AnyAction, aliases: tuple[str, ...]) -> None:
+        self.actions.extend((key, entry) for key in (entry.name, *aliases))
 
 
 class ActionRegistry:
     """The core's table of actions by name, filled at the composition root."""
 
     def __init__(self) -> None:
-        self._actions: dict[str, Action] = {}
+        self._actions: dict[str, AnyAction] = {}
 
     def include(self, router: ActionRouter) -> None:
         for key, action in router.actions:
@@ -81,11 +134,18 @@ class ActionRegistry:
                 raise ValueError(f"action {key!r} is registered twice")
             self._actions[key] = action
 
-    def get(self, name: str) -> Action | None:
+    def get(self, name: str) -> AnyAction | None:
         return self._actions.get(name.lower())
 
     def names(self) -> list[str]:
         return sorted({a.name for a in self._actions.values()})
+
+    def menu(self) -> list[tuple[str, str]]:
+        """Each action once, by its name, with its help: a platform's command menu."""
+        seen: dict[str, str] = {}
+        for action in self._actions.values():
+            seen.setdefault(action.name, action.help)
+        return sorted(seen.items())
 
 
 def parse_command(text: str) -> tuple[str, str] | None:

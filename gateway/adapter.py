@@ -125,6 +125,11 @@ class Host(Protocol):
 
     async def act(self, command: OperatorCommand) -> ActionResult: ...
 
+    def commands(self) -> list[tuple[str, str]]:
+        """Every operator action once, by name, with its help: for a platform's
+        command menu, so that it lists what ``act`` takes and nothing else."""
+        ...
+
     def add_route(
         self, method: str, path: str, handler: Callable[[Any], Awaitable[Any]]
     ) -> None: ...

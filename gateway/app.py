@@ -137,6 +137,9 @@ class _Host:
         with _outage_named():
             return await self._gateway.core.act(command)
 
+    def commands(self) -> list[tuple[str, str]]:
+        return self._gateway.core.actions.menu()
+
     async def set_aside(self, channel: str, key: str, *, check: bool = False) -> bool:
         with _outage_named():
             return await self._gateway.core.set_aside(channel, key, check=check)

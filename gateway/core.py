@@ -655,10 +655,6 @@ class Core:
                 conversation = await tx.conversation_by_thread(
                     command.channel, command.workspace_thread
                 )
-            if action.needs_conversation and conversation is None:
-                return ActionResult(
-                    False, f"/{action.name} works inside a conversation's topic or thread."
-                )
             if conversation is not None and conversation.id is not None:
                 conversation = await tx.conversation(conversation.id, lock=True)
                 about = conversation.id if conversation else None
@@ -672,7 +668,7 @@ class Core:
                 args=command.args,
                 channel=command.channel,
             )
-            return await action.handler(context)
+            return await action.run(context)
 
         try:
             return await self._run(run)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
+from collections.abc import Mapping
 from datetime import timedelta
 
 from gateway.adapter import Adapter
@@ -18,10 +18,10 @@ from gateway.claim import Selection, coalescible
 from gateway.config import OutboxSection
 from gateway.core import Core
 from gateway.delivering import Outcome
-from gateway.errors import PermanentFailure, RateLimited, TemporaryFailure
 from gateway.events import Delivery, Receipt
 from gateway.ratelimit import Limiter, Reservation
 from gateway.relay import opens_thread
+from gateway.retry import Decision, Policy, decide
 from storage import OutboxStatus, QueuedRow, Transaction
 from storage.types import utcnow
 
@@ -50,18 +50,15 @@ SCAN_PAGE = 4
 SCAN_MOST = 64
 
 
-def backoff(attempt: int, base: float, cap: float) -> float:
-    """Exponential backoff with jitter: spreads retries after an outage."""
-    delay = min(cap, base * 2 ** max(0, attempt - 1))
-    return random.uniform(delay / 2, delay)
-
-
 class OutboxWorker:
     def __init__(self, core: Core, adapter: Adapter, settings: OutboxSection) -> None:
         self.core = core
         self.adapter = adapter
         self.settings = settings
         self.destination = adapter.name
+        self._policy = Policy(
+            settings.max_attempts, settings.base_delay_seconds, settings.max_delay_seconds
+        )
         #: the adapter's own where it paces each of its calls (``paces_calls``): its
         #: calls outside deliveries (answers to commands) then count in the same
         self.limiter: Limiter = adapter.limiter or Limiter(adapter.rate_limits)
@@ -413,57 +410,56 @@ class OutboxWorker:
                 delivery, cost, reservation, upfront=not self._paces_calls
             ):
                 receipt = await self.adapter.deliver(delivery)
-        except RateLimited as exc:
+        except Exception as exc:
+            decision = decide(exc, row.attempts, self._policy)
+            if decision.unexpected:
+                # a bug in an adapter: never a reason to lose a message
+                log.exception("adapter %s raised while delivering", self.destination, extra=context)
+            await self._failed(group, delivery, decision, context)
+        else:
+            handed_back = sum(1 for r in receipt.more if r.extra.get("handed_back"))
+            self.sent += len(group) - handed_back
+            await self._recorded((row.id, receipt, delivery, [r.id for r in group[1:]]))
+            self.adapter.recorded(receipt)
+
+    async def _failed(
+        self,
+        group: list[QueuedRow],
+        delivery: Delivery | None,
+        decision: Decision,
+        context: Mapping[str, object],
+    ) -> None:
+        """Act on ``retry.decide``'s decision for a group whose send failed."""
+        if decision.retry_in is None:
+            self.failed += len(group)
+            for member in group:
+                await self.core.delivering.failed(member.id, decision.reason)
+            return
+        if decision.held is not None:
             self.rate_limited += 1
             # an adapter that paces its calls logged the 429 at warning as it came
             log.log(
                 logging.DEBUG if self._paces_calls else logging.WARNING,
                 "%s answered 429: retry after %.1fs, held off for %s",
                 self.destination,
-                exc.retry_after,
-                "the whole destination" if exc.scope == "destination" else "its chat",
+                decision.retry_in,
+                "the whole destination" if decision.held == "destination" else "its chat",
                 extra=context,
             )
-            if exc.scope == "destination":
-                self._paused_until = asyncio.get_running_loop().time() + exc.retry_after
+            if decision.held == "destination":
+                self._paused_until = asyncio.get_running_loop().time() + decision.retry_in
             if delivery is not None:
-                self.limiter.penalise(delivery, exc.retry_after, exc.scope)
-            # being throttled is not the delivery's fault: it does not use up a try
-            await self._retry(group, exc.retry_after, str(exc), count=False)
-        except PermanentFailure as exc:
-            self.failed += len(group)
-            for member in group:
-                await self.core.delivering.failed(member.id, str(exc) or type(exc).__name__)
-        except Exception as exc:
-            # TemporaryFailure, or a bug in an adapter: never a reason to lose a message
-            reason = str(exc) or type(exc).__name__
-            if not isinstance(exc, TemporaryFailure):
-                log.exception("adapter %s raised while delivering", self.destination, extra=context)
-            if row.attempts >= self.settings.max_attempts:
-                self.failed += len(group)
-                for member in group:
-                    await self.core.delivering.failed(
-                        member.id,
-                        f"gave up after {row.attempts} attempts: {reason}",
-                    )
-            else:
-                delay = backoff(
-                    row.attempts, self.settings.base_delay_seconds, self.settings.max_delay_seconds
-                )
-                log.info(
-                    "delivery to %s failed (attempt %d), retrying in %.1fs: %s",
-                    self.destination,
-                    row.attempts,
-                    delay,
-                    reason,
-                    extra=context,
-                )
-                await self._retry(group, delay, reason, count=True)
+                self.limiter.penalise(delivery, decision.retry_in, decision.held)
         else:
-            handed_back = sum(1 for r in receipt.more if r.extra.get("handed_back"))
-            self.sent += len(group) - handed_back
-            await self._recorded((row.id, receipt, delivery, [r.id for r in group[1:]]))
-            self.adapter.recorded(receipt)
+            log.info(
+                "delivery to %s failed (attempt %d), retrying in %.1fs: %s",
+                self.destination,
+                group[0].attempts,
+                decision.retry_in,
+                decision.reason,
+                extra=context,
+            )
+        await self._retry(group, decision.retry_in, decision.reason, count=decision.counts)
 
     async def _retry(
         self, group: list[QueuedRow], delay: float, reason: str, *, count: bool

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from gateway.actions import ActionContext, ActionRouter
+from gateway.actions import ActionContext, ActionRouter, InConversation
 from gateway.events import ActionResult
 from gateway.hours import describe
 from gateway.lifecycle import move
@@ -43,9 +43,8 @@ def parse_duration(text: str) -> timedelta | None:
 
 
 @router.action("claim", help="take this conversation")
-async def claim(ctx: ActionContext) -> ActionResult:
+async def claim(ctx: InConversation) -> ActionResult:
     conversation = ctx.conversation
-    assert conversation is not None
     if conversation.status in FINISHED_STATUSES:
         return ctx.refuse("This conversation is closed; /reopen it first.")
     if conversation.assignee_id == ctx.operator.id:
@@ -71,9 +70,8 @@ async def claim(ctx: ActionContext) -> ActionResult:
 
 
 @router.action("close", help="resolve this conversation", aliases=("resolve",))
-async def close(ctx: ActionContext) -> ActionResult:
+async def close(ctx: InConversation) -> ActionResult:
     conversation = ctx.conversation
-    assert conversation is not None
     if conversation.status in FINISHED_STATUSES:
         return ctx.refuse("This conversation is already closed.")
     await ctx.dispatcher.resolve(ctx.tx, conversation, by=ctx.operator.name)
@@ -81,9 +79,8 @@ async def close(ctx: ActionContext) -> ActionResult:
 
 
 @router.action("reopen", help="bring a closed conversation back, assigned to you")
-async def reopen(ctx: ActionContext) -> ActionResult:
+async def reopen(ctx: InConversation) -> ActionResult:
     conversation = ctx.conversation
-    assert conversation is not None
     if conversation.status not in FINISHED_STATUSES:
         return ctx.refuse("This conversation is still open.")
     await ctx.dispatcher.reopen(ctx.tx, conversation, ctx.operator)
@@ -91,9 +88,8 @@ async def reopen(ctx: ActionContext) -> ActionResult:
 
 
 @router.action("transfer", help="hand this conversation to a colleague: /transfer <operator>")
-async def transfer(ctx: ActionContext) -> ActionResult:
+async def transfer(ctx: InConversation) -> ActionResult:
     conversation = ctx.conversation
-    assert conversation is not None
     wanted = ctx.args.strip().lstrip("@").lower()
     if not wanted:
         names = ", ".join(op.id for op in ctx.config.operators if op.id != ctx.operator.id)
@@ -128,9 +124,8 @@ async def transfer(ctx: ActionContext) -> ActionResult:
 
 
 @router.action("note", help="an internal note the customer never sees: /note <text>")
-async def note(ctx: ActionContext) -> ActionResult:
+async def note(ctx: InConversation) -> ActionResult:
     conversation = ctx.conversation
-    assert conversation is not None
     assert conversation.id is not None
     text = ctx.args.strip()
     if not text:
@@ -148,9 +143,8 @@ async def note(ctx: ActionContext) -> ActionResult:
 
 
 @router.action("snooze", help="put this conversation aside: /snooze 2h (30m, 1d, 1h30m)")
-async def snooze(ctx: ActionContext) -> ActionResult:
+async def snooze(ctx: InConversation) -> ActionResult:
     conversation = ctx.conversation
-    assert conversation is not None
     if conversation.status in FINISHED_STATUSES:
         return ctx.refuse("This conversation is closed.")
     if conversation.assignee_id is None:
@@ -176,7 +170,7 @@ async def snooze(ctx: ActionContext) -> ActionResult:
     return ctx.done(f"Snoozed until {when}.")
 
 
-@router.action("status", needs_conversation=False, help="the queue and who is online")
+@router.team_action("status", help="the queue and who is online")
 async def status(ctx: ActionContext) -> ActionResult:
     queue = await ctx.tx.queue()
     team = await ctx.dispatcher.candidates(ctx.tx)
@@ -217,17 +211,17 @@ async def _presence(ctx: ActionContext, presence: Presence) -> ActionResult:
     return ctx.done(f"You are {presence}.{extra}")
 
 
-@router.action("online", needs_conversation=False, help="take new conversations")
+@router.team_action("online", help="take new conversations")
 async def online(ctx: ActionContext) -> ActionResult:
     return await _presence(ctx, Presence.ONLINE)
 
 
-@router.action("away", needs_conversation=False, help="keep your chats, take no new ones")
+@router.team_action("away", help="keep your chats, take no new ones")
 async def away(ctx: ActionContext) -> ActionResult:
     return await _presence(ctx, Presence.AWAY)
 
 
-@router.action("offline", needs_conversation=False, help="log off")
+@router.team_action("offline", help="log off")
 async def offline(ctx: ActionContext) -> ActionResult:
     return await _presence(ctx, Presence.OFFLINE)
 

@@ -17,7 +17,6 @@ from gateway.adapter import RateLimit
 from gateway.config import parse_config
 from gateway.errors import PermanentFailure, RateLimited, ShuttingDown, TemporaryFailure
 from gateway.events import Attachment, ConversationCard, Delivery, Outbound, Receipt
-from gateway.outbox import backoff
 from storage import Direction, OutboxRow, OutboxStatus
 from tests.support import (
     RecordingAdapter,
@@ -194,13 +193,6 @@ async def test_a_note_never_reaches_the_customer(database_url: str) -> None:
             m for m in await messages(gw, result.conversation_id) if m.direction == Direction.NOTE
         ]
         assert [(n.text, n.author_id) for n in notes] == [("VIP, be nice", "anna")]
-
-
-def test_backoff_grows_and_is_capped() -> None:
-    for attempt in range(1, 20):
-        delay = backoff(attempt, base=1.0, cap=60.0)
-        expected = min(60.0, 2 ** (attempt - 1))
-        assert expected / 2 <= delay <= expected
 
 
 async def test_a_stopping_gateway_refuses_new_events_so_they_are_not_acknowledged(

@@ -965,3 +965,16 @@ async def test_answers_to_sends_are_read_for_their_ids_and_errors_still_raise() 
                 bot.session.check_response(bot, SendMessage(chat_id=1, text="x"), 200, no_ids)
         finally:
             await bot.session.close()
+
+
+async def test_the_workspace_command_menu_lists_every_operator_action_once(
+    sqlite_url: str,
+) -> None:
+    async with telegram_desk(sqlite_url) as desk:
+        world = desk.sandbox.world
+        menu = await eventually(lambda: world.commands)
+        names = [entry["command"] for entry in menu]
+        assert names == sorted(desk.gateway.core.actions.names())
+        assert {"offline", "online", "away", "claim", "close", "status"} <= set(names)
+        assert "resolve" not in names  # an alias, not a second entry
+        assert all(entry["description"] for entry in menu)

@@ -86,17 +86,16 @@ ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_membe
 SHARD_UPDATES = ["callback_query"]
 #: tries before one failing update is set aside (see _give_up_on)
 MAX_UPDATE_TRIES = 5
-WORKSPACE_COMMANDS = [
-    BotCommand(command="claim", description="take this conversation"),
-    BotCommand(command="close", description="resolve this conversation"),
-    BotCommand(command="reopen", description="reopen a closed conversation"),
-    BotCommand(command="transfer", description="hand over: /transfer <operator>"),
-    BotCommand(command="note", description="an internal note: /note <text>"),
-    BotCommand(command="snooze", description="put aside until later: /snooze 2h"),
-    BotCommand(command="online", description="take new conversations"),
-    BotCommand(command="away", description="keep your chats, take no new ones"),
-    BotCommand(command="status", description="the queue and who is online"),
-]
+#: Telegram's limit on a command menu entry's description
+COMMAND_DESCRIPTION_LIMIT = 256
+
+
+def command_menu(actions: list[tuple[str, str]]) -> list[BotCommand]:
+    """The workspace's "/" menu: the operator actions the core registered."""
+    return [
+        BotCommand(command=name, description=(help or name)[:COMMAND_DESCRIPTION_LIMIT])
+        for name, help in actions
+    ]
 
 
 class TelegramAdapter(TelegramDelivery, AdapterBase):
@@ -222,7 +221,8 @@ class TelegramAdapter(TelegramDelivery, AdapterBase):
         if self.workspace is not None:
             with contextlib.suppress(TelegramBadRequest):
                 await self.bot.set_my_commands(
-                    WORKSPACE_COMMANDS, scope=BotCommandScopeChat(chat_id=self.workspace)
+                    command_menu(host.commands()),
+                    scope=BotCommandScopeChat(chat_id=self.workspace),
                 )
         if self.section.mode == "webhook":
             host.add_route("POST", self.section.served_path, self._on_webhook)
