@@ -43,6 +43,7 @@ from adapters.telegram.config import TelegramSection, bot_id
 from adapters.telegram.deliver import TelegramDelivery
 from adapters.telegram.lanes import albums_together, id_of, lane_of
 from adapters.telegram.pacing import Pacing
+from adapters.telegram.routes import Routes
 from adapters.telegram.session import JsonSession
 from gateway.actions import parse_command
 from gateway.adapter import AdapterBase, Host, RateLimit, UnrecordedThreads
@@ -156,6 +157,7 @@ class TelegramAdapter(TelegramDelivery, AdapterBase):
         #: the same by topic id, until recorded: an operator quick enough to act in
         #: a topic before that waits for it instead of meeting "no conversation"
         self._unrecorded = UnrecordedThreads()
+        self.routes = Routes(self, self.workspace, self._is_operator)
 
     def _chat_key(self, delivery: Delivery) -> str:
         out = delivery.outbound
@@ -356,10 +358,7 @@ class TelegramAdapter(TelegramDelivery, AdapterBase):
                     if len(unit) == 1:
                         await self.handle_any(update)
                     else:
-                        await self._on_message(
-                            [u.message for u in unit if isinstance(u, Update) and u.message],
-                            edited=False,
-                        )
+                        await self._album(unit)
                 except ShuttingDown:
                     raise
                 except StoreUnavailable:
@@ -517,17 +516,13 @@ class TelegramAdapter(TelegramDelivery, AdapterBase):
 
     async def handle(self, update: Update) -> None:
         """Route one update; returns once whatever it carries is committed."""
-        if update.message is not None:
-            await self._on_message([update.message], edited=False)
-        elif update.edited_message is not None:
-            await self._on_message([update.edited_message], edited=True)
-        elif update.callback_query is not None:
-            await self._on_button(update.callback_query)
-        elif update.my_chat_member is not None:
-            status = update.my_chat_member.new_chat_member.status
-            log.info("telegram: the bot's membership in a chat changed to %s", status)
-        else:
-            log.info("telegram: update %d of a kind we do not handle, skipped", update.update_id)
+        await self.routes.feed(update)
+
+    async def _album(self, unit: list[Update | dict[str, Any]]) -> None:
+        """An album's parts that arrived together, taken as one message."""
+        messages = [u.message for u in unit if isinstance(u, Update) and u.message]
+        first = next(u for u in unit if isinstance(u, Update) and u.message)
+        await self.routes.feed(first, parts=messages[1:])
 
     def recorded(self, receipt: Receipt) -> None:
         self._unrecorded.recorded(receipt)
@@ -535,19 +530,14 @@ class TelegramAdapter(TelegramDelivery, AdapterBase):
     def _is_operator(self, user_id: int) -> bool:
         return any(op.identity(self.name) == str(user_id) for op in self.config.operators)
 
-    async def _on_message(self, album: list[Message], *, edited: bool) -> None:
-        """One message, or the parts of an album that arrived together."""
+    async def customer_message(self, message: Message, parts: list[Message], edited: bool) -> None:
         assert self.host is not None
-        message, parts = album[0], album[1:]
-        user = message.from_user
-        if user is None or user.is_bot or normalise.is_silent(message):
-            return
-        if message.chat.type == "private":
-            await self.host.ingest(normalise.customer_message(message, edited=edited, parts=parts))
-            return
-        if self.workspace is None or message.chat.id != self.workspace:
-            log.info("telegram: message in an unknown group %s ignored", message.chat.id)
-            return
+        await self.host.ingest(normalise.customer_message(message, edited=edited, parts=parts))
+
+    async def workspace_message(
+        self, message: Message, parts: list[Message], edited: bool, operator: bool
+    ) -> None:
+        assert self.host is not None and message.from_user is not None
         inbound = normalise.operator_message(message, edited=edited, parts=parts)
         command = parse_command(message.text or "") if not edited else None
         if inbound.workspace_thread is None:
@@ -557,19 +547,19 @@ class TelegramAdapter(TelegramDelivery, AdapterBase):
                     OperatorCommand(
                         channel=self.name,
                         event_id=inbound.event_id,
-                        operator_external_id=str(user.id),
+                        operator_external_id=str(message.from_user.id),
                         name=command[0],
                         args=command[1],
                         # answered in the group only to operators: an outsider's
                         # command is logged, and the group not spammed
-                        answer="always" if self._is_operator(user.id) else "never",
+                        answer="always" if operator else "never",
                     )
                 )
             return
         await self._unrecorded.known(inbound.workspace_thread)
         await self.host.ingest(inbound)  # a command there answers its failures itself
 
-    async def _on_button(self, query: CallbackQuery) -> None:
+    async def button(self, query: CallbackQuery, operator: bool) -> None:
         assert self.host is not None and self.bot is not None
         bot = query.bot or self.bot  # a press is answered by the bot whose button it was
         picked = normalise.customer_pick(query)
@@ -585,7 +575,7 @@ class TelegramAdapter(TelegramDelivery, AdapterBase):
         if (
             command.name == "transfer"
             and not command.args
-            and self._is_operator(query.from_user.id)
+            and operator
             and command.workspace_thread
         ):
             others = [
