@@ -474,3 +474,31 @@ async def test_slack_faults_5xx_slow_and_dropped_calls_deliver_once(sqlite_url: 
         texts = [m["text"] for m in desk.to_customer(carol)]
         for answer in ("first answer", "second answer", "third answer"):
             assert texts.count(answer) == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_what_the_gateway_does_not_serve_is_acknowledged_not_retried(
+    sqlite_url: str, mode: str
+) -> None:
+    """Kinds no listener serves (a reaction, another app's button, another slash
+    command) are answered at once: Slack would send them again otherwise."""
+    async with slack_desk(sqlite_url, mode=mode) as desk:
+        sandbox, channel = desk.sandbox, desk.channel
+        carol = sandbox.add_user("Carol Smith", name="carol")
+        sandbox.post(carol, "hello?")
+        thread = await eventually(lambda: desk.thread_of("Carol Smith"))
+        await sandbox.quiet()
+        before = sandbox.world.stats.events_retried
+        sandbox.emit(
+            sandbox.world.event_callback(
+                {"type": "reaction_added", "user": carol["id"], "reaction": "+1"}
+            )
+        )
+        card = {"ts": thread}
+        sandbox.press(desk.anna, channel, card, "another_apps_button")
+        sandbox.command(desk.anna, channel, "/weather", "today")
+        sandbox.command(desk.anna, channel, "/support", "status")
+        await eventually(lambda: sandbox.ephemeral(channel, desk.anna))
+        await sandbox.quiet()
+        assert sandbox.world.stats.events_retried == before
+        assert desk.card_of("Carol Smith")  # nothing the button did

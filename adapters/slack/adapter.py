@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections import OrderedDict
 from collections.abc import Awaitable
 from typing import Any, TypeVar
@@ -30,7 +29,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack import normalise, render
+from adapters.slack import listeners, normalise, render
 from adapters.slack.config import SlackSection
 from adapters.slack.deliver import LONG_TEXT, TEXT_LIMIT, SlackDelivery, joined, texts_only
 from adapters.slack.intake import SocketHandler, shaped
@@ -43,7 +42,6 @@ from gateway.cards import (
 from gateway.config import Config, OperatorConfig
 from gateway.errors import (
     GatewayError,
-    InvalidEvent,
     ShuttingDown,
     StoreUnavailable,
 )
@@ -75,9 +73,6 @@ class _ClientGiven(logging.Filter):
 #: slack-bolt's own log, under ours
 BOLT_LOG = logging.getLogger("adapters.slack.bolt")
 BOLT_LOG.addFilter(_ClientGiven())
-
-#: buttons on the card, as the core's commands
-CARD_ACTIONS = {"claim", "close", "reopen", "transfer", "snooze"}
 
 
 class SlackAdapter(SlackDelivery, AdapterBase):
@@ -203,9 +198,7 @@ class SlackAdapter(SlackDelivery, AdapterBase):
             # we recognise our own messages (and any app's) ourselves, on every subtype
             ignoring_self_events_enabled=False,
         )
-        self.app.event(re.compile(".*"))(self._on_event)
-        self.app.action(re.compile(".*"))(self._on_action)
-        self.app.command(re.compile(".*"))(self._on_command)
+        listeners.register(self.app, self, section.slash_command)
         if section.mode == "http":
             host.add_route("POST", section.events_path, self._on_http)
             log.info("slack: http mode, events arrive at %s", section.events_path)
@@ -314,34 +307,7 @@ class SlackAdapter(SlackDelivery, AdapterBase):
             lock = self._locks[channel] = asyncio.Lock()
         return lock
 
-    async def _on_event(self, event: dict[str, Any]) -> None:
-        """Raise (500 / no ack, so Slack retries) only when the event may succeed later:
-        the gateway stopping, or its database failing. An event that fails for its
-        own sake (a field of an unexpected shape) is logged once and skipped: retried,
-        it would fail the same."""
-        try:
-            if event.get("type") == "app_mention":
-                await self._on_mention(event)
-                return
-            if event.get("type") != "message":
-                return
-            channel = str(event.get("channel") or "")
-            async with self._lock(channel):
-                await self._on_message(channel, event)
-        except (ShuttingDown, StoreUnavailable):
-            raise
-        except InvalidEvent as exc:
-            log.warning("slack: an event that cannot be relayed was dropped: %s", exc)
-        except Exception as exc:
-            log.error(
-                "slack: a %s event was skipped: %s",
-                str(event.get("type"))[:40],
-                type(exc).__name__,
-                exc_info=exc,
-            )
-            await self._unreadable(event)
-
-    async def _unreadable(self, event: dict[str, Any]) -> None:
+    async def unreadable(self, event: dict[str, Any]) -> None:
         """A customer's message that could not be taken in: operators still see that
         they wrote (retried, it would fail the same)."""
         assert self.host is not None
@@ -372,24 +338,36 @@ class SlackAdapter(SlackDelivery, AdapterBase):
             return "customer"
         return None
 
-    async def _on_message(self, channel: str, event: dict[str, Any]) -> None:
+    async def written(self, event: dict[str, Any]) -> None:
+        channel = str(event.get("channel") or "")
         place = self._place(event, channel)
         if place is None:
             return
-        subtype = event.get("subtype")
-        if subtype == "message_changed":
-            message = event.get("message") or {}
-            edited = (message.get("edited") or {}).get("ts") or event.get("ts") or ""
-            key = normalise.event_key(channel, str(message.get("ts")), f"edit:{edited}")
-            await self._written(place, channel, message, key, edit_of=str(message.get("ts")))
-        elif subtype == "message_deleted":
-            previous = event.get("previous_message") or {}
-            deleted = str(event.get("deleted_ts") or previous.get("ts") or "")
-            key = normalise.event_key(channel, deleted, "deleted")
-            await self._written(place, channel, previous, key, delete_of=deleted)
-        elif subtype in normalise.WRITTEN:
+        async with self._lock(channel):
             key = normalise.event_key(channel, str(event.get("ts")))
             await self._written(place, channel, event, key)
+
+    async def edited(self, event: dict[str, Any]) -> None:
+        channel = str(event.get("channel") or "")
+        place = self._place(event, channel)
+        if place is None:
+            return
+        message = event.get("message") or {}
+        stamp = (message.get("edited") or {}).get("ts") or event.get("ts") or ""
+        key = normalise.event_key(channel, str(message.get("ts")), f"edit:{stamp}")
+        async with self._lock(channel):
+            await self._written(place, channel, message, key, edit_of=str(message.get("ts")))
+
+    async def deleted(self, event: dict[str, Any]) -> None:
+        channel = str(event.get("channel") or "")
+        place = self._place(event, channel)
+        if place is None:
+            return
+        previous = event.get("previous_message") or {}
+        gone = str(event.get("deleted_ts") or previous.get("ts") or "")
+        key = normalise.event_key(channel, gone, "deleted")
+        async with self._lock(channel):
+            await self._written(place, channel, previous, key, delete_of=gone)
 
     async def _written(
         self,
@@ -484,16 +462,12 @@ class SlackAdapter(SlackDelivery, AdapterBase):
         if result.ok and operator is not None:
             self._soon(self._react(channel, ts, "memo"))
 
-    async def _on_action(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
-        """A card's button or menu: the command runs and commits, then Slack hears back."""
+    async def picked(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        """A customer tapped one of the choices under our message: their answer."""
         assert self.host is not None
-        name = str(action.get("action_id") or "")
         user = str((body.get("user") or {}).get("id") or "")
-        container = body.get("container") or {}
-        thread = container.get("message_ts")
-        channel = str(container.get("channel_id") or "")
-        if name.startswith(render.PICK) and user and channel != self.workspace:
-            # a customer tapped one of the choices under our message: their answer
+        channel = str((body.get("container") or {}).get("channel_id") or "")
+        if user and channel != self.workspace:
             await self.host.ingest(
                 Inbound(
                     channel=self.name,
@@ -503,9 +477,19 @@ class SlackAdapter(SlackDelivery, AdapterBase):
                     text=str(action.get("value") or "?"),
                 )
             )
-            await ack()
-            return
-        if name not in CARD_ACTIONS or not user or channel != self.workspace:
+        await ack()
+
+    async def card_action(
+        self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]
+    ) -> None:
+        """A card's button or menu: the command runs and commits, then Slack hears back."""
+        assert self.host is not None
+        name = str(action.get("action_id") or "")
+        user = str((body.get("user") or {}).get("id") or "")
+        container = body.get("container") or {}
+        thread = container.get("message_ts")
+        channel = str(container.get("channel_id") or "")
+        if not user or channel != self.workspace:
             await ack()
             return
         args = ""
@@ -526,7 +510,7 @@ class SlackAdapter(SlackDelivery, AdapterBase):
         )
         await ack()
 
-    async def _on_mention(self, event: dict[str, Any]) -> None:
+    async def mentioned(self, event: dict[str, Any]) -> None:
         """``@app status`` (or any command: ``@app snooze 2h`` in a conversation's
         thread) from the workspace; the answer is shown to the writer only."""
         assert self.host is not None
@@ -549,13 +533,10 @@ class SlackAdapter(SlackDelivery, AdapterBase):
             )
         )
 
-    async def _on_command(self, ack: AsyncAck, command: dict[str, Any]) -> None:
+    async def slash_command(self, ack: AsyncAck, command: dict[str, Any]) -> None:
         """``/support online``: presence and the queue, from anywhere in Slack. The
         answer is the ack itself, which Slack shows only to whoever typed it."""
         assert self.host is not None
-        if command.get("command") != self.section.slash_command:
-            await ack()
-            return
         words = str(command.get("text") or "").split(None, 1)
         name = words[0].lstrip("/").lower() if words else "status"
         user = str(command.get("user_id") or "")
