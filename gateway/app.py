@@ -23,8 +23,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 import handlers
 from gateway.actions import ActionRegistry
 from gateway.adapter import Adapter, ChannelPlugin
+from gateway.autoreply import AutoReplies
 from gateway.config import Config, LiveConfig
 from gateway.core import Core
+from gateway.customer_side import CustomerSide
+from gateway.delivering import Delivering
+from gateway.dispatcher import Dispatcher
 from gateway.errors import ConfigError, PermanentFailure, ShuttingDown, StoreUnavailable
 from gateway.events import (
     ActionResult,
@@ -34,10 +38,16 @@ from gateway.events import (
     IngestResult,
     OperatorCommand,
 )
+from gateway.feedback import Feedback
 from gateway.http import HttpServer
+from gateway.message_book import MessageBook
 from gateway.metrics import Metrics
+from gateway.operator_side import OperatorSide
 from gateway.outbox import OutboxWorker
 from gateway.plugins import discover_plugins, load
+from gateway.relay import Desk, Relay
+from gateway.timers import Timers
+from gateway.transactions import Transactions
 from storage import Database, Repository
 from storage.migrate import ensure_schema
 from storage.models import Presence
@@ -112,6 +122,46 @@ def _outage_named() -> Iterator[None]:
         if is_database_failure(exc):
             raise StoreUnavailable(f"the database failed: {type(exc).__name__}") from exc
         raise
+
+
+def compose_core(
+    repository: Repository,
+    config_source: Callable[[], Config],
+    *,
+    workspaces: tuple[str, ...] = (),
+    on_enqueued: Callable[[set[str]], None] = lambda destinations: None,
+) -> Core:
+    """The core and its parts: the desk (config and workspaces), the relay that
+    queues deliveries, routing, auto-replies, deadlines, feedback, both sides of
+    intake, the outbox's side, and the operator actions from ``handlers``."""
+    desk = Desk(config_source, workspaces)
+    relay = Relay(desk)
+    dispatcher = Dispatcher(desk, relay)
+    timers = Timers(desk, relay, dispatcher)
+    transactions = Transactions(repository, timers, on_enqueued)
+    book = MessageBook(relay)
+    actions = ActionRegistry()
+    handlers.register(actions)
+    return Core(
+        repository=repository,
+        desk=desk,
+        relay=relay,
+        dispatcher=dispatcher,
+        timers=timers,
+        transactions=transactions,
+        customers=CustomerSide(
+            desk,
+            relay,
+            dispatcher,
+            AutoReplies(desk, relay, dispatcher),
+            timers,
+            Feedback(desk, relay),
+            book,
+        ),
+        operators=OperatorSide(desk, relay, dispatcher, book),
+        delivering=Delivering(repository, relay, transactions.run),
+        actions=actions,
+    )
 
 
 class _Host:
@@ -210,13 +260,10 @@ class Gateway:
             raise ValueError(f"two adapters share a name: {names}")
         self.db = Database(config.gateway.database_url)
         self.repository = Repository(self.db)
-        actions = ActionRegistry()
-        handlers.register(actions)
-        self.core = Core(
+        self.core = compose_core(
             self.repository,
             lambda: self.config,
             workspaces=tuple(a.name for a in self.adapters if a.serves_workspace),
-            actions=actions,
             on_enqueued=self._wake,
         )
         self.workers = {a.name: OutboxWorker(self.core, a, config.outbox) for a in self.adapters}

@@ -10,7 +10,7 @@ from sqlalchemy import event
 from sqlmodel import select
 
 from gateway.adapter import RateLimit
-from gateway.core import Core
+from gateway.app import compose_core
 from gateway.events import Delivery, Outbound, Receipt
 from gateway.groupcommit import GroupCommit
 from gateway.ratelimit import SERIAL_WINDOW, Limiter
@@ -155,7 +155,7 @@ async def test_deliveries_recorded_together_cost_two_statements_whatever_their_n
     """Outcomes of sends that end together share a transaction; their rows are read
     in one statement (Transaction.preload_sending) and marked sent in one more, and
     each keeps its own receipt. A row recorded already is left as it is."""
-    core = Core(repository, lambda: make_config(database_url))
+    core = compose_core(repository, lambda: make_config(database_url))
     async with repository.transaction() as tx:
         for n in range(12):
             outbound = Outbound(
