@@ -11,8 +11,7 @@ import contextlib
 import gc
 import logging
 import signal
-import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,16 +28,9 @@ from gateway.core import Core
 from gateway.customer_side import CustomerSide
 from gateway.delivering import Delivering
 from gateway.dispatcher import Dispatcher
-from gateway.errors import ConfigError, PermanentFailure, ShuttingDown, StoreUnavailable
-from gateway.events import (
-    ActionResult,
-    Attachment,
-    FileData,
-    Inbound,
-    IngestResult,
-    OperatorCommand,
-)
+from gateway.errors import ConfigError, ShuttingDown
 from gateway.feedback import Feedback
+from gateway.host import GatewayHost
 from gateway.http import HttpServer
 from gateway.message_book import MessageBook
 from gateway.metrics import Metrics
@@ -51,13 +43,8 @@ from gateway.transactions import Transactions
 from storage import Database, Repository
 from storage.migrate import ensure_schema
 from storage.models import Presence
-from storage.repository import is_database_failure
 
 log = logging.getLogger(__name__)
-
-#: files relayed from one channel to another pass through memory; Telegram takes
-#: uploads up to 50 MB from bots, so a bigger file could go nowhere anyway
-MAX_RELAYED_FILE = 50 * 2**20
 
 
 #: config sections a reload applies without a restart
@@ -112,18 +99,6 @@ def _describe_changes(old: Config, new: Config) -> list[str]:
     return changes
 
 
-@contextlib.contextmanager
-def _outage_named() -> Iterator[None]:
-    """A database failure reaches adapters as ``StoreUnavailable``: they retry the
-    event rather than count it against the event (adapters never see storage)."""
-    try:
-        yield
-    except Exception as exc:
-        if is_database_failure(exc):
-            raise StoreUnavailable(f"the database failed: {type(exc).__name__}") from exc
-        raise
-
-
 def compose_core(
     repository: Repository,
     config_source: Callable[[], Config],
@@ -162,58 +137,6 @@ def compose_core(
         delivering=Delivering(repository, relay, transactions.run),
         actions=actions,
     )
-
-
-class _Host:
-    """What adapters see of the gateway (the ``Host`` protocol)."""
-
-    def __init__(self, gateway: Gateway) -> None:
-        self._gateway = gateway
-
-    async def ingest(self, inbound: Inbound) -> IngestResult:
-        self._gateway.check_accepting()
-        metrics = self._gateway.metrics
-        started = time.perf_counter()
-        with _outage_named():
-            result = await self._gateway.core.ingest(inbound)
-        metrics.ingest_seconds.labels(inbound.channel).observe(time.perf_counter() - started)
-        if not result.duplicate and result.ignored is None:
-            side = "workspace" if inbound.from_workspace else "customer"
-            metrics.messages_in.labels(inbound.channel, side).inc()
-        return result
-
-    async def act(self, command: OperatorCommand) -> ActionResult:
-        self._gateway.check_accepting()
-        with _outage_named():
-            return await self._gateway.core.act(command)
-
-    def commands(self) -> list[tuple[str, str]]:
-        return self._gateway.core.actions.menu()
-
-    async def set_aside(self, channel: str, key: str, *, check: bool = False) -> bool:
-        with _outage_named():
-            return await self._gateway.core.set_aside(channel, key, check=check)
-
-    async def thread_opened(
-        self, workspace: str, conversation_id: int, thread_ref: str, header_ref: str | None = None
-    ) -> None:
-        await self._gateway.core.thread_opened(workspace, conversation_id, thread_ref, header_ref)
-
-    def add_route(self, method: str, path: str, handler: Callable[[Any], Awaitable[Any]]) -> None:
-        self._gateway.http.add_route(method, path, handler)
-
-    async def fetch(self, attachment: Attachment) -> FileData:
-        origin = next((a for a in self._gateway.adapters if a.name == attachment.origin), None)
-        if origin is None:
-            raise PermanentFailure(
-                f"the file came from {attachment.origin or 'an unknown channel'}, "
-                "which is not configured now"
-            )
-        if attachment.size is not None and attachment.size > MAX_RELAYED_FILE:
-            raise PermanentFailure(
-                f"over the {MAX_RELAYED_FILE // 2**20} MB the gateway passes between channels"
-            )
-        return await origin.fetch(attachment)
 
 
 #: the cyclic collector's first threshold while serving (Python's: 700 allocations).
@@ -346,7 +269,7 @@ class Gateway:
             )
         for worker in self.workers.values():
             worker.start()
-        host = _Host(self)
+        host = GatewayHost(self)
         try:
             for adapter in self.adapters:
                 await adapter.start(host)

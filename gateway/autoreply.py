@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from gateway.config.models import FaqSection
+from gateway.config.replies import FaqSection
 from gateway.dispatcher import Dispatcher
 from gateway.faq import Match, Matcher, build_matcher, decide
 from gateway.relay import Desk, Relay

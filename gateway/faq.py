@@ -33,7 +33,7 @@ from gateway.faq_spelling import Spelling
 from gateway.faq_words import readings_of, skeletons, stem, words
 
 if TYPE_CHECKING:
-    from gateway.config.models import FaqSection
+    from gateway.config.replies import FaqSection
 
 
 @dataclass(frozen=True)

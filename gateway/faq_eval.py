@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from gateway.config.models import FaqSection
+from gateway.config.replies import FaqSection
 from gateway.faq import AMBIGUITY_MARGIN, Matcher, answers, decide, margin, sure_enough
 
 #: the thresholds the table shows

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gateway.config.models import FaqSection
+from gateway.config.replies import FaqSection
 from gateway.faq import AMBIGUITY_MARGIN, Decision, Match, Matcher, margin, sure_enough
 from gateway.faq_words import fold, readings_of
 

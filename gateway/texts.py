@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.config.models import TextsSection
+from gateway.config.replies import TextsSection
 from gateway.texts_builtin import builtin
 
 

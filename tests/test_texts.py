@@ -6,7 +6,7 @@ import string
 
 import pytest
 
-from gateway.config.models import TextsSection
+from gateway.config.replies import TextsSection
 from gateway.language import detect
 from gateway.texts import render
 from gateway.texts_builtin import BUILTIN

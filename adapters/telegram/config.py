@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from gateway.config.models import Problems
+from gateway.config.base import Problems
 
 
 class TelegramSection(BaseModel):

@@ -3,45 +3,24 @@
 from __future__ import annotations
 
 import re
-import string
 from datetime import datetime
 from functools import cached_property
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from gateway.config.base import (
+    SUPPORTED_DRIVERS,
+    Problems,
+    Section,
+    ZoneName,
+    check_language,
+    check_slug,
+)
+from gateway.config.replies import TEXT_PLACEHOLDERS, FaqSection, TextsSection
 from gateway.hours import Schedule, ScheduleError
-
-LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
-OPERATOR_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
-
-
-class Problems(ValueError):
-    """Several independent problems found by one validator, each with its key path."""
-
-    def __init__(self, items: list[tuple[str, str]]) -> None:
-        self.items = items
-        super().__init__("; ".join(f"{path}: {reason}" for path, reason in items))
-
-
-def _check_zone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError("unknown time zone (use an IANA name such as Europe/Berlin)") from None
-    return value
-
-
-#: an IANA time zone name, checked against the system's zone database
-ZoneName = Annotated[str, AfterValidator(_check_zone)]
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class GatewaySection(Section):
@@ -80,7 +59,7 @@ class GatewaySection(Section):
     @field_validator("default_language")
     @classmethod
     def _language(cls, value: str) -> str:
-        return _check_language(value)
+        return check_language(value)
 
     @property
     def shown_database_url(self) -> str:
@@ -97,19 +76,6 @@ def _schedule(
     except ScheduleError as exc:
         where = "holidays" if exc.key == "holidays" else (f"{key}.{exc.key}" if exc.key else key)
         raise Problems([(where, str(exc))]) from None
-
-
-def _check_slug(value: str) -> str:
-    """Ids admins choose (operators, FAQ entries): safe in logs, commands and refs."""
-    if not OPERATOR_ID_RE.match(value):
-        raise ValueError("use lowercase letters, digits, '.', '_' or '-' (at most 64)")
-    return value
-
-
-def _check_language(value: str) -> str:
-    if not LANGUAGE_RE.match(value):
-        raise ValueError("not a language code (use e.g. en, ru, uk, pt-BR)")
-    return value
 
 
 class RoutingSection(Section):
@@ -211,7 +177,7 @@ class OperatorConfig(Section):
     @field_validator("id")
     @classmethod
     def _slug(cls, value: str) -> str:
-        return _check_slug(value)
+        return check_slug(value)
 
     @model_validator(mode="after")
     def _shifts(self) -> OperatorConfig:
@@ -236,7 +202,7 @@ class OperatorConfig(Section):
     @field_validator("languages")
     @classmethod
     def _languages(cls, value: list[str]) -> list[str]:
-        return [_check_language(v) for v in value]
+        return [check_language(v) for v in value]
 
     @model_validator(mode="before")
     @classmethod
@@ -262,169 +228,6 @@ class OperatorConfig(Section):
 
 #: the id keys an operator's table has always had, and their channels
 _LEGACY_IDS = (("telegram_id", "telegram"), ("slack_id", "slack"), ("email", "email"))
-
-
-TextValue = str | dict[str, str]
-#: placeholders each text may use; anything else is a typo an admin should hear of
-TEXT_PLACEHOLDERS: dict[str, set[str]] = {
-    "greeting": set(),
-    "queued": {"position"},
-    "assigned": {"operator"},
-    "away": set(),
-    "outside_hours": {"opens"},
-    "still_working": set(),
-    "closed": set(),
-    "csat_ask": set(),
-    "csat_comment": set(),
-    "csat_thanks": set(),
-    "transferred": {"operator"},
-    "faq_footer": set(),
-    "faq_suggest": set(),
-    "faq_person": set(),
-    "faq_person_ack": set(),
-    "faq_feedback": set(),
-    "faq_helped": set(),
-}
-
-
-class TextsSection(Section):
-    greeting: TextValue = "Hello! Thanks for writing to us. A member of our team will answer here."
-    queued: TextValue = "All our operators are busy right now. You are number {position} in line."
-    assigned: TextValue = "{operator} will help you with this."
-    away: TextValue = (
-        "Nobody from the team is online right now. We have your message and will answer "
-        "as soon as someone is back."
-    )
-    outside_hours: TextValue = (
-        "Thanks for your message! We are closed right now and open again {opens}; "
-        "a member of our team will answer you then."
-    )
-    still_working: TextValue = (
-        "We have not forgotten you: your message is with our team and you will get an "
-        "answer here. Thank you for your patience."
-    )
-    closed: TextValue = "This conversation is now closed. Write again any time if you need us."
-    csat_ask: TextValue = (
-        "How would you rate our help? Reply with a number from 1 (poor) to 5 (excellent)."
-    )
-    csat_comment: TextValue = (
-        "Thank you! If you like, tell us in one message what we could do better."
-    )
-    csat_thanks: TextValue = "Thank you for your feedback!"
-    transferred: TextValue = "{operator} is taking over your conversation."
-    faq_footer: TextValue = (
-        "This is an automatic answer. If it did not help, just write again: a person "
-        "from our team will answer."
-    )
-    faq_suggest: TextValue = "Did you mean one of these? Reply with its number."
-    faq_person: TextValue = "None of these: talk to a person"
-    faq_person_ack: TextValue = "Of course: a person from our team will answer you here."
-    faq_feedback: TextValue = (
-        "This is an automatic answer. Did it help? Reply 1 if it did, or 0 to talk to a person."
-    )
-    faq_helped: TextValue = "Yes, that helped"
-
-    @model_validator(mode="after")
-    def _placeholders(self) -> TextsSection:
-        problems = []
-        for name, allowed in TEXT_PLACEHOLDERS.items():
-            value = getattr(self, name)
-            variants = value.items() if isinstance(value, dict) else [("", value)]
-            for lang, text in variants:
-                if lang:
-                    _check_language(lang)
-                try:
-                    used = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
-                except ValueError as exc:
-                    problems.append((f"{name}.{lang}" if lang else name, str(exc)))
-                    continue
-                unknown = used - allowed
-                if unknown:
-                    where = f"{name}.{lang}" if lang else name
-                    allowed_text = ", ".join("{" + a + "}" for a in sorted(allowed)) or "none"
-                    problems.append(
-                        (
-                            where,
-                            f"unknown placeholder {{{sorted(unknown)[0]}}} "
-                            f"(allowed: {allowed_text})",
-                        )
-                    )
-        if problems:
-            raise Problems(problems)
-        return self
-
-
-class FaqEntryConfig(Section):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    id: str
-    #: example phrasings, in any language: the more varied, the better the matching
-    questions: list[str] = Field(min_length=1)
-    answer: TextValue
-    #: the words customers use for this and the examples miss: they count like an
-    #: example question's words
-    keywords: list[str] = Field(default_factory=list)
-    #: words that mean a question is about something else ("courier" job
-    #: applications for a delivery entry): a question with one is never this entry
-    not_words: list[str] = Field(default_factory=list, alias="not")
-    #: only for customers on these channels (empty: all)
-    channels: list[str] = Field(default_factory=list)
-    tags: list[str] = Field(default_factory=list)
-    enabled: bool = True
-
-    @field_validator("id")
-    @classmethod
-    def _slug(cls, value: str) -> str:
-        return _check_slug(value)
-
-    @field_validator("questions")
-    @classmethod
-    def _questions(cls, value: list[str]) -> list[str]:
-        if any(not q.strip() for q in value):
-            raise ValueError("an example question is empty")
-        return value
-
-
-class FaqSection(Section):
-    #: the score (0-1) from which an answer is sent; higher is more careful
-    threshold: float = Field(default=0.45, gt=0, le=1)
-    #: when the FAQ answers: when no operator is free (the conversation is queued),
-    #: outside hours (the desk closed by [hours], or nobody online and on shift), or
-    #: always first, before any operator
-    when: Literal["no_operator_free", "outside_hours", "always_first"] = "no_operator_free"
-    #: from this score up to the threshold, the closest questions are offered as a
-    #: numbered list instead of an answer (0 offers none)
-    suggest_threshold: float = Field(default=0.3, ge=0, le=1)
-    #: ask "did this help?" under an answer: a yes resolves the conversation, so
-    #: nobody picks it up; without it the conversation always waits for a person
-    ask_feedback: bool = True
-    #: automatic answers (and suggestion lists) per conversation, at most
-    max_auto_replies: int = Field(default=2, ge=0, le=20)
-    entries: list[FaqEntryConfig] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _unique(self) -> FaqSection:
-        seen: dict[str, int] = {}
-        problems = []
-        if self.suggest_threshold >= self.threshold:
-            problems.append(
-                ("suggest_threshold", f"must be below threshold ({self.threshold:g}), or 0")
-            )
-        for index, entry in enumerate(self.entries):
-            if entry.id in seen:
-                problems.append(
-                    (
-                        f"entries[{index}].id",
-                        f"{entry.id!r} is already used by entries[{seen[entry.id]}]",
-                    )
-                )
-            seen.setdefault(entry.id, index)
-            if isinstance(entry.answer, dict):
-                for lang in entry.answer:
-                    _check_language(lang)
-        if problems:
-            raise Problems(problems)
-        return self
 
 
 class OutboxSection(Section):

@@ -1,0 +1,94 @@
+"""What adapters see of the gateway (the ``Host`` protocol): the core's intake
+and actions, timed for the metrics, refused while stopping, a database failure
+named as ``StoreUnavailable``; routes on the HTTP server; files from another
+channel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from gateway.errors import PermanentFailure, StoreUnavailable
+from gateway.events import (
+    ActionResult,
+    Attachment,
+    FileData,
+    Inbound,
+    IngestResult,
+    OperatorCommand,
+)
+from storage.repository import is_database_failure
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+#: files relayed from one channel to another pass through memory; Telegram takes
+#: uploads up to 50 MB from bots, so a bigger file could go nowhere anyway
+MAX_RELAYED_FILE = 50 * 2**20
+
+
+@contextlib.contextmanager
+def _outage_named() -> Iterator[None]:
+    """A database failure reaches adapters as ``StoreUnavailable``: they retry the
+    event rather than count it against the event (adapters never see storage)."""
+    try:
+        yield
+    except Exception as exc:
+        if is_database_failure(exc):
+            raise StoreUnavailable(f"the database failed: {type(exc).__name__}") from exc
+        raise
+
+
+class GatewayHost:
+    """What adapters see of the gateway (the ``Host`` protocol)."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    async def ingest(self, inbound: Inbound) -> IngestResult:
+        self._gateway.check_accepting()
+        metrics = self._gateway.metrics
+        started = time.perf_counter()
+        with _outage_named():
+            result = await self._gateway.core.ingest(inbound)
+        metrics.ingest_seconds.labels(inbound.channel).observe(time.perf_counter() - started)
+        if not result.duplicate and result.ignored is None:
+            side = "workspace" if inbound.from_workspace else "customer"
+            metrics.messages_in.labels(inbound.channel, side).inc()
+        return result
+
+    async def act(self, command: OperatorCommand) -> ActionResult:
+        self._gateway.check_accepting()
+        with _outage_named():
+            return await self._gateway.core.act(command)
+
+    def commands(self) -> list[tuple[str, str]]:
+        return self._gateway.core.actions.menu()
+
+    async def set_aside(self, channel: str, key: str, *, check: bool = False) -> bool:
+        with _outage_named():
+            return await self._gateway.core.set_aside(channel, key, check=check)
+
+    async def thread_opened(
+        self, workspace: str, conversation_id: int, thread_ref: str, header_ref: str | None = None
+    ) -> None:
+        await self._gateway.core.thread_opened(workspace, conversation_id, thread_ref, header_ref)
+
+    def add_route(self, method: str, path: str, handler: Callable[[Any], Awaitable[Any]]) -> None:
+        self._gateway.http.add_route(method, path, handler)
+
+    async def fetch(self, attachment: Attachment) -> FileData:
+        origin = next((a for a in self._gateway.adapters if a.name == attachment.origin), None)
+        if origin is None:
+            raise PermanentFailure(
+                f"the file came from {attachment.origin or 'an unknown channel'}, "
+                "which is not configured now"
+            )
+        if attachment.size is not None and attachment.size > MAX_RELAYED_FILE:
+            raise PermanentFailure(
+                f"over the {MAX_RELAYED_FILE // 2**20} MB the gateway passes between channels"
+            )
+        return await origin.fetch(attachment)
