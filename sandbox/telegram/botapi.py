@@ -4,6 +4,10 @@ Each method takes the request's parameters (already decoded: aiogram sends every
 call as multipart form data with complex values JSON-encoded) and the uploaded files,
 and returns the ``result`` or raises ``ApiError``. Reference:
 https://core.telegram.org/bots/api#available-methods
+
+One module over 500 lines on purpose: it is one table (``METHODS``), a short
+function per method in the order of Telegram's reference, read side by side with
+it; split by method family, the table a reader checks would be in several places.
 """
 
 from __future__ import annotations
