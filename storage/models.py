@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import JSON, Column, Index, String, UniqueConstraint, text
+from sqlalchemy import JSON, Column, Index, String, Table, UniqueConstraint, text
 from sqlalchemy.orm import relationship
 from sqlmodel import Field, SQLModel
 
@@ -394,3 +394,9 @@ def build(model: type[M], **values: Any) -> M:
             state[name] = factory() if factory is not None else default
     object.__setattr__(instance, "__pydantic_fields_set__", set(values))
     return instance
+
+
+def table(model: type[SQLModel]) -> Table:
+    """A model's table: SQLModel sets ``__table__`` on each table model at run time,
+    and its type does not declare it."""
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]

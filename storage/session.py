@@ -22,12 +22,12 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, SQLModel
 
 from storage.bulk import Bulk
-from storage.models import Conversation, Customer, CustomerIdentity
+from storage.models import Conversation, Customer, CustomerIdentity, table
 
 
 def _inserter(model: type[SQLModel]) -> tuple[type[SQLModel], Bulk, tuple[str, ...]]:
-    table = model.__table__  # type: ignore[attr-defined]
-    return model, Bulk(sa_insert(table)), tuple(column.name for column in table.columns)
+    rows = table(model)
+    return model, Bulk(sa_insert(rows)), tuple(column.name for column in rows.columns)
 
 
 #: in the order their foreign keys need

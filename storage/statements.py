@@ -33,6 +33,7 @@ from storage.models import (
     OutboxRow,
     OutboxStatus,
     WorkspaceThread,
+    table,
 )
 
 FIND_EVENT = select(InboundEvent).where(
@@ -85,11 +86,8 @@ LATEST_CONVERSATIONS_OF = select(Conversation).where(
         )
     )
 )
-MESSAGE_COLUMNS = tuple(
-    column.name
-    for column in Message.__table__.columns  # type: ignore[attr-defined]
-)
-INSERT_MESSAGES = Bulk(sa_insert(Message.__table__))  # type: ignore[attr-defined]
+MESSAGE_COLUMNS = tuple(column.name for column in table(Message).columns)
+INSERT_MESSAGES = Bulk(sa_insert(table(Message)))
 #: message ids: SQLite's next under the write lock every transaction takes first
 #: (BEGIN IMMEDIATE); PostgreSQL's from the column's sequence, a block at a time
 LOADS = (
@@ -131,7 +129,7 @@ ID_BLOCKS: dict[type, tuple[int, ...]] = {
 }
 # Claiming deliveries (``Transaction.claim_outbox``, ``claim_followers``): built
 # anew on every claim, these statements cost more than the rest of it
-OUTBOX = OutboxRow.__table__  # type: ignore[attr-defined]
+OUTBOX = table(OutboxRow)
 LIVE = OUTBOX.alias("live")
 #: the first undelivered row of each of a destination's chats: only these may go
 #: (a row waits for the older undelivered rows of its chat, so order per chat is
@@ -197,12 +195,12 @@ FOLLOWERS = (
 )
 #: rows taken for sending, all with one lease (``Transaction._mark_claimed``)
 MARK_CLAIMED = (
-    update(OutboxRow.__table__)  # type: ignore[attr-defined]
-    .where(OutboxRow.__table__.c.id.in_(bindparam("ids", expanding=True)))  # type: ignore[attr-defined]
+    update(table(OutboxRow))
+    .where(table(OutboxRow).c.id.in_(bindparam("ids", expanding=True)))
     .values(
         status=OutboxStatus.SENDING,
         lease_until=bindparam("lease_until"),
-        attempts=OutboxRow.__table__.c.attempts + 1,  # type: ignore[attr-defined]
+        attempts=table(OutboxRow).c.attempts + 1,
     )
 )
 SENDING_IN = (
@@ -233,24 +231,22 @@ HAND_BACK = row_update(
     next_attempt_at=bindparam("due"),
     last_error=bindparam("reason"),
 )
-CONVERSATIONS = Conversation.__table__  # type: ignore[attr-defined]
+CONVERSATIONS = table(Conversation)
 #: a touched conversation's row (``Transaction.touch``): the columns set are its keys
 TOUCH = Bulk(update(CONVERSATIONS).where(CONVERSATIONS.c.id == bindparam("row_id")))
 # Rows written as plain dicts (``Transaction._write_pending``)
-INSERT_DEADLINES = Bulk(sa_insert(Deadline.__table__))  # type: ignore[attr-defined]
-INSERT_OUTBOX = Bulk(sa_insert(OutboxRow.__table__))  # type: ignore[attr-defined]
-INSERT_EVENTS = Bulk(sa_insert(InboundEvent.__table__))  # type: ignore[attr-defined]
-INSERT_THREADS = Bulk(sa_insert(WorkspaceThread.__table__))  # type: ignore[attr-defined]
+INSERT_DEADLINES = Bulk(sa_insert(table(Deadline)))
+INSERT_OUTBOX = Bulk(sa_insert(table(OutboxRow)))
+INSERT_EVENTS = Bulk(sa_insert(table(InboundEvent)))
+INSERT_THREADS = Bulk(sa_insert(table(WorkspaceThread)))
 #: a new thread's columns but its id, which the database gives (nothing needs it)
 THREAD_COLUMNS = tuple(
-    column.name
-    for column in WorkspaceThread.__table__.columns  # type: ignore[attr-defined]
-    if column.name != "id"
+    column.name for column in table(WorkspaceThread).columns if column.name != "id"
 )
 #: a ref already known (the same platform message seen twice) stays as it is
 INSERT_REFS = {
     name: Bulk(
-        insert(MessageRef.__table__).on_conflict_do_nothing(  # type: ignore[attr-defined]
+        insert(table(MessageRef)).on_conflict_do_nothing(
             index_elements=["place", "chat_id", "external_id"]
         )
     )
@@ -260,11 +256,11 @@ INSERT_REFS = {
 #: no read first; a thread made anew (its topic deleted) replaces the old one's refs
 OPEN_THREADS = {
     name: Bulk(
-        insert(WorkspaceThread.__table__).on_conflict_do_update(  # type: ignore[attr-defined]
+        insert(table(WorkspaceThread)).on_conflict_do_update(
             index_elements=["conversation_id", "workspace"],
             set_={
-                "thread_ref": insert(WorkspaceThread.__table__).excluded.thread_ref,  # type: ignore[attr-defined]
-                "header_ref": insert(WorkspaceThread.__table__).excluded.header_ref,  # type: ignore[attr-defined]
+                "thread_ref": insert(table(WorkspaceThread)).excluded.thread_ref,
+                "header_ref": insert(table(WorkspaceThread)).excluded.header_ref,
                 "header_card": None,
             },
         )
@@ -301,7 +297,7 @@ MESSAGE_BY_REF = (
         MessageRef.external_id == bindparam("external_id"),
     )
 )
-REF = MessageRef.__table__.c  # type: ignore[attr-defined]
+REF = table(MessageRef).c
 #: columns, not entities: a claim reads the sources of every copy it prepares
 REFS_OF = (
     select(REF.message_id, REF.chat_id, REF.external_id)

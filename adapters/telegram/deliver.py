@@ -160,7 +160,7 @@ class TelegramDelivery(TopicOpening):
         except TelegramBadRequest as exc:
             if thread is None or "thread not found" not in exc.message:
                 raise
-            sent = await self._then(lambda: bot.send_message(self.workspace, text))  # type: ignore[arg-type]
+            sent = await self._then(lambda: bot.send_message(self.group, text))
         return Receipt(external_ids=(str(sent.message_id),), chat_id=str(self.workspace))
 
     async def _to_workspace(self, delivery: Delivery) -> Receipt:

@@ -116,6 +116,14 @@ class TelegramSending:
         out = delivery.outbound
         return out.kind == "message" and any(a.origin == "telegram" for a in out.attachments)
 
+    @property
+    def group(self) -> int:
+        """The workspace group, for calls in it (a delivery to the workspace is only
+        queued where one is configured)."""
+        if self.workspace is None:
+            raise PermanentFailure("telegram.workspace_chat_id is not configured")
+        return self.workspace
+
     def _bot(self, bot: int) -> Bot:
         found = self.bots.get(bot) or self.bot
         assert found is not None

@@ -106,7 +106,7 @@ class TopicPosts(TelegramSending):
 
             def call() -> Awaitable[Message]:
                 return owner.send_message(
-                    self.workspace,  # type: ignore[arg-type]
+                    self.group,
                     text,
                     message_thread_id=thread,
                 )
@@ -169,7 +169,7 @@ class TopicPosts(TelegramSending):
 
             def send(r: str = rendered, first: bool = number == 0) -> Awaitable[Message]:
                 return owner.send_message(
-                    self.workspace,  # type: ignore[arg-type]
+                    self.group,
                     r,
                     message_thread_id=thread,
                     reply_parameters=reply_parameters(delivery) if first else None,
@@ -196,7 +196,7 @@ class TopicPosts(TelegramSending):
         name = long_text_file_name(out)
         document = await self._then(
             lambda: owner.send_document(
-                self.workspace,  # type: ignore[arg-type]
+                self.group,
                 BufferedInputFile(text.encode(), filename=name),
                 message_thread_id=thread,
             )

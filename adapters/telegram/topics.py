@@ -108,7 +108,7 @@ class TopicOpening(TopicPosts):
         with contextlib.suppress(TelegramBadRequest):  # TOPIC_NOT_MODIFIED
             await self._then(
                 lambda: owner.edit_forum_topic(
-                    self.workspace,  # type: ignore[arg-type]
+                    self.group,
                     int(delivery.thread_ref),  # type: ignore[arg-type]
                     name=render.topic_name(card),
                 )
@@ -178,7 +178,7 @@ class TopicOpening(TopicPosts):
         text = render.header_text(card) if card else f"Conversation #{conversation_id}"
         sent = await self._then(
             lambda: bot.send_message(
-                self.workspace,  # type: ignore[arg-type]
+                self.group,
                 text,
                 message_thread_id=thread,
                 reply_markup=render.header_buttons(card) if card else None,
