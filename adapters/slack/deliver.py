@@ -214,13 +214,14 @@ class SlackDelivery:
 
     async def _change(self, channel: str, refs: tuple[str, ...], text: str | None) -> None:
         """Edit (``text``) or delete (None) our copies; one already gone is skipped."""
-        assert self.client is not None
+        client = self.client
+        assert client is not None
         for number, ref in enumerate(refs):
 
             def call(r: str = ref) -> Awaitable[Any]:
                 if text is None:
-                    return self.client.chat_delete(channel=channel, ts=r)  # type: ignore[union-attr]
-                return self.client.chat_update(channel=channel, ts=r, text=text)  # type: ignore[union-attr]
+                    return client.chat_delete(channel=channel, ts=r)
+                return client.chat_update(channel=channel, ts=r, text=text)
 
             try:
                 await self._call(call, first=number == 0)
@@ -410,11 +411,12 @@ class SlackDelivery:
     async def _post_long(self, thread: str, out: Outbound, name: str | None) -> list[str]:
         """A very long text (a mail with a long history): its start to read at a glance,
         and the whole of it as a file, two posts rather than dozens at one a second."""
-        assert self.client is not None and self.workspace is not None
+        client = self.client
+        assert client is not None and self.workspace is not None
         preview, _ = render.thread_text(replace(out, text=long_text_preview(out.text)))
         ts = await self._post_text(self.workspace, thread, preview, name)
         await self._then(
-            lambda: self.client.files_upload_v2(  # type: ignore[union-attr]
+            lambda: client.files_upload_v2(
                 channel=self.workspace,
                 thread_ts=thread,
                 content=out.text.encode(),
