@@ -35,10 +35,10 @@ class ActionContext:
     channel: str  # the workspace the action came from
 
     def done(self, message: str) -> ActionResult:
-        return ActionResult(True, message, self.conversation.id if self.conversation else None)
+        return ActionResult.done(message, self.conversation.id if self.conversation else None)
 
     def refuse(self, message: str) -> ActionResult:
-        return ActionResult(False, message, self.conversation.id if self.conversation else None)
+        return ActionResult.refused(message, self.conversation.id if self.conversation else None)
 
 
 @dataclass(frozen=True)

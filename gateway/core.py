@@ -160,7 +160,7 @@ class Core:
             about = None  # a retried transaction starts over
             if await tx.find_event(command.channel, command.event_id) is not None:
                 # its answer, if it had one, was queued the first time
-                return ActionResult(True, "already done")
+                return ActionResult.done("already done")
             result = await perform(tx)
             tx.record_event(command.channel, command.event_id, about)
             if command.answered(result.ok):
@@ -177,11 +177,11 @@ class Core:
                     command.operator_external_id,
                     extra={"channel": command.channel},
                 )
-                return ActionResult(False, "Only configured operators can do that.")
+                return ActionResult.refused("Only configured operators can do that.")
             action = self.actions.get(command.name)
             if action is None:
                 known = ", ".join("/" + n for n in self.actions.names())
-                return ActionResult(False, f"Unknown command /{command.name}. Known: {known}.")
+                return ActionResult.refused(f"Unknown command /{command.name}. Known: {known}.")
             conversation = None
             if command.workspace_thread is not None:
                 conversation = await tx.conversation_by_thread(
@@ -217,8 +217,8 @@ class Core:
             return await self._run(partial(self._act_failed, command))
 
     async def _act_failed(self, command: OperatorCommand, tx: Transaction) -> ActionResult:
-        failed = ActionResult(
-            False, f"/{command.name} failed: the gateway met an error (logged); nothing changed."
+        failed = ActionResult.refused(
+            f"/{command.name} failed: the gateway met an error (logged); nothing changed."
         )
         if await tx.find_event(command.channel, command.event_id) is not None:
             return failed

@@ -164,6 +164,14 @@ class ActionResult:
     message: str
     conversation_id: int | None = None
 
+    @classmethod
+    def done(cls, message: str, conversation_id: int | None = None) -> ActionResult:
+        return cls(True, message, conversation_id)
+
+    @classmethod
+    def refused(cls, message: str, conversation_id: int | None = None) -> ActionResult:
+        return cls(False, message, conversation_id)
+
 
 #: why a workspace message was not relayed (``IngestResult.ignored``), for adapters
 #: that answer the writer

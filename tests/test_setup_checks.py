@@ -169,3 +169,27 @@ def test_operators_ids_by_channel_name_stand_beside_the_old_keys() -> None:
         'ids = { telegram = "8" }\n' + TELEGRAM_GROUP
     )
     assert any("disagree" in p for p in clash), clash
+
+
+def test_an_operators_id_by_channel_name_is_checked_as_that_channel_reads_ids() -> None:
+    """``ids.slack`` is held to what a Slack user id looks like, as ``slack_id`` is;
+    and two operators may not share one id on a channel however it was written."""
+    found = problems(
+        ANNA
+        + '[[operators]]\nid = "boris"\nname = "Boris"\nids = { slack = "boris" }\n'
+        + TELEGRAM_GROUP
+        + SLACK_CHANNEL
+    )
+    assert any(
+        p.startswith("operators[1].ids.slack: 'boris' is not a slack id") and "U024BE7LH" in p
+        for p in found
+    ), found
+    found = problems(
+        ANNA
+        + '[[operators]]\nid = "carol"\nname = "Carol"\nids = { telegram = "1001" }\n'
+        + TELEGRAM_GROUP
+    )
+    assert any(
+        p.startswith("operators[1].ids.telegram: '1001' is already used by operators[0]")
+        for p in found
+    ), found

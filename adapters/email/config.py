@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -12,6 +12,9 @@ ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 class EmailSection(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: what an operator's id here looks like (``operators[].ids.email``): an address
+    operator_id: ClassVar[tuple[str, str]] = (ADDRESS.pattern, "anna@example.com")
 
     #: the support address customers write to (and replies come from)
     address: str

@@ -17,6 +17,8 @@ class SlackSection(BaseModel):
     #: (``gateway.config.setup``)
     workspace_key: ClassVar[str] = "workspace_channel"
     operator_key: ClassVar[str] = "slack_id"
+    #: what an operator's id here looks like (``operators[].ids.slack``), with an example
+    operator_id: ClassVar[tuple[str, str]] = (r"^[UW][A-Z0-9]{2,}$", "U024BE7LH")
 
     #: the bot token (xoxb-...), from the app's OAuth page; write "${SLACK_BOT_TOKEN}"
     bot_token: SecretStr

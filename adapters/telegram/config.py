@@ -17,6 +17,8 @@ class TelegramSection(BaseModel):
     #: (``gateway.config.setup``)
     workspace_key: ClassVar[str] = "workspace_chat_id"
     operator_key: ClassVar[str] = "telegram_id"
+    #: what an operator's id here looks like (``operators[].ids.telegram``): a user id
+    operator_id: ClassVar[tuple[str, str]] = (r"^[1-9][0-9]{0,15}$", "123456789")
 
     #: from @BotFather; write token = "${TELEGRAM_TOKEN}"
     token: SecretStr

@@ -225,6 +225,14 @@ class OperatorConfig(Section):
         """This operator's id on a platform, as adapters report senders (a string)."""
         return self.ids.get(channel)
 
+    def written_id(self, channel: str) -> tuple[str, object]:
+        """The key an admin wrote this operator's id on ``channel`` under, and the
+        value as written there: a problem names what is in the file."""
+        for key, named in _LEGACY_IDS:
+            if named == channel and getattr(self, key) is not None:
+                return key, getattr(self, key)
+        return f"ids.{channel}", self.ids.get(channel)
+
 
 #: the id keys an operator's table has always had, and their channels
 _LEGACY_IDS = (("telegram_id", "telegram"), ("slack_id", "slack"), ("email", "email"))
@@ -253,17 +261,29 @@ class CoreConfig(Section):
     @model_validator(mode="after")
     def _unique_operators(self) -> CoreConfig:
         problems = []
-        for attr in ("id", "telegram_id", "slack_id", "email"):
-            seen: dict[object, int] = {}
+        seen_ids: dict[str, int] = {}
+        for index, op in enumerate(self.operators):
+            if op.id in seen_ids:
+                problems.append(
+                    (
+                        f"operators[{index}].id",
+                        f"{op.id!r} is already used by operators[{seen_ids[op.id]}]",
+                    )
+                )
+            seen_ids.setdefault(op.id, index)
+        channels = sorted({channel for op in self.operators for channel in op.ids})
+        for channel in channels:
+            seen: dict[str, int] = {}
             for index, op in enumerate(self.operators):
-                value = getattr(op, attr)
+                value = op.ids.get(channel)
                 if value is None:
                     continue
                 if value in seen:
+                    key, shown = op.written_id(channel)
                     problems.append(
                         (
-                            f"operators[{index}].{attr}",
-                            f"{value!r} is already used by operators[{seen[value]}]",
+                            f"operators[{index}].{key}",
+                            f"{shown!r} is already used by operators[{seen[value]}]",
                         )
                     )
                 seen.setdefault(value, index)

@@ -8,6 +8,7 @@ core knows no platform: it asks the sections.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from pydantic import BaseModel
@@ -21,6 +22,11 @@ def _workspace_key(model: type[BaseModel]) -> str | None:
 
 def _operator_key(model: type[BaseModel]) -> str | None:
     return getattr(model, "operator_key", None)
+
+
+def _operator_id(model: type[BaseModel]) -> tuple[str, str] | None:
+    """(pattern, example) of an operator's id on the channel, where it says."""
+    return getattr(model, "operator_id", None)
 
 
 def setup_problems(
@@ -58,12 +64,21 @@ def setup_problems(
             )
         )
     for index, operator in enumerate(core.operators):
-        for channel in operator.ids:
+        for channel, value in operator.ids.items():
             if models and channel not in models:
                 problems.append(
                     (
                         f"operators[{index}].ids.{channel}",
                         f"no channel is called {channel!r} (known: {', '.join(sorted(models))})",
+                    )
+                )
+                continue
+            form = _operator_id(models[channel]) if channel in models else None
+            if form is not None and not re.match(form[0], value):
+                problems.append(
+                    (
+                        f"operators[{index}].{operator.written_id(channel)[0]}",
+                        f"{value!r} is not a {channel} id (one looks like {form[1]})",
                     )
                 )
         reachable = any(operator.identity(name) is not None for name in workspaces)
