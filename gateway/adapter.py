@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -31,6 +32,7 @@ from gateway.events import (
     OperatorCommand,
     Receipt,
 )
+from gateway.roles import Held
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +135,13 @@ class Host(Protocol):
     def add_route(
         self, method: str, path: str, handler: Callable[[Any], Awaitable[Any]]
     ) -> None: ...
+
+    def role(self, name: str) -> AbstractAsyncContextManager[Held]:
+        """Hold ``name``, a role only one gateway process may have at a time
+        (``gateway.roles``): entering waits until this process has it (raising
+        ``ShuttingDown`` if the gateway stops first); ``Held.lost`` is set when the
+        holder must stop acting on it."""
+        ...
 
     async def thread_opened(
         self, workspace: str, conversation_id: int, thread_ref: str, header_ref: str | None = None

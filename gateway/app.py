@@ -38,9 +38,11 @@ from gateway.operator_side import OperatorSide
 from gateway.outbox import OutboxWorker
 from gateway.plugins import discover_plugins, load
 from gateway.relay import Desk, Relay
+from gateway.roles import Roles
 from gateway.timers import Timers
 from gateway.transactions import Transactions
 from storage import Database, Repository
+from storage.leadership import RoleBoard, holder_name, role_locks
 from storage.migrate import ensure_schema
 from storage.models import Presence
 
@@ -190,7 +192,13 @@ class Gateway:
             on_enqueued=self._wake,
         )
         self.workers = {a.name: OutboxWorker(self.core, a, config.outbox) for a in self.adapters}
-        self.metrics = Metrics(lambda: self.workers.values())
+        #: roles one process at a time may have (Telegram polling, the IMAP reader)
+        self.roles = Roles(
+            role_locks(self.db),
+            RoleBoard(self.repository),
+            holder_name(config.gateway.http_port if serve_http else None),
+        )
+        self.metrics = Metrics(lambda: self.workers.values(), self.roles.states)
         self.http = HttpServer(
             config.gateway.http_host,
             config.gateway.http_port,
@@ -400,6 +408,8 @@ class Gateway:
         if not self._accepting:
             return
         self._accepting = False
+        # the roles go to another process at once, not after the deliveries below
+        self.roles.stand_down()
         if self._watcher is not None:
             self._watcher.cancel()
         if self.scheduler is not None:
@@ -417,6 +427,7 @@ class Gateway:
             except Exception:
                 log.exception("adapter %s did not stop cleanly", adapter.name)
         self._started.clear()
+        await self.roles.close()
         await self.http.stop()
         await self.db.dispose()
         log.info("stopped")

@@ -20,6 +20,7 @@ from gateway.events import (
     IngestResult,
     OperatorCommand,
 )
+from gateway.roles import Held
 from storage.repository import is_database_failure
 
 if TYPE_CHECKING:
@@ -76,6 +77,9 @@ class GatewayHost:
         self, workspace: str, conversation_id: int, thread_ref: str, header_ref: str | None = None
     ) -> None:
         await self._gateway.core.thread_opened(workspace, conversation_id, thread_ref, header_ref)
+
+    def role(self, name: str) -> contextlib.AbstractAsyncContextManager[Held]:
+        return self._gateway.roles.hold(name)
 
     def add_route(self, method: str, path: str, handler: Callable[[Any], Awaitable[Any]]) -> None:
         self._gateway.http.add_route(method, path, handler)

@@ -56,7 +56,12 @@ class _Workers(Collector):
 
 
 class Metrics:
-    def __init__(self, workers: Callable[[], Iterable[WorkerCounts]]) -> None:
+    def __init__(
+        self,
+        workers: Callable[[], Iterable[WorkerCounts]],
+        roles: Callable[[], dict[str, bool]] = dict,
+    ) -> None:
+        self._roles = roles
         # a registry of our own: two gateways in one process (tests) never collide
         self.registry = CollectorRegistry()
         self.registry.register(_Workers(workers))
@@ -111,6 +116,12 @@ class Metrics:
             ["destination", "state"],
             registry=self.registry,
         )
+        self.role_held = Gauge(
+            "gateway_role_held",
+            "1 for each role this process holds, 0 for one it stands by for",
+            ["role"],
+            registry=self.registry,
+        )
         self.deadlines_overdue = Gauge(
             "gateway_deadlines_overdue",
             "Deadlines due and not yet acted on (growing: no process is ticking)",
@@ -135,6 +146,9 @@ class Metrics:
         for (destination, state), rows in status.outbox.items():
             self.outbox_backlog.labels(destination, state).set(rows)
         self.deadlines_overdue.set(status.overdue)
+        self.role_held.clear()
+        for role, held in self._roles().items():
+            self.role_held.labels(role).set(1 if held else 0)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -339,6 +339,21 @@ class SlaBreach(SQLModel, table=True):
     breached_at: datetime = _ts(default_factory=_now, index=True)
 
 
+class RoleHolder(SQLModel, table=True):
+    """Which process holds a role only one may have (Telegram polling, reading the
+    IMAP mailbox), for ``gateway status`` and the logs. The lock decides who holds
+    it (``storage.leadership``); this row only tells: the holder writes it when it
+    takes the role, refreshes ``seen_at`` while it holds it, and deletes it when it
+    gives the role back."""
+
+    __tablename__ = "role_holders"
+
+    name: str = Field(primary_key=True, max_length=64)
+    holder: str = Field(max_length=200)
+    since: datetime = _ts(default_factory=_now)
+    seen_at: datetime = _ts(default_factory=_now)
+
+
 def _flushed_after(child: type, parent: type) -> None:
     """Have the session's flush write ``parent``'s new rows before ``child``'s.
 

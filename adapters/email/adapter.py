@@ -69,7 +69,7 @@ class EmailAdapter(ImapReader, SmtpDelivery, AdapterBase):
         if self.section.inbound == "smtp":
             await self._listen()
             return
-        self._reader = asyncio.create_task(self._read_forever(), name="email-imap")
+        self._reader = asyncio.create_task(self._read_as_holder(host), name="email-imap")
         log.info(
             "email: reading %s at %s:%d, sending through %s:%d",
             self.section.imap_folder,
@@ -139,6 +139,8 @@ class EmailAdapter(ImapReader, SmtpDelivery, AdapterBase):
         """None when the mailbox is open (or the listener up); otherwise why not."""
         if self.connected.is_set():
             return None
+        if self.section.inbound == "imap" and not self.reading:
+            return None  # another process reads the mailbox; this one stands by
         if self.section.inbound == "smtp":
             return "the SMTP listener is not running"
         return f"IMAP {self.section.imap_host}:{self.section.imap_port} is not connected"

@@ -16,6 +16,7 @@ import aioimaplib
 from adapters.email import parse, quarantine
 from adapters.email.inbound import Spool
 from adapters.email.taking import MailIntake
+from gateway.adapter import Host
 from gateway.errors import (
     PermanentFailure,
     ShuttingDown,
@@ -42,6 +43,7 @@ class ImapReader(MailIntake):
     spool: Spool
     connected: asyncio.Event
     _stopping: bool
+    _reading: bool = False
 
     async def _connect(self, lost: asyncio.Event | None = None) -> aioimaplib.IMAP4:
         section = self.section
@@ -65,6 +67,35 @@ class ImapReader(MailIntake):
         if response.result != "OK":
             raise ImapFailure(" ".join(_text(line) for line in response.lines)[:300])
         return response
+
+    @property
+    def reading(self) -> bool:
+        """Whether this process reads the mailbox now (it holds the IMAP role)."""
+        return self._reading
+
+    async def _read_as_holder(self, host: Host) -> None:
+        """Read the mailbox while this process holds the IMAP role: with several
+        processes, one reads and the others take over when it dies or stops
+        (``gateway.roles``). A mail taken in but not yet marked when the role moves
+        is read again by the next holder, and known by its Message-ID."""
+        role = f"{self.name}:imap"
+        while not self._stopping:
+            try:
+                async with host.role(role) as held:
+                    self._reading = True
+                    reader = asyncio.create_task(self._read_forever())
+                    lost = asyncio.create_task(held.lost.wait())
+                    try:
+                        await asyncio.wait([reader, lost], return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        self._reading = False
+                        self.connected.clear()
+                        lost.cancel()
+                        reader.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await reader
+            except ShuttingDown:
+                return
 
     async def _read_forever(self) -> None:
         pause = 1.0

@@ -134,8 +134,11 @@ class TelegramAdapter(TelegramIntake, TelegramDelivery, AdapterBase):
         self.main_id = self.bot_ids[0]
         self.bots: dict[int, Bot] = {}
         self.host: Host | None = None
+        #: polling while this process holds the polling role (``_lead``)
+        self._leading: asyncio.Task[None] | None = None
+        #: the getUpdates loops running now, by bot id (the main bot's is ``_poller``)
+        self._polls: dict[int, asyncio.Task[None]] = {}
         self._poller: asyncio.Task[None] | None = None
-        self._shard_pollers: list[asyncio.Task[None]] = []
         self._long_polling: set[int] = set()  # bots waiting in a long poll now
         self._stopping = False
         #: why polling does not reach Telegram now (None: it does)
@@ -228,14 +231,14 @@ class TelegramAdapter(TelegramIntake, TelegramDelivery, AdapterBase):
             log.info("telegram: webhook mode, updates arrive at %s", self.section.served_path)
         else:
             await self.bot.delete_webhook(drop_pending_updates=False)
-            self._poller = asyncio.create_task(
-                self._poll(self.bot, ALLOWED_UPDATES), name="telegram-polling"
-            )
             log.info("telegram: polling mode")
-        for shard in list(self.bots.values())[1:]:
-            self._shard_pollers.append(
-                asyncio.create_task(self._poll(shard, SHARD_UPDATES), name=f"telegram-{shard.id}")
-            )
+        # the workspace bots are asked for their buttons' presses by polling, in
+        # either mode; one process at a time polls (the polling role)
+        polls = [(shard, SHARD_UPDATES) for shard in list(self.bots.values())[1:]]
+        if self.section.mode != "webhook":
+            polls.insert(0, (self.bot, ALLOWED_UPDATES))
+        if polls:
+            self._leading = asyncio.create_task(self._lead(host, polls), name="telegram-polling")
 
     async def readiness(self) -> str | None:
         """None when updates reach us; otherwise why they do not."""
@@ -243,19 +246,19 @@ class TelegramAdapter(TelegramIntake, TelegramDelivery, AdapterBase):
             return "not started"
         if self.section.mode == "webhook":
             return None
-        if self._poller is None or self._poller.done():
+        if self._leading is None or self._leading.done():
             return "polling stopped"
+        if not self.polling:
+            return None  # another process holds the polling role; this one stands by
         return self._poll_problem
 
     async def stop(self) -> None:
         self._stopping = True
-        for bot, poller in zip(self.bots, [self._poller, *self._shard_pollers], strict=False):
-            if poller is None:
-                continue
-            if bot in self._long_polling:
-                poller.cancel()  # nothing is half-done inside a long poll
+        await self._end_polls()
+        if self._leading is not None:
+            self._leading.cancel()  # still waiting for the role, if anything
             with contextlib.suppress(asyncio.CancelledError):
-                await poller
+                await self._leading
         if self.bot is not None:
             await self.bot.session.close()
 

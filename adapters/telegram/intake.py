@@ -20,6 +20,7 @@ from typing import Any
 from aiogram import Bot
 from aiogram.exceptions import (
     ClientDecodeError,
+    TelegramConflictError,
     TelegramNetworkError,
     TelegramRetryAfter,
     TelegramServerError,
@@ -40,6 +41,7 @@ from gateway.errors import (
     ShuttingDown,
     StoreUnavailable,
 )
+from gateway.roles import Held
 
 log = logging.getLogger(__name__)
 
@@ -57,20 +59,75 @@ class TelegramIntake:
     host: Host | None
     routes: Routes
     _stopping: bool
+    _polls: dict[int, asyncio.Task[None]]
+    _poller: asyncio.Task[None] | None
     _long_polling: set[int]
     _poll_problem: str | None
     _webhook_failures: dict[int, int]
 
-    async def _poll(self, bot: Bot, allowed: list[str]) -> None:
+    @property
+    def polling(self) -> bool:
+        """Whether this process polls now (it holds the polling role)."""
+        return bool(self._polls)
+
+    async def _lead(self, host: Host, polls: list[tuple[Bot, list[str]]]) -> None:
+        """Poll while this process holds the polling role; stand by while another
+        does. Telegram answers one getUpdates caller per bot (a second gets 409
+        Conflict), so with several processes one polls and the others take over
+        when it dies or stops (``gateway.roles``)."""
+        role = f"{self.name}:polling"
+        while not self._stopping:
+            try:
+                async with host.role(role) as held:
+                    if not await self._poll_while(held, polls):
+                        return  # a poll loop died: another process may do better
+            except ShuttingDown:
+                return
+
+    async def _poll_while(self, held: Held, polls: list[tuple[Bot, list[str]]]) -> bool:
+        """Run every bot's getUpdates loop until the role is lost (True) or a loop
+        ends by itself (False: a bug, logged)."""
+        for bot, allowed in polls:
+            self._polls[bot.id] = asyncio.create_task(
+                self._poll(bot, allowed, held), name=f"telegram-poll-{bot.id}"
+            )
+        self._poller = self._polls.get(self.main_id, self._poller)
+        lost = asyncio.create_task(held.lost.wait())
+        try:
+            await asyncio.wait([lost, *self._polls.values()], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+        if held.lost.is_set() or self._stopping:
+            await self._end_polls()
+            return True
+        for task in self._polls.values():
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                log.error("telegram: polling stopped", exc_info=task.exception())
+        await self._end_polls()
+        return False
+
+    async def _end_polls(self) -> None:
+        """End the getUpdates loops: one waiting in a long poll at once (nothing is
+        half-done there), one taking a batch in when the batch is committed."""
+        polls, self._polls = self._polls, {}
+        for bot_id, task in polls.items():
+            if bot_id in self._long_polling:
+                task.cancel()
+        for task in polls.values():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _poll(self, bot: Bot, allowed: list[str], held: Held) -> None:
         """One bot's getUpdates loop (the main bot's, or a workspace bot's for presses
-        of the buttons it posted)."""
+        of the buttons it posted), while this process holds the polling role."""
         main = bot is self.bot
+        conflicts = 0
         failures: dict[int, int] = {}  # update id -> failed tries
         #: updates set aside for good, fetched again while an earlier one is retried
         settled: set[int] = set()
         offset: int | None = None
         pause = 1.0
-        while not self._stopping:
+        while not self._stopping and not held.lost.is_set():
             updates: list[Update | dict[str, Any]]
             try:
                 self._long_polling.add(bot.id)
@@ -88,6 +145,26 @@ class TelegramIntake:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 30.0)
                 continue
+            except TelegramConflictError:
+                # another program polls this bot (a gateway on another database, a
+                # developer's copy), or a webhook is set: say so, and keep trying
+                conflicts += 1
+                problem = (
+                    "getUpdates answered 409 Conflict: another program polls this bot "
+                    "token, or a webhook is set for it (telegram.mode)"
+                )
+                if main:
+                    self._poll_problem = problem
+                log.log(
+                    logging.WARNING if conflicts == 1 else logging.DEBUG,
+                    "telegram: bot %d: %s; retrying in %.0fs",
+                    bot.id,
+                    problem,
+                    pause,
+                )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 30.0)
+                continue
             except TelegramUnauthorizedError:
                 if main:
                     self._poll_problem = "the bot token was revoked"
@@ -101,7 +178,7 @@ class TelegramIntake:
                 self._long_polling.discard(bot.id)
             if main:
                 self._poll_problem = None
-            pause = 1.0
+            pause, conflicts = 1.0, 0
             if not updates:
                 continue
             try:
