@@ -28,7 +28,7 @@ from gateway.core import Core
 from gateway.customer_side import CustomerSide
 from gateway.delivering import Delivering
 from gateway.dispatcher import Dispatcher
-from gateway.errors import ConfigError, ShuttingDown
+from gateway.errors import ConfigError, GatewayError, ShuttingDown
 from gateway.feedback import Feedback
 from gateway.host import GatewayHost
 from gateway.http import HttpServer
@@ -49,6 +49,8 @@ from storage.models import Presence
 log = logging.getLogger(__name__)
 
 
+#: the role a process takes on a SQLite file before anything else: the one process
+SQLITE_PROCESS_ROLE = "process"
 #: config sections a reload applies without a restart
 LIVE_SECTIONS = ("faq", "texts", "operators", "routing", "hours", "sla", "csat")
 #: sections whose change moves deadlines: open conversations are planned again
@@ -253,6 +255,11 @@ class Gateway:
     async def start(self) -> None:
         config = self.config
         log.info("database: %s", self.db.display_url)
+        if self.db.is_sqlite and not await self.roles.locks.try_take(SQLITE_PROCESS_ROLE):
+            raise GatewayError(
+                f"another gateway process is running on {self.db.display_url}: a SQLite "
+                "database serves one process (stop the other, or use PostgreSQL to run several)"
+            )
         await ensure_schema(self.db, config_path=str(config.path or "config.toml"))
         async with self.repository.transaction() as tx:
             await tx.ensure_operators(

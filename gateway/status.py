@@ -35,6 +35,8 @@ class Status:
     #: deadlines already due: more than a few means no gateway is ticking
     overdue: int = 0
     next_deadline: tuple[str, timedelta] | None = None
+    #: roles one process at a time holds: (role, holder, held for, last seen ago)
+    roles: tuple[tuple[str, str, timedelta, timedelta], ...] = ()
 
 
 async def collect_status(repository: Repository, config: Config) -> Status:
@@ -46,6 +48,7 @@ async def collect_status(repository: Repository, config: Config) -> Status:
         outbox = await tx.outbox_counts()
         now = utcnow()
         pending, overdue, upcoming = await tx.deadline_summary(now)
+        holders = await tx.role_holders()
     schedule = config.core.schedule
     desk = "open"
     if not schedule.is_open(now):
@@ -73,6 +76,9 @@ async def collect_status(repository: Repository, config: Config) -> Status:
         deadlines=pending,
         overdue=overdue,
         next_deadline=(upcoming.kind, upcoming.due_at - now) if upcoming else None,
+        roles=tuple(
+            (h.name, h.holder, now - h.since, max(timedelta(0), now - h.seen_at)) for h in holders
+        ),
     )
 
 
@@ -132,6 +138,17 @@ def render_status(status: Status) -> str:
     if status.overdue:
         line += f"; {status.overdue} overdue (is a gateway running?)"
     parts.append(line)
+    if status.roles:
+        parts.append("\nRoles (one process each)")
+        parts.append(
+            table(
+                ["role", "held by", "for", "last seen"],
+                [
+                    [role, holder, humanize(held), f"{humanize(seen)} ago"]
+                    for role, holder, held, seen in status.roles
+                ],
+            )
+        )
     parts.append("\nOutbox")
     if status.outbox:
         parts.append(

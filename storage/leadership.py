@@ -29,7 +29,7 @@ from typing import Protocol
 
 from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlmodel import col, select
+from sqlmodel import col
 
 from storage.database import Database
 from storage.models import RoleHolder
@@ -224,5 +224,5 @@ class RoleBoard:
     async def read(repository: Repository) -> list[tuple[str, str, datetime, datetime]]:
         """(role, holder, since, seen at) for every role someone holds."""
         async with repository.transaction() as tx:
-            rows = (await tx.session.exec(select(RoleHolder).order_by(col(RoleHolder.name)))).all()
+            rows = await tx.role_holders()
         return [(r.name, r.holder, r.since, r.seen_at) for r in rows]

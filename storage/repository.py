@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import statements as sql
@@ -27,6 +27,7 @@ from storage.deadline_queries import DeadlineQueries
 from storage.message_queries import MessageQueries
 from storage.models import (
     InboundEvent,
+    RoleHolder,
 )
 from storage.outbox_queue import OutboxQueue
 from storage.session import GatewaySession
@@ -94,6 +95,13 @@ class Transaction(OutboxQueue, ConversationQueries, MessageQueries, DeadlineQuer
             "message_id": message_id,
             "received_at": utcnow(),
         }
+
+    # -- roles ---------------------------------------------------------------------
+
+    async def role_holders(self) -> Sequence[RoleHolder]:
+        """Who holds each role one process at a time has (``storage.leadership``)."""
+        result = await self.session.exec(select(RoleHolder).order_by(col(RoleHolder.name)))
+        return result.all()
 
 
 class Repository:

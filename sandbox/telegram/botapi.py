@@ -13,7 +13,6 @@ it; split by method family, the table a reader checks would be in several places
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
 import uuid
@@ -181,6 +180,14 @@ async def get_updates(world: World, params: Params, uploads: Uploads) -> list[JS
             "Conflict: can't use getUpdates method while webhook is active; "
             "use deleteWebhook to delete the webhook first",
         )
+    inbox = world.inbox()
+    # one caller at a time: a call still waiting when another comes is ended with
+    # 409, as Telegram ends it ("terminated by other getUpdates request")
+    inbox.poll += 1
+    mine = inbox.poll
+    inbox.superseded.set()
+    inbox.superseded = asyncio.Event()
+    superseded = inbox.superseded
     offset = params.get("offset")
     if offset:
         world.confirm(int(offset))
@@ -188,8 +195,22 @@ async def get_updates(world: World, params: Params, uploads: Uploads) -> list[JS
     timeout = max(0, min(50, int(params.get("timeout") or 0)))
     if not world.pending(limit) and timeout:
         world.new_update.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(world.new_update.wait(), timeout)
+        waits = [
+            asyncio.ensure_future(world.new_update.wait()),
+            asyncio.ensure_future(superseded.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+    if inbox.poll != mine:
+        world.stats.poll_conflicts += 1
+        raise ApiError(
+            409,
+            "Conflict: terminated by other getUpdates request; make sure that only one "
+            "bot instance is running",
+        )
     return world.pending(limit)
 
 

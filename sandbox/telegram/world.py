@@ -90,6 +90,8 @@ class Stats:
     calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     #: messages users wrote in private chats (what could be copied)
     written: int = 0
+    #: getUpdates calls ended by another caller's (two pollers of one bot)
+    poll_conflicts: int = 0
 
 
 @dataclass
@@ -100,6 +102,11 @@ class Inbox:
     confirmed_offset: int = 0
     new_update: asyncio.Event = field(default_factory=asyncio.Event)
     webhook: JSON = field(default_factory=lambda: {"url": "", "secret_token": None})
+    #: the getUpdates call answered last began: an earlier one still waiting is
+    #: ended with 409 Conflict, as Telegram ends it
+    poll: int = 0
+    #: set to end the getUpdates call waiting now (another one came)
+    superseded: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 #: the bot whose token the request being answered carries (the first bot otherwise)
