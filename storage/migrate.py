@@ -8,12 +8,15 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from storage.database import Database, SchemaOutdated
 from storage.schema_version import current_revision, head_revision
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+#: the advisory lock key migrations take on PostgreSQL ("sg-migrate" as a number)
+MIGRATE_LOCK = int.from_bytes(b"sg-migra", "big", signed=True)
 
 
 def _alembic_config(connection: Connection | None = None) -> AlembicConfig:
@@ -49,6 +52,10 @@ async def upgrade(db: Database) -> tuple[str | None, str]:
         command.upgrade(_alembic_config(conn), "head")
 
     async with db.engine.begin() as conn:
+        if not db.is_sqlite:
+            # several processes (or VMs, each with ExecStartPre) may migrate at once:
+            # one at a time, the others then find nothing left to do
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATE_LOCK})
         await conn.run_sync(_upgrade)
     return before, head_revision()
 

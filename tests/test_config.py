@@ -203,6 +203,19 @@ def test_a_bad_secret_value_is_never_echoed() -> None:
     ]
 
 
+def test_a_whole_sections_problem_never_echoes_its_secrets() -> None:
+    """A check across a section's keys (http mode without a usable signing secret)
+    names the section, not the values in it: the bot token stays out of the error."""
+    found = problems(
+        '[slack]\nbot_token = "${SLACK_BOT}"\nmode = "http"\nsigning_secret = "${SIGN}"\n'
+        'workspace_channel = "C0123"\n',
+        channel_models=channel_models(),
+        environ={"SLACK_BOT": "xoxb-VERY-SECRET", "SIGN": "short"},
+    )
+    assert any(p.startswith("slack: http mode needs signing_secret") for p in found), found
+    assert all("VERY-SECRET" not in p and "short" not in p for p in found), found
+
+
 def test_key_lines_follow_arrays_of_tables_and_dotted_keys() -> None:
     lines = KeyLines(
         '[[operators]]\nid = "a"\n\n[[operators]]\nid = "b"\nlimits.max = 3\n'

@@ -292,7 +292,13 @@ def _explain(
         if error["type"] == "extra_forbidden":
             out.append(_line(loc_path, "unknown key (a typo?)", lines))
             continue
-        shown = _show(loc_path, error.get("input"), secret_paths)
+        value = error.get("input")
+        if isinstance(value, dict | list):
+            # a check across a table's keys: the keys are the table's, and some of
+            # them may be secrets
+            out.append(_line(loc_path, reason, lines))
+            continue
+        shown = _show(loc_path, value, secret_paths)
         out.append(_line(loc_path, f"{reason} (got {shown})", lines))
     return out
 
