@@ -20,9 +20,10 @@ COPY handlers ./handlers
 COPY storage ./storage
 COPY sandbox ./sandbox
 RUN pip install --no-deps . \
-    && useradd --system --uid 10001 --user-group --home-dir /var/lib/gateway --create-home gateway
+    && groupadd --system --gid 10001 gateway \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/gateway --create-home gateway
 
-USER gateway
+USER 10001:10001
 WORKDIR /var/lib/gateway
 EXPOSE 8080
 # /healthz answers while the process serves; /readyz (the proxy's check) also says
