@@ -41,7 +41,7 @@ from gateway.relay import Desk, Relay
 from gateway.roles import Roles
 from gateway.timers import Timers
 from gateway.transactions import Transactions
-from storage import Database, Repository
+from storage import Database, Repository, Transaction
 from storage.leadership import RoleBoard, holder_name, role_locks
 from storage.migrate import ensure_schema
 from storage.models import Presence
@@ -261,17 +261,7 @@ class Gateway:
                 "database serves one process (stop the other, or use PostgreSQL to run several)"
             )
         await ensure_schema(self.db, config_path=str(config.path or "config.toml"))
-        async with self.repository.transaction() as tx:
-            await tx.ensure_operators(
-                (op.id for op in config.operators), Presence(config.routing.initial_presence)
-            )
-            if self.db.is_sqlite:
-                # one process owns a SQLite file: whatever was in flight died with
-                # the previous process and can go out again at once
-                released = await tx.release_leases()
-                if released:
-                    log.info("%d deliveries interrupted by the last stop will be retried", released)
-            backlog = await tx.outbox_counts()
+        backlog = await self.repository.run(self._prepare_store)
         orphans = sorted(
             {d for (d, s), n in backlog.items() if s != "failed" and n and d not in self.workers}
         )
@@ -311,6 +301,22 @@ class Gateway:
             len(config.operators),
             config.routing.strategy,
         )
+
+    async def _prepare_store(self, tx: Transaction) -> dict[tuple[str, str], int]:
+        """The operators registered, SQLite's interrupted deliveries freed; the outbox's
+        backlog. Run with retries: processes starting together register the same
+        operators, and the one that loses the race finds them there on its retry."""
+        config = self.config
+        await tx.ensure_operators(
+            (op.id for op in config.operators), Presence(config.routing.initial_presence)
+        )
+        if self.db.is_sqlite:
+            # one process owns a SQLite file: whatever was in flight died with the
+            # previous process and can go out again at once
+            released = await tx.release_leases()
+            if released:
+                log.info("%d deliveries interrupted by the last stop will be retried", released)
+        return await tx.outbox_counts()
 
     def _start_scheduler(self) -> None:
         """APScheduler only ticks: the deadlines themselves are rows (Core.run_due), so
@@ -392,10 +398,10 @@ class Gateway:
         if not changes:
             return True
         core = old.core.with_sections(**{name: getattr(new.core, name) for name in LIVE_SECTIONS})
-        async with self.repository.transaction() as tx:
-            await tx.ensure_operators(
-                (op.id for op in core.operators), Presence(core.routing.initial_presence)
-            )
+        presence = Presence(core.routing.initial_presence)
+        await self.repository.run(
+            lambda tx: tx.ensure_operators((op.id for op in core.operators), presence)
+        )
         self.config = replace(old, core=core)
         log.info("config %s reloaded: %s", old.path, "; ".join(changes))
         if any(getattr(old.core, name) != getattr(core, name) for name in TIMING_SECTIONS):

@@ -14,12 +14,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from gateway.app import Gateway
 from sandbox.slack import Limits as SlackLimits
 from sandbox.slack import SlackSandbox
 from sandbox.telegram import Limits, TelegramSandbox
 from tests.scale_support import GatewayProcess, RoundRobin, held_by, role_holders
 from tests.slack_support import free_port
-from tests.support import gateway_cli
+from tests.support import gateway_cli, make_config, migrate
 from tests.telegram_support import eventually
 
 #: the promise: a dead holder's polling is taken over, and the messages written
@@ -298,3 +299,19 @@ async def test_a_second_process_on_one_sqlite_file_is_refused(
             assert await desk.processes[0].healthy()
         finally:
             await desk.stop()
+
+
+async def test_processes_starting_at_once_on_postgresql_all_start(postgres_url: str) -> None:
+    """compose starts its gateways together: each registers the operators it finds
+    in the config, and one that meets another's rows goes on rather than dies."""
+    await migrate(postgres_url)
+    for round_ in range(4):
+        operators = [f"op{round_}x{n}" for n in range(3)]
+        gateways = [
+            Gateway(make_config(postgres_url, operators), plugins={}, serve_http=False)
+            for _ in range(3)
+        ]
+        try:
+            await asyncio.gather(*(gateway.start() for gateway in gateways))
+        finally:
+            await asyncio.gather(*(gateway.stop() for gateway in gateways))

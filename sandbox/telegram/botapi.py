@@ -221,7 +221,14 @@ async def set_webhook(world: World, params: Params, uploads: Uploads) -> bool:
         raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
     if params.get("drop_pending_updates"):
         world.updates.clear()
-    world.webhook = {"url": url, "secret_token": params.get("secret_token")}
+    connections = int(params.get("max_connections") or 40)
+    if not 1 <= connections <= 100:
+        raise bad_request("bad webhook: max_connections must be between 1 and 100")
+    world.webhook = {
+        "url": url,
+        "secret_token": params.get("secret_token"),
+        "max_connections": connections,
+    }
     world.new_update.set()
     return True
 

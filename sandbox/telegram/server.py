@@ -227,33 +227,71 @@ class TelegramSandbox:
     # -- webhook ------------------------------------------------------------------------------
 
     async def _push_webhook(self) -> None:
-        """POST pending updates one at a time, as Telegram does; a non-2xx is retried."""
+        """POST pending updates to the webhook as Telegram does: several at once (up to
+        the webhook's ``max_connections``, 40 unless set), but one at a time per chat,
+        in order; an update not answered 2xx is sent again after a pause."""
         world = self.world
+        in_flight: dict[object, asyncio.Task[None]] = {}  # chat -> its update's POST
+        done = asyncio.Event()
         async with aiohttp.ClientSession() as session:
-            while True:
-                if not world.webhook["url"] or not world.updates:
-                    world.new_update.clear()
-                    await world.new_update.wait()
-                    continue
-                update = world.updates[0]
-                headers = {}
-                if world.webhook.get("secret_token"):
-                    headers["X-Telegram-Bot-Api-Secret-Token"] = world.webhook["secret_token"]
+
+            async def push(update: JSON, chat: object) -> None:
                 try:
-                    async with session.post(
-                        world.webhook["url"],
-                        json=update,
-                        headers=headers,
-                        timeout=aiohttp.ClientTimeout(total=60),
-                    ) as reply:
-                        delivered = 200 <= reply.status < 300
-                except (aiohttp.ClientError, TimeoutError):
-                    delivered = False
-                if delivered and world.updates and world.updates[0] is update:
-                    world.updates.pop(0)
-                    self.webhook_deliveries += 1
-                elif not delivered:
-                    await asyncio.sleep(self.webhook_retry_delay)
+                    if await self._post_update(session, update):
+                        with contextlib.suppress(ValueError):
+                            world.updates.remove(update)
+                        self.webhook_deliveries += 1
+                    else:
+                        await asyncio.sleep(self.webhook_retry_delay)
+                finally:
+                    in_flight.pop(chat, None)
+                    done.set()
+
+            while True:
+                webhook = world.webhook
+                room = int(webhook.get("max_connections") or 40) - len(in_flight)
+                ready = []
+                if webhook["url"] and room > 0:
+                    waiting: set[object] = set()
+                    for update in world.updates:
+                        chat = _chat_of(update)
+                        if chat in in_flight or chat in waiting:
+                            waiting.add(chat)  # behind an earlier one of its chat
+                            continue
+                        ready.append((update, chat))
+                        waiting.add(chat)
+                        if len(ready) >= room:
+                            break
+                for update, chat in ready:
+                    in_flight[chat] = asyncio.create_task(push(update, chat))
+                if ready:
+                    continue
+                world.new_update.clear()
+                done.clear()
+                waits = [asyncio.ensure_future(world.new_update.wait())]
+                if in_flight:
+                    waits.append(asyncio.ensure_future(done.wait()))
+                try:
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for waiting_task in waits:
+                        waiting_task.cancel()
+
+    async def _post_update(self, session: aiohttp.ClientSession, update: JSON) -> bool:
+        world = self.world
+        headers = {}
+        if world.webhook.get("secret_token"):
+            headers["X-Telegram-Bot-Api-Secret-Token"] = world.webhook["secret_token"]
+        try:
+            async with session.post(
+                world.webhook["url"],
+                json=update,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=60),
+            ) as reply:
+                return 200 <= reply.status < 300
+        except (aiohttp.ClientError, TimeoutError):
+            return False
 
     # -- what people do (the control API) ------------------------------------------------------
 
@@ -406,3 +444,18 @@ class TelegramSandbox:
                 "sent_per_bot": {str(k): v for k, v in stats.sent_per_bot.items()},
             }
         )
+
+
+def _chat_of(update: JSON) -> object:
+    """The chat an update is about (its updates go out one after the other), or the
+    update itself when it is about none."""
+    for kind in ("message", "edited_message", "channel_post", "edited_channel_post"):
+        if isinstance(update.get(kind), dict):
+            return (update[kind].get("chat") or {}).get("id")
+    query = update.get("callback_query")
+    if isinstance(query, dict):
+        return ((query.get("message") or {}).get("chat") or {}).get("id")
+    member = update.get("my_chat_member")
+    if isinstance(member, dict):
+        return (member.get("chat") or {}).get("id")
+    return ("update", update.get("update_id"))
