@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import SQLModel
 
-from bench import burst, cli, faq, ingest, memory, telegram
+from bench import burst, cli, faq, ingest, memory, scale, telegram
 from storage import Database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -314,6 +314,33 @@ def ingest_load(quick: bool, postgres: str | None) -> list[str]:
     return [*lines, ""]
 
 
+def scale_load(quick: bool, postgres: str | None) -> list[str]:
+    if not postgres:
+        return []
+    customers, messages = (20, 3) if quick else (200, 5)
+    lines = [
+        f"## Load 8: scale-out, {customers} customers x {messages} messages, "
+        "1, 2 and 4 processes on PostgreSQL",
+        "",
+        "Telegram in webhook mode behind a round-robin balancer, limits off; the "
+        "sandbox, balancer and driver share the machine with the gateways "
+        "(`python -m bench.scale`).",
+        "",
+        "| processes | msgs/s | vs one | p50 | p99 | CPU per message | delivered | duplicates |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    alone = None
+    for count in (1, 2, 4):
+        r = asyncio.run(scale.run(postgres, count, customers, messages))
+        alone = alone or r
+        lines.append(
+            f"| {count} | {r.throughput:,.0f} | {r.throughput / alone.throughput:.2f}x | "
+            f"{r.latency(0.5):.2f} s | {r.latency(0.99):.2f} s | "
+            f"{r.cpu_ms_per_message:.2f} ms | {r.delivered}/{r.sent} | {r.duplicates} |"
+        )
+    return [*lines, ""]
+
+
 def memory_load(quick: bool) -> list[str]:
     conversations = 500 if quick else 10_000
     with tempfile.TemporaryDirectory() as tmp:
@@ -379,7 +406,8 @@ def main() -> None:
     ]
     lines += asyncio.run(relay_loads(args.quick))
     print("\n".join(lines), flush=True)
-    more = ingest_load(args.quick, args.postgres) + memory_load(args.quick) + faq_load()
+    more = ingest_load(args.quick, args.postgres) + scale_load(args.quick, args.postgres)
+    more += memory_load(args.quick) + faq_load()
     more += cli_load()
     print("\n".join(more))
     args.out.write_text("\n".join(lines + more))

@@ -84,6 +84,7 @@ def test_the_image_installs_the_locked_versions_and_every_package_as_a_non_root_
     assert entry == ['["gateway"]', '["run", "--config", "/etc/gateway/config.toml"]']
 
 
+@pytest.mark.long
 def test_the_images_install_steps_work_in_a_fresh_environment(tmp_path: Path) -> None:
     """The Dockerfile's COPY and RUN steps replayed in a new virtual environment:
     the files it copies are all the install needs, and the gateway it installs

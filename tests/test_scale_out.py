@@ -14,11 +14,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from bench.processes import GatewayProcess, RoundRobin, held_by, role_holders
 from gateway.app import Gateway
 from sandbox.slack import Limits as SlackLimits
 from sandbox.slack import SlackSandbox
 from sandbox.telegram import Limits, TelegramSandbox
-from tests.scale_support import GatewayProcess, RoundRobin, held_by, role_holders
 from tests.slack_support import free_port
 from tests.support import gateway_cli, make_config, migrate
 from tests.telegram_support import eventually
@@ -152,6 +154,7 @@ class Desk:
         return await eventually(found)
 
 
+@pytest.mark.long
 async def test_a_dead_pollers_role_is_taken_over_and_nothing_is_lost(
     postgres_url: str, tmp_path: Path
 ) -> None:
@@ -193,6 +196,7 @@ async def test_a_dead_pollers_role_is_taken_over_and_nothing_is_lost(
             await desk.stop()
 
 
+@pytest.mark.long
 async def test_two_processes_behind_a_balancer_take_each_event_once(
     postgres_url: str, tmp_path: Path
 ) -> None:
@@ -250,6 +254,7 @@ async def test_two_processes_behind_a_balancer_take_each_event_once(
             await desk.stop()
 
 
+@pytest.mark.long
 async def test_a_sigterm_in_a_burst_hands_over_and_loses_nothing(
     postgres_url: str, tmp_path: Path
 ) -> None:
@@ -281,6 +286,7 @@ async def test_a_sigterm_in_a_burst_hands_over_and_loses_nothing(
             await desk.stop()
 
 
+@pytest.mark.long
 async def test_a_second_process_on_one_sqlite_file_is_refused(
     sqlite_url: str, tmp_path: Path
 ) -> None:

@@ -1,6 +1,6 @@
-"""Several `gateway run` processes on one database, for the scale-out stories and the
-scale-out benchmark: each a child process with its own HTTP port, a round-robin
-balancer in front of them, and who holds which role (``role_holders``)."""
+"""Several `gateway run` processes on one database, for the scale-out benchmark and
+tests: each a child process with its own HTTP port, a round-robin balancer in front
+of them, and who holds which role (``role_holders``)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from aiohttp import web
 
 from storage import Database, Repository
 from storage.leadership import RoleBoard
-from tests.support import ROOT
+
+ROOT = Path(__file__).resolve().parents[1]
 
 #: request headers a balancer does not pass on as they came
 HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection"}
@@ -54,6 +55,18 @@ class GatewayProcess:
                 return response.status == 200
         except aiohttp.ClientError:
             return False
+
+    async def until_healthy(self, limit: float = 120.0) -> None:
+        """Wait until it answers /healthz (``limit``: a broken start fails, not hangs)."""
+        deadline = asyncio.get_running_loop().time() + limit
+        while True:
+            if await self.healthy():
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(
+                    f"no /healthz within {limit:g}s:\n{self.log.read_text()[-3000:]}"
+                )
+            await asyncio.sleep(0.1)
 
     async def metrics(self) -> str:
         async with (
