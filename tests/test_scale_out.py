@@ -15,15 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlmodel import col, select
 
+from adapters.email.adapter import EmailAdapter
 from bench.processes import GatewayProcess, RoundRobin, held_by, role_holders
 from gateway.app import Gateway
 from sandbox.slack import Limits as SlackLimits
 from sandbox.slack import SlackSandbox
 from sandbox.telegram import Limits, TelegramSandbox
+from storage import Database, Direction, Message, Repository
 from tests.slack_support import free_port
 from tests.support import gateway_cli, make_config, migrate
 from tests.telegram_support import eventually
+from tests.test_email import email_desk, mail
 
 #: the promise: a dead holder's polling is taken over, and the messages written
 #: meanwhile delivered, within this long
@@ -321,3 +325,52 @@ async def test_processes_starting_at_once_on_postgresql_all_start(postgres_url: 
             await asyncio.gather(*(gateway.start() for gateway in gateways))
         finally:
             await asyncio.gather(*(gateway.stop() for gateway in gateways))
+
+
+async def incoming(url: str) -> list[str]:
+    """The texts of every customer message stored so far."""
+    db = Database(url)
+    try:
+        async with Repository(db).transaction() as tx:
+            found = await tx.session.exec(
+                select(Message.text).where(col(Message.direction) == Direction.IN)
+            )
+            return [text or "" for text in found.all()]
+    finally:
+        await db.dispose()
+
+
+async def test_one_process_reads_the_mailbox_and_another_takes_over(postgres_url: str) -> None:
+    """Two processes with one IMAP mailbox: one reads it (the role), and when it
+    stops the other reads on; every mail becomes one message, once."""
+    wanted = [f"first mail {n}" for n in range(3)] + [f"later mail {n}" for n in range(2)]
+
+    async def stored(texts: list[str]) -> bool:
+        found = await incoming(postgres_url)
+        return all(sum(text in f for f in found) == 1 for text in texts)
+
+    async with email_desk(postgres_url) as (desk, dovecot, _smtp):
+        second = Gateway(desk.gateway.config, serve_http=False)
+        await second.start()
+        try:
+            gateways = (desk.gateway, second)
+            readers = [
+                next(a for a in gateway.adapters if isinstance(a, EmailAdapter))
+                for gateway in gateways
+            ]
+            await eventually(lambda: sum(r.reading for r in readers) == 1)
+            for n in range(3):
+                sender = f"P{n} <p{n}@example.org>"
+                dovecot.append(mail(f"first mail {n}", sender=sender).as_bytes())
+            await eventually(lambda: stored(wanted[:3]))
+            holder = next(g for g, r in zip(gateways, readers, strict=True) if r.reading)
+            other = readers[1] if holder is desk.gateway else readers[0]
+            await holder.stop()  # a rolling restart: the role goes over at once
+            await eventually(lambda: other.reading)
+            for n in range(2):
+                sender = f"Q{n} <q{n}@example.org>"
+                dovecot.append(mail(f"later mail {n}", sender=sender).as_bytes())
+            await eventually(lambda: stored(wanted))
+            assert len(await incoming(postgres_url)) == len(wanted)
+        finally:
+            await second.stop()
