@@ -24,7 +24,7 @@ from sandbox.slack import Limits as SlackLimits
 from sandbox.slack import SlackSandbox
 from sandbox.telegram import Limits, TelegramSandbox
 from storage import Database, Direction, Message, Repository
-from tests.slack_support import free_port
+from tests.slack_support import free_port, slack_desk
 from tests.support import gateway_cli, make_config, migrate
 from tests.telegram_support import eventually
 from tests.test_email import email_desk, mail
@@ -372,5 +372,38 @@ async def test_one_process_reads_the_mailbox_and_another_takes_over(postgres_url
                 dovecot.append(mail(f"later mail {n}", sender=sender).as_bytes())
             await eventually(lambda: stored(wanted))
             assert len(await incoming(postgres_url)) == len(wanted)
+        finally:
+            await second.stop()
+
+
+async def test_socket_mode_in_two_processes_takes_each_event_once(postgres_url: str) -> None:
+    """Each process keeps its own Socket Mode connection and Slack spreads the events
+    over them: every message is taken once, and when one process stops the other
+    takes the rest."""
+    async with slack_desk(postgres_url) as desk:
+        second = Gateway(desk.gateway.config, serve_http=False)
+        await second.start()
+        try:
+            await eventually(lambda: desk.sandbox.connected == 2)
+            people = [desk.sandbox.add_user(f"Sock{n} Person", name=f"sock{n}") for n in range(4)]
+            first = [f"sock {n} hello" for n in range(4)]
+            for person, text in zip(people, first, strict=True):
+                desk.sandbox.post(person, text)
+            await eventually(
+                lambda: all(text in desk.texts(f"Sock{n}") for n, text in enumerate(first))
+            )
+            await desk.gateway.stop()
+            later = [f"sock {n} again" for n in range(4)]
+            for person, text in zip(people, later, strict=True):
+                desk.sandbox.post(person, text)
+            await eventually(
+                lambda: all(text in desk.texts(f"Sock{n}") for n, text in enumerate(later))
+            )
+            await desk.sandbox.quiet()
+            for n in range(4):
+                assert [t for t in desk.texts(f"Sock{n}") if t.startswith("sock")] == [
+                    f"sock {n} hello",
+                    f"sock {n} again",
+                ]
         finally:
             await second.stop()

@@ -92,6 +92,7 @@ class SlackSandbox(People):
         self._sender: asyncio.Task[None] | None = None
         self._busy = False  # an event is being delivered
         self._retrying = 0  # events waiting for their next try
+        self._socket_turn = 0  # the connection the next event goes to
         self._idle = asyncio.Event()  # nothing queued, sending or waiting to retry
         self._idle.set()
         self._runner: web.AppRunner | None = None
@@ -337,7 +338,9 @@ class SlackSandbox(People):
         self.world.stats.events_sent += 1
         sockets = [ws for ws in self._sockets if not ws.closed]
         if sockets:
-            return await self._over_socket(sockets[-1], pending)
+            # Slack spreads an app's events over its open connections
+            self._socket_turn += 1
+            return await self._over_socket(sockets[self._socket_turn % len(sockets)], pending)
         if self.request_url is not None:
             return await self._over_http(pending)
         return False
