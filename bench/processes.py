@@ -8,11 +8,16 @@ import asyncio
 import itertools
 import signal
 import sys
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 from aiohttp import web
+from sqlalchemy.engine import make_url
 
 from storage import Database, Repository
 from storage.leadership import RoleBoard
@@ -141,6 +146,29 @@ class RoundRobin:
                 )
         except aiohttp.ClientError:
             return web.Response(status=502, text="bad gateway")
+
+
+def _dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@asynccontextmanager
+async def fresh_database(server: str, prefix: str = "gw_bench") -> AsyncIterator[str]:
+    """A new database on ``server`` (any database's URL there), dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(_dsn(server))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        admin = await asyncpg.connect(_dsn(server))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
 
 
 async def role_holders(url: str) -> dict[str, str]:

@@ -27,16 +27,12 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-import asyncpg
-from sqlalchemy.engine import make_url
 
-from bench.processes import ROOT, GatewayProcess, RoundRobin
+from bench.processes import ROOT, GatewayProcess, RoundRobin, fresh_database
 from bench.telegram import _cpu_seconds, _stats
 from sandbox.telegram import Limits, TelegramSandbox
 
@@ -97,28 +93,6 @@ class Result:
         if not ordered:
             return float("nan")
         return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def _dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-@asynccontextmanager
-async def fresh_database(base: str) -> AsyncIterator[str]:
-    name = f"gw_bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(_dsn(base))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    finally:
-        admin = await asyncpg.connect(_dsn(base))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 def _free_port() -> int:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
-import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 
+from bench.processes import fresh_database
 from storage.types import set_clock
 from tests.clock import ManualClock
 
@@ -21,28 +19,12 @@ PG_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 
 
-def _dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 @asynccontextmanager
 async def fresh_postgres_database() -> AsyncIterator[str]:
     """A database of its own for one test, dropped afterwards."""
     assert PG_URL is not None
-    name = f"gw_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(_dsn(PG_URL))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        admin = await asyncpg.connect(_dsn(PG_URL))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+    async with fresh_database(PG_URL, prefix="gw_test") as url:
+        yield url
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
