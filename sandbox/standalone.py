@@ -153,7 +153,11 @@ def _intro(
         f"{ground.operators_slack[op_id]['id']})"
         for op_id, *_ in operators
     )
-    missing = [op_id for op_id, _, tg, sl in operators if tg is None or sl is None]
+    gaps = []
+    for op_id, _name, tg, sl in operators:
+        absent = [key for key, value in (("telegram_id", tg), ("slack_id", sl)) if value is None]
+        if absent:
+            gaps.append(f"{op_id} has no {' and no '.join(absent)}")
     lines = [
         "Sandboxes running on loopback, with Telegram's and Slack's rate limits on:",
         f'  Telegram Bot API  api_base = "{ground.telegram.api_base}"  '
@@ -164,11 +168,11 @@ def _intro(
         f"their mail goes to the gateway at 127.0.0.1:{ports.gateway_mail}",
         f"  Operators         {people or 'none in the config'}",
     ]
-    if missing:
+    if gaps:
         lines.append(
-            f"  ! {', '.join(missing)} lack a telegram_id or slack_id in the config: they got "
-            "sandbox ids, which the copy does not know; add them to act as them (an operator "
-            "who can act in no workspace stops the gateway from starting)"
+            f"  ! in the config, {'; '.join(gaps)}: the sandbox gave them ids the copy does "
+            "not know; add those ids to act as them there (an operator who can act in no "
+            "workspace stops the gateway from starting)"
         )
     lines += [
         "",
