@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import signal
+import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import asyncpg
@@ -26,6 +26,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: request headers a balancer does not pass on as they came
 HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection"}
+
+
+def free_port() -> int:
+    """A port nothing listens on now, for a process to take."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 class GatewayProcess:
@@ -182,5 +189,5 @@ async def role_holders(url: str) -> dict[str, str]:
 
 def held_by(holder: str, process: GatewayProcess) -> bool:
     """Whether ``holder`` (host:pid:port) names ``process``."""
-    parts: list[Any] = holder.split(":")
+    parts = holder.split(":")
     return len(parts) >= 2 and parts[1] == str(process.pid)

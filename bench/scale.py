@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.processes import ROOT, GatewayProcess, RoundRobin, fresh_database
+from bench.processes import ROOT, GatewayProcess, RoundRobin, free_port, fresh_database
 from bench.telegram import _cpu_seconds, _stats
 from sandbox.telegram import Limits, TelegramSandbox
 
@@ -95,12 +94,6 @@ class Result:
         return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def run(base: str, processes: int, customers: int, messages: int) -> Result:
     secret = uuid.uuid4().hex
     os.environ["BENCH_WEBHOOK_SECRET"] = secret
@@ -113,7 +106,7 @@ async def run(base: str, processes: int, customers: int, messages: int) -> Resul
         # enough capacity for every customer: this measures relaying, not queueing
         team = [sandbox.add_user(f"Operator {n}") for n in range(customers // 100 + 1)]
         users = [sandbox.add_user(f"Customer {n}") for n in range(customers)]
-        ports = [_free_port() for _ in range(processes)]
+        ports = [free_port() for _ in range(processes)]
         balancer = RoundRobin(ports)
         await balancer.start()
         gateways: list[GatewayProcess] = []

@@ -60,7 +60,7 @@ class Roles:
 
     def states(self) -> dict[str, bool]:
         """Each role this process holds (True) or stands by for (False)."""
-        return {name: name in self._held for name in sorted(self._wanted | set(self._held))}
+        return {name: name in self._held for name in sorted(self._wanted)}
 
     @contextlib.asynccontextmanager
     async def hold(self, name: str) -> AsyncIterator[Held]:
@@ -68,20 +68,34 @@ class Roles:
         Raises ``ShuttingDown`` when the gateway stops first."""
         self._wanted.add(name)
         try:
-            async with self._holding(name) as held:
+            await self._take(name)
+            held = self._held[name] = Held(name)
+            log.info("roles: this process (%s) now holds %s", self.holder, name)
+            with contextlib.suppress(Exception):
+                await self.board.took(name, self.holder)
+            self._ensure_watch()
+            try:
                 yield held
+            finally:
+                self._held.pop(name, None)
+                held.lost.set()
+                with contextlib.suppress(Exception):
+                    await self.locks.give_back(name)
+                with contextlib.suppress(Exception):
+                    await self.board.gave_back(name, self.holder)
+                log.info("roles: %s given back", name)
         finally:
             self._wanted.discard(name)
 
-    @contextlib.asynccontextmanager
-    async def _holding(self, name: str) -> AsyncIterator[Held]:
+    async def _take(self, name: str) -> None:
+        """Try the lock every TAKEOVER_SECONDS until it is this process's."""
         waited = False
         while True:
             if self._down.is_set():
                 raise ShuttingDown(f"stopping: {name} is left to the other processes")
             try:
                 if await self.locks.try_take(name):
-                    break
+                    return
             except Exception as exc:
                 log.warning("roles: could not try to take %s (%s)", name, type(exc).__name__)
             if not waited:
@@ -89,21 +103,6 @@ class Roles:
                 waited = True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._down.wait(), TAKEOVER_SECONDS)
-        held = self._held[name] = Held(name)
-        log.info("roles: this process (%s) now holds %s", self.holder, name)
-        with contextlib.suppress(Exception):
-            await self.board.took(name, self.holder)
-        self._ensure_watch()
-        try:
-            yield held
-        finally:
-            self._held.pop(name, None)
-            held.lost.set()
-            with contextlib.suppress(Exception):
-                await self.locks.give_back(name)
-            with contextlib.suppress(Exception):
-                await self.board.gave_back(name, self.holder)
-            log.info("roles: %s given back", name)
 
     def _ensure_watch(self) -> None:
         if self._watch is None or self._watch.done():

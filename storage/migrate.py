@@ -12,11 +12,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from storage.database import Database, SchemaOutdated
+from storage.leadership import lock_key
 from storage.schema_version import current_revision, head_revision
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-#: the advisory lock key migrations take on PostgreSQL ("sg-migrate" as a number)
-MIGRATE_LOCK = int.from_bytes(b"sg-migra", "big", signed=True)
 
 
 def _alembic_config(connection: Connection | None = None) -> AlembicConfig:
@@ -55,7 +54,9 @@ async def upgrade(db: Database) -> tuple[str | None, str]:
         if not db.is_sqlite:
             # several processes (or VMs, each with ExecStartPre) may migrate at once:
             # one at a time, the others then find nothing left to do
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATE_LOCK})
+            await conn.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key("migrate")}
+            )
         await conn.run_sync(_upgrade)
     return before, head_revision()
 

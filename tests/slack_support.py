@@ -6,12 +6,12 @@ forum as a second workspace: every conversation then lives in both.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from bench.processes import free_port
 from gateway.app import Gateway
 from gateway.config import parse_config
 from gateway.plugins import channel_models
@@ -58,12 +58,6 @@ name = "Boris"
 slack_id = "{boris}"
 {boris_tg}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

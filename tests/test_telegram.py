@@ -584,7 +584,7 @@ async def test_a_crash_in_the_middle_of_a_polling_batch_loses_and_doubles_nothin
         crashing = CrashingTelegram(config.channels["telegram"], config, survive=2)
         first = Gateway(config, plugins={}, adapters=[crashing], serve_http=False)
         await first.start()
-        await eventually(lambda: crashing._poller is not None and crashing._poller.done())
+        await eventually(lambda: crashing._leading is not None and crashing._leading.done())
         await first.stop()
         assert len(sandbox.world.updates) == 5  # nothing was acknowledged to Telegram
 

@@ -136,9 +136,8 @@ class TelegramAdapter(TelegramIntake, TelegramDelivery, AdapterBase):
         self.host: Host | None = None
         #: polling while this process holds the polling role (``_lead``)
         self._leading: asyncio.Task[None] | None = None
-        #: the getUpdates loops running now, by bot id (the main bot's is ``_poller``)
+        #: the getUpdates loops running now, by bot id
         self._polls: dict[int, asyncio.Task[None]] = {}
-        self._poller: asyncio.Task[None] | None = None
         self._long_polling: set[int] = set()  # bots waiting in a long poll now
         self._stopping = False
         #: why polling does not reach Telegram now (None: it does)

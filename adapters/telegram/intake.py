@@ -60,7 +60,6 @@ class TelegramIntake:
     routes: Routes
     _stopping: bool
     _polls: dict[int, asyncio.Task[None]]
-    _poller: asyncio.Task[None] | None
     _long_polling: set[int]
     _poll_problem: str | None
     _webhook_failures: dict[int, int]
@@ -91,20 +90,18 @@ class TelegramIntake:
             self._polls[bot.id] = asyncio.create_task(
                 self._poll(bot, allowed, held), name=f"telegram-poll-{bot.id}"
             )
-        self._poller = self._polls.get(self.main_id, self._poller)
         lost = asyncio.create_task(held.lost.wait())
         try:
             await asyncio.wait([lost, *self._polls.values()], return_when=asyncio.FIRST_COMPLETED)
         finally:
             lost.cancel()
-        if held.lost.is_set() or self._stopping:
-            await self._end_polls()
-            return True
-        for task in self._polls.values():
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                log.error("telegram: polling stopped", exc_info=task.exception())
+        handed_over = held.lost.is_set() or self._stopping
+        if not handed_over:
+            for task in self._polls.values():
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    log.error("telegram: polling stopped", exc_info=task.exception())
         await self._end_polls()
-        return False
+        return handed_over
 
     async def _end_polls(self) -> None:
         """End the getUpdates loops: one waiting in a long poll at once (nothing is
