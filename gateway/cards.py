@@ -28,6 +28,24 @@ STATUS_TEXT = {
 }
 
 
+#: how a priority above normal stands out on a card and a topic's name
+PRIORITY_MARK = {"high": "❗", "urgent": "🔥"}
+
+
+def priority_mark(card: ConversationCard) -> str:
+    return PRIORITY_MARK.get(card.priority, "")
+
+
+def labels_line(card: ConversationCard) -> str:
+    """e.g. "🔥 urgent · #vip #billing"; empty for a normal conversation without tags."""
+    parts = []
+    if card.priority in PRIORITY_MARK:
+        parts.append(f"{PRIORITY_MARK[card.priority]} {card.priority}")
+    if card.tags:
+        parts.append(" ".join(f"#{t}" for t in card.tags))
+    return " · ".join(parts)
+
+
 def is_finished(card: ConversationCard) -> bool:
     return card.status in ("resolved", "closed")
 

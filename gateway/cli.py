@@ -162,8 +162,9 @@ def _day(value: str, zone: ZoneInfo, flag: str) -> datetime:
 def cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from gateway.report import load_report, render_text
+    from gateway.report import load_report
     from gateway.report_html import render_html
+    from gateway.report_text import render_csv, render_json, render_text
     from storage import DatabaseError, Repository
 
     try:
@@ -191,14 +192,17 @@ def cmd_report(args: argparse.Namespace) -> int:
         return EXIT_INVALID
 
     async def work(repository: Repository):
-        return await load_report(repository, config, since=since, until=until, by=args.by)
+        return await load_report(
+            repository, config, since=since, until=until, by=args.by, tag=_tag(args.tag)
+        )
 
     try:
         report = _read_database(config, args.config, work)
     except (DatabaseError, OSError) as error:
         print(f"cannot read the database: {error}", file=sys.stderr)
         return EXIT_FAILURE
-    print(render_text(report))
+    renders = {"text": render_text, "csv": render_csv, "json": render_json}
+    print(renders[args.format](report))
     if args.html:
         path = Path(args.html)
         try:
@@ -206,8 +210,15 @@ def cmd_report(args: argparse.Namespace) -> int:
         except OSError as error:
             print(f"cannot write {path}: {error}", file=sys.stderr)
             return EXIT_FAILURE
-        print(f"\nHTML report: {path.resolve()}")
+        print(f"HTML report: {path.resolve()}", file=sys.stderr)
     return EXIT_OK
+
+
+def _tag(value: str | None) -> str | None:
+    """A tag as /tag stores it (``#VIP`` -> ``vip``)."""
+    from handlers.tagging import normal_tag
+
+    return normal_tag(value) if value else None
 
 
 def _share(value: str) -> float:
@@ -343,7 +354,14 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arguments(report)
     report.add_argument("--since", help="first day, YYYY-MM-DD (default: 30 days ago)")
     report.add_argument("--until", help="last day included, YYYY-MM-DD (default: today)")
-    report.add_argument("--by", choices=("operator", "channel", "day"), default="operator")
+    report.add_argument("--by", choices=("operator", "channel", "day", "tag"), default="operator")
+    report.add_argument("--tag", help="count only the conversations with this tag")
+    report.add_argument(
+        "--format",
+        choices=("text", "csv", "json"),
+        default="text",
+        help="text for people, csv for spreadsheets, json for scripts (default: text)",
+    )
     report.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
     report.set_defaults(func=cmd_report)
 

@@ -374,8 +374,11 @@ class Delivering:
             if outbound.audience == "customer" and outbound.author_role == "operator":
                 conversation = await tx.conversation(outbound.conversation_id)
                 if conversation is not None and conversation.first_response_at is None:
-                    # the first reply the customer actually received, not the first sent
+                    # the first reply the customer actually received, not the first
+                    # sent: credited to whoever wrote it, whoever has it now
                     conversation.first_response_at = now
+                    message = await tx.message(outbound.message_id) if outbound.message_id else None
+                    conversation.first_responder_id = message.author_id if message else None
                     tx.add(conversation)
         tx.mark_sent(sent_rows)
         await tx.add_ref_rows(refs)

@@ -257,14 +257,23 @@ class Dispatcher:
             tx.replan(conversation)
         return await self.drain_queue(tx) if presence == Presence.ONLINE else 0
 
-    async def resolve(self, tx: Transaction, conversation: Conversation, by: str) -> None:
-        """Close a conversation: the customer is told and asked for a rating; the slot
-        is freed and refilled."""
+    async def resolve(
+        self,
+        tx: Transaction,
+        conversation: Conversation,
+        by: str,
+        operator: OperatorConfig | None = None,
+    ) -> None:
+        """Close a conversation (``by`` names the closer in the thread; ``operator``
+        is them, if an operator): the customer is told and asked for a rating; the
+        slot is freed and refilled."""
         config = self.desk.config
         await self.candidates(tx)  # the assignment lock, before a slot changes hands
         now = utcnow()
         move(conversation, ConversationStatus.RESOLVED)
         conversation.resolved_at = now
+        conversation.resolved_by_id = operator.id if operator else None
+        conversation.csat_operator_id = conversation.assignee_id
         conversation.queued_at = None
         conversation.awaiting_since = None
         conversation.snoozed_until = None
@@ -301,7 +310,7 @@ class Dispatcher:
         quiet: bool = False,
     ) -> None:
         """Bring a finished conversation back: to ``operator``, or through routing."""
-        conversation.resolved_at = None
+        conversation.resolved_at = conversation.resolved_by_id = None
         move(conversation, ConversationStatus.NEW)
         tx.touch(conversation)
         if operator is not None:

@@ -220,6 +220,8 @@ class ConversationCard:
     language: str | None
     status: str
     assignee_name: str | None
+    tags: tuple[str, ...] = ()
+    priority: str = "normal"
 
 
 @dataclass(frozen=True)
@@ -265,7 +267,8 @@ class Outbound:
         data = {name: payload[name] for name in _OUTBOUND_FIELDS if name in payload}
         data["attachments"] = tuple(Attachment(**a) for a in payload.get("attachments") or ())
         if payload.get("card"):
-            data["card"] = ConversationCard(**payload["card"])
+            card = payload["card"]
+            data["card"] = ConversationCard(**{**card, "tags": tuple(card.get("tags") or ())})
         data["choices"] = tuple(tuple(c) for c in payload.get("choices") or ())
         data["mentions"] = tuple(payload.get("mentions") or ())
         return cls(**data)

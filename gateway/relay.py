@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 from gateway.config import Config, OperatorConfig
 from gateway.events import (
+    ROBOT_TAG,
     ActionResult,
     Attachment,
     Audience,
@@ -30,6 +31,7 @@ from storage import (
     CustomerIdentity,
     Direction,
     Message,
+    Priority,
     Transaction,
     build,
 )
@@ -309,6 +311,8 @@ class Relay:
                 else conversation.status
             ),
             assignee_name=assignee.name if assignee else None,
+            tags=tuple(t for t in conversation.tags or () if t != ROBOT_TAG),
+            priority=Priority(conversation.priority).name.lower(),
         )
 
 

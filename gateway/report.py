@@ -14,9 +14,13 @@ The definitions are meant to be honest:
   who had the conversation then.
 - **CSAT**: the scores customers gave in the period.
 
-A conversation counts for its operator (the last one assigned), its channel, and the
-day (in the desk's time zone) on which each thing happened. Percentiles interpolate
-linearly between ranks.
+Each figure is credited to the operator who earned it: a first response to whoever
+wrote it, a resolution to whoever closed it (none when it closed by itself), a rating
+to whoever had the conversation when it was closed, an SLA breach to whoever had it
+then, an opened conversation to its (last) assignee. A conversation counts for its
+channel, each of its tags, and the day (in the desk's time zone) on which each thing
+happened. Business-hours figures leave out waits that fell wholly outside business
+hours. Percentiles interpolate linearly between ranks.
 """
 
 from __future__ import annotations
@@ -26,17 +30,16 @@ import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Literal
-from zoneinfo import ZoneInfo
 
 from gateway.config import Config
 from gateway.hours import Schedule
-from gateway.status import humanize, table
 from storage import Repository
 
-GroupBy = Literal["operator", "channel", "day"]
-UNASSIGNED = "(unassigned)"
+GroupBy = Literal["operator", "channel", "day", "tag"]
+UNASSIGNED = "(no operator)"
+NO_TAG = "(no tag)"
 
 #: the response-time histogram's buckets: upper bounds in seconds, and labels
 BUCKETS: tuple[tuple[float, str], ...] = (
@@ -59,6 +62,7 @@ class Fact:
 
     conversation_id: int
     channel: str
+    #: who has it (or had it last): its "opened" count and SLA breaches
     operator: str | None
     created_at: datetime
     first_response_at: datetime | None
@@ -67,6 +71,13 @@ class Fact:
     csat_rated_at: datetime | None
     faq_answered: bool
     operator_replied: bool
+    #: who wrote the first reply the customer received, who closed it, who had it
+    #: when it was closed (the rating is theirs)
+    first_responder: str | None = None
+    resolved_by: str | None = None
+    csat_operator: str | None = None
+    csat_comment: str | None = None
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,18 @@ class BreachFact:
     channel: str
     operator: str | None
     at: datetime
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Comment:
+    """A customer's comment on their rating, for the team to read."""
+
+    conversation_id: int
+    at: datetime
+    score: int
+    operator: str
+    text: str
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -90,7 +113,8 @@ def percentile(values: list[float], q: float) -> float | None:
 class Figures:
     opened: int = 0
     resolved: int = 0
-    #: seconds, wall clock and business hours
+    #: seconds, wall clock and business hours (a wait wholly outside business hours
+    #: has no business-hours figure: "0s" would read as an instant answer)
     first_response: list[float] = field(default_factory=list)
     first_response_business: list[float] = field(default_factory=list)
     resolution: list[float] = field(default_factory=list)
@@ -130,6 +154,24 @@ class Report:
     response_histogram: list[int]
     #: CSAT average and count per operator, whatever ``by`` is
     csat_by_operator: dict[str, tuple[float, int]]
+    #: the same figures per tag (a conversation counts under each of its tags)
+    by_tag: dict[str, Figures] = field(default_factory=dict)
+    #: the customers' comments on their ratings, newest first
+    comments: list[Comment] = field(default_factory=list)
+    #: only conversations with this tag were counted
+    tag: str | None = None
+
+
+class _Grouping:
+    """Figures for one way of grouping: ``keys`` says which groups a conversation
+    counts in, for the figure being counted and the operator credited with it."""
+
+    def __init__(self, keys: Callable[[Fact | BreachFact, datetime, str | None], list[str]]):
+        self.keys = keys
+        self.groups: dict[str, Figures] = defaultdict(Figures)
+
+    def __call__(self, fact: Fact | BreachFact, at: datetime, credited: str | None):
+        return [self.groups[key] for key in self.keys(fact, at, credited)]
 
 
 def build_report(
@@ -141,8 +183,12 @@ def build_report(
     schedule: Schedule,
     by: GroupBy,
     names: dict[str, str] | None = None,
+    tag: str | None = None,
 ) -> Report:
-    """The figures for [since, until), in total and per group."""
+    """The figures for [since, until), in total, per group and per tag.
+
+    Each figure counts for the operator who earned it: the first response for its
+    writer, the resolution for who closed it, the rating for who had it then."""
     names = names or {}
     zone = schedule.zone
 
@@ -152,29 +198,37 @@ def build_report(
     def operator(op: str | None) -> str:
         return names.get(op, op) if op else UNASSIGNED
 
-    def keys(fact: Fact, at: datetime) -> str:
+    def grouped(fact: Fact | BreachFact, at: datetime, credited: str | None) -> list[str]:
         if by == "operator":
-            return operator(fact.operator)
+            return [operator(credited)]
         if by == "channel":
-            return fact.channel
-        return day(at)
+            return [fact.channel]
+        if by == "tag":
+            return list(fact.tags) or [NO_TAG]
+        return [day(at)]
+
+    def tagged(fact: Fact | BreachFact, at: datetime, credited: str | None) -> list[str]:
+        return list(fact.tags)
 
     def inside(at: datetime | None) -> bool:
         return at is not None and since <= at < until
 
-    total = Figures()
-    groups: dict[str, Figures] = defaultdict(Figures)
+    total = _Grouping(lambda *_: ["total"])
+    groups, tags = _Grouping(grouped), _Grouping(tagged)
+
+    def counting(fact: Fact | BreachFact, at: datetime, credited: str | None) -> list[Figures]:
+        return [*total(fact, at, credited), *groups(fact, at, credited), *tags(fact, at, credited)]
+
     by_hour = [0] * 24
     histogram = [0] * len(BUCKETS)
     csat_by_operator: dict[str, list[int]] = defaultdict(list)
-
-    def both(key: str) -> tuple[Figures, Figures]:
-        return total, groups[key]
-
+    comments: list[Comment] = []
     for fact in facts:
+        if tag is not None and tag not in fact.tags:
+            continue
         if inside(fact.created_at):
             by_hour[fact.created_at.astimezone(zone).hour] += 1
-            for figures in both(keys(fact, fact.created_at)):
+            for figures in counting(fact, fact.created_at, fact.operator):
                 figures.opened += 1
                 if fact.faq_answered:
                     figures.faq_answered += 1
@@ -184,107 +238,59 @@ def build_report(
                 wall = (fact.first_response_at - fact.created_at).total_seconds()
                 business = schedule.between(fact.created_at, fact.first_response_at)
                 histogram[next(i for i, (top, _) in enumerate(BUCKETS) if wall < top)] += 1
-                for figures in both(keys(fact, fact.created_at)):
+                for figures in counting(fact, fact.created_at, fact.first_responder):
                     figures.first_response.append(wall)
-                    figures.first_response_business.append(business.total_seconds())
+                    if business or not wall:
+                        figures.first_response_business.append(business.total_seconds())
         if inside(fact.resolved_at):
             assert fact.resolved_at is not None
             took = (fact.resolved_at - fact.created_at).total_seconds()
             took_business = schedule.between(fact.created_at, fact.resolved_at).total_seconds()
-            for figures in both(keys(fact, fact.resolved_at)):
+            for figures in counting(fact, fact.resolved_at, fact.resolved_by):
                 figures.resolved += 1
                 figures.resolution.append(took)
-                figures.resolution_business.append(took_business)
+                if took_business or not took:
+                    figures.resolution_business.append(took_business)
         if fact.csat_score is not None and inside(fact.csat_rated_at):
             assert fact.csat_rated_at is not None
-            for figures in both(keys(fact, fact.csat_rated_at)):
+            for figures in counting(fact, fact.csat_rated_at, fact.csat_operator):
                 figures.csat.append(fact.csat_score)
-            csat_by_operator[operator(fact.operator)].append(fact.csat_score)
+            csat_by_operator[operator(fact.csat_operator)].append(fact.csat_score)
+            if fact.csat_comment:
+                comments.append(
+                    Comment(
+                        fact.conversation_id,
+                        fact.csat_rated_at,
+                        fact.csat_score,
+                        operator(fact.csat_operator),
+                        fact.csat_comment,
+                    )
+                )
     for breach in breaches:
-        if not inside(breach.at):
+        if not inside(breach.at) or (tag is not None and tag not in breach.tags):
             continue
-        key = (
-            operator(breach.operator)
-            if by == "operator"
-            else breach.channel
-            if by == "channel"
-            else day(breach.at)
-        )
-        for figures in both(key):
+        for figures in counting(breach, breach.at, breach.operator):
             figures.breaches += 1
     return Report(
         since=since,
         until=until,
         zone=zone.key,
         by=by,
-        total=total,
-        groups=dict(sorted(groups.items())),
+        total=total.groups["total"],
+        groups=dict(sorted(groups.groups.items())),
         by_hour=by_hour,
         response_histogram=histogram,
         csat_by_operator={
             name: (statistics.fmean(scores), len(scores))
             for name, scores in sorted(csat_by_operator.items())
         },
+        by_tag=dict(sorted(tags.groups.items())),
+        comments=sorted(comments, key=lambda c: c.at, reverse=True),
+        tag=tag,
     )
 
 
 # -- reading it ------------------------------------------------------------------------
-
-
-def duration(seconds: float | None) -> str:
-    return "-" if seconds is None else humanize(timedelta(seconds=round(seconds)))
-
-
-def share(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.0f}%"
-
-
-COLUMNS: tuple[tuple[str, Callable[[Figures], str]], ...] = (
-    ("opened", lambda f: str(f.opened)),
-    ("resolved", lambda f: str(f.resolved)),
-    ("1st resp med", lambda f: duration(f.median("first_response"))),
-    ("1st resp p90", lambda f: duration(f.p90("first_response"))),
-    ("1st resp med (bh)", lambda f: duration(f.median("first_response_business"))),
-    ("resolution med", lambda f: duration(f.median("resolution"))),
-    ("resolution p90", lambda f: duration(f.p90("resolution"))),
-    ("resolution med (bh)", lambda f: duration(f.median("resolution_business"))),
-    ("FAQ answered", lambda f: share(f.faq_share)),
-    ("solved by FAQ", lambda f: str(f.solved_by_faq)),
-    ("SLA breaches", lambda f: str(f.breaches)),
-    (
-        "CSAT",
-        lambda f: f"{f.csat_average:.2f} ({len(f.csat)})" if f.csat_average is not None else "-",
-    ),
-)
-
-
-def rows(report: Report) -> list[list[str]]:
-    out = [
-        [name, *(column(figures) for _, column in COLUMNS)]
-        for name, figures in report.groups.items()
-    ]
-    out.append(["total", *(column(report.total) for _, column in COLUMNS)])
-    return out
-
-
-def render_text(report: Report) -> str:
-    zone = report.zone
-    first = report.since
-    last = report.until - timedelta(microseconds=1)
-    lines = [
-        f"Support report {local_date(first, zone)} .. {local_date(last, zone)} ({zone}), "
-        f"by {report.by}",
-        "",
-        table([report.by, *(name for name, _ in COLUMNS)], rows(report)),
-        "",
-        "(bh): counted in business hours. First response: the first operator reply the "
-        "customer received; automatic answers do not count.",
-    ]
-    return "\n".join(lines)
-
-
-def local_date(at: datetime, zone: str) -> date:
-    return at.astimezone(ZoneInfo(zone)).date()
 
 
 async def load_report(
@@ -294,6 +300,7 @@ async def load_report(
     since: datetime,
     until: datetime,
     by: GroupBy,
+    tag: str | None = None,
 ) -> Report:
     async with repository.transaction() as tx:
         conversations = await tx.report_conversations(since, until)
@@ -311,18 +318,24 @@ async def load_report(
             csat_rated_at=c.csat_rated_at,
             faq_answered=c.id in answered_by_faq,
             operator_replied=c.id in replied,
+            first_responder=c.first_responder_id,
+            resolved_by=c.resolved_by_id,
+            csat_operator=c.csat_operator_id,
+            csat_comment=c.csat_comment,
+            tags=tuple(c.tags or ()),
         )
         for c in conversations
     ]
     return build_report(
         facts,
         [
-            BreachFact(b.conversation_id, channel, b.operator_id, b.breached_at)
-            for b, channel in breaches
+            BreachFact(b.conversation_id, channel, b.operator_id, b.breached_at, tuple(tags or ()))
+            for b, channel, tags in breaches
         ],
         since=since,
         until=until,
         schedule=config.core.schedule,
         by=by,
         names={op.id: op.name for op in config.operators},
+        tag=tag,
     )

@@ -74,7 +74,7 @@ async def close(ctx: InConversation) -> ActionResult:
     conversation = ctx.conversation
     if conversation.status in FINISHED_STATUSES:
         return ctx.refuse("This conversation is already closed.")
-    await ctx.dispatcher.resolve(ctx.tx, conversation, by=ctx.operator.name)
+    await ctx.dispatcher.resolve(ctx.tx, conversation, by=ctx.operator.name, operator=ctx.operator)
     return ctx.done("Closed.")
 
 

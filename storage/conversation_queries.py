@@ -21,6 +21,7 @@ from storage.models import (
     CustomerIdentity,
     OperatorState,
     Presence,
+    Priority,
     WorkspaceThread,
     build,
 )
@@ -143,7 +144,9 @@ class ConversationQueries(UnitOfWork):
         stmt = (
             select(Conversation)
             .where(Conversation.status == ConversationStatus.QUEUED)
-            .order_by(col(Conversation.queued_at), col(Conversation.id))
+            .order_by(
+                col(Conversation.priority).desc(), col(Conversation.queued_at), col(Conversation.id)
+            )
         )
         if limit is not None:
             stmt = stmt.limit(limit)
@@ -154,15 +157,15 @@ class ConversationQueries(UnitOfWork):
 
         The queue is counted once per transaction (``Tally``); a conversation queued
         after everything the count saw (a new one: the usual case) is placed by it.
-        One queued earlier is counted for itself."""
+        One queued earlier, or of a higher priority, is counted for itself."""
         me = queue_part(inspect(conversation).dict)
-        assert me is not None and me[0] is not None
+        assert me is not None and me[1] is not None
         if self._queue is None:
             await self.session.flush()
             count, last = (await self.session.exec(sql.QUEUE_SUMMARY)).one()
             self._queue = (int(count), last, Tally(self.session, queue_part))
         count, last, tally = self._queue
-        if last is not None and me[0] <= last:
+        if me[0] != -Priority.NORMAL or (last is not None and me[1] <= last):
             return await self._queue_position_counted(conversation)
         ahead = count
         for before, now in tally.changes():
@@ -178,10 +181,16 @@ class ConversationQueries(UnitOfWork):
             .where(
                 Conversation.status == ConversationStatus.QUEUED,
                 or_(
-                    col(Conversation.queued_at) < conversation.queued_at,
+                    col(Conversation.priority) > conversation.priority,
                     and_(
-                        col(Conversation.queued_at) == conversation.queued_at,
-                        col(Conversation.id) < conversation.id,
+                        col(Conversation.priority) == conversation.priority,
+                        or_(
+                            col(Conversation.queued_at) < conversation.queued_at,
+                            and_(
+                                col(Conversation.queued_at) == conversation.queued_at,
+                                col(Conversation.id) < conversation.id,
+                            ),
+                        ),
                     ),
                 ),
             )

@@ -71,9 +71,10 @@ class DeadlineQueries(UnitOfWork):
 
     async def report_breaches(
         self, since: datetime, until: datetime
-    ) -> Sequence[tuple[SlaBreach, str]]:
+    ) -> Sequence[tuple[SlaBreach, str, Sequence[str]]]:
+        """The breaches in the period, with their conversation's channel and tags."""
         result = await self.session.exec(
-            select(SlaBreach, Conversation.channel)
+            select(SlaBreach, Conversation.channel, Conversation.tags)
             .join(Conversation, col(Conversation.id) == SlaBreach.conversation_id)
             .where(col(SlaBreach.breached_at) >= since, col(SlaBreach.breached_at) < until)
             .order_by(col(SlaBreach.id))

@@ -11,7 +11,7 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import JSON, Column, Index, String, Table, UniqueConstraint, text
@@ -46,6 +46,12 @@ class Direction(StrEnum):
     NOTE = "note"  # internal, operators only
     AUTO = "auto"  # automatic text to the customer (greeting, queue position, FAQ)
     SYSTEM = "system"  # events shown to operators (claimed, transferred, failed delivery)
+
+
+class Priority(IntEnum):
+    NORMAL = 0
+    HIGH = 1
+    URGENT = 2
 
 
 class Presence(StrEnum):
@@ -112,7 +118,8 @@ class Conversation(SQLModel, table=True):
     __tablename__ = "conversations"
     __table_args__ = (
         Index("ix_conversations_customer_chat", "customer_id", "channel", "chat_id"),
-        Index("ix_conversations_status_queued", "status", "queued_at"),
+        # the queue: most urgent first, then oldest (``Transaction.queue``)
+        Index("ix_conversations_queue", "status", "priority", "queued_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -129,6 +136,8 @@ class Conversation(SQLModel, table=True):
     #: what the customer called it, where the channel has subjects (email)
     subject: str | None = Field(default=None, max_length=512)
     tags: list[str] = Field(default_factory=_list, sa_column=Column(JSON, nullable=False))
+    #: ``Priority``: higher goes first in the queue
+    priority: int = 0
     #: FAQ entries last offered to the customer as numbered suggestions, in order
     offered: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime = _ts(default_factory=_now)
@@ -153,6 +162,12 @@ class Conversation(SQLModel, table=True):
     csat_rated_at: datetime | None = _ts(default=None)
     csat_score: int | None = None
     csat_comment: str | None = None
+    #: whom the report credits: the operator whose reply was the first the customer
+    #: received, who closed it (None: closed by itself or by the FAQ), and who had
+    #: it when it was closed (the rating is theirs)
+    first_responder_id: str | None = Field(default=None, max_length=64)
+    resolved_by_id: str | None = Field(default=None, max_length=64)
+    csat_operator_id: str | None = Field(default=None, max_length=64)
 
 
 class WorkspaceThread(SQLModel, table=True):

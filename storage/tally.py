@@ -40,10 +40,11 @@ def load_part(values: dict[str, Any]) -> str | None:
     return None
 
 
-def queue_part(values: dict[str, Any]) -> tuple[Any, int] | None:
-    """The conversation's place in the queue's order, if it is queued."""
+def queue_part(values: dict[str, Any]) -> tuple[int, Any, int] | None:
+    """The conversation's place in the queue's order, if it is queued: the most
+    urgent first, then the oldest."""
     if values.get("status") == ConversationStatus.QUEUED:
-        return values.get("queued_at"), values.get("id") or 0
+        return -(values.get("priority") or 0), values.get("queued_at"), values.get("id") or 0
     return None
 
 

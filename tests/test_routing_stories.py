@@ -136,6 +136,61 @@ async def test_the_queue_is_fifo_and_a_freed_slot_takes_its_head(database_url: s
         assert tg.to_customer("chat-second")[-1] == "Anna will help you."
 
 
+async def test_the_most_urgent_waiting_conversation_goes_first(database_url: str) -> None:
+    config = make_config(database_url, operators=("anna",), max_chats=1)
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        first = await gw.core.ingest(tg.customer_says("first", "hi"))
+        second = await gw.core.ingest(tg.customer_says("second", "hi"))
+        third = await gw.core.ingest(tg.customer_says("third", "hi"))
+        # the newest in line is urgent, the middle one high: they go first, in that order
+        raised = await operator_writes(gw, tg, "anna", third.conversation_id, "/priority urgent")
+        assert raised.ignored is None
+        await operator_writes(gw, tg, "anna", second.conversation_id, "/priority high")
+        bad = await operator_writes(gw, tg, "anna", second.conversation_id, "/priority soon")
+        assert bad.ignored is not None and "normal, high, urgent" in bad.ignored
+        # a newcomer is told its place behind both
+        fourth = await gw.core.ingest(tg.customer_says("fourth", "hi"))
+        await settle(gw)
+        assert tg.to_customer("chat-fourth")[-1] == "Hello!\n\nYou are number 3 in line."
+        async with gw.repository.transaction() as tx:
+            queue = [c.id for c in await tx.queue()]
+        assert queue == [third.conversation_id, second.conversation_id, fourth.conversation_id]
+
+        await operator_writes(gw, tg, "anna", first.conversation_id, "/close")
+        await settle(gw)
+        assert (await conversation(gw, third.conversation_id)).assignee_id == "anna"
+        await operator_writes(gw, tg, "anna", third.conversation_id, "/close")
+        await settle(gw)
+        assert (await conversation(gw, second.conversation_id)).assignee_id == "anna"
+
+
+async def test_tags_are_one_word_each_and_shown_on_the_card(database_url: str) -> None:
+    config = make_config(database_url)
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        opened = await gw.core.ingest(tg.customer_says("olga", "hi"))
+        conversation_id = opened.conversation_id
+        owner = (await conversation(gw, conversation_id)).assignee_id
+        assert owner is not None
+        tagged = await operator_writes(gw, tg, owner, conversation_id, "/tag #VIP, billing vip")
+        assert tagged.ignored is None
+        assert (await conversation(gw, conversation_id)).tags == ["vip", "billing"]
+        refused = await operator_writes(gw, tg, owner, conversation_id, "/tag <b>bold</b>")
+        assert refused.ignored is not None and refused.ignored.startswith("Not a tag")
+        await operator_writes(gw, tg, owner, conversation_id, "/untag billing")
+        assert (await conversation(gw, conversation_id)).tags == ["vip"]
+        missing = await operator_writes(gw, tg, owner, conversation_id, "/untag billing")
+        assert missing.ignored is not None
+        await settle(gw)
+        cards = [d.outbound.card for d in tg.deliveries if d.outbound.card is not None]
+        assert cards and cards[-1].tags == ("vip",)
+        # a stranger in the workspace cannot tag
+        stranger = await gw.core.ingest(tg.operator_says("999", conversation_id, "/tag spam"))
+        assert stranger.ignored is not None
+        assert (await conversation(gw, conversation_id)).tags == ["vip"]
+
+
 async def test_manual_strategy_queues_until_an_operator_claims(database_url: str) -> None:
     config = make_config(database_url, strategy="manual")
     tg = RecordingAdapter()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.cards import is_finished, status_line
+from gateway.cards import is_finished, labels_line, status_line
 from gateway.config import OperatorConfig
 from gateway.events import ConversationCard, Outbound
 
@@ -39,6 +39,8 @@ def card_blocks(card: ConversationCard, operators: list[OperatorConfig]) -> list
         f"{who}\nChannel: {escape(card.channel)} · Language: {escape(card.language or '?')}\n"
         f"Status: {escape(status_line(card))}"
     )
+    if labels_line(card):
+        details += f"\n{escape(labels_line(card))}"
     blocks: list[JSON] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": details[:SECTION_LIMIT]}}
     ]

@@ -10,7 +10,7 @@ from html import escape
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
-from gateway.cards import is_finished, status_icon, status_line
+from gateway.cards import is_finished, labels_line, priority_mark, status_icon, status_line
 from gateway.config import OperatorConfig
 from gateway.events import ConversationCard, Outbound
 
@@ -19,7 +19,9 @@ TOPIC_NAME_LIMIT = 128
 
 
 def topic_name(card: ConversationCard) -> str:
-    name = f"{status_icon(card)} {card.customer_name} #{card.conversation_id}"
+    name = f"{status_icon(card)}{priority_mark(card)} {card.customer_name} #{card.conversation_id}"
+    if card.tags:
+        name += " " + " ".join(f"#{t}" for t in card.tags)
     if len(name) > TOPIC_NAME_LIMIT:
         name = name[: TOPIC_NAME_LIMIT - 1] + "…"
     return name
@@ -34,6 +36,8 @@ def header_text(card: ConversationCard) -> str:
     ]
     lines.append(f"Channel: {escape(card.channel)} · Language: {escape(card.language or '?')}")
     lines.append(f"Status: {escape(status_line(card))}")
+    if labels_line(card):
+        lines.append(escape(labels_line(card)))
     lines.append(
         f"<i>Conversation #{card.conversation_id}. Reply here to answer; "
         "/note keeps a note internal.</i>"
