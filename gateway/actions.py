@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from gateway.config import Config, OperatorConfig
 from gateway.dispatcher import Dispatcher
 from gateway.events import ActionResult
+from gateway.operator_side import OperatorSide
 from gateway.relay import Relay
 from storage import Conversation, Transaction
 
@@ -29,6 +30,8 @@ class ActionContext:
     config: Config
     dispatcher: Dispatcher
     relay: Relay
+    #: how an operator's message reaches the customer (a saved reply is one)
+    answering: OperatorSide
     operator: OperatorConfig
     conversation: Conversation | None
     args: str
@@ -36,6 +39,15 @@ class ActionContext:
 
     def done(self, message: str) -> ActionResult:
         return ActionResult.done(message, self.conversation.id if self.conversation else None)
+
+    def lookup(
+        self, message: str, choices: tuple[tuple[str, str], ...] = (), *, ok: bool = True
+    ) -> ActionResult:
+        """An answer that is what was asked for (a list), or, not ``ok``, a list
+        offered instead of what was asked (an unknown name)."""
+        return ActionResult(
+            ok, message, self.conversation.id if self.conversation else None, choices, lookup=True
+        )
 
     def refuse(self, message: str) -> ActionResult:
         return ActionResult.refused(message, self.conversation.id if self.conversation else None)

@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 #: the role a process takes on a SQLite file before anything else: the one process
 SQLITE_PROCESS_ROLE = "process"
 #: config sections a reload applies without a restart
-LIVE_SECTIONS = ("faq", "texts", "operators", "routing", "hours", "sla", "csat")
+LIVE_SECTIONS = ("faq", "texts", "operators", "routing", "hours", "sla", "csat", "replies", "tags")
 #: sections whose change moves deadlines: open conversations are planned again
 TIMING_SECTIONS = ("operators", "routing", "hours", "sla")
 
@@ -92,7 +92,9 @@ def _describe_changes(old: Config, new: Config) -> list[str]:
         )
         described = " ".join(parts + (["(settings)"] if settings else []))
         changes.append(f"faq {described}")
-    for name in ("texts", "routing", "hours", "sla", "csat"):
+    if old.core.replies != new.core.replies:
+        changes.append(f"replies ({len(new.core.replies)})")
+    for name in ("texts", "routing", "hours", "sla", "csat", "tags"):
         if getattr(old.core, name) != getattr(new.core, name):
             fields = [
                 f

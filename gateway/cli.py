@@ -216,7 +216,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _tag(value: str | None) -> str | None:
     """A tag as /tag stores it (``#VIP`` -> ``vip``)."""
-    from handlers.tagging import normal_tag
+    from gateway.config.workbench import normal_tag
 
     return normal_tag(value) if value else None
 

@@ -163,7 +163,7 @@ class Core:
                 return ActionResult.done("already done")
             result = await perform(tx)
             tx.record_event(command.channel, command.event_id, about)
-            if command.answered(result.ok):
+            if command.answered(result):
                 await self.relay.notice(tx, command, result, about)
             return result
 
@@ -187,6 +187,8 @@ class Core:
                 conversation = await tx.conversation_by_thread(
                     command.channel, command.workspace_thread
                 )
+            elif command.conversation_id is not None:
+                conversation = await tx.conversation(command.conversation_id)
             if conversation is not None and conversation.id is not None:
                 conversation = await tx.conversation(conversation.id, lock=True)
                 about = conversation.id if conversation else None
@@ -195,6 +197,7 @@ class Core:
                 config=self.config,
                 dispatcher=self.dispatcher,
                 relay=self.relay,
+                answering=self.operators,
                 operator=operator,
                 conversation=conversation,
                 args=command.args,
@@ -223,7 +226,7 @@ class Core:
         if await tx.find_event(command.channel, command.event_id) is not None:
             return failed
         tx.record_event(command.channel, command.event_id, None)
-        if command.answered(failed.ok):
+        if command.answered(failed):
             await self.relay.notice(tx, command, failed, None)
         return failed
 

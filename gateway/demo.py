@@ -59,6 +59,14 @@ id = "delivery_time"
 questions = ["How long does delivery take?", "When will my parcel arrive?"]
 answer = "Delivery takes 2-4 working days; you get a tracking link by mail."
 
+[[replies]]
+name = "thanks"
+title = "Thanks, anything else?"
+text = "Thank you, {{customer}}! Is there anything else I can help with?"
+
+[tags]
+suggested = ["vip", "billing"]
+
 {channels}
 [[operators]]
 id = "anna"

@@ -21,7 +21,8 @@ OutboundKind = Literal["message", "edit", "delete", "header", "notice"]
 #: delivery (queued, paced and retried like any): none where the platform answers on
 #: its own (a button's toast, a slash command's ack)
 Answer = Literal["always", "failures", "never"]
-AuthorRole = Literal["operator", "note", "bot", "system", "customer"]
+#: "saved": an operator's saved reply, sent by the gateway in their name
+AuthorRole = Literal["operator", "note", "bot", "system", "customer", "saved"]
 
 
 @dataclass(frozen=True)
@@ -150,10 +151,16 @@ class OperatorCommand:
     args: str = ""
     workspace_thread: str | None = None
     answer: Answer = "never"
+    #: the conversation by its number, where the command was given outside its
+    #: thread (a Slack slash command: ``/support reply refund #12``)
+    conversation_id: int | None = None
 
-    def answered(self, ok: bool) -> bool:
-        """Whether a result that worked (``ok``) or not is posted back (``answer``)."""
-        return self.answer == "always" or (self.answer == "failures" and not ok)
+    def answered(self, result: ActionResult) -> bool:
+        """Whether a result is posted back (``answer``): a failure, or a lookup (a
+        list, a history) whose answer is the point, where failures are."""
+        return self.answer == "always" or (
+            self.answer == "failures" and (not result.ok or result.lookup)
+        )
 
 
 @dataclass(frozen=True)
@@ -163,10 +170,21 @@ class ActionResult:
     ok: bool
     message: str
     conversation_id: int | None = None
+    #: follow-up commands to offer as buttons, as (command, label): "reply:refund"
+    #: runs ``/reply refund`` where the answer is shown
+    choices: tuple[tuple[str, str], ...] = ()
+    #: the answer is what was asked for (a list, a history): shown even where only
+    #: failures are (``OperatorCommand.answered``)
+    lookup: bool = False
 
     @classmethod
-    def done(cls, message: str, conversation_id: int | None = None) -> ActionResult:
-        return cls(True, message, conversation_id)
+    def done(
+        cls,
+        message: str,
+        conversation_id: int | None = None,
+        choices: tuple[tuple[str, str], ...] = (),
+    ) -> ActionResult:
+        return cls(True, message, conversation_id, choices)
 
     @classmethod
     def refused(cls, message: str, conversation_id: int | None = None) -> ActionResult:

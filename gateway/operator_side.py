@@ -9,7 +9,7 @@ import logging
 
 from gateway.config import Config, OperatorConfig
 from gateway.dispatcher import Dispatcher
-from gateway.events import NO_CONVERSATION, NOT_AN_OPERATOR, Inbound, IngestResult
+from gateway.events import NO_CONVERSATION, NOT_AN_OPERATOR, AuthorRole, Inbound, IngestResult
 from gateway.lifecycle import move
 from gateway.message_book import MessageBook
 from gateway.relay import Desk, Relay, _attachment_dict
@@ -65,7 +65,6 @@ class OperatorSide:
             edited = await self.book.apply_edit(tx, inbound, role="operator", to_customer=True)
             if edited is not None:
                 return edited
-        await self._take_part(tx, conversation, operator)
         message = build(
             Message,
             conversation_id=conversation.id,
@@ -76,7 +75,27 @@ class OperatorSide:
             attachments=[_attachment_dict(a) for a in inbound.attachments],
             reply_to_id=await self.book.reply_target(tx, inbound),
         )
-        await self.book.store(tx, message, inbound, side="workspace")
+        await self.send(tx, conversation, operator, message, inbound=inbound)
+        return IngestResult.stored(conversation.id, message.id)
+
+    async def send(
+        self,
+        tx: Transaction,
+        conversation: Conversation,
+        operator: OperatorConfig,
+        message: Message,
+        *,
+        inbound: Inbound | None = None,
+        role: AuthorRole = "operator",
+    ) -> None:
+        """An operator's message to the customer: written in a workspace (``inbound``,
+        where it already shows) or sent by the gateway for them (a saved reply, shown
+        in every workspace)."""
+        await self._take_part(tx, conversation, operator)
+        if inbound is not None:
+            await self.book.store(tx, message, inbound, side="workspace")
+        else:
+            await tx.add_message(message)
         if conversation.status in (ConversationStatus.ASSIGNED, ConversationStatus.SNOOZED):
             move(conversation, ConversationStatus.WAITING_CUSTOMER)
         # answered: the response clock stops, and the wait for the customer begins
@@ -85,8 +104,9 @@ class OperatorSide:
         conversation.last_reply_at = utcnow()
         tx.touch(conversation)
         await self.relay.deliver_to_customer(tx, conversation, message, author=operator)
-        await self.relay.mirror(tx, conversation, message, role="operator", skip=inbound.channel)
-        return IngestResult.stored(conversation.id, message.id)
+        await self.relay.mirror(
+            tx, conversation, message, role=role, skip=inbound.channel if inbound else None
+        )
 
     async def _take_part(
         self, tx: Transaction, conversation: Conversation, operator: OperatorConfig

@@ -281,6 +281,7 @@ class Relay:
                 # in a conversation's thread, in order with what goes there
                 conversation_id=conversation_id or 0,
                 text=result.message,
+                choices=result.choices,
                 thread=command.workspace_thread,
                 operator=command.operator_external_id,
                 ok=result.ok,

@@ -202,7 +202,7 @@ async def status(ctx: ActionContext) -> ActionResult:
         ]
         if people:
             lines.append(f"{presence.capitalize()}: {', '.join(people)}.")
-    return ctx.done("\n".join(lines))
+    return ctx.lookup("\n".join(lines))
 
 
 async def _presence(ctx: ActionContext, presence: Presence) -> ActionResult:

@@ -8,28 +8,16 @@ the oldest first among equals.
 
 from __future__ import annotations
 
-import re
-
 from gateway.actions import ActionRouter, InConversation
+from gateway.config.workbench import TAG_LIMIT, normal_tag
 from gateway.events import ActionResult
 from storage import Priority
 
 router = ActionRouter()
 
-#: a tag: letters (any script), digits, ``-`` and ``_``, up to this many characters
-TAG_LIMIT = 32
 #: tags on one conversation: enough to sort by, few enough to read on a card
 TAGS_PER_CONVERSATION = 10
-_TAG_RE = re.compile(r"^[^\W][\w-]*$")
 PRIORITY_NAMES = {p.name.lower(): p for p in Priority}
-
-
-def normal_tag(text: str) -> str | None:
-    """``#VIP`` -> ``vip``; None if it is not a tag (spaces, punctuation, too long)."""
-    tag = text.strip().lstrip("#").lower()
-    if not tag or len(tag) > TAG_LIMIT or not _TAG_RE.match(tag):
-        return None
-    return tag
 
 
 def priority_name(value: int) -> str:

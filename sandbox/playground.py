@@ -319,7 +319,9 @@ What you can do (a new name is a new customer):
   mail NAME: TEXT              a customer emails support (a reply, after the first)
   tap NAME N                   a customer taps the N-th button under the last message
   tg OPERATOR #N: TEXT         an operator writes in conversation N's Telegram topic
-                               (replies, or commands: /close, /snooze 1h, /note ...)
+                               (replies, or commands: /close, /snooze 1h, /note ...,
+                               /r to list saved replies, /r NAME to send one,
+                               /tag vip, /priority urgent)
   slack OPERATOR #N: TEXT      an operator writes in conversation N's Slack thread
   tg OPERATOR: /online         an operator in the group's general topic (/away, /status)
   wait SECONDS                 pause (for lines piped in from a file)

@@ -37,6 +37,7 @@ def test_the_example_config_is_valid_and_documents_every_key() -> None:
         config.core.sla,
         config.core.csat,
         config.core.faq,
+        config.core.tags,
     ):
         for key in type(section).model_fields:
             if key == "entries":
@@ -45,6 +46,9 @@ def test_the_example_config_is_valid_and_documents_every_key() -> None:
             assert f"\n{key} = " in text, f"{key} is not in config.example.toml"
     for key in type(config.operators[0]).model_fields:
         assert f"\n{key} = " in text
+    assert "\n[[replies]]\n" in text and config.core.replies
+    for key in type(config.core.replies[0]).model_fields:
+        assert f"\n{key} = " in text or f"\n{key}." in text, f"replies.{key}"
     # channel sections are documented commented out (they need secrets to validate)
     for name, plugin in discover_plugins().items():
         assert f"# [{name}]" in text
@@ -154,6 +158,33 @@ def test_text_placeholders_are_checked() -> None:
     assert found == [
         "texts.queued.en: unknown placeholder {posiiton} (allowed: {position}) (line 2)"
     ]
+
+
+def test_saved_replies_and_tags_are_checked() -> None:
+    found = problems(
+        '[tags]\nsuggested = ["vip", "two words"]\n'
+        '[[replies]]\nname = "refund"\ntext = "Hi {custmer}"\n'
+        '[[replies]]\nname = "Bad Name"\ntext = "Hi"\n'
+    )
+    assert any(p.startswith("tags.suggested: ") and "'two words' is not a tag" in p for p in found)
+    assert any(
+        p.startswith("replies[0].text: ") and "unknown placeholder {custmer}" in p for p in found
+    )
+    assert any(p.startswith("replies[1].name: ") for p in found)
+    # checked across entries once each entry is valid
+    found = problems(
+        '[[replies]]\nname = "refund"\ntext = "Hi"\n'
+        '[[replies]]\nname = "refund"\ntext = "Hi"\n'
+        '[[replies]]\nname = "de-only"\ntext = { de = "Hallo {customer}" }\n'
+    )
+    assert any(p.startswith("replies[1].name: 'refund' is already used") for p in found)
+    assert any(p.startswith("replies[2].text: has no 'en' variant") for p in found)
+    config = parse_config(
+        '[tags]\nsuggested = ["#VIP", "vip", "billing"]\n'
+        '[[replies]]\nname = "refund"\ntext = { en = "Hi {customer}", de = "Hallo {customer}" }\n'
+    )
+    assert config.core.tags.suggested == ["vip", "billing"]
+    assert config.core.saved_reply("REFUND") is config.core.replies[0]
 
 
 def test_texts_fall_back_from_region_to_language_to_default() -> None:

@@ -77,6 +77,17 @@ async def test_a_valid_change_applies_and_an_invalid_one_is_refused(
         assert "outbox" in caplog.text
         await eventually(lambda: "Four days." in str(gateway.config.core.faq.entries[0].answer))
         assert gateway.config.outbox.max_attempts == 5
+
+        # a saved reply added to the file is there for the next /r
+        write(
+            path,
+            sqlite_url,
+            answer="Four days.",
+            operators=("anna", "carol"),
+            extra='[[replies]]\nname = "thanks"\ntext = "Thanks, {customer}!"\n',
+        )
+        await eventually(lambda: gateway.config.core.saved_reply("thanks") is not None)
+        assert "replies (1)" in caplog.text
     finally:
         await gateway.stop()
 

@@ -502,3 +502,67 @@ async def test_what_the_gateway_does_not_serve_is_acknowledged_not_retried(
         await sandbox.quiet()
         assert sandbox.world.stats.events_retried == before
         assert desk.card_of("Carol Smith")  # nothing the button did
+
+
+SORTING = """
+[tags]
+suggested = ["vip", "Billing"]
+
+[[replies]]
+name = "refund"
+title = "Refund policy"
+text = "Hi {customer}, refunds take 5 days."
+"""
+
+
+async def test_the_card_menus_send_a_saved_reply_tag_and_set_the_priority(
+    sqlite_url: str,
+) -> None:
+    async with slack_desk(sqlite_url, extra=SORTING) as desk:
+        sandbox, channel = desk.sandbox, desk.channel
+        carol, _ = await _opened(desk)
+        card = desk.card_of("Carol Smith")
+        menus = {
+            e["action_id"]: [o["value"] for o in e.get("options", ())]
+            for block in card["blocks"]
+            if block["type"] == "actions"
+            for e in block["elements"]
+        }
+        assert menus["reply"] == ["refund"]
+        assert menus["priority"] == ["normal", "high", "urgent"]
+        assert menus["tag"] == ["vip", "billing"]
+
+        sandbox.press(desk.anna, channel, card, "reply", selected="refund")
+        await eventually(lambda: len(desk.to_customer(carol)) == 2)
+        assert desk.to_customer(carol)[-1]["text"].endswith("Hi Carol Smith, refunds take 5 days.")
+        await eventually(lambda: any("Saved reply" in t for t in desk.texts("Carol Smith")))
+
+        sandbox.press(desk.anna, channel, card, "tag", selected="vip")
+        await eventually(lambda: "#vip" in str(desk.card_of("Carol Smith")["blocks"]))
+        sandbox.press(desk.anna, channel, card, "priority", selected="urgent")
+        await eventually(lambda: "urgent" in str(desk.card_of("Carol Smith")["blocks"]))
+        # a tag the card has is offered for removal
+        card = desk.card_of("Carol Smith")
+        tags = next(
+            e for b in card["blocks"] if b["type"] == "actions" for e in b["elements"]
+            if e["action_id"] == "tag"
+        )  # fmt: skip
+        assert [o["value"] for o in tags["options"]] == ["-vip", "billing"]
+        sandbox.press(desk.anna, channel, card, "tag", selected="-vip")
+        await eventually(lambda: "#vip" not in str(desk.card_of("Carol Smith")["blocks"]))
+
+        # /support reply in the thread (by mention), and a button on the answer
+        thread = desk.thread_of("Carol Smith")
+        bot = sandbox.world.bot_user
+        sandbox.post(desk.boris, f"<@{bot}> reply", channel=channel, thread_ts=thread)
+        answer = await eventually(
+            lambda: next(m for m in sandbox.ephemeral(channel, desk.boris) if m.get("blocks"))
+        )
+        assert "refund" in answer["text"]
+        sandbox.press(desk.boris, channel, answer, "reply", value="refund")
+        await eventually(lambda: len(desk.to_customer(carol)) == 3)
+        # the slash command names the conversation by its number
+        sandbox.command(desk.anna, channel, "/support", "reply refund #1")
+        await eventually(lambda: len(desk.to_customer(carol)) == 4)
+        sandbox.command(desk.anna, channel, "/support", "tag #1 billing")
+        await eventually(lambda: "#billing" in str(desk.card_of("Carol Smith")["blocks"]))

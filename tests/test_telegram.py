@@ -978,3 +978,50 @@ async def test_the_workspace_command_menu_lists_every_operator_action_once(
         assert {"offline", "online", "away", "claim", "close", "status"} <= set(names)
         assert "resolve" not in names  # an alias, not a second entry
         assert all(entry["description"] for entry in menu)
+
+
+SAVED_REPLIES = """
+[[replies]]
+name = "refund"
+title = "Refund policy"
+text.en = "Hi {customer}, refunds take 5 days. {operator}"
+text.de = "Hallo {customer}, Erstattungen dauern 5 Tage. {operator}"
+
+[[replies]]
+name = "bye"
+text = "Glad we could help with #{conversation}!"
+"""
+
+
+async def test_a_saved_reply_goes_out_in_the_customers_language(sqlite_url: str) -> None:
+    async with telegram_desk(sqlite_url, extra=SAVED_REPLIES) as desk:
+        sandbox = desk.sandbox
+        olga = sandbox.add_user("Olga", language_code="de")
+        sandbox.send(olga, "Hallo, ich möchte mein Geld zurück")
+        thread = await eventually(lambda: desk.topic_of("Olga"))
+        await eventually(lambda: len(desk.to_customer(olga)) == 1)
+        # a typo is answered in the topic with the list, never sent to the customer
+        sandbox.send(desk.anna, "/r refnud", chat_id=desk.workspace, thread_id=thread)
+        listing = await eventually(
+            lambda: next(m for m in desk.in_topic(thread) if "No saved reply" in m.get("text", ""))
+        )
+        buttons = [b for row in listing["reply_markup"]["inline_keyboard"] for b in row]
+        assert [(b["text"], b["callback_data"]) for b in buttons] == [
+            ("Refund policy", "reply:refund"),
+            ("bye", "reply:bye"),
+        ]
+        query = sandbox.press(desk.anna, listing, "reply:refund")
+        await eventually(lambda: sandbox.world.callback_answers[query])
+        await eventually(lambda: len(desk.to_customer(olga)) == 2)
+        assert desk.to_customer(olga)[-1].endswith("Hallo Olga, Erstattungen dauern 5 Tage. Anna")
+        marked = await eventually(
+            lambda: next(
+                m for m in desk.in_topic(thread) if "sent a saved reply" in m.get("text", "")
+            )
+        )
+        assert "Erstattungen" in marked["text"]
+        sandbox.send(desk.anna, "/reply bye", chat_id=desk.workspace, thread_id=thread)
+        await eventually(lambda: len(desk.to_customer(olga)) == 3)
+        assert desk.to_customer(olga)[-1].endswith("Glad we could help with #1!")
+        stored = await messages(desk.gateway, 1)
+        assert [m.author_id for m in stored if m.direction == Direction.OUT] == ["anna", "anna"]

@@ -269,7 +269,7 @@ class SlackDelivery:
                 channel=self.workspace,
                 ts=delivery.header_ref or delivery.thread_ref,
                 text=render.card_text(card),
-                blocks=render.card_blocks(card, list(self.config.operators)),
+                blocks=self._card_blocks(card),
             )
         except SlackApiError as exc:
             if exc.response.get("error") != "message_not_found":
@@ -282,6 +282,15 @@ class SlackDelivery:
                 card.conversation_id, card, replacing=delivery.thread_ref
             )
         return Receipt()
+
+    def _card_blocks(self, card: ConversationCard) -> list[dict[str, Any]]:
+        core = self.config.core
+        return render.card_blocks(
+            card,
+            list(self.config.operators),
+            replies=[(r.name, r.label) for r in core.replies],
+            tags=list(core.tags.suggested),
+        )
 
     async def _open_thread(
         self, conversation_id: int, card: ConversationCard | None, *, replacing: str | None = None
@@ -301,7 +310,7 @@ class SlackDelivery:
                 None,
                 render.card_text(card),
                 None,
-                blocks=render.card_blocks(card, list(self.config.operators)),
+                blocks=self._card_blocks(card),
             )
         else:
             ts = await self._post_text(
@@ -321,11 +330,13 @@ class SlackDelivery:
         only (like a toast)."""
         assert self.client is not None and self.workspace is not None
         out = delivery.outbound
+        text = render.escape(out.text[:TEXT_LIMIT])
         await self.client.chat_postEphemeral(
             channel=self.workspace,
             user=out.operator or "",
-            text=render.escape(out.text[:TEXT_LIMIT]),
+            text=text,
             thread_ts=delivery.thread_ref,
+            blocks=render.command_blocks(text, out.choices) if out.choices else None,
         )
         return Receipt(chat_id=self.workspace)
 

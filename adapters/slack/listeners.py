@@ -31,7 +31,7 @@ Event = dict[str, Any]
 EventListener = Callable[[Event], Awaitable[None]]
 
 #: buttons on the card, as the core's commands
-CARD_ACTIONS = ("claim", "close", "reopen", "transfer", "snooze")
+CARD_ACTIONS = ("claim", "close", "reopen", "transfer", "snooze", "reply", "priority", "tag")
 
 
 class Takers(Protocol):

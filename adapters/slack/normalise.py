@@ -129,3 +129,15 @@ def language(locale: str | None) -> str | None:
         return None
     head = locale.split("-", 1)[0].lower()
     return head if re.fullmatch(r"[a-z]{2,3}", head) else None
+
+
+_NUMBER_RE = re.compile(r"(?:^|\s)#(\d{1,12})(?=\s|$)")
+
+
+def conversation_number(text: str) -> tuple[str, int | None]:
+    """``reply refund #12`` -> ("reply refund", 12): the conversation a slash command
+    names, and the command without it."""
+    found = _NUMBER_RE.search(text)
+    if found is None:
+        return text, None
+    return (text[: found.start()] + text[found.end() :]).strip(), int(found.group(1))

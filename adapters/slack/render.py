@@ -29,7 +29,15 @@ def card_text(card: ConversationCard) -> str:
     return f"{card.customer_name} ({card.channel}): {status_line(card)} · #{card.conversation_id}"
 
 
-def card_blocks(card: ConversationCard, operators: list[OperatorConfig]) -> list[JSON]:
+def card_blocks(
+    card: ConversationCard,
+    operators: list[OperatorConfig],
+    *,
+    replies: list[tuple[str, str]] | None = None,
+    tags: list[str] | None = None,
+) -> list[JSON]:
+    """The card: who, where, what state, and its buttons and menus (``replies``: the
+    saved replies as (name, label); ``tags``: the tags to offer)."""
     who = f"*{escape(card.customer_name)}*"
     if card.customer_username:
         who += f" @{escape(card.customer_username)}"
@@ -47,6 +55,9 @@ def card_blocks(card: ConversationCard, operators: list[OperatorConfig]) -> list
     blocks.append(
         {"type": "actions", "block_id": "conversation", "elements": _actions(card, operators)}
     )
+    if not is_finished(card):
+        sorting = _sorting(card, replies or [], tags or [])
+        blocks.append({"type": "actions", "block_id": "sorting", "elements": sorting})
     blocks.append(
         {
             "type": "context",
@@ -106,6 +117,63 @@ def _actions(card: ConversationCard, operators: list[OperatorConfig]) -> list[JS
     return elements
 
 
+def _select(action: str, placeholder: str, options: list[tuple[str, str]]) -> JSON:
+    return {
+        "type": "static_select",
+        "action_id": action,
+        "placeholder": {"type": "plain_text", "text": placeholder},
+        "options": [
+            {"text": {"type": "plain_text", "text": label[:75]}, "value": value[:150]}
+            for value, label in options[:OPTIONS_LIMIT]
+        ],
+    }
+
+
+def _sorting(card: ConversationCard, replies: list[tuple[str, str]], tags: list[str]) -> list[JSON]:
+    """The card's second row: a saved reply to send, the priority, a tag to add or
+    remove (a tag the card has is offered for removal, as ``-tag``)."""
+    elements = []
+    if replies:
+        elements.append(_select("reply", "📋 Saved reply…", replies))
+    elements.append(
+        _select(
+            "priority",
+            "Priority…",
+            [(p, f"{'● ' if p == card.priority else ''}{p}") for p in PRIORITIES],
+        )
+    )
+    offered = [(f"-{t}", f"✓ {t}") for t in card.tags] + [
+        (t, t) for t in tags if t not in card.tags
+    ]
+    if offered:
+        elements.append(_select("tag", "🏷 Tags…", offered))
+    return elements
+
+
+#: the priorities the card's menu offers, as /priority takes them
+PRIORITIES = ("normal", "high", "urgent")
+
+
+def command_blocks(text: str, choices: tuple[tuple[str, str], ...]) -> list[JSON]:
+    """An answer to an operator with follow-up buttons: each a command, "reply:refund"
+    pressed runs ``/reply refund``."""
+    buttons = []
+    for command, label in choices[:25]:
+        name, _, args = command.partition(":")
+        buttons.append(
+            {
+                "type": "button",
+                "action_id": name,
+                "text": {"type": "plain_text", "text": label[:75], "emoji": True},
+                "value": args or name,
+            }
+        )
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_LIMIT]}},
+        {"type": "actions", "block_id": "commands", "elements": buttons},
+    ]
+
+
 #: the card's snooze menu: /snooze arguments and how they read
 SNOOZE_OPTIONS = (
     ("30m", "30 minutes"),
@@ -135,6 +203,8 @@ def thread_text(out: Outbound) -> tuple[str, str | None]:
         return text, out.author_name or "Customer"
     if out.author_role == "operator":
         return text, f"{out.author_name or 'Operator'} (operator)"
+    if out.author_role == "saved":
+        return f":clipboard: _Saved reply:_\n{text}", f"{out.author_name or 'Operator'} (operator)"
     if out.author_role == "note":
         return f":memo: _Internal note:_ {text}", f"{out.author_name or 'Operator'} (note)"
     if out.author_role == "system":

@@ -246,14 +246,17 @@ class SlackTakers:
         name = str(action.get("action_id") or "")
         user = str((body.get("user") or {}).get("id") or "")
         container = body.get("container") or {}
-        thread = container.get("message_ts")
+        # a card is its thread's first message; an answer's buttons are in the thread
+        thread = container.get("thread_ts") or container.get("message_ts")
         channel = str(container.get("channel_id") or "")
         if not user or channel != self.workspace:
             await ack()
             return
-        args = ""
-        if name in ("transfer", "snooze"):
-            args = str((action.get("selected_option") or {}).get("value") or "")
+        picked = action.get("selected_option") or {}
+        args = str(picked.get("value") or action.get("value") or "")
+        args = "" if args == name else args
+        if name == "tag" and args.startswith("-"):
+            name, args = "untag", args[1:]
         stamp = action.get("action_ts") or body.get("trigger_id") or ""
         await self._unrecorded.known(str(thread) if thread else None)
         await self.host.act(
@@ -293,10 +296,13 @@ class SlackTakers:
         )
 
     async def slash_command(self, ack: AsyncAck, command: dict[str, Any]) -> None:
-        """``/support online``: presence and the queue, from anywhere in Slack. The
-        answer is the ack itself, which Slack shows only to whoever typed it."""
+        """``/support online``: presence and the queue, from anywhere in Slack; a
+        conversation's command names it by number (``/support reply refund #12``:
+        slash commands are not given in threads). The answer is the ack itself,
+        which Slack shows only to whoever typed it."""
         assert self.host is not None
-        words = str(command.get("text") or "").split(None, 1)
+        text, number = normalise.conversation_number(str(command.get("text") or ""))
+        words = text.split(None, 1)
         name = words[0].lstrip("/").lower() if words else "status"
         user = str(command.get("user_id") or "")
         result = await self.host.act(
@@ -306,6 +312,7 @@ class SlackTakers:
                 operator_external_id=user,
                 name=name,
                 args=words[1] if len(words) > 1 else "",
+                conversation_id=number,
             )
         )
         await ack(text=render.escape(result.message))

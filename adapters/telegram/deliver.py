@@ -155,8 +155,11 @@ class TelegramDelivery(TopicOpening):
         bot = self._bot(self._sender(delivery))
         text = f"{'✅' if out.ok else '⚠️'} {escape(out.text[: TEXT_LIMIT - 100])}"
         thread = int(delivery.thread_ref) if delivery.thread_ref else None
+        markup = render.command_buttons(out.choices)
         try:
-            sent = await bot.send_message(self.workspace, text, message_thread_id=thread)
+            sent = await bot.send_message(
+                self.workspace, text, message_thread_id=thread, reply_markup=markup
+            )
         except TelegramBadRequest as exc:
             if thread is None or "thread not found" not in exc.message:
                 raise

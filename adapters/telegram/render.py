@@ -80,6 +80,22 @@ def choice_buttons(choices: tuple[tuple[str, str], ...]) -> InlineKeyboardMarkup
     )
 
 
+def command_buttons(choices: tuple[tuple[str, str], ...]) -> InlineKeyboardMarkup | None:
+    """Follow-up commands under an answer to an operator: "reply:refund" pressed
+    runs ``/reply refund`` in the same topic. Two to a row; callback data is 64
+    bytes at most, so a longer command is left out rather than cut."""
+    buttons = [
+        InlineKeyboardButton(text=label[:60], callback_data=command)
+        for command, label in choices
+        if len(command.encode()) <= 64
+    ]
+    if not buttons:
+        return None
+    return InlineKeyboardMarkup(
+        inline_keyboard=[buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+    )
+
+
 def transfer_buttons(operators: list[OperatorConfig]) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
@@ -97,6 +113,8 @@ def workspace_text(out: Outbound) -> str:
         return f"ℹ️ <i>{text}</i>"
     if out.author_role == "operator":
         return f"<b>{author}</b> (from another workspace):\n{text}"
+    if out.author_role == "saved":
+        return f"📋 <b>{author}</b> sent a saved reply:\n{text}"
     if out.author_role == "bot":
         return f"🤖 <i>Automatic answer:</i>\n{text}"
     return f"<b>{author}</b>:\n{text}" if author else text

@@ -20,6 +20,7 @@ from gateway.config.base import (
     check_slug,
 )
 from gateway.config.replies import TEXT_PLACEHOLDERS, FaqSection, TextsSection
+from gateway.config.workbench import SavedReply, TagsSection, check_replies
 from gateway.hours import Schedule, ScheduleError
 
 
@@ -256,6 +257,8 @@ class CoreConfig(Section):
     operators: Annotated[list[OperatorConfig], Field(default_factory=list)]
     texts: TextsSection = TextsSection()
     faq: FaqSection = FaqSection()
+    replies: Annotated[list[SavedReply], Field(default_factory=list)]
+    tags: TagsSection = TagsSection()
     outbox: OutboxSection = OutboxSection()
 
     @model_validator(mode="after")
@@ -307,9 +310,14 @@ class CoreConfig(Section):
                         "as the fallback",
                     )
                 )
+        problems += check_replies(self.replies, default)
         if problems:
             raise Problems(problems)
         return self
+
+    def saved_reply(self, name: str) -> SavedReply | None:
+        wanted = name.strip().lower()
+        return next((r for r in self.replies if r.name == wanted), None)
 
     def with_sections(self, **sections: object) -> CoreConfig:
         """A copy with some sections replaced, validated again. (``model_copy`` would

@@ -130,7 +130,9 @@ class People:
         value: str | None = None,
         selected: str | None = None,
     ) -> None:
-        """``user`` presses a button (``value``) or picks an option (``selected``)."""
+        """``user`` presses a button (``value``) or picks an option (``selected``) on
+        a message, or on an ephemeral one (``ephemeral(channel, user)``), which Slack
+        names only by its container."""
         action: JSON = {
             "action_id": action_id,
             "block_id": "actions",
@@ -140,24 +142,28 @@ class People:
             action.update(type="static_select", selected_option={"value": selected})
         else:
             action.update(type="button", value=value or action_id)
-        body = {
+        container: JSON = {
+            "type": "message",
+            "message_ts": message["ts"],
+            "channel_id": channel["id"],
+            "is_ephemeral": bool(message.get("ephemeral")),
+        }
+        if message.get("thread_ts"):
+            container["thread_ts"] = message["thread_ts"]
+        body: JSON = {
             "type": "block_actions",
             "user": {"id": user["id"], "username": user["name"], "team_id": self.world.team["id"]},
             "api_app_id": self.world.app_id,
             "token": "sandbox-verification-token",
-            "container": {
-                "type": "message",
-                "message_ts": message["ts"],
-                "channel_id": channel["id"],
-                "is_ephemeral": False,
-            },
+            "container": container,
             "trigger_id": uuid.uuid4().hex,
             "team": {"id": self.world.team["id"], "domain": "sandbox"},
             "channel": {"id": channel["id"], "name": channel.get("name", "")},
-            "message": self.world.message(channel["id"], message["ts"]),
             "response_url": f"{self.origin}/actions/{uuid.uuid4().hex}",
             "actions": [action],
         }
+        if not message.get("ephemeral"):
+            body["message"] = self.world.message(channel["id"], message["ts"])
         self.emit(body, "interactive")
 
     def command(self, user: JSON, channel: JSON, command: str, text: str = "") -> None:

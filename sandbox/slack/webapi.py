@@ -206,7 +206,13 @@ async def post_ephemeral(world: World, params: JSON, base: str, emit: Emit) -> J
     world.charge_tier3("chat.postephemeral")
     ts = world.new_ts()
     world.ephemeral[(channel["id"], user)].append(
-        {"text": text, "ts": ts, "thread_ts": params.get("thread_ts") or None}
+        {
+            "text": text,
+            "ts": ts,
+            "thread_ts": params.get("thread_ts") or None,
+            "blocks": blocks,
+            "ephemeral": True,
+        }
     )
     return {"message_ts": ts}
 
