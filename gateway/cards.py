@@ -46,6 +46,17 @@ def labels_line(card: ConversationCard) -> str:
     return " · ".join(parts)
 
 
+def history_lines(card: ConversationCard) -> list[str]:
+    """The customer's earlier conversations, for the card: a count and the last few."""
+    if not card.earlier_count:
+        return []
+    shown = len(card.earlier)
+    head = f"Earlier conversations: {card.earlier_count}" + (
+        f" (the last {shown}; /history lists all)" if card.earlier_count > shown else ""
+    )
+    return [head, *(f"  {line}" for line in card.earlier)]
+
+
 def is_finished(card: ConversationCard) -> bool:
     return card.status in ("resolved", "closed")
 

@@ -133,6 +133,7 @@ class Delivering:
         if known.history:
             cards.update(o.conversation_id for o in outbounds if o.audience == "customer")
         await tx.preload_cards(cards)
+        await tx.earlier_conversations(o.conversation_id for o in outbounds if o.kind == "header")
         for outbound in outbounds:
             if _copyable(outbound) and outbound.message_id is not None:
                 other = "workspace" if outbound.audience == "customer" else "customer"

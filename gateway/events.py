@@ -240,6 +240,10 @@ class ConversationCard:
     assignee_name: str | None
     tags: tuple[str, ...] = ()
     priority: str = "normal"
+    #: the customer's earlier conversations: how many, and the last few as lines
+    #: ("#5 2026-11-20 resolved · CSAT 4 · #vip")
+    earlier_count: int = 0
+    earlier: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -286,7 +290,13 @@ class Outbound:
         data["attachments"] = tuple(Attachment(**a) for a in payload.get("attachments") or ())
         if payload.get("card"):
             card = payload["card"]
-            data["card"] = ConversationCard(**{**card, "tags": tuple(card.get("tags") or ())})
+            data["card"] = ConversationCard(
+                **{
+                    **card,
+                    "tags": tuple(card.get("tags") or ()),
+                    "earlier": tuple(card.get("earlier") or ()),
+                }
+            )
         data["choices"] = tuple(tuple(c) for c in payload.get("choices") or ())
         data["mentions"] = tuple(payload.get("mentions") or ())
         return cls(**data)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from datetime import tzinfo
 
+from gateway.cards import STATUS_TEXT
 from gateway.config import Config, OperatorConfig
 from gateway.events import (
     ROBOT_TAG,
@@ -35,6 +37,7 @@ from storage import (
     Transaction,
     build,
 )
+from storage.history_queries import Earlier
 
 
 @dataclass
@@ -296,6 +299,8 @@ class Relay:
             conversation.customer_id, conversation.channel
         )
         assignee = self.desk.config.operator(conversation.assignee_id)
+        earlier = await tx.earlier(_id(conversation))
+        zone = self.desk.config.core.schedule.zone
         return ConversationCard(
             conversation_id=_id(conversation),
             customer_name=customer.display_name,
@@ -314,7 +319,22 @@ class Relay:
             assignee_name=assignee.name if assignee else None,
             tags=tuple(t for t in conversation.tags or () if t != ROBOT_TAG),
             priority=Priority(conversation.priority).name.lower(),
+            earlier_count=earlier[0].total if earlier else 0,
+            earlier=tuple(earlier_line(e, zone) for e in earlier),
         )
+
+
+def earlier_line(earlier: Earlier, zone: tzinfo) -> str:
+    """One earlier conversation in a line: "#5 2026-11-20 telegram, resolved · CSAT 4 · #vip"."""
+    parts = [
+        f"#{earlier.conversation_id} {earlier.created_at.astimezone(zone).date()} "
+        f"{earlier.channel}, {STATUS_TEXT.get(earlier.status, earlier.status)}"
+    ]
+    if earlier.csat_score is not None:
+        parts.append(f"CSAT {earlier.csat_score}")
+    if earlier.tags:
+        parts.append(" ".join(f"#{t}" for t in earlier.tags if t != ROBOT_TAG))
+    return " · ".join(p for p in parts if p)
 
 
 def _id(conversation: Conversation) -> int:

@@ -24,6 +24,7 @@ from storage import statements as sql
 from storage.conversation_queries import ConversationQueries
 from storage.database import Database
 from storage.deadline_queries import DeadlineQueries
+from storage.history_queries import HistoryQueries
 from storage.message_queries import MessageQueries
 from storage.models import (
     InboundEvent,
@@ -59,7 +60,9 @@ def is_database_failure(exc: BaseException) -> bool:
     return isinstance(exc, SQLAlchemyError)
 
 
-class Transaction(OutboxQueue, ConversationQueries, MessageQueries, DeadlineQueries):
+class Transaction(
+    OutboxQueue, ConversationQueries, MessageQueries, DeadlineQueries, HistoryQueries
+):
     """One unit of work (``UnitOfWork``) and the queries the core makes in it, by
     the records they are about (the outbox's, conversations', messages', deadlines'
     and reports'), and the inbound dedupe keys. Obtain it from

@@ -60,6 +60,8 @@ class UnitOfWork:
         #: (``latest_conversation``, ``opened``)
         self.new_customers: set[int] = set()
         self._opened: dict[tuple[int, str, str], Conversation] = {}
+        #: conversation id -> its customer's earlier conversations (``HistoryQueries``)
+        self._earlier: dict[int, list[Any]] = {}
         self._new_identities: dict[tuple[str, str], tuple[CustomerIdentity, Customer]] = {}
         #: outbox dedupe keys written here (a twin in this transaction is not in the
         #: database yet when the rows are still unflushed)

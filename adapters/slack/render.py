@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.cards import is_finished, labels_line, status_line
+from gateway.cards import history_lines, is_finished, labels_line, status_line
 from gateway.config import OperatorConfig
 from gateway.events import ConversationCard, Outbound
 
@@ -49,6 +49,8 @@ def card_blocks(
     )
     if labels_line(card):
         details += f"\n{escape(labels_line(card))}"
+    for line in history_lines(card):
+        details += f"\n{escape(line)}"
     blocks: list[JSON] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": details[:SECTION_LIMIT]}}
     ]

@@ -10,7 +10,14 @@ from html import escape
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
-from gateway.cards import is_finished, labels_line, priority_mark, status_icon, status_line
+from gateway.cards import (
+    history_lines,
+    is_finished,
+    labels_line,
+    priority_mark,
+    status_icon,
+    status_line,
+)
 from gateway.config import OperatorConfig
 from gateway.events import ConversationCard, Outbound
 
@@ -38,6 +45,7 @@ def header_text(card: ConversationCard) -> str:
     lines.append(f"Status: {escape(status_line(card))}")
     if labels_line(card):
         lines.append(escape(labels_line(card)))
+    lines.extend(escape(line) for line in history_lines(card))
     lines.append(
         f"<i>Conversation #{card.conversation_id}. Reply here to answer; "
         "/note keeps a note internal.</i>"
