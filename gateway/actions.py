@@ -153,10 +153,12 @@ class ActionRegistry:
         return sorted({a.name for a in self._actions.values()})
 
     def menu(self) -> list[tuple[str, str]]:
-        """Each action once, by its name, with its help: a platform's command menu."""
+        """Each action once, by its name, with its help: a platform's command menu
+        (not those without help: the ones buttons give)."""
         seen: dict[str, str] = {}
         for action in self._actions.values():
-            seen.setdefault(action.name, action.help)
+            if action.help:
+                seen.setdefault(action.name, action.help)
         return sorted(seen.items())
 
 

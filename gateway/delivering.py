@@ -378,8 +378,7 @@ class Delivering:
                     # the first reply the customer actually received, not the first
                     # sent: credited to whoever wrote it, whoever has it now
                     conversation.first_response_at = now
-                    message = await tx.message(outbound.message_id) if outbound.message_id else None
-                    conversation.first_responder_id = message.author_id if message else None
+                    conversation.first_responder_id = outbound.author_id
                     tx.add(conversation)
         tx.mark_sent(sent_rows)
         await tx.add_ref_rows(refs)

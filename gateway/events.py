@@ -258,6 +258,8 @@ class Outbound:
     text: str = ""
     author_name: str | None = None
     author_role: AuthorRole = "bot"
+    #: the operator who wrote it (their config id), where one did
+    author_id: str | None = None
     attachments: tuple[Attachment, ...] = ()
     message_id: int | None = None  # our Message this carries
     card: ConversationCard | None = None

@@ -7,9 +7,17 @@ from __future__ import annotations
 
 import logging
 
+from gateway.collisions import colliding, held
 from gateway.config import Config, OperatorConfig
 from gateway.dispatcher import Dispatcher
-from gateway.events import NO_CONVERSATION, NOT_AN_OPERATOR, AuthorRole, Inbound, IngestResult
+from gateway.events import (
+    NO_CONVERSATION,
+    NOT_AN_OPERATOR,
+    AuthorRole,
+    Inbound,
+    IngestResult,
+    OperatorCommand,
+)
 from gateway.lifecycle import move
 from gateway.message_book import MessageBook
 from gateway.relay import Desk, Relay, _attachment_dict
@@ -75,6 +83,26 @@ class OperatorSide:
             attachments=[_attachment_dict(a) for a in inbound.attachments],
             reply_to_id=await self.book.reply_target(tx, inbound),
         )
+        collision = await colliding(tx, self.config, conversation, operator)
+        if collision is not None:
+            # kept, and findable by its id there (an edit, the buttons), not sent
+            message.direction = Direction.HELD
+            await self.book.store(tx, message, inbound, side="workspace")
+            assert message.id is not None
+            await self.relay.notice(
+                tx,
+                OperatorCommand(
+                    channel=inbound.channel,
+                    event_id=inbound.event_id,
+                    operator_external_id=inbound.sender.external_id,
+                    name="reply",
+                    workspace_thread=inbound.workspace_thread,
+                    answer="always",
+                ),
+                held(message.id, message.conversation_id, *collision),
+                conversation.id,
+            )
+            return IngestResult.stored(conversation.id, message.id)
         await self.send(tx, conversation, operator, message, inbound=inbound)
         return IngestResult.stored(conversation.id, message.id)
 
@@ -87,15 +115,19 @@ class OperatorSide:
         *,
         inbound: Inbound | None = None,
         role: AuthorRole = "operator",
+        written_in: str | None = None,
     ) -> None:
         """An operator's message to the customer: written in a workspace (``inbound``,
-        where it already shows) or sent by the gateway for them (a saved reply, shown
-        in every workspace)."""
+        or ``written_in`` for one stored before, held back: it already shows there)
+        or sent by the gateway for them (a saved reply, shown in every workspace)."""
         await self._take_part(tx, conversation, operator)
         if inbound is not None:
             await self.book.store(tx, message, inbound, side="workspace")
-        else:
+            written_in = inbound.channel
+        elif message.id is None:
             await tx.add_message(message)
+        else:
+            tx.add(message)
         if conversation.status in (ConversationStatus.ASSIGNED, ConversationStatus.SNOOZED):
             move(conversation, ConversationStatus.WAITING_CUSTOMER)
         # answered: the response clock stops, and the wait for the customer begins
@@ -104,9 +136,7 @@ class OperatorSide:
         conversation.last_reply_at = utcnow()
         tx.touch(conversation)
         await self.relay.deliver_to_customer(tx, conversation, message, author=operator)
-        await self.relay.mirror(
-            tx, conversation, message, role=role, skip=inbound.channel if inbound else None
-        )
+        await self.relay.mirror(tx, conversation, message, role=role, skip=written_in)
 
     async def _take_part(
         self, tx: Transaction, conversation: Conversation, operator: OperatorConfig

@@ -182,6 +182,7 @@ class Relay:
                 text=message.text,
                 author_name=message.author_name,
                 author_role=role,
+                author_id=message.author_id if role in ("operator", "saved") else None,
                 attachments=_attachments(message) if kind == "message" else (),
                 message_id=message.id,
                 reply_to=message.reply_to_id if kind == "message" else None,

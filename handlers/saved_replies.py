@@ -10,6 +10,7 @@ never reaches the customer.
 from __future__ import annotations
 
 from gateway.actions import ActionRouter, InConversation
+from gateway.collisions import colliding, held
 from gateway.config.workbench import SavedReply
 from gateway.events import ActionResult
 from gateway.texts import pick_language
@@ -62,5 +63,11 @@ async def reply(ctx: InConversation) -> ActionResult:
         author_name=ctx.operator.name,
         text=fill(saved, ctx, customer.display_name),
     )
+    collision = await colliding(ctx.tx, ctx.config, conversation, ctx.operator)
+    if collision is not None:
+        message.direction = Direction.HELD
+        await ctx.tx.add_message(message)
+        assert message.id is not None and conversation.id is not None
+        return held(message.id, conversation.id, *collision)
     await ctx.answering.send(ctx.tx, conversation, ctx.operator, message, role="saved")
     return ctx.done(f"Sent the saved reply “{saved.name}”.")

@@ -6,6 +6,7 @@ found by a platform's id (replies, edits, deletions, bounces), and listed. Part 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import func
@@ -13,6 +14,7 @@ from sqlmodel import col, select
 
 from storage import statements as sql
 from storage.models import (
+    Direction,
     Message,
     MessageRef,
 )
@@ -36,6 +38,18 @@ class MessageQueries(UnitOfWork):
     async def message(self, message_id: int) -> Message | None:
         await self._write_pending()
         return await self.session.get(Message, message_id)
+
+    async def last_written(self, conversation_id: int, author_id: str) -> datetime | None:
+        """When ``author_id`` last wrote in the conversation (a reply or a note)."""
+        await self._write_pending()
+        result = await self.session.exec(
+            select(func.max(Message.created_at)).where(
+                Message.conversation_id == conversation_id,
+                Message.author_id == author_id,
+                col(Message.direction).in_((Direction.OUT, Direction.NOTE)),
+            )
+        )
+        return result.one()
 
     async def message_by_ref(self, place: str, chat_id: str, external_id: str) -> Message | None:
         await self._write_pending()

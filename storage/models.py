@@ -46,6 +46,9 @@ class Direction(StrEnum):
     NOTE = "note"  # internal, operators only
     AUTO = "auto"  # automatic text to the customer (greeting, queue position, FAQ)
     SYSTEM = "system"  # events shown to operators (claimed, transferred, failed delivery)
+    #: an operator's reply held back: it came while the assignee was at work on the
+    #: conversation (``gateway.collisions``); sent, or not, as its writer decides
+    HELD = "held"
 
 
 class Priority(IntEnum):

@@ -554,15 +554,31 @@ async def test_the_card_menus_send_a_saved_reply_tag_and_set_the_priority(
         # /support reply in the thread (by mention), and a button on the answer
         thread = desk.thread_of("Carol Smith")
         bot = sandbox.world.bot_user
-        sandbox.post(desk.boris, f"<@{bot}> reply", channel=channel, thread_ts=thread)
+        sandbox.post(desk.anna, f"<@{bot}> reply", channel=channel, thread_ts=thread)
         answer = await eventually(
-            lambda: next(m for m in sandbox.ephemeral(channel, desk.boris) if m.get("blocks"))
+            lambda: next(m for m in sandbox.ephemeral(channel, desk.anna) if m.get("blocks"))
         )
         assert "refund" in answer["text"]
-        sandbox.press(desk.boris, channel, answer, "reply", value="refund")
+        sandbox.press(desk.anna, channel, answer, "reply", value="refund")
         await eventually(lambda: len(desk.to_customer(carol)) == 3)
         # the slash command names the conversation by its number
         sandbox.command(desk.anna, channel, "/support", "reply refund #1")
         await eventually(lambda: len(desk.to_customer(carol)) == 4)
         sandbox.command(desk.anna, channel, "/support", "tag #1 billing")
         await eventually(lambda: "#billing" in str(desk.card_of("Carol Smith")["blocks"]))
+
+        # Boris sends a saved reply in Anna's busy conversation: held, his to decide,
+        # with the buttons in a message only he sees
+        sandbox.press(desk.boris, channel, card, "reply", selected="refund")
+        asked = await eventually(
+            lambda: next(m for m in sandbox.ephemeral(channel, desk.boris) if m.get("blocks"))
+        )
+        assert "Anna is answering this conversation" in asked["text"]
+        buttons = [e["action_id"] for b in asked["blocks"] if b["type"] == "actions"
+                   for e in b["elements"]]  # fmt: skip
+        assert buttons == ["send", "takeover", "discard"]
+        sandbox.press(
+            desk.boris, channel, asked, "takeover", value=asked["blocks"][1]["elements"][1]["value"]
+        )
+        await eventually(lambda: len(desk.to_customer(carol)) == 6)  # transferred, then the reply
+        await eventually(lambda: "Boris" in desk.card_of("Carol Smith")["text"])

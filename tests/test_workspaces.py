@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
+from gateway.app import Gateway
+from gateway.events import ActionResult, OperatorCommand
 from storage import ConversationStatus, Direction
 from tests.support import (
     RecordingAdapter,
     conversation,
     make_config,
     messages,
+    operator_tg,
     operator_writes,
     running,
     settle,
@@ -44,8 +48,10 @@ async def test_both_workspaces_see_everything_and_replies_cross_over(database_ur
         assert "It left the warehouse today." in mirrored_texts(tg, conv_id)
         assert "It left the warehouse today." not in mirrored_texts(slack, conv_id)
 
-        # Boris helps from Telegram: relayed, and noted (help, not theft)
-        await operator_writes(gw, tg, "boris", conv_id, "Tracking number: 42")
+        # Boris helps from Telegram while Anna is at it: held until he says send
+        # anyway, then relayed, and noted (help, not theft)
+        held = await operator_writes(gw, tg, "boris", conv_id, "Tracking number: 42")
+        await press(gw, "boris", conv_id, f"send:{held.message_id}")
         await settle(gw)
         assert tg.to_customer("chat-olga")[-1] == "Tracking number: 42"
         assert (await conversation(gw, conv_id)).assignee_id == "anna"
@@ -170,3 +176,76 @@ async def test_a_backlog_of_customer_messages_goes_out_as_one_delivery(
         await settle(gw)
         edit = next(d for d in tg.deliveries if d.outbound.kind == "edit")
         assert edit.outbound.text == "part 3!" and len(edit.edit_refs) == 1
+
+
+async def press(gw: Gateway, operator: str, conversation_id: int, data: str) -> ActionResult:
+    """An operator taps a button in the conversation's topic (callback data ``data``)."""
+    name, _, args = data.partition(":")
+    return await gw.core.act(
+        OperatorCommand(
+            channel="telegram",
+            event_id=f"press-{operator}-{data}-{len(data)}-{id(args)}",
+            operator_external_id=operator_tg(gw.config, operator),
+            name=name,
+            args=args,
+            workspace_thread=f"T{conversation_id}",
+            answer="always",
+        )
+    )
+
+
+async def test_a_reply_in_a_colleagues_busy_conversation_waits_for_its_writer(
+    database_url: str,
+) -> None:
+    config = make_config(database_url)
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        conv_id = (await gw.core.ingest(tg.customer_says("olga", "hi"))).conversation_id
+        assert (await conversation(gw, conv_id)).assignee_id == "anna"
+        await operator_writes(gw, tg, "anna", conv_id, "Hello, Olga")
+        held = await operator_writes(gw, tg, "boris", conv_id, "Hi, I can help")
+        await settle(gw)
+        assert tg.to_customer("chat-olga")[-1] == "Hello, Olga"  # not Boris's
+        asked = [d.outbound for d in tg.in_thread(conv_id) if d.outbound.kind == "notice"]
+        assert "Anna is answering this conversation" in asked[-1].text
+        assert [label for _, label in asked[-1].choices] == ["Send anyway", "Take over", "Cancel"]
+        # only its writer decides
+        refused = await press(gw, "anna", conv_id, f"send:{held.message_id}")
+        assert not refused.ok
+        cancelled = await press(gw, "boris", conv_id, f"discard:{held.message_id}")
+        assert cancelled.ok
+        again = await press(gw, "boris", conv_id, f"send:{held.message_id}")
+        assert not again.ok and "already sent or cancelled" in again.message
+        await settle(gw)
+        assert all("I can help" not in t for t in tg.to_customer("chat-olga"))
+
+        # taking over: the conversation is Boris's, the customer hears so, then the reply
+        held = await operator_writes(gw, tg, "boris", conv_id, "Boris here, I have it")
+        taken = await press(gw, "boris", conv_id, f"takeover:{held.message_id}")
+        assert taken.ok
+        await settle(gw)
+        assert (await conversation(gw, conv_id)).assignee_id == "boris"
+        assert tg.to_customer("chat-olga")[-1] == "Boris here, I have it"
+        stored = [m for m in await messages(gw, conv_id) if m.author_id == "boris"]
+        # the cancelled one is kept for the record, never sent
+        assert [(m.direction, m.deleted_at is not None) for m in stored] == [
+            (Direction.HELD, True),
+            (Direction.OUT, False),
+        ]
+        # the assignee writes on: no hold for them
+        await operator_writes(gw, tg, "boris", conv_id, "Anything else?")
+        await settle(gw)
+        assert tg.to_customer("chat-olga")[-1] == "Anything else?"
+
+
+async def test_the_collision_guard_can_be_turned_off(database_url: str) -> None:
+    config = make_config(database_url)
+    routing = config.core.routing.model_copy(update={"collision_minutes": 0})
+    config = replace(config, core=config.core.with_sections(routing=routing))
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        conv_id = (await gw.core.ingest(tg.customer_says("olga", "hi"))).conversation_id
+        await operator_writes(gw, tg, "anna", conv_id, "Hello, Olga")
+        await operator_writes(gw, tg, "boris", conv_id, "Hi, I can help")
+        await settle(gw)
+        assert tg.to_customer("chat-olga")[-1] == "Hi, I can help"

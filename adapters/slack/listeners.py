@@ -31,7 +31,11 @@ Event = dict[str, Any]
 EventListener = Callable[[Event], Awaitable[None]]
 
 #: buttons on the card, as the core's commands
-CARD_ACTIONS = ("claim", "close", "reopen", "transfer", "snooze", "reply", "priority", "tag")
+CARD_ACTIONS = (
+    "claim", "close", "reopen", "transfer", "snooze", "reply", "priority", "tag",
+    # a held reply's buttons (gateway.collisions)
+    "send", "takeover", "discard",
+)  # fmt: skip
 
 
 class Takers(Protocol):

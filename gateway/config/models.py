@@ -91,6 +91,10 @@ class RoutingSection(Section):
     #: an operator away or offline this long has their conversations put back in the
     #: queue for someone else; 0 keeps them waiting for their operator
     requeue_away_minutes: float = Field(default=0, ge=0, le=7 * 24 * 60)
+    #: a reply from someone other than the assignee, this soon after the assignee
+    #: last wrote (or took the conversation), is held until its writer confirms:
+    #: send anyway, take over, or cancel; 0 sends it at once
+    collision_minutes: float = Field(default=5, ge=0, le=24 * 60)
 
 
 class HoursSection(Section):
