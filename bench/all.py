@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import SQLModel
 
-from bench import burst, cli, faq, ingest, memory, scale, telegram
+from bench import burst, cli, faq, ingest, memory, scale, search, telegram
 from storage import Database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -368,6 +368,24 @@ def faq_load() -> list[str]:
     ]
 
 
+def search_load(quick: bool, postgres: str | None) -> list[str]:
+    messages = 5_000 if quick else 100_000
+    results = asyncio.run(search.both(messages, postgres))
+    worst = max(max(r.search_ms) for r in results)
+    lines = [
+        f"## Load 9: search and history over {messages:,} messages",
+        "",
+        "`python -m bench.search` (issue 37): 2,000 customers' 10,000 conversations; "
+        "searches for common, rare, Cyrillic and prefix words, newest 50 first; the "
+        "card's history query for random conversations.",
+        "",
+    ]
+    for r in results:
+        lines += [f"- {line.strip()}" for line in r.lines()]
+    lines += ["", f"Target: a search answers in under 100 ms: {verdict(worst < 100)}.", ""]
+    return lines
+
+
 def cli_load() -> list[str]:
     figures = cli.measure()
     floor = figures.pop(cli.FLOOR)
@@ -407,7 +425,7 @@ def main() -> None:
     lines += asyncio.run(relay_loads(args.quick))
     print("\n".join(lines), flush=True)
     more = ingest_load(args.quick, args.postgres) + scale_load(args.quick, args.postgres)
-    more += memory_load(args.quick) + faq_load()
+    more += memory_load(args.quick) + faq_load() + search_load(args.quick, args.postgres)
     more += cli_load()
     print("\n".join(more))
     args.out.write_text("\n".join(lines + more))

@@ -213,6 +213,10 @@ class Adapter(Protocol):
     def recorded(self, receipt: Receipt) -> None:
         """A delivery's receipt has been committed: a thread it opened can be found."""
 
+    def thread_link(self, thread_ref: str) -> str | None:
+        """A link that opens a conversation's thread in this workspace, if the
+        platform has one (``/history`` lists them)."""
+
 
 class AdapterBase:
     """What an adapter may leave out of ``Adapter``, and what leaving it out means.
@@ -232,6 +236,9 @@ class AdapterBase:
         return None
 
     def recorded(self, receipt: Receipt) -> None:
+        return None
+
+    def thread_link(self, thread_ref: str) -> str | None:
         return None
 
 

@@ -113,11 +113,12 @@ def compose_core(
     *,
     workspaces: tuple[str, ...] = (),
     on_enqueued: Callable[[set[str]], None] = lambda destinations: None,
+    links: Callable[[str, str], str | None] = lambda workspace, thread_ref: None,
 ) -> Core:
     """The core and its parts: the desk (config and workspaces), the relay that
     queues deliveries, routing, auto-replies, deadlines, feedback, both sides of
     intake, the outbox's side, and the operator actions from ``handlers``."""
-    desk = Desk(config_source, workspaces)
+    desk = Desk(config_source, workspaces, links)
     relay = Relay(desk)
     dispatcher = Dispatcher(desk, relay)
     timers = Timers(desk, relay, dispatcher)
@@ -196,6 +197,7 @@ class Gateway:
             lambda: self.config,
             workspaces=tuple(a.name for a in self.adapters if a.serves_workspace),
             on_enqueued=self._wake,
+            links=self._thread_link,
         )
         self.workers = {a.name: OutboxWorker(self.core, a, config.outbox) for a in self.adapters}
         #: roles one process at a time may have (Telegram polling, the IMAP reader)
@@ -336,6 +338,10 @@ class Gateway:
             id="deadlines",
         )
         self.scheduler.start()
+
+    def _thread_link(self, workspace: str, thread_ref: str) -> str | None:
+        adapter = next((a for a in self.adapters if a.name == workspace), None)
+        return adapter.thread_link(thread_ref) if adapter is not None else None
 
     async def tick(self) -> int:
         """Act on the deadlines due now; never raises (the next tick tries again)."""

@@ -46,6 +46,8 @@ class Desk:
 
     config_source: Callable[[], Config]
     workspaces: Sequence[str] = ()
+    #: a link to a thread in a workspace (workspace, thread ref), where there is one
+    links: Callable[[str, str], str | None] = lambda workspace, thread_ref: None
 
     @property
     def config(self) -> Config:

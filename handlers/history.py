@@ -26,7 +26,10 @@ async def history(ctx: InConversation) -> ActionResult:
     zone = ctx.config.core.schedule.zone
     total = earlier[0].total
     lines = [f"{customer.display_name}: {total} earlier conversation(s), newest first:"]
-    lines += [f"• {earlier_line(e, zone)}" for e in earlier]
+    for e in earlier:
+        thread = await ctx.tx.thread(e.conversation_id, ctx.channel)
+        link = ctx.relay.desk.links(ctx.channel, thread.thread_ref) if thread else None
+        lines.append(f"• {earlier_line(e, zone)}" + (f" {link}" if link else ""))
     if total > len(earlier):
         lines.append(f"… and {total - len(earlier)} more: gateway history --customer {customer.id}")
     return ctx.lookup("\n".join(lines))

@@ -53,3 +53,11 @@ async def test_the_burst_benchmark_sees_every_greeting_and_reply_once() -> None:
     assert len(result.greeting_latencies) == 3
     assert result.replies_delivered == result.replies_sent == 3
     assert result.duplicates == 0 and result.rate_limited == 0
+
+
+async def test_the_search_benchmark_finds_and_times_every_query() -> None:
+    from bench import search
+
+    [result] = await search.both(2_000, None)
+    assert result.messages == 2_000 and len(result.search_ms) == 60
+    assert result.history_ms and result.index_seconds >= 0

@@ -23,6 +23,7 @@ from aiohttp.payload import JsonPayload
 from adapters.telegram.adapter import TelegramAdapter
 from adapters.telegram.session import JsonSession
 from gateway.app import Gateway
+from gateway.history import link_customers
 from sandbox.telegram import Limits, TelegramSandbox
 from storage import Direction
 from tests.support import conversation, messages, migrate
@@ -1027,3 +1028,26 @@ async def test_a_saved_reply_goes_out_in_the_customers_language(sqlite_url: str)
         assert desk.to_customer(olga)[-1].endswith("Glad we could help with #1!")
         stored = await messages(desk.gateway, 1)
         assert [m.author_id for m in stored if m.direction == Direction.OUT] == ["anna", "anna"]
+
+
+async def test_history_lists_the_customers_earlier_topics_with_links(sqlite_url: str) -> None:
+    async with telegram_desk(sqlite_url) as desk:
+        sandbox = desk.sandbox
+        olga = sandbox.add_user("Olga", username="olga")
+        sandbox.send(olga, "my parcel is lost")
+        first = await eventually(lambda: desk.topic_of("Olga"))
+        sandbox.send(desk.anna, "/tag vip", chat_id=desk.workspace, thread_id=first)
+        sandbox.send(desk.anna, "/close", chat_id=desk.workspace, thread_id=first)
+        await eventually(lambda: desk.topics()[0]["name"].startswith("✅"))
+        # her second account: one person once an admin links them
+        other = sandbox.add_user("Olga K", username="olga_k")
+        sandbox.send(other, "it is me again, from my other phone")
+        second = await eventually(lambda: desk.topic_of("Olga K"))
+        assert "moved" in await link_customers(desk.gateway.repository, "@olga_k", "@olga")
+        sandbox.send(desk.anna, "/history", chat_id=desk.workspace, thread_id=second)
+        listed = await eventually(
+            lambda: next(m for m in desk.in_topic(second) if "earlier" in m.get("text", ""))
+        )
+        group = str(desk.workspace).removeprefix("-100")
+        assert f"https://t.me/c/{group}/{first}" in listed["text"]
+        assert "#1 " in listed["text"] and "#vip" in listed["text"]

@@ -99,6 +99,8 @@ class SlackAdapter(SlackTakers, SlackDelivery, AdapterBase):
         self.socket: SocketHandler | None = None
         self.host: Host | None = None
         self.bot_user = ""
+        #: the workspace's address (auth.test's ``url``), for links to threads
+        self._team_url = ""
         self._http: aiohttp.ClientSession | None = None
         self._senders: OrderedDict[str, Sender] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
@@ -178,6 +180,7 @@ class SlackAdapter(SlackTakers, SlackDelivery, AdapterBase):
                 f"slack: cannot reach {section.api_base} (slack.api_base): {exc}"
             ) from None
         self.bot_user = str(auth.get("user_id") or "")
+        self._team_url = str(auth.get("url") or "")
         log.info("slack: connected to %s as %s", auth.get("team"), auth.get("user"))
         if self.workspace is not None:
             await self._check_workspace()
@@ -232,6 +235,14 @@ class SlackAdapter(SlackTakers, SlackDelivery, AdapterBase):
                 "slack: the app is not a member of %s; invite it there (/invite @app)",
                 self.workspace,
             )
+
+    def thread_link(self, thread_ref: str) -> str | None:
+        """The thread's card as Slack links a message: ``…/archives/<channel>/p<ts>``."""
+        if not self._team_url or self.workspace is None:
+            return None
+        return (
+            f"{self._team_url.rstrip('/')}/archives/{self.workspace}/p{thread_ref.replace('.', '')}"
+        )
 
     async def readiness(self) -> str | None:
         """None when events reach us; otherwise why they do not."""

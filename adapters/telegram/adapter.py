@@ -296,6 +296,14 @@ class TelegramAdapter(TelegramIntake, TelegramDelivery, AdapterBase):
         await self._unrecorded.known(inbound.workspace_thread)
         await self.host.ingest(inbound)  # a command there answers its failures itself
 
+    def thread_link(self, thread_ref: str) -> str | None:
+        """``https://t.me/c/<group>/<topic>``: opens the topic for a member of the
+        group (a supergroup's id is -100 followed by the number the link takes)."""
+        group = str(self.workspace or "")
+        if not group.startswith("-100") or not thread_ref.isdigit():
+            return None
+        return f"https://t.me/c/{group.removeprefix('-100')}/{thread_ref}"
+
     async def button(self, query: CallbackQuery, operator: bool) -> None:
         assert self.host is not None and self.bot is not None
         bot = query.bot or self.bot  # a press is answered by the bot whose button it was
