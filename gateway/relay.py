@@ -224,6 +224,7 @@ class Relay:
         *,
         mentions: Sequence[str] = (),
         on_card: bool = False,
+        posted: bool = True,
     ) -> Message:
         """An event for operators' eyes (claimed, transferred, not delivered); the
         operators in ``mentions`` are notified of it.
@@ -231,13 +232,14 @@ class Relay:
         ``on_card``: the header card shows it too (who has the conversation). For a
         conversation whose thread opens with a card queued in this transaction, the
         note is kept in the history but not posted: the card says it, and Telegram
-        allows a group only 20 bot messages a minute.
+        allows a group only 20 bot messages a minute. ``posted=False``: kept in the
+        history only, whatever the card (a change the refreshed card shows).
         """
         message = build(
             Message, conversation_id=conversation.id, direction=Direction.SYSTEM, text=text
         )
         await tx.add_message(message)
-        if on_card and not mentions and tx.headers.get(_id(conversation)):
+        if not posted or (on_card and not mentions and tx.headers.get(_id(conversation))):
             return message
         await self.mirror(tx, conversation, message, role="system", mentions=tuple(mentions))
         return message

@@ -60,7 +60,7 @@ async def tag(ctx: InConversation) -> ActionResult:
     # the card shows it: the note is kept in the history, not posted
     await ctx.relay.header(ctx.tx, conversation)
     await ctx.relay.system(
-        ctx.tx, conversation, f"🏷 {ctx.operator.name} tagged {_listed(added)}.", on_card=True
+        ctx.tx, conversation, f"🏷 {ctx.operator.name} tagged {_listed(added)}.", posted=False
     )
     return ctx.done(f"Tags: {_listed(conversation.tags)}.")
 
@@ -80,7 +80,7 @@ async def untag(ctx: InConversation) -> ActionResult:
     # the card shows it: the note is kept in the history, not posted
     await ctx.relay.header(ctx.tx, conversation)
     await ctx.relay.system(
-        ctx.tx, conversation, f"🏷 {ctx.operator.name} removed {_listed(removed)}.", on_card=True
+        ctx.tx, conversation, f"🏷 {ctx.operator.name} removed {_listed(removed)}.", posted=False
     )
     return ctx.done(f"Tags: {_listed(conversation.tags)}.")
 
@@ -103,7 +103,7 @@ async def priority(ctx: InConversation) -> ActionResult:
         ctx.tx,
         conversation,
         f"{ctx.operator.name} set the priority to {wanted.name.lower()}.",
-        on_card=True,
+        posted=False,
     )
     if wanted > Priority.NORMAL:
         # more urgent than what waits: it may be the one a free operator takes now

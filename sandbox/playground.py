@@ -155,7 +155,9 @@ class Playground:
 
     def topic(self, number: int) -> int:
         for topic in self.telegram.topics(self.forum["id"]):
-            if topic["name"].endswith(f"#{number}"):
+            # "🟢 Olga #12 #vip": the conversation's number comes first, tags after
+            found = _TOPIC_NUMBER.search(topic["name"])
+            if found is not None and int(found.group(1)) == number:
                 return int(topic["message_thread_id"])
         raise LookupError(f"no Telegram topic for conversation #{number} (yet)")
 
@@ -327,6 +329,7 @@ What you can do (a new name is a new customer):
   wait SECONDS                 pause (for lines piped in from a file)
   help, quit"""
 
+_TOPIC_NUMBER = re.compile(r"\s#(\d+)(?=\s|$)")
 _LINE = re.compile(r"^(tg|slack|mail)\s+([\w.-]+)(?:\s+#(\d+))?\s*:\s*(.+)$", re.S)
 
 
