@@ -166,11 +166,15 @@ class _Grouping:
     """Figures for one way of grouping: ``keys`` says which groups a conversation
     counts in, for the figure being counted and the operator credited with it."""
 
-    def __init__(self, keys: Callable[[Fact | BreachFact, datetime, str | None], list[str]]):
+    def __init__(
+        self, keys: Callable[[Fact | BreachFact, datetime, str | None], list[str]]
+    ) -> None:
         self.keys = keys
         self.groups: dict[str, Figures] = defaultdict(Figures)
 
-    def __call__(self, fact: Fact | BreachFact, at: datetime, credited: str | None):
+    def __call__(
+        self, fact: Fact | BreachFact, at: datetime, credited: str | None
+    ) -> list[Figures]:
         return [self.groups[key] for key in self.keys(fact, at, credited)]
 
 

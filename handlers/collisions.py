@@ -4,6 +4,8 @@ and send it, or cancel it. Buttons only: these have no place in the command menu
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from gateway.actions import ActionRouter, InConversation
 from gateway.events import ActionResult
 from storage import Direction, Message
@@ -34,20 +36,33 @@ async def _release(ctx: InConversation, message: Message) -> None:
     )
 
 
-@router.action("send")
-async def send_anyway(ctx: InConversation) -> ActionResult:
-    message = await _held(ctx)
-    if isinstance(message, ActionResult):
-        return message
+HeldHandler = Callable[[InConversation, Message], Awaitable[ActionResult]]
+
+
+def on_held(name: str) -> Callable[[HeldHandler], HeldHandler]:
+    """Register a button's action: it runs only on a held reply its presser wrote."""
+
+    def register(handler: HeldHandler) -> HeldHandler:
+        async def run(ctx: InConversation) -> ActionResult:
+            message = await _held(ctx)
+            if isinstance(message, ActionResult):
+                return message
+            return await handler(ctx, message)
+
+        router.action(name)(run)
+        return handler
+
+    return register
+
+
+@on_held("send")
+async def send_anyway(ctx: InConversation, message: Message) -> ActionResult:
     await _release(ctx, message)
     return ctx.done("Sent.")
 
 
-@router.action("takeover")
-async def take_over(ctx: InConversation) -> ActionResult:
-    message = await _held(ctx)
-    if isinstance(message, ActionResult):
-        return message
+@on_held("takeover")
+async def take_over(ctx: InConversation, message: Message) -> ActionResult:
     owner = ctx.config.operator(ctx.conversation.assignee_id)
     if ctx.conversation.assignee_id not in (None, ctx.operator.id):
         await ctx.dispatcher.assign(
@@ -62,11 +77,8 @@ async def take_over(ctx: InConversation) -> ActionResult:
     return ctx.done("The conversation is yours; your reply was sent.")
 
 
-@router.action("discard")
-async def discard(ctx: InConversation) -> ActionResult:
-    message = await _held(ctx)
-    if isinstance(message, ActionResult):
-        return message
+@on_held("discard")
+async def discard(ctx: InConversation, message: Message) -> ActionResult:
     message.deleted_at = utcnow()
     ctx.tx.add(message)
     return ctx.done("Cancelled: the customer never saw it.")

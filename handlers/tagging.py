@@ -38,6 +38,14 @@ def _listed(tags: list[str]) -> str:
     return ", ".join(f"#{t}" for t in tags) if tags else "none"
 
 
+async def _relabelled(ctx: InConversation, note: str) -> None:
+    """After a change of tags or priority: the card shows it, so the note is kept in
+    the history and not posted (a Telegram group takes 20 messages a minute)."""
+    ctx.tx.touch(ctx.conversation)
+    await ctx.relay.header(ctx.tx, ctx.conversation)
+    await ctx.relay.system(ctx.tx, ctx.conversation, note, posted=False)
+
+
 @router.action("tag", help="label this conversation: /tag vip billing")
 async def tag(ctx: InConversation) -> ActionResult:
     conversation = ctx.conversation
@@ -56,12 +64,7 @@ async def tag(ctx: InConversation) -> ActionResult:
     if not added:
         return ctx.refuse(f"Already tagged: {_listed(current)}.")
     conversation.tags = [*current, *added]
-    ctx.tx.touch(conversation)
-    # the card shows it: the note is kept in the history, not posted
-    await ctx.relay.header(ctx.tx, conversation)
-    await ctx.relay.system(
-        ctx.tx, conversation, f"🏷 {ctx.operator.name} tagged {_listed(added)}.", posted=False
-    )
+    await _relabelled(ctx, f"🏷 {ctx.operator.name} tagged {_listed(added)}.")
     return ctx.done(f"Tags: {_listed(conversation.tags)}.")
 
 
@@ -76,12 +79,7 @@ async def untag(ctx: InConversation) -> ActionResult:
     if not removed:
         return ctx.refuse(f"Not tagged {_listed(wanted)}. Tags now: {_listed(current)}.")
     conversation.tags = [t for t in current if t not in removed]
-    ctx.tx.touch(conversation)
-    # the card shows it: the note is kept in the history, not posted
-    await ctx.relay.header(ctx.tx, conversation)
-    await ctx.relay.system(
-        ctx.tx, conversation, f"🏷 {ctx.operator.name} removed {_listed(removed)}.", posted=False
-    )
+    await _relabelled(ctx, f"🏷 {ctx.operator.name} removed {_listed(removed)}.")
     return ctx.done(f"Tags: {_listed(conversation.tags)}.")
 
 
@@ -96,15 +94,7 @@ async def priority(ctx: InConversation) -> ActionResult:
     if conversation.priority == wanted:
         return ctx.refuse(f"The priority is already {wanted.name.lower()}.")
     conversation.priority = int(wanted)
-    ctx.tx.touch(conversation)
-    # the card shows it: the note is kept in the history, not posted
-    await ctx.relay.header(ctx.tx, conversation)
-    await ctx.relay.system(
-        ctx.tx,
-        conversation,
-        f"{ctx.operator.name} set the priority to {wanted.name.lower()}.",
-        posted=False,
-    )
+    await _relabelled(ctx, f"{ctx.operator.name} set the priority to {wanted.name.lower()}.")
     if wanted > Priority.NORMAL:
         # more urgent than what waits: it may be the one a free operator takes now
         await ctx.dispatcher.drain_queue(ctx.tx)

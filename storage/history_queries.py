@@ -24,9 +24,6 @@ from storage.models import Conversation, Customer, CustomerIdentity
 from storage.types import UTCDateTime
 from storage.unit import UnitOfWork
 
-#: what the SQLite index takes: customers', operators' and notes' words, not the
-#: gateway's own texts (greetings, queue places) that every conversation has
-SEARCHED = ("in", "out", "note")
 #: schema objects of the search that the table models do not describe
 SEARCH_OBJECTS = ("message_search", "ix_messages_search")
 #: earlier conversations a card shows
@@ -81,6 +78,8 @@ _EARLIER_TYPED = _EARLIER.columns(
     column("total", Integer),
 )  # fmt: skip
 
+#: what the SQLite index takes: customers', operators' and notes' words, not the
+#: gateway's own texts (greetings, queue places) that every conversation has
 _INDEX = text(
     """
     INSERT INTO message_search(rowid, text)
