@@ -1051,3 +1051,31 @@ async def test_history_lists_the_customers_earlier_topics_with_links(sqlite_url:
         group = str(desk.workspace).removeprefix("-100")
         assert f"https://t.me/c/{group}/{first}" in listed["text"]
         assert "#1 " in listed["text"] and "#vip" in listed["text"]
+
+
+async def test_a_colleagues_reply_waits_for_a_tap_in_the_topic(sqlite_url: str) -> None:
+    async with telegram_desk(sqlite_url) as desk:
+        sandbox = desk.sandbox
+        olga = sandbox.add_user("Olga")
+        sandbox.send(olga, "hi")
+        thread = await eventually(lambda: desk.topic_of("Olga"))
+        await eventually(lambda: "Hello!\n\nAnna will help you." in desk.to_customer(olga))
+        sandbox.send(desk.anna, "Hello Olga", chat_id=desk.workspace, thread_id=thread)
+        await eventually(lambda: desk.to_customer(olga)[-1].endswith("Hello Olga"))
+        sandbox.send(desk.boris, "Boris here", chat_id=desk.workspace, thread_id=thread)
+        asked = await eventually(
+            lambda: next(m for m in desk.in_topic(thread) if "is answering" in m.get("text", ""))
+        )
+        buttons = [
+            b["callback_data"] for row in asked["reply_markup"]["inline_keyboard"] for b in row
+        ]
+        assert [b.split(":")[0] for b in buttons] == ["send", "takeover", "discard"]
+        # Anna cannot decide for Boris; Boris sends it anyway
+        query = sandbox.press(desk.anna, asked, buttons[0])
+        answer = await eventually(lambda: sandbox.world.callback_answers[query])
+        assert "Only whoever wrote" in answer["text"]
+        assert not desk.to_customer(olga)[-1].endswith("Boris here")
+        query = sandbox.press(desk.boris, asked, buttons[0])
+        await eventually(lambda: sandbox.world.callback_answers[query]["text"] == "Sent.")
+        await eventually(lambda: desk.to_customer(olga)[-1].endswith("Boris here"))
+        assert (await conversation(desk.gateway, 1)).assignee_id == "anna"
