@@ -11,7 +11,7 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,6 +66,15 @@ def _fingerprint(path: Path) -> bytes | None:
         return path.read_bytes()
     except OSError:
         return None
+
+
+def _audited(actor: str, action: str, detail: str = "") -> Callable[[Transaction], Awaitable[None]]:
+    """A transaction that only records an audit entry."""
+
+    async def record(tx: Transaction) -> None:
+        tx.audit(actor, action, detail=detail)
+
+    return record
 
 
 def _describe_changes(old: Config, new: Config) -> list[str]:
@@ -417,6 +426,7 @@ class Gateway:
         )
         self.config = replace(old, core=core)
         log.info("config %s reloaded: %s", old.path, "; ".join(changes))
+        await self.repository.run(_audited("config", "reload", detail="; ".join(changes)))
         if any(getattr(old.core, name) != getattr(core, name) for name in TIMING_SECTIONS):
             moved = await self.core.replan_open()
             if moved:

@@ -1,5 +1,5 @@
 """`gateway` command line: demo, run, check-config, migrate, status, report, faq (and
-history, search, link: ``gateway.cli_history``)."""
+history, search, link: ``gateway.cli_history``; export, audit: ``gateway.cli_privacy``)."""
 
 from __future__ import annotations
 
@@ -366,9 +366,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
     report.set_defaults(func=cmd_report)
 
-    from gateway.cli_history import add_commands
+    from gateway import cli_history, cli_privacy
 
-    add_commands(sub, _config_arguments)
+    cli_history.add_commands(sub, _config_arguments)
+    cli_privacy.add_commands(sub, _config_arguments)
 
     faq = sub.add_parser("faq", help="try the FAQ: ask it, or measure it on a set of questions")
     faq_sub = faq.add_subparsers(dest="faq_command", required=True, metavar="ACTION")

@@ -9,18 +9,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 
+def no_customer(reference: str) -> LookupError:
+    return LookupError(
+        f"no customer {reference!r} (a number, @username, a platform id or an address)"
+    )
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     from gateway.history import customer_history, render_history
 
     def show(config: Any, history: Any) -> str:
         if history is None:
-            raise LookupError(
-                f"no customer {args.customer!r} (a number, @username, an id or address)"
-            )
+            raise no_customer(args.customer)
         names = {op.id: op.name for op in config.operators}
         return render_history(history, names, config.core.schedule.zone)
 
-    return _run(args, lambda repository, _: customer_history(repository, args.customer), show)
+    return run_on_database(
+        args, lambda repository, _: customer_history(repository, args.customer), show
+    )
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -35,7 +41,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             return datetime(1970, 1, 1, tzinfo=UTC)
         return cli._day(args.since, config.core.schedule.zone, "--since")
 
-    return _run(
+    return run_on_database(
         args,
         lambda repository, config: search(repository, args.text, since(config), args.limit),
         show,
@@ -45,14 +51,14 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_link(args: argparse.Namespace) -> int:
     from gateway.history import link_customers
 
-    return _run(
+    return run_on_database(
         args,
         lambda repository, _: link_customers(repository, args.customer, args.into),
         lambda config, answer: answer,
     )
 
 
-def _run(args: argparse.Namespace, work: Any, show: Any) -> int:
+def run_on_database(args: argparse.Namespace, work: Any, show: Any) -> int:
     """Load the config (no channel secrets needed), run ``work(repository, config)``
     on its migrated database, print ``show(config, result)``."""
     from gateway import cli

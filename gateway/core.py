@@ -154,21 +154,31 @@ class Core:
         """Run an operator action; the result is for the operator's eyes only."""
 
         about: int | None = None  # the conversation the command was given in
+        done_by: tuple[str, str] | None = None  # (operator, action) of an action run
 
         async def run(tx: Transaction) -> ActionResult:
-            nonlocal about
-            about = None  # a retried transaction starts over
+            nonlocal about, done_by
+            about, done_by = None, None  # a retried transaction starts over
             if await tx.find_event(command.channel, command.event_id) is not None:
                 # its answer, if it had one, was queued the first time
                 return ActionResult.done("already done")
             result = await perform(tx)
             tx.record_event(command.channel, command.event_id, about)
+            if result.ok and done_by is not None:
+                operator_id, action_name = done_by
+                tx.audit(
+                    operator_id,
+                    action_name,
+                    conversation_id=about,
+                    # a note's words stay in the conversation, not in the trail
+                    detail="" if action_name == "note" else command.args,
+                )
             if command.answered(result):
                 await self.relay.notice(tx, command, result, about)
             return result
 
         async def perform(tx: Transaction) -> ActionResult:
-            nonlocal about
+            nonlocal about, done_by
             operator = self.operator_for(command.channel, command.operator_external_id)
             if operator is None:
                 log.warning(
@@ -182,6 +192,7 @@ class Core:
             if action is None:
                 known = ", ".join("/" + n for n in self.actions.names())
                 return ActionResult.refused(f"Unknown command /{command.name}. Known: {known}.")
+            done_by = (operator.id, action.name)
             conversation = None
             if command.workspace_thread is not None:
                 conversation = await tx.conversation_by_thread(

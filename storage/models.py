@@ -372,6 +372,24 @@ class RoleHolder(SQLModel, table=True):
     seen_at: datetime = _ts(default_factory=_now)
 
 
+class AuditEvent(SQLModel, table=True):
+    """Who did what, when: every operator action, config reload, export and erase.
+    It names conversations and customers by number only, never what they wrote, so
+    an erase leaves it as it is."""
+
+    __tablename__ = "audit_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _ts(default_factory=_now, index=True)
+    #: an operator's id, or who ran a command ("admin:<login>"), or "config"
+    actor: str = Field(max_length=64)
+    action: str = Field(max_length=32)
+    conversation_id: int | None = None
+    customer_id: int | None = None
+    #: what the action was given (a colleague's id, a duration, a tag), short
+    detail: str = Field(default="", max_length=500)
+
+
 def _flushed_after(child: type, parent: type) -> None:
     """Have the session's flush write ``parent``'s new rows before ``child``'s.
 

@@ -31,6 +31,7 @@ from storage.models import (
     RoleHolder,
 )
 from storage.outbox_queue import OutboxQueue
+from storage.privacy_queries import PrivacyQueries
 from storage.session import GatewaySession
 from storage.types import utcnow
 
@@ -61,7 +62,12 @@ def is_database_failure(exc: BaseException) -> bool:
 
 
 class Transaction(
-    OutboxQueue, ConversationQueries, MessageQueries, DeadlineQueries, HistoryQueries
+    OutboxQueue,
+    ConversationQueries,
+    MessageQueries,
+    DeadlineQueries,
+    HistoryQueries,
+    PrivacyQueries,
 ):
     """One unit of work (``UnitOfWork``) and the queries the core makes in it, by
     the records they are about (the outbox's, conversations', messages', deadlines'

@@ -52,6 +52,10 @@ async def test_a_valid_change_applies_and_an_invalid_one_is_refused(
         write(path, sqlite_url, answer="Three days now.", operators=("anna", "carol"))
         await eventually(lambda: "carol" in [op.id for op in gateway.config.operators])
         assert "operators +carol" in caplog.text and "faq ~delivery_time" in caplog.text
+        async with gateway.repository.transaction() as tx:
+            trail = await tx.audit_events(datetime(2020, 1, 1, tzinfo=UTC))
+        assert [(e.actor, e.action) for e in trail] == [("config", "reload")]
+        assert "operators +carol" in trail[0].detail
         await gateway.core.ingest(tg.customer_says("ivan", "How long does delivery take?"))
         await settle(gateway)
         assert tg.to_customer("chat-ivan")[0].startswith("Three days now.")

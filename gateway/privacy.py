@@ -1,0 +1,105 @@
+"""A customer's personal data, for a subject access request (GDPR article 15), and
+the audit trail of who did what.
+
+``export_customer`` gathers everything the gateway keeps about one customer: who
+they are on each channel, their conversations, and what was written in them (their
+own messages, the answers they got, and the team's internal notes about them; the
+gateway's own operational notes are left out). Files are named by their reference:
+the bytes stay on the platform they came from.
+"""
+
+from __future__ import annotations
+
+import getpass
+from datetime import datetime
+from typing import Any
+
+from storage import Direction, Repository, Transaction
+from storage.types import utcnow
+
+#: how each kind of message reads in an export
+KINDS = {
+    Direction.IN: "from the customer",
+    Direction.OUT: "to the customer",
+    Direction.AUTO: "automatic, to the customer",
+    Direction.NOTE: "internal note",
+}
+
+
+def admin() -> str:
+    """Who runs a command, for the audit trail: ``admin:<login>``."""
+    try:
+        return f"admin:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "admin"
+
+
+def _at(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+async def export_customer(
+    repository: Repository, reference: str, names: dict[str, str]
+) -> dict[str, Any] | None:
+    """Everything kept about the customer ``reference`` names, as JSON-ready data;
+    None if there is no such customer. The export is recorded in the audit trail."""
+
+    async def work(tx: Transaction) -> dict[str, Any] | None:
+        customer = await tx.customer_by_reference(reference)
+        if customer is None or customer.id is None:
+            return None
+        identities = await tx.identities_of(customer.id)
+        conversations = await tx.conversations_of(customer.id)
+        messages = await tx.messages_of_customer(customer.id)
+        by_conversation: dict[int, list[dict[str, Any]]] = {}
+        for m in messages:
+            kind = KINDS.get(Direction(m.direction))
+            if kind is None:
+                continue  # the gateway's own notes, a held reply never sent
+            by_conversation.setdefault(m.conversation_id, []).append(
+                {
+                    "id": m.id,
+                    "at": _at(m.created_at),
+                    "kind": kind,
+                    "author": m.author_name,
+                    "text": m.text,
+                    "edited_at": _at(m.edited_at),
+                    "deleted_by_author_at": _at(m.deleted_at),
+                    "files": [
+                        {k: a.get(k) for k in ("kind", "name", "mime", "size", "file_ref")}
+                        for a in m.attachments or ()
+                    ],
+                }
+            )
+        tx.audit(admin(), "export", customer_id=customer.id)
+        return {
+            "exported_at": utcnow().isoformat(),
+            "customer": {
+                "id": customer.id,
+                "name": customer.display_name,
+                "language": customer.language,
+                "first_seen": _at(customer.created_at),
+            },
+            "identities": [
+                {"channel": i.channel, "id": i.external_id, "username": i.username}
+                for i in identities
+            ],
+            "conversations": [
+                {
+                    "id": c.id,
+                    "channel": c.channel,
+                    "status": str(c.status),
+                    "opened_at": _at(c.created_at),
+                    "resolved_at": _at(c.resolved_at),
+                    "subject": c.subject,
+                    "tags": list(c.tags or ()),
+                    "operator": names.get(c.assignee_id or "", c.assignee_id),
+                    "rating": c.csat_score,
+                    "rating_comment": c.csat_comment,
+                    "messages": by_conversation.get(c.id or 0, []),
+                }
+                for c in reversed(conversations)
+            ],
+        }
+
+    return await repository.run(work)
