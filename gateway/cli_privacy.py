@@ -36,6 +36,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_erase(args: argparse.Namespace) -> int:
+    from gateway.privacy import erase_customer
+
+    def show(config: Any, erasure: Any) -> str:
+        if erasure is None:
+            raise no_customer(args.customer)
+        return "\n".join(erasure.lines())
+
+    return run_on_database(
+        args, lambda repository, _: erase_customer(repository, args.customer, yes=args.yes), show
+    )
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     from gateway import cli
 
@@ -84,6 +97,16 @@ def add_commands(sub: Any, config_arguments: Any) -> None:
     )
     export.add_argument("--out", required=True, help="the JSON file to write (- for stdout)")
     export.set_defaults(func=cmd_export)
+
+    erase = sub.add_parser(
+        "erase", help="remove one customer's personal data (says what first, without --yes)"
+    )
+    config_arguments(erase)
+    erase.add_argument(
+        "--customer", required=True, help="the customer's number, @username, platform id or address"
+    )
+    erase.add_argument("--yes", action="store_true", help="erase, rather than say what would go")
+    erase.set_defaults(func=cmd_erase)
 
     audit = sub.add_parser("audit", help="who did what: operators' actions, reloads, exports")
     config_arguments(audit)

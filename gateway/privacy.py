@@ -1,5 +1,5 @@
-"""A customer's personal data, for a subject access request (GDPR article 15), and
-the audit trail of who did what.
+"""A customer's personal data: exported for a subject access request (GDPR article
+15), erased on request (article 17), and the audit trail of who did what.
 
 ``export_customer`` gathers everything the gateway keeps about one customer: who
 they are on each channel, their conversations, and what was written in them (their
@@ -11,6 +11,7 @@ the bytes stay on the platform they came from.
 from __future__ import annotations
 
 import getpass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -103,3 +104,75 @@ async def export_customer(
         }
 
     return await repository.run(work)
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """What ``erase_customer`` did, or would do (``done`` False: a dry run)."""
+
+    customer_id: int
+    done: bool
+    counts: dict[str, int]
+    #: the workspace threads that still show the conversations: (workspace, thread)
+    threads: list[tuple[str, str]]
+    already: bool = False
+
+    def lines(self) -> list[str]:
+        c = self.counts
+        if self.already:
+            return [f"customer {self.customer_id} was erased before: nothing left to remove"]
+        head = "erased" if self.done else "would erase (run again with --yes)"
+        lines = [
+            f"customer {self.customer_id} {head}:",
+            f"  {c['identities']} identity(ies) (the ids they wrote from) and their name",
+            f"  the words and files of {c['messages']} message(s) in "
+            f"{c['conversations']} conversation(s), kept as anonymous rows so reports add up",
+        ]
+        if self.done:
+            lines.append(
+                f"  {c['platform_ids']} platform id(s) of those messages; "
+                f"{c['deliveries_cancelled']} delivery(ies) not yet made, cancelled"
+            )
+        if self.threads:
+            lines.append(
+                "  not removed: the copies in the workspaces, which an admin deletes there "
+                "(automatic removal is not built yet):"
+            )
+            lines += [f"    {workspace} thread {ref}" for workspace, ref in self.threads]
+        return lines
+
+
+async def erase_customer(repository: Repository, reference: str, *, yes: bool) -> Erasure | None:
+    """Remove the customer's personal data (GDPR article 17); with ``yes`` False,
+    only say what would go. Idempotent; leaves an audit entry with counts only."""
+
+    async def work(tx: Transaction) -> Erasure | None:
+        customer = await tx.customer_by_reference(reference)
+        if customer is None or customer.id is None:
+            return None
+        customer_id = customer.id
+        erased_before = customer.display_name == erased_name(customer_id)
+        counts = await tx.erasable(customer_id)
+        threads = [
+            (t.workspace, t.thread_ref)
+            for c in await tx.conversations_of(customer_id)
+            for t in await tx.threads_of_conversation(c.id or 0)
+        ]
+        if erased_before and not counts["messages"] and not counts["identities"]:
+            return Erasure(customer_id, False, counts, threads, already=True)
+        if not yes:
+            return Erasure(customer_id, False, counts, threads)
+        counts = await tx.erase_customer_rows(customer_id, erased_name(customer_id))
+        tx.audit(
+            admin(),
+            "erase",
+            customer_id=customer_id,
+            detail=f"{counts['conversations']} conversation(s), {counts['messages']} message(s)",
+        )
+        return Erasure(customer_id, True, counts, threads)
+
+    return await repository.run(work)
+
+
+def erased_name(customer_id: int) -> str:
+    return f"(erased customer {customer_id})"

@@ -5,10 +5,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import String, cast, delete, func, literal, update
+from sqlalchemy.sql.selectable import ScalarSelect
 from sqlmodel import col, select
 
-from storage.models import AuditEvent, Conversation, Message, build
+from storage.models import (
+    FINISHED_STATUSES,
+    AuditEvent,
+    Conversation,
+    ConversationStatus,
+    Customer,
+    CustomerIdentity,
+    Deadline,
+    Message,
+    MessageRef,
+    OutboxRow,
+    OutboxStatus,
+    WorkspaceThread,
+    build,
+)
 from storage.unit import UnitOfWork
 
 #: what an audit entry's detail keeps, at most
@@ -59,3 +76,128 @@ class PrivacyQueries(UnitOfWork):
             .order_by(col(Message.conversation_id), col(Message.id))
         )
         return result.all()
+
+    async def threads_of_conversation(self, conversation_id: int) -> Sequence[WorkspaceThread]:
+        result = await self.session.exec(
+            select(WorkspaceThread).where(WorkspaceThread.conversation_id == conversation_id)
+        )
+        return result.all()
+
+    async def erasable(self, customer_id: int) -> dict[str, int]:
+        """What an erase of the customer would touch: conversations, messages with
+        words or files, identities."""
+        await self._write_pending()
+        theirs = _conversations_of(customer_id)
+        conversations = await self.session.exec(
+            select(func.count()).select_from(Conversation).where(col(Conversation.id).in_(theirs))
+        )
+        messages = await self.session.exec(
+            select(func.count())
+            .select_from(Message)
+            .where(col(Message.conversation_id).in_(theirs), Message.text != "")
+        )
+        identities = await self.session.exec(
+            select(func.count())
+            .select_from(CustomerIdentity)
+            .where(CustomerIdentity.customer_id == customer_id)
+        )
+        return {
+            "conversations": int(conversations.one()),
+            "messages": int(messages.one()),
+            "identities": int(identities.one()),
+        }
+
+    async def erase_customer_rows(self, customer_id: int, name: str) -> dict[str, int]:
+        """Remove what identifies the customer and what anyone wrote to or about
+        them, in a few statements whatever their number: the customer becomes a
+        nameless row, their conversations anonymous rows (times, states, scores and
+        tags kept, so reports add up), their messages empty rows, their identities,
+        platform ids and queued deliveries gone. Returns what changed."""
+        await self._write_pending()
+        theirs = _conversations_of(customer_id)
+        connection = await self.session.connection()
+        counts = await self.erasable(customer_id)
+        await connection.execute(
+            update(Message)
+            .where(col(Message.conversation_id).in_(theirs))
+            .values(text="", attachments=[], author_name=None)
+        )
+        refs = await connection.execute(
+            delete(MessageRef).where(
+                col(MessageRef.message_id).in_(
+                    select(Message.id).where(col(Message.conversation_id).in_(theirs))
+                )
+            )
+        )
+        pending = await connection.execute(
+            update(OutboxRow)
+            .where(
+                col(OutboxRow.conversation_id).in_(theirs),
+                col(OutboxRow.status).in_((OutboxStatus.PENDING, OutboxStatus.SENDING)),
+            )
+            .values(status=OutboxStatus.FAILED, last_error="erased on request", lease_until=None)
+        )
+        rows = (
+            await connection.execute(
+                select(OutboxRow.id, OutboxRow.payload).where(
+                    col(OutboxRow.conversation_id).in_(theirs)
+                )
+            )
+        ).all()
+        for row_id, payload in rows:
+            await connection.execute(
+                update(OutboxRow)
+                .where(col(OutboxRow.id) == row_id)
+                .values(payload=_bare(payload), receipt=None)
+            )
+        await connection.execute(
+            update(WorkspaceThread)
+            .where(col(WorkspaceThread.conversation_id).in_(theirs))
+            .values(header_card=None)
+        )
+        await connection.execute(delete(Deadline).where(col(Deadline.conversation_id).in_(theirs)))
+        await connection.execute(
+            update(Conversation)
+            .where(
+                col(Conversation.id).in_(theirs),
+                col(Conversation.status).not_in(FINISHED_STATUSES),
+            )
+            # closed (its chat is gone), not resolved: the report counts no resolution
+            .values(status=ConversationStatus.CLOSED)
+        )
+        await connection.execute(
+            update(Conversation)
+            .where(col(Conversation.id).in_(theirs))
+            .values(
+                chat_id=literal("erased:").concat(cast(Conversation.id, String)),
+                subject=None,
+                csat_comment=None,
+                offered=None,
+            )
+        )
+        await connection.execute(
+            delete(CustomerIdentity).where(col(CustomerIdentity.customer_id) == customer_id)
+        )
+        await connection.execute(
+            update(Customer)
+            .where(col(Customer.id) == customer_id)
+            .values(display_name=name, language=None)
+        )
+        self.session.expire_all()
+        return {
+            **counts,
+            "platform_ids": int(refs.rowcount or 0),
+            "deliveries_cancelled": int(pending.rowcount or 0),
+            "deliveries_emptied": len(rows),
+        }
+
+
+def _conversations_of(customer_id: int) -> ScalarSelect[Any]:
+    """The ids of the customer's conversations, as a subquery."""
+    return select(Conversation.id).where(Conversation.customer_id == customer_id).scalar_subquery()
+
+
+def _bare(payload: object) -> dict[str, object]:
+    """An outbox row's payload without what was said: where it went, and its kind."""
+    kept = ("destination", "audience", "kind", "conversation_id")
+    return {k: payload.get(k) for k in kept} if isinstance(payload, dict) else {}

@@ -61,3 +61,10 @@ async def test_the_search_benchmark_finds_and_times_every_query() -> None:
     [result] = await search.both(2_000, None)
     assert result.messages == 2_000 and len(result.search_ms) == 60
     assert result.history_ms and result.index_seconds >= 0
+
+
+async def test_the_erase_benchmark_erases_its_customer() -> None:
+    from bench import erase
+
+    [(name, result)] = await erase.both(2_000, 200, None)
+    assert name == "SQLite" and result["messages"] >= 200 and result["seconds"] > 0

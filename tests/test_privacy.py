@@ -8,7 +8,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway.config import parse_config
-from gateway.privacy import export_customer
+from gateway.history import search
+from gateway.privacy import erase_customer, export_customer
+from gateway.report import load_report
+from storage.history_queries import Hit
 from tests.support import (
     RecordingAdapter,
     config_text,
@@ -88,3 +91,79 @@ async def test_the_export_and_audit_commands(tmp_path: Path, sqlite_url: str) ->
         "audit", "--config", str(path), "--actor", "anna", "--since", "2020-01-01"
     )
     assert "export" not in only_anna.stdout
+    asked = gateway_cli("erase", "--config", str(path), "--customer", "@olga")
+    assert asked.returncode == 0 and "would erase (run again with --yes)" in asked.stdout
+    erased = gateway_cli("erase", "--config", str(path), "--customer", "@olga", "--yes")
+    assert erased.returncode == 0 and "customer 1 erased:" in erased.stdout
+    assert "telegram thread T1" in erased.stdout  # the workspace copy, left to remove
+    gone = gateway_cli("erase", "--config", str(path), "--customer", "@olga", "--yes")
+    assert gone.returncode == 2 and "no customer '@olga'" in gone.stderr
+    again = gateway_cli("erase", "--config", str(path), "--customer", "1", "--yes")
+    assert again.returncode == 0 and "erased before" in again.stdout
+
+
+async def test_an_erase_leaves_no_personal_data_and_reports_still_add_up(
+    database_url: str,
+) -> None:
+    config = make_config(database_url, extra="[csat]\nask_comment = true\n")
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        opened = (
+            await gw.core.ingest(tg.customer_says("olga", "I live at 5 Elm St"))
+        ).conversation_id
+        assert opened is not None
+        await operator_writes(gw, tg, "anna", opened, "/note Olga Petrova, VIP")
+        await operator_writes(gw, tg, "anna", opened, "Thanks Olga, sent to 5 Elm St")
+        await operator_writes(gw, tg, "anna", opened, "/close")
+        await gw.core.ingest(tg.customer_says("olga", "4"))
+        await gw.core.ingest(tg.customer_says("olga", "call me at +1 555 0100"))
+        other = (await gw.core.ingest(tg.customer_says("olga", "one more thing"))).conversation_id
+        await gw.core.ingest(tg.customer_says("ivan", "Ivan's own words"))
+        await settle(gw)
+        window = {"since": EPOCH, "until": datetime(2100, 1, 1, tzinfo=UTC), "by": "operator"}
+        before = await load_report(gw.repository, config, **window)  # type: ignore[arg-type]
+
+        dry = await erase_customer(gw.repository, "@olga", yes=False)
+        assert dry is not None and not dry.done and dry.counts["identities"] == 1
+        assert (await export_customer(gw.repository, "@olga", {})) is not None  # nothing gone
+
+        done = await erase_customer(gw.repository, "@olga", yes=True)
+        assert done is not None and done.done
+        assert done.counts["conversations"] == len({opened, other})
+        assert any("thread" in line for line in done.lines())  # the copies still there
+        # nothing that identifies her, or that anyone wrote to her, is left
+        assert await erase_customer(gw.repository, "@olga", yes=True) is None
+        async with gw.repository.transaction() as tx:
+            texts = [m.text for c in (opened, other) for m in await tx.messages(c)]
+            customer = await tx.customer(done.customer_id)
+            conversation = await tx.conversation(opened)
+            refs = [
+                r
+                for m in await tx.messages(opened)
+                for side in ("customer", "workspace")
+                for r in await tx.refs(m.id or 0, "telegram", side)
+            ]
+        assert set(texts) == {""}
+        assert customer.display_name.startswith("(erased") and customer.language is None
+        assert conversation is not None and conversation.csat_comment is None
+        assert conversation.chat_id.startswith("erased:") and conversation.csat_score == 4
+        assert refs == []
+        hits: list[Hit] = []
+        for words in ("Elm", "Petrova", "555"):
+            hits += await search(gw.repository, words, EPOCH, 10)
+        assert hits == []
+        assert [h.customer_name for h in await search(gw.repository, "Ivan", EPOCH, 10)] == ["Ivan"]
+        # the report's figures are the same
+        after = await load_report(gw.repository, config, **window)  # type: ignore[arg-type]
+        assert (after.total.opened, after.total.resolved, after.total.csat) == (
+            before.total.opened,
+            before.total.resolved,
+            before.total.csat,
+        )
+        assert after.comments == []
+        # again by number: already done, and said so
+        again = await erase_customer(gw.repository, str(done.customer_id), yes=True)
+        assert again is not None and again.already
+        async with gw.repository.transaction() as tx:
+            trail = [(e.action, e.customer_id) for e in await tx.audit_events(EPOCH)]
+        assert trail.count(("erase", done.customer_id)) == 1
