@@ -33,6 +33,19 @@ TEXT_PLACEHOLDERS: dict[str, set[str]] = {
 }
 
 
+def placeholder_problem(text: str, allowed: set[str]) -> str | None:
+    """Why ``text`` cannot be filled in with ``allowed`` (a typo, a stray brace)."""
+    try:
+        used = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+    except ValueError as exc:
+        return str(exc)
+    unknown = used - allowed
+    if not unknown:
+        return None
+    allowed_text = ", ".join("{" + a + "}" for a in sorted(allowed)) or "none"
+    return f"unknown placeholder {{{sorted(unknown)[0]}}} (allowed: {allowed_text})"
+
+
 class TextsSection(Section):
     greeting: TextValue = "Hello! Thanks for writing to us. A member of our team will answer here."
     queued: TextValue = "All our operators are busy right now. You are number {position} in line."
@@ -79,22 +92,9 @@ class TextsSection(Section):
             for lang, text in variants:
                 if lang:
                     check_language(lang)
-                try:
-                    used = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
-                except ValueError as exc:
-                    problems.append((f"{name}.{lang}" if lang else name, str(exc)))
-                    continue
-                unknown = used - allowed
-                if unknown:
-                    where = f"{name}.{lang}" if lang else name
-                    allowed_text = ", ".join("{" + a + "}" for a in sorted(allowed)) or "none"
-                    problems.append(
-                        (
-                            where,
-                            f"unknown placeholder {{{sorted(unknown)[0]}}} "
-                            f"(allowed: {allowed_text})",
-                        )
-                    )
+                problem = placeholder_problem(text, allowed)
+                if problem is not None:
+                    problems.append((f"{name}.{lang}" if lang else name, problem))
         if problems:
             raise Problems(problems)
         return self

@@ -4,12 +4,11 @@ the Slack card offers. Both reload with the file, like the FAQ."""
 from __future__ import annotations
 
 import re
-import string
 
 from pydantic import Field, field_validator
 
 from gateway.config.base import Section, check_language, check_slug
-from gateway.config.replies import TextValue
+from gateway.config.replies import TextValue, placeholder_problem
 
 #: what a saved reply may fill in: the customer's name, the operator's, the number
 REPLY_PLACEHOLDERS = {"customer", "operator", "conversation"}
@@ -47,13 +46,9 @@ class SavedReply(Section):
                 check_language(lang)
             if not text.strip():
                 raise ValueError("is empty")
-            used = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
-            unknown = used - REPLY_PLACEHOLDERS
-            if unknown:
-                allowed = ", ".join("{" + a + "}" for a in sorted(REPLY_PLACEHOLDERS))
-                raise ValueError(
-                    f"unknown placeholder {{{sorted(unknown)[0]}}} (allowed: {allowed})"
-                )
+            problem = placeholder_problem(text, REPLY_PLACEHOLDERS)
+            if problem is not None:
+                raise ValueError(problem)
         return value
 
     @property
