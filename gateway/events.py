@@ -16,7 +16,10 @@ from gateway.errors import InvalidEvent
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 Audience = Literal["customer", "workspace"]
-OutboundKind = Literal["message", "edit", "delete", "header", "notice"]
+#: "erase": remove a conversation's thread from a workspace (its customer's data
+#: was erased): the thread itself where the platform can (a Telegram topic), else
+#: the app's messages in it (``Outbound.refs``)
+OutboundKind = Literal["message", "edit", "delete", "header", "notice", "erase"]
 #: which results of an operator's command are posted back where it was typed, as a
 #: delivery (queued, paced and retried like any): none where the platform answers on
 #: its own (a button's toast, a slash command's ack)
@@ -277,6 +280,8 @@ class Outbound:
     thread: str | None = None
     operator: str | None = None
     ok: bool = True
+    #: an erase: the ids of the app's messages in the thread, the card last
+    refs: tuple[str, ...] = ()
 
     def to_payload(self) -> dict[str, Any]:
         # asdict copies every field recursively (a tenth of ingest's CPU); only
@@ -301,6 +306,7 @@ class Outbound:
             )
         data["choices"] = tuple(tuple(c) for c in payload.get("choices") or ())
         data["mentions"] = tuple(payload.get("mentions") or ())
+        data["refs"] = tuple(payload.get("refs") or ())
         return cls(**data)
 
 

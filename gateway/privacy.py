@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from gateway.events import Outbound
+from gateway.relay import chat_key
 from storage import Direction, Repository, Transaction
 from storage.types import utcnow
 
@@ -135,8 +137,12 @@ class Erasure:
             )
         if self.threads:
             lines.append(
-                "  not removed: the copies in the workspaces, which an admin deletes there "
-                "(automatic removal is not built yet):"
+                "  the copies in the workspaces, queued for removal by the running gateway "
+                "(a Telegram topic goes whole; in Slack the app's messages and the card, "
+                "while operators' own messages are theirs to delete; `gateway status` "
+                "shows any that fail):"
+                if self.done
+                else "  and the copies in the workspaces:"
             )
             lines += [f"    {workspace} thread {ref}" for workspace, ref in self.threads]
         return lines
@@ -153,16 +159,23 @@ async def erase_customer(repository: Repository, reference: str, *, yes: bool) -
         customer_id = customer.id
         erased_before = customer.display_name == erased_name(customer_id)
         counts = await tx.erasable(customer_id)
-        threads = [
-            (t.workspace, t.thread_ref)
-            for c in await tx.conversations_of(customer_id)
-            for t in await tx.threads_of_conversation(c.id or 0)
+        found = [
+            (t.conversation_id, Thread(t.workspace, t.thread_ref, t.header_ref))
+            for t in await tx.threads_of_customer(customer_id)
         ]
+        threads = [(t.workspace, t.thread_ref) for _, t in found]
         if erased_before and not counts["messages"] and not counts["identities"]:
             return Erasure(customer_id, False, counts, threads, already=True)
         if not yes:
             return Erasure(customer_id, False, counts, threads)
+        # what the app posted in each thread, read before the erase forgets it
+        copies = [
+            (conversation_id, thread, await tx.workspace_refs(conversation_id, thread.workspace))
+            for conversation_id, thread in found
+        ]
         counts = await tx.erase_customer_rows(customer_id, erased_name(customer_id))
+        for conversation_id, thread, refs in copies:
+            await _remove_thread(tx, conversation_id, thread, refs)
         tx.audit(
             admin(),
             "erase",
@@ -172,6 +185,48 @@ async def erase_customer(repository: Repository, reference: str, *, yes: bool) -
         return Erasure(customer_id, True, counts, threads)
 
     return await repository.run(work)
+
+
+#: an erase's platform ids per delivery: a few calls each, within a platform's limits
+ERASE_CHUNK = 20
+
+
+@dataclass(frozen=True)
+class Thread:
+    """Where a conversation lives in a workspace, as read before an erase."""
+
+    workspace: str
+    thread_ref: str
+    header_ref: str | None
+
+
+async def _remove_thread(
+    tx: Transaction, conversation_id: int, thread: Thread, refs: list[str]
+) -> None:
+    """Queue the removal of a conversation's thread from its workspace: rows of the
+    outbox like any delivery (paced, retried, survive a restart), written after the
+    erase cancelled what was queued. The app's messages go first, its card last."""
+    card = thread.header_ref or thread.thread_ref
+    ids = [r for r in dict.fromkeys(refs) if r != card] + [card]
+    chunks = [ids[i : i + ERASE_CHUNK] for i in range(0, len(ids), ERASE_CHUNK)]
+    for number, chunk in enumerate(chunks):
+        outbound = Outbound(
+            destination=thread.workspace,
+            audience="workspace",
+            kind="erase",
+            conversation_id=conversation_id,
+            refs=tuple(chunk),
+        )
+        await tx.enqueue(
+            destination=thread.workspace,
+            chat_key=chat_key(outbound),
+            conversation_id=conversation_id,
+            message_id=None,
+            kind="erase",
+            payload=outbound.to_payload(),
+            dedupe_key=f"{thread.workspace}:workspace:erase:{conversation_id}:{number}",
+            fresh=True,
+        )
 
 
 def erased_name(customer_id: int) -> str:

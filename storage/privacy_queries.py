@@ -77,11 +77,29 @@ class PrivacyQueries(UnitOfWork):
         )
         return result.all()
 
-    async def threads_of_conversation(self, conversation_id: int) -> Sequence[WorkspaceThread]:
+    async def threads_of_customer(self, customer_id: int) -> Sequence[WorkspaceThread]:
+        """Where the customer's conversations live in the workspaces."""
         result = await self.session.exec(
-            select(WorkspaceThread).where(WorkspaceThread.conversation_id == conversation_id)
+            select(WorkspaceThread)
+            .where(col(WorkspaceThread.conversation_id).in_(_conversations_of(customer_id)))
+            .order_by(col(WorkspaceThread.conversation_id), col(WorkspaceThread.workspace))
         )
         return result.all()
+
+    async def workspace_refs(self, conversation_id: int, workspace: str) -> list[str]:
+        """The ids of a conversation's messages as they are in a workspace, in order."""
+        await self._write_pending()
+        result = await self.session.exec(
+            select(MessageRef.external_id)
+            .join(Message, col(Message.id) == MessageRef.message_id)
+            .where(
+                Message.conversation_id == conversation_id,
+                MessageRef.place == workspace,
+                MessageRef.side == "workspace",
+            )
+            .order_by(col(MessageRef.id))
+        )
+        return list(result.all())
 
     async def erasable(self, customer_id: int) -> dict[str, int]:
         """What an erase of the customer would touch: conversations, messages with

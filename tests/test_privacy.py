@@ -95,7 +95,7 @@ async def test_the_export_and_audit_commands(tmp_path: Path, sqlite_url: str) ->
     assert asked.returncode == 0 and "would erase (run again with --yes)" in asked.stdout
     erased = gateway_cli("erase", "--config", str(path), "--customer", "@olga", "--yes")
     assert erased.returncode == 0 and "customer 1 erased:" in erased.stdout
-    assert "telegram thread T1" in erased.stdout  # the workspace copy, left to remove
+    assert "telegram thread T1" in erased.stdout  # the workspace copy, queued for removal
     gone = gateway_cli("erase", "--config", str(path), "--customer", "@olga", "--yes")
     assert gone.returncode == 2 and "no customer '@olga'" in gone.stderr
     again = gateway_cli("erase", "--config", str(path), "--customer", "1", "--yes")
@@ -130,7 +130,7 @@ async def test_an_erase_leaves_no_personal_data_and_reports_still_add_up(
         done = await erase_customer(gw.repository, "@olga", yes=True)
         assert done is not None and done.done
         assert done.counts["conversations"] == len({opened, other})
-        assert any("thread" in line for line in done.lines())  # the copies still there
+        assert any("thread" in line for line in done.lines())  # the copies, queued
         # nothing that identifies her, or that anyone wrote to her, is left
         assert await erase_customer(gw.repository, "@olga", yes=True) is None
         async with gw.repository.transaction() as tx:

@@ -582,3 +582,21 @@ async def test_the_card_menus_send_a_saved_reply_tag_and_set_the_priority(
         )
         await eventually(lambda: len(desk.to_customer(carol)) == 6)  # transferred, then the reply
         await eventually(lambda: "Boris" in desk.card_of("Carol Smith")["text"])
+
+
+async def test_an_erased_customers_thread_and_card_are_deleted(sqlite_url: str) -> None:
+    from gateway.privacy import erase_customer
+
+    async with slack_desk(sqlite_url) as desk:
+        carol, _ = await _opened(desk)
+        thread = desk.thread_of("Carol Smith")
+        desk.sandbox.post(desk.anna, "Let me check", channel=desk.channel, thread_ts=thread)
+        await eventually(lambda: len(desk.to_customer(carol)) == 2)
+        erased = await erase_customer(desk.gateway.repository, "Carol Smith", yes=True)
+        assert erased is None  # a name is not a reference: an id, @username or address is
+        erased = await erase_customer(desk.gateway.repository, carol["id"], yes=True)
+        assert erased is not None and erased.done
+        await eventually(lambda: desk.cards() == [])
+        # what the app posted in the thread is gone; Anna's own words are hers to delete
+        left = [m["text"] for m in desk.sandbox.world.thread(desk.channel["id"], thread)]
+        assert left == ["Let me check"]

@@ -24,6 +24,7 @@ from adapters.telegram.adapter import TelegramAdapter
 from adapters.telegram.session import JsonSession
 from gateway.app import Gateway
 from gateway.history import link_customers
+from gateway.privacy import erase_customer
 from sandbox.telegram import Limits, TelegramSandbox
 from storage import Direction
 from tests.support import conversation, messages, migrate
@@ -1079,3 +1080,19 @@ async def test_a_colleagues_reply_waits_for_a_tap_in_the_topic(sqlite_url: str) 
         await eventually(lambda: sandbox.world.callback_answers[query]["text"] == "Sent.")
         await eventually(lambda: desk.to_customer(olga)[-1].endswith("Boris here"))
         assert (await conversation(desk.gateway, 1)).assignee_id == "anna"
+
+
+async def test_an_erased_customers_topic_is_deleted(sqlite_url: str) -> None:
+    async with telegram_desk(sqlite_url) as desk:
+        sandbox = desk.sandbox
+        olga = sandbox.add_user("Olga", username="olga")
+        for n in range(25):  # more than one part of ids
+            sandbox.send(olga, f"message {n}")
+        thread = await eventually(lambda: desk.topic_of("Olga"))
+        await eventually(lambda: len(desk.in_topic(thread)) >= 20)
+        ivan = sandbox.add_user("Ivan")
+        sandbox.send(ivan, "hello")
+        await eventually(lambda: desk.topic_of("Ivan"))
+        erased = await erase_customer(desk.gateway.repository, "@olga", yes=True)
+        assert erased is not None and erased.done
+        await eventually(lambda: [t["name"] for t in desk.topics()] == ["🟢 Ivan #2"])

@@ -143,6 +143,8 @@ class SlackAdapter(SlackTakers, SlackDelivery, AdapterBase):
             return max(1, len(delivery.edit_refs))
         if out.kind in ("header", "notice"):
             return 1
+        if out.kind == "erase":
+            return max(1, len(out.refs))
         group = [delivery, *delivery.more]
         if len(group) > 1 and texts_only(group):
             return len(split_text(joined(group), TEXT_LIMIT))

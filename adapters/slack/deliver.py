@@ -171,6 +171,12 @@ class SlackDelivery:
                 return await self._header(delivery)
             if delivery.outbound.kind == "notice":
                 return await self._notice(delivery)
+            if delivery.outbound.kind == "erase":
+                # the app's messages in the thread, the card last (a thread cannot be
+                # deleted as one); one already gone is skipped
+                assert self.workspace is not None
+                await self._change(self.workspace, delivery.outbound.refs, None)
+                return Receipt(chat_id=self.workspace)
             return await self._to_workspace(delivery)
         except SlackApiError as exc:
             raise _failure(exc) from None

@@ -54,7 +54,7 @@ class TelegramDelivery(TopicOpening):
         """Calls ``deliver`` will make, so the outbox claims it only when the limits
         let them all go now (``Limiter.reserve``)."""
         out = delivery.outbound
-        if out.kind == "notice":
+        if out.kind in ("notice", "erase"):
             return 1
         if out.kind == "header":
             # open: create the topic and post the header; refresh: edit header, rename topic
@@ -92,6 +92,8 @@ class TelegramDelivery(TopicOpening):
                 return await self._header(delivery)
             if delivery.outbound.kind == "notice":
                 return await self._notice(delivery)
+            if delivery.outbound.kind == "erase":
+                return await self._erase(delivery)
             return await self._to_workspace(delivery)
         except TelegramRetryAfter as exc:
             raise RateLimited(float(exc.retry_after), scope="chat") from None
@@ -145,6 +147,21 @@ class TelegramDelivery(TopicOpening):
                 ids.append(str(sent.message_id))
         ids += await self._upload_all(chat, None, out, first=not ids)
         return Receipt(external_ids=tuple(ids), chat_id=out.chat_id)
+
+    async def _erase(self, delivery: Delivery) -> Receipt:
+        """A conversation's topic, deleted with everything in it (a customer's data
+        erased): one call, whatever the messages' age. A topic already gone is done."""
+        assert self.workspace is not None
+        card = delivery.header_ref or delivery.thread_ref
+        # the ids come in parts, the card in the last: the topic goes with that one
+        if delivery.thread_ref is not None and card in delivery.outbound.refs:
+            bot = self._bot(self._sender(delivery))
+            try:
+                await bot.delete_forum_topic(self.workspace, int(delivery.thread_ref))
+            except TelegramBadRequest as exc:
+                if "not found" not in exc.message and "TOPIC_ID_INVALID" not in exc.message:
+                    raise
+        return Receipt(chat_id=str(self.workspace))
 
     async def _notice(self, delivery: Delivery) -> Receipt:
         """The answer to an operator's command, in the topic it was typed in (the
