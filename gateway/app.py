@@ -37,6 +37,7 @@ from gateway.metrics import Metrics
 from gateway.operator_side import OperatorSide
 from gateway.outbox import OutboxWorker
 from gateway.plugins import discover_plugins, load
+from gateway.privacy import retention_cutoffs
 from gateway.relay import Desk, Relay
 from gateway.roles import Roles
 from gateway.timers import Timers
@@ -53,8 +54,12 @@ log = logging.getLogger(__name__)
 SQLITE_PROCESS_ROLE = "process"
 #: messages added to SQLite's search index per tick, at most
 SEARCH_BATCH = 5000
+#: messages purged by retention per tick, at most
+PURGE_BATCH = 5000
 #: config sections a reload applies without a restart
-LIVE_SECTIONS = ("faq", "texts", "operators", "routing", "hours", "sla", "csat", "replies", "tags")
+LIVE_SECTIONS = (
+    "faq", "texts", "operators", "routing", "hours", "sla", "csat", "replies", "tags", "privacy"
+)  # fmt: skip
 #: sections whose change moves deadlines: open conversations are planned again
 TIMING_SECTIONS = ("operators", "routing", "hours", "sla")
 
@@ -105,7 +110,7 @@ def _describe_changes(old: Config, new: Config) -> list[str]:
         changes.append(f"faq {described}")
     if old.core.replies != new.core.replies:
         changes.append(f"replies ({len(new.core.replies)})")
-    for name in ("texts", "routing", "hours", "sla", "csat", "tags"):
+    for name in ("texts", "routing", "hours", "sla", "csat", "tags", "privacy"):
         if getattr(old.core, name) != getattr(new.core, name):
             fields = [
                 f
@@ -362,6 +367,14 @@ class Gateway:
             # SQLite's search index follows the messages here, a batch a tick, so
             # that taking a message in never pays for it (storage.history_queries)
             await self.repository.run(lambda tx: tx.index_messages(SEARCH_BATCH))
+            cutoffs = retention_cutoffs(self.config)
+            purged = (
+                await self.repository.run(lambda tx: tx.purge_old(*cutoffs, limit=PURGE_BATCH))
+                if any(cutoffs)
+                else (0, 0)
+            )
+            if any(purged):
+                log.info("retention: the words of %d message(s), %d file(s) removed", *purged)
         except Exception:
             log.exception("acting on due deadlines failed; the next tick tries again")
             return 0

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import getpass
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from gateway.config import Config
 from gateway.events import Outbound
 from gateway.relay import chat_key
 from storage import Direction, Repository, Transaction
@@ -231,3 +232,13 @@ async def _remove_thread(
 
 def erased_name(customer_id: int) -> str:
     return f"(erased customer {customer_id})"
+
+
+def retention_cutoffs(config: Config) -> tuple[datetime | None, datetime | None]:
+    """Messages, and files, written before these are purged (None: kept)."""
+    privacy = config.core.privacy
+    now = utcnow()
+    return (
+        now - timedelta(days=privacy.keep_messages_days) if privacy.keep_messages_days else None,
+        now - timedelta(days=privacy.keep_files_days) if privacy.keep_files_days else None,
+    )

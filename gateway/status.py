@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from gateway.config import Config
+from gateway.privacy import retention_cutoffs
 from storage import ConversationStatus, Repository
 from storage.types import utcnow
 
@@ -37,6 +38,10 @@ class Status:
     next_deadline: tuple[str, timedelta] | None = None
     #: roles one process at a time holds: (role, holder, held for, last seen ago)
     roles: tuple[tuple[str, str, timedelta, timedelta], ...] = ()
+    #: retention ([privacy]): days kept (messages, files; 0: until erased), and what
+    #: is past them now (messages, files), which the next ticks purge
+    retention: tuple[int, int] = (0, 0)
+    purgeable: tuple[int, int] = (0, 0)
 
 
 async def collect_status(repository: Repository, config: Config) -> Status:
@@ -49,6 +54,8 @@ async def collect_status(repository: Repository, config: Config) -> Status:
         now = utcnow()
         pending, overdue, upcoming = await tx.deadline_summary(now)
         holders = await tx.role_holders()
+        cutoffs = retention_cutoffs(config)
+        purgeable = await tx.purge_old(*cutoffs, dry=True) if any(cutoffs) else (0, 0)
     schedule = config.core.schedule
     desk = "open"
     if not schedule.is_open(now):
@@ -79,6 +86,8 @@ async def collect_status(repository: Repository, config: Config) -> Status:
         roles=tuple(
             (h.name, h.holder, now - h.since, max(timedelta(0), now - h.seen_at)) for h in holders
         ),
+        retention=(config.core.privacy.keep_messages_days, config.core.privacy.keep_files_days),
+        purgeable=purgeable,
     )
 
 
@@ -138,6 +147,7 @@ def render_status(status: Status) -> str:
     if status.overdue:
         line += f"; {status.overdue} overdue (is a gateway running?)"
     parts.append(line)
+    parts.append(retention_line(status))
     if status.roles:
         parts.append("\nRoles (one process each)")
         parts.append(
@@ -160,3 +170,20 @@ def render_status(status: Status) -> str:
     else:
         parts.append("(everything delivered)")
     return "\n".join(parts)
+
+
+def retention_line(status: Status) -> str:
+    """What [privacy] keeps, and what the next ticks will purge (a dry run)."""
+    days_messages, days_files = status.retention
+    if not days_messages and not days_files:
+        return "Retention: messages and files are kept until erased ([privacy])"
+    kept = ", ".join(
+        f"{what} {days} days"
+        for what, days in (("messages", days_messages), ("files", days_files))
+        if days
+    )
+    messages, files = status.purgeable
+    return (
+        f"Retention: {kept}; past that now, purged on the next ticks: the words of "
+        f"{messages} message(s), {files} file(s)"
+    )

@@ -86,6 +86,51 @@ class PrivacyQueries(UnitOfWork):
         )
         return result.all()
 
+    async def purge_old(
+        self,
+        messages_before: datetime | None,
+        files_before: datetime | None,
+        *,
+        limit: int = 5000,
+        dry: bool = False,
+    ) -> tuple[int, int]:
+        """Retention: remove the words of messages written before ``messages_before``
+        and the file references of those before ``files_before``, in finished
+        conversations, ``limit`` of each at most; ``dry``: only count them. Returns
+        (messages, files)."""
+        await self._write_pending()
+        connection = await self.session.connection()
+        done = [0, 0]
+        for number, (before, field, empty) in enumerate(
+            (
+                (messages_before, Message.text, ""),
+                (files_before, cast(Message.attachments, String), "[]"),
+            )
+        ):
+            if before is None:
+                continue
+            wanted = select(Message.id).where(
+                col(Message.created_at) < before,
+                field != empty,
+                col(Message.conversation_id).in_(_finished_conversations()),
+            )
+            if dry:
+                found = await connection.execute(
+                    select(func.count()).select_from(wanted.subquery())
+                )
+                done[number] = int(found.scalar_one())
+                continue
+            values: dict[str, Any] = {"text": ""} if number == 0 else {"attachments": []}
+            changed = await connection.execute(
+                update(Message)
+                .where(col(Message.id).in_(wanted.limit(limit).scalar_subquery()))
+                .values(**values)
+            )
+            done[number] = int(changed.rowcount or 0)
+        if any(done) and not dry:
+            self.session.expire_all()
+        return done[0], done[1]
+
     async def workspace_refs(self, conversation_id: int, workspace: str) -> list[str]:
         """The ids of a conversation's messages as they are in a workspace, in order."""
         await self._write_pending()
@@ -208,6 +253,14 @@ class PrivacyQueries(UnitOfWork):
             "deliveries_cancelled": int(pending.rowcount or 0),
             "deliveries_emptied": len(rows),
         }
+
+
+def _finished_conversations() -> ScalarSelect[Any]:
+    return (
+        select(Conversation.id)
+        .where(col(Conversation.status).in_(FINISHED_STATUSES))
+        .scalar_subquery()
+    )
 
 
 def _conversations_of(customer_id: int) -> ScalarSelect[Any]:

@@ -38,6 +38,7 @@ def test_the_example_config_is_valid_and_documents_every_key() -> None:
         config.core.csat,
         config.core.faq,
         config.core.tags,
+        config.core.privacy,
     ):
         for key in type(section).model_fields:
             if key == "entries":

@@ -11,7 +11,9 @@ from gateway.config import parse_config
 from gateway.history import search
 from gateway.privacy import erase_customer, export_customer
 from gateway.report import load_report
+from gateway.status import collect_status, render_status
 from storage.history_queries import Hit
+from tests.clock import ManualClock
 from tests.support import (
     RecordingAdapter,
     config_text,
@@ -167,3 +169,41 @@ async def test_an_erase_leaves_no_personal_data_and_reports_still_add_up(
         async with gw.repository.transaction() as tx:
             trail = [(e.action, e.customer_id) for e in await tx.audit_events(EPOCH)]
         assert trail.count(("erase", done.customer_id)) == 1
+
+
+async def test_retention_empties_old_words_and_files_and_status_says_what_is_due(
+    database_url: str, clock: ManualClock
+) -> None:
+    extra = "[privacy]\nkeep_messages_days = 30\nkeep_files_days = 7\n"
+    config = make_config(database_url, extra=extra)
+    tg = RecordingAdapter()
+    async with running(config, tg) as gw:
+        old = (await gw.core.ingest(tg.customer_says("olga", "my old address"))).conversation_id
+        await operator_writes(gw, tg, "anna", old, "Noted")  # type: ignore[arg-type]
+        await operator_writes(gw, tg, "anna", old, "/close")  # type: ignore[arg-type]
+        clock.advance(days=20)
+        recent = await gw.core.ingest(tg.customer_says("ivan", "still open, 20 days on"))
+        recent_id = recent.conversation_id
+        assert recent_id is not None
+        await settle(gw)
+        clock.advance(days=11)  # Olga's words are 31 days old, Ivan's 11
+        status = await collect_status(gw.repository, gw.config)
+        assert status.retention == (30, 7)
+        assert status.purgeable[0] >= 2  # her message, the reply (and automatic texts)
+        assert "Retention: messages 30 days, files 7 days" in render_status(status)
+        before = await load_report(
+            gw.repository, config, since=EPOCH, until=clock.now(), by="operator"
+        )
+        await gw.tick()
+        async with gw.repository.transaction() as tx:
+            assert {m.text for m in await tx.messages(old)} == {""}  # type: ignore[arg-type]
+            kept = [m.text for m in await tx.messages(recent_id)]
+        assert "still open, 20 days on" in kept
+        assert (await collect_status(gw.repository, gw.config)).purgeable == (0, 0)
+        after = await load_report(
+            gw.repository, config, since=EPOCH, until=clock.now(), by="operator"
+        )
+        assert (after.total.opened, after.total.resolved) == (
+            before.total.opened,
+            before.total.resolved,
+        )

@@ -243,6 +243,16 @@ class OperatorConfig(Section):
 _LEGACY_IDS = (("telegram_id", "telegram"), ("slack_id", "slack"), ("email", "email"))
 
 
+class PrivacySection(Section):
+    """How long what people wrote is kept. 0: until erased."""
+
+    #: the words of messages older than this, in finished conversations, are
+    #: removed (the conversations' times, states and scores stay: reports add up)
+    keep_messages_days: int = Field(default=0, ge=0, le=36500)
+    #: the references of files older than this are removed
+    keep_files_days: int = Field(default=0, ge=0, le=36500)
+
+
 class OutboxSection(Section):
     max_attempts: int = Field(default=10, ge=1, le=100)
     base_delay_seconds: float = Field(default=1.0, gt=0, le=3600)
@@ -263,6 +273,7 @@ class CoreConfig(Section):
     faq: FaqSection = FaqSection()
     replies: Annotated[list[SavedReply], Field(default_factory=list)]
     tags: TagsSection = TagsSection()
+    privacy: PrivacySection = PrivacySection()
     outbox: OutboxSection = OutboxSection()
 
     @model_validator(mode="after")
