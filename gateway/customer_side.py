@@ -7,6 +7,7 @@ an album's parts kept together. A bounce of our own message is noted for operato
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import timedelta
 from enum import Enum
 
@@ -18,7 +19,9 @@ from gateway.feedback import Feedback
 from gateway.language import detect as detect_language
 from gateway.lifecycle import move
 from gateway.message_book import MessageBook
+from gateway.redaction import redact
 from gateway.relay import Desk, Relay, _attachment_dict
+from gateway.texts import render
 from gateway.timers import Timers
 from storage import (
     FINISHED_STATUSES,
@@ -33,6 +36,8 @@ from storage import (
 )
 from storage.types import utcnow
 
+#: the author of the "we hid your card number" text: one per conversation
+CARD_NOTICE = "privacy:card"
 log = logging.getLogger(__name__)
 
 #: how long an album's copies wait for parts still on their way
@@ -83,7 +88,30 @@ class CustomerSide:
             ],
         )
 
+    async def _card_hidden(self, tx: Transaction, conversation: Conversation) -> None:
+        """Tell the customer, once a conversation, that the card number they sent
+        was hidden and is never needed."""
+        assert conversation.id is not None
+        if await tx.count_authored(conversation.id, CARD_NOTICE):
+            return
+        config = self.config
+        message = build(
+            Message,
+            conversation_id=conversation.id,
+            direction=Direction.AUTO,
+            author_id=CARD_NOTICE,
+            text=render(
+                config.texts, "card_hidden", conversation.language, config.gateway.default_language
+            ),
+        )
+        await tx.add_message(message)
+        await self.relay.deliver_to_customer(tx, conversation, message)
+
     async def message(self, tx: Transaction, inbound: Inbound) -> IngestResult:
+        hidden = redact(inbound.text, tuple(self.config.core.privacy.redact))
+        if hidden.changed:
+            # stored and shown masked; relayed as this text, never copied whole
+            inbound = replace(inbound, text=hidden.text, copyable=False)
         customer = await self._customer(tx, inbound)
         if customer.blocked:
             log.info("message from a blocked customer dropped", extra={"channel": inbound.channel})
@@ -118,6 +146,8 @@ class CustomerSide:
             created_at=min(inbound.sent_at or now, now),
         )
         await self.book.store(tx, message, inbound, side="customer")
+        if hidden.card:
+            await self._card_hidden(tx, conversation)
         if opened is Opened.FEEDBACK:
             # the score or comment asked for after the close: not a new request
             await self.feedback.take(tx, conversation, message)

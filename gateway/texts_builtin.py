@@ -9,6 +9,16 @@ admin wrote only the greeting, does not send them an English reminder.
 from __future__ import annotations
 
 BUILTIN: dict[str, dict[str, str]] = {
+    "card_hidden": {
+        "ru": "Ради вашей безопасности мы скрыли номер карты, который вы прислали: он нам "
+        "никогда не нужен. Пожалуйста, не отправляйте данные карты в этот чат.",
+        "uk": "Задля вашої безпеки ми приховали номер картки, який ви надіслали: він нам "
+        "ніколи не потрібен. Будь ласка, не надсилайте дані картки в цей чат.",
+        "de": "Zu Ihrer Sicherheit haben wir die gesendete Kartennummer ausgeblendet: Wir "
+        "brauchen sie nie. Bitte senden Sie keine Kartendaten in diesem Chat.",
+        "es": "Por su seguridad ocultamos el número de tarjeta que envió: nunca lo "
+        "necesitamos. Por favor, no envíe datos de tarjetas en este chat.",
+    },
     "greeting": {
         "ru": "Здравствуйте! Спасибо, что написали нам. Сотрудник нашей команды ответит здесь.",
         "uk": "Вітаємо! Дякуємо, що написали нам. Співробітник нашої команди відповість тут.",

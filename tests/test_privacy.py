@@ -10,6 +10,7 @@ from pathlib import Path
 from gateway.config import parse_config
 from gateway.history import search
 from gateway.privacy import erase_customer, export_customer
+from gateway.redaction import redact
 from gateway.report import load_report
 from gateway.status import collect_status, render_status
 from storage.history_queries import Hit
@@ -207,3 +208,16 @@ async def test_retention_empties_old_words_and_files_and_status_says_what_is_due
             before.total.opened,
             before.total.resolved,
         )
+
+
+def test_card_numbers_are_masked_only_when_they_are_card_numbers() -> None:
+    rules = ("card",)
+    shown = redact("pay with 4242 4242 4242 4242, exp 12/27", rules)
+    assert shown.text == "pay with •••• 4242, exp 12/27" and shown.card
+    assert redact("card 4000-0566-5566-5556 ok", rules).text == "card •••• 5556 ok"
+    # an order number of as many digits that fails the Luhn check is left alone
+    assert not redact("order 1234567812345678", rules).changed
+    assert not redact("call +380 44 123 4567", rules).changed
+    custom = redact("SSN 123-45-6789 and card 4242424242424242", ("card", r"\d{3}-\d{2}-\d{4}"))
+    assert custom.text == "SSN [hidden] and card •••• 4242"
+    assert not redact("4242424242424242", ()).changed

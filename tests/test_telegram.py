@@ -27,7 +27,7 @@ from gateway.history import link_customers
 from gateway.privacy import erase_customer
 from sandbox.telegram import Limits, TelegramSandbox
 from storage import Direction
-from tests.support import conversation, messages, migrate
+from tests.support import conversation, messages, migrate, settle
 from tests.telegram_support import desk_config, eventually, telegram_desk
 
 
@@ -1096,3 +1096,28 @@ async def test_an_erased_customers_topic_is_deleted(sqlite_url: str) -> None:
         erased = await erase_customer(desk.gateway.repository, "@olga", yes=True)
         assert erased is not None and erased.done
         await eventually(lambda: [t["name"] for t in desk.topics()] == ["🟢 Ivan #2"])
+
+
+async def test_a_card_number_is_hidden_from_the_topic_and_the_customer_told_once(
+    sqlite_url: str,
+) -> None:
+    privacy = '\n[privacy]\nredact = ["card"]\n'
+    async with telegram_desk(sqlite_url, extra=privacy) as desk:
+        sandbox = desk.sandbox
+        olga = sandbox.add_user("Olga")
+        sandbox.send(olga, "my card is 4242 4242 4242 4242, please refund")
+        thread = await eventually(lambda: desk.topic_of("Olga"))
+        shown = await eventually(
+            lambda: next(m for m in desk.in_topic(thread) if "refund" in m.get("text", ""))
+        )
+        assert "•••• 4242" in shown["text"] and "4242 4242 4242" not in shown["text"]
+        await eventually(lambda: any("hid the card number" in t for t in desk.to_customer(olga)))
+        sandbox.send(olga, "or this one 5555555555554444")
+        await eventually(
+            lambda: any("•••• 4444" in m.get("text", "") for m in desk.in_topic(thread))
+        )
+        await settle(desk.gateway)
+        told = [t for t in desk.to_customer(olga) if "hid the card number" in t]
+        assert len(told) == 1
+        stored = await messages(desk.gateway, 1)
+        assert not any("4242 4242" in m.text or "5555555555554444" in m.text for m in stored)

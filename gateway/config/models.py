@@ -251,6 +251,23 @@ class PrivacySection(Section):
     keep_messages_days: int = Field(default=0, ge=0, le=36500)
     #: the references of files older than this are removed
     keep_files_days: int = Field(default=0, ge=0, le=36500)
+    #: masked in what customers write, before it is stored or shown: "card" (card
+    #: numbers, Luhn-checked) and regular expressions
+    redact: list[str] = Field(default_factory=list)
+
+    @field_validator("redact")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        for rule in value:
+            if rule == "card":
+                continue
+            try:
+                compiled = re.compile(rule)
+            except re.error as exc:
+                raise ValueError(f"{rule!r} is not a regular expression ({exc})") from None
+            if compiled.match(""):
+                raise ValueError(f"{rule!r} matches an empty text: it would hide nothing useful")
+        return value
 
 
 class OutboxSection(Section):

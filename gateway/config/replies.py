@@ -30,6 +30,7 @@ TEXT_PLACEHOLDERS: dict[str, set[str]] = {
     "faq_person_ack": set(),
     "faq_feedback": set(),
     "faq_helped": set(),
+    "card_hidden": set(),
 }
 
 
@@ -82,6 +83,10 @@ class TextsSection(Section):
         "This is an automatic answer. Did it help? Reply 1 if it did, or 0 to talk to a person."
     )
     faq_helped: TextValue = "Yes, that helped"
+    card_hidden: TextValue = (
+        "For your safety we hid the card number you sent: our team never needs it. "
+        "Please do not send card details in this chat."
+    )
 
     @model_validator(mode="after")
     def _placeholders(self) -> TextsSection:
