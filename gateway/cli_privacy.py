@@ -37,16 +37,21 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
-    from gateway.privacy import erase_customer
+    from gateway.privacy import erase_customer, removal_outcomes
 
-    def show(config: Any, erasure: Any) -> str:
+    async def erase(repository: Any, _: Any) -> tuple[Any, list[str]]:
+        erasure = await erase_customer(repository, args.customer, yes=args.yes)
+        if erasure is None or not erasure.done or not erasure.conversations:
+            return erasure, []
+        return erasure, await removal_outcomes(repository, erasure, args.wait)
+
+    def show(config: Any, result: tuple[Any, list[str]]) -> str:
+        erasure, outcomes = result
         if erasure is None:
             raise no_customer(args.customer)
-        return "\n".join(erasure.lines())
+        return "\n".join([*erasure.lines(), *outcomes])
 
-    return run_on_database(
-        args, lambda repository, _: erase_customer(repository, args.customer, yes=args.yes), show
-    )
+    return run_on_database(args, erase, show)
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -106,6 +111,12 @@ def add_commands(sub: Any, config_arguments: Any) -> None:
         "--customer", required=True, help="the customer's number, @username, platform id or address"
     )
     erase.add_argument("--yes", action="store_true", help="erase, rather than say what would go")
+    erase.add_argument(
+        "--wait",
+        type=float,
+        default=15,
+        help="seconds to wait for the running gateway to remove the workspace copies (15)",
+    )
     erase.set_defaults(func=cmd_erase)
 
     audit = sub.add_parser("audit", help="who did what: operators' actions, reloads, exports")

@@ -10,6 +10,7 @@ the bytes stay on the platform they came from.
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -119,6 +120,8 @@ class Erasure:
     #: the workspace threads that still show the conversations: (workspace, thread)
     threads: list[tuple[str, str]]
     already: bool = False
+    #: the erased conversations (by number)
+    conversations: tuple[int, ...] = ()
 
     def lines(self) -> list[str]:
         c = self.counts
@@ -183,7 +186,7 @@ async def erase_customer(repository: Repository, reference: str, *, yes: bool) -
             customer_id=customer_id,
             detail=f"{counts['conversations']} conversation(s), {counts['messages']} message(s)",
         )
-        return Erasure(customer_id, True, counts, threads)
+        return Erasure(customer_id, True, counts, threads, conversations=tuple(c for c, _ in found))
 
     return await repository.run(work)
 
@@ -242,3 +245,32 @@ def retention_cutoffs(config: Config) -> tuple[datetime | None, datetime | None]
         now - timedelta(days=privacy.keep_messages_days) if privacy.keep_messages_days else None,
         now - timedelta(days=privacy.keep_files_days) if privacy.keep_files_days else None,
     )
+
+
+async def removal_outcomes(repository: Repository, erasure: Erasure, wait: float) -> list[str]:
+    """What became of the removal of an erase's workspace copies, waiting up to
+    ``wait`` seconds for the running gateway to make them."""
+    conversations = sorted({int(c) for c in erasure.conversations})
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        async with repository.transaction() as tx:
+            rows = await tx.erase_deliveries(conversations)
+        pending = [r for r in rows if r[2] in ("pending", "sending")]
+        if not pending or loop.time() >= deadline:
+            break
+        await asyncio.sleep(0.2)
+    lines = []
+    for workspace, conversation_id, status, error in rows:
+        if status == "sent":
+            lines.append(f"  removed from {workspace}: conversation #{conversation_id}'s copies")
+        elif status == "failed":
+            lines.append(
+                f"  NOT removed from {workspace}: conversation #{conversation_id} ({error})"
+            )
+        else:
+            lines.append(
+                f"  still queued for {workspace}: conversation #{conversation_id} (no gateway "
+                "running? it is removed when one runs)"
+            )
+    return list(dict.fromkeys(lines))

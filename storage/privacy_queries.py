@@ -131,6 +131,23 @@ class PrivacyQueries(UnitOfWork):
             self.session.expire_all()
         return done[0], done[1]
 
+    async def erase_deliveries(
+        self, conversation_ids: Sequence[int]
+    ) -> Sequence[tuple[str, int | None, str, str | None]]:
+        """The removals of workspace copies queued by an erase: (workspace,
+        conversation, status, why it failed)."""
+        result = await self.session.exec(
+            select(
+                OutboxRow.destination,
+                OutboxRow.conversation_id,
+                OutboxRow.status,
+                OutboxRow.last_error,
+            )
+            .where(OutboxRow.kind == "erase", col(OutboxRow.conversation_id).in_(conversation_ids))
+            .order_by(col(OutboxRow.id))
+        )
+        return [(d, c, str(s), e) for d, c, s, e in result.all()]
+
     async def workspace_refs(self, conversation_id: int, workspace: str) -> list[str]:
         """The ids of a conversation's messages as they are in a workspace, in order."""
         await self._write_pending()

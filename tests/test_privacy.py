@@ -96,9 +96,12 @@ async def test_the_export_and_audit_commands(tmp_path: Path, sqlite_url: str) ->
     assert "export" not in only_anna.stdout
     asked = gateway_cli("erase", "--config", str(path), "--customer", "@olga")
     assert asked.returncode == 0 and "would erase (run again with --yes)" in asked.stdout
-    erased = gateway_cli("erase", "--config", str(path), "--customer", "@olga", "--yes")
+    erased = gateway_cli(
+        "erase", "--config", str(path), "--customer", "@olga", "--yes", "--wait", "0"
+    )
     assert erased.returncode == 0 and "customer 1 erased:" in erased.stdout
     assert "telegram thread T1" in erased.stdout  # the workspace copy, queued for removal
+    assert "still queued for telegram: conversation #1" in erased.stdout  # no gateway runs
     gone = gateway_cli("erase", "--config", str(path), "--customer", "@olga", "--yes")
     assert gone.returncode == 2 and "no customer '@olga'" in gone.stderr
     again = gateway_cli("erase", "--config", str(path), "--customer", "1", "--yes")

@@ -584,10 +584,10 @@ async def test_the_card_menus_send_a_saved_reply_tag_and_set_the_priority(
         await eventually(lambda: "Boris" in desk.card_of("Carol Smith")["text"])
 
 
-async def test_an_erased_customers_thread_and_card_are_deleted(sqlite_url: str) -> None:
+async def test_an_erased_customers_thread_and_card_are_deleted(database_url: str) -> None:
     from gateway.privacy import erase_customer
 
-    async with slack_desk(sqlite_url) as desk:
+    async with slack_desk(database_url) as desk:
         carol, _ = await _opened(desk)
         thread = desk.thread_of("Carol Smith")
         desk.sandbox.post(desk.anna, "Let me check", channel=desk.channel, thread_ts=thread)

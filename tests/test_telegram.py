@@ -24,7 +24,7 @@ from adapters.telegram.adapter import TelegramAdapter
 from adapters.telegram.session import JsonSession
 from gateway.app import Gateway
 from gateway.history import link_customers
-from gateway.privacy import erase_customer
+from gateway.privacy import erase_customer, removal_outcomes
 from sandbox.telegram import Limits, TelegramSandbox
 from storage import Direction
 from tests.support import conversation, messages, migrate, settle
@@ -1082,8 +1082,8 @@ async def test_a_colleagues_reply_waits_for_a_tap_in_the_topic(sqlite_url: str) 
         assert (await conversation(desk.gateway, 1)).assignee_id == "anna"
 
 
-async def test_an_erased_customers_topic_is_deleted(sqlite_url: str) -> None:
-    async with telegram_desk(sqlite_url) as desk:
+async def test_an_erased_customers_topic_is_deleted(database_url: str) -> None:
+    async with telegram_desk(database_url) as desk:
         sandbox = desk.sandbox
         olga = sandbox.add_user("Olga", username="olga")
         for n in range(25):  # more than one part of ids
@@ -1096,6 +1096,8 @@ async def test_an_erased_customers_topic_is_deleted(sqlite_url: str) -> None:
         erased = await erase_customer(desk.gateway.repository, "@olga", yes=True)
         assert erased is not None and erased.done
         await eventually(lambda: [t["name"] for t in desk.topics()] == ["🟢 Ivan #2"])
+        outcomes = await removal_outcomes(desk.gateway.repository, erased, wait=10)
+        assert outcomes == ["  removed from telegram: conversation #1's copies"]
 
 
 async def test_a_card_number_is_hidden_from_the_topic_and_the_customer_told_once(
