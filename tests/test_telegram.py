@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from datetime import UTC, datetime
 
 import aiohttp
 import pytest
@@ -24,7 +25,7 @@ from adapters.telegram.adapter import TelegramAdapter
 from adapters.telegram.session import JsonSession
 from gateway.app import Gateway
 from gateway.history import link_customers
-from gateway.privacy import erase_customer, removal_outcomes
+from gateway.privacy import erase_customer, export_customer, removal_outcomes
 from sandbox.telegram import Limits, TelegramSandbox
 from storage import Direction
 from tests.support import conversation, messages, migrate, settle
@@ -1093,18 +1094,26 @@ async def test_an_erased_customers_topic_is_deleted(database_url: str) -> None:
         ivan = sandbox.add_user("Ivan")
         sandbox.send(ivan, "hello")
         await eventually(lambda: desk.topic_of("Ivan"))
+        # her data first, as a subject access request asks, then erased
+        exported = await export_customer(desk.gateway.repository, "@olga", {})
+        assert exported is not None
+        said = [m["text"] for m in exported["conversations"][0]["messages"]]
+        assert [t for t in said if t.startswith("message ")] == [f"message {n}" for n in range(25)]
         erased = await erase_customer(desk.gateway.repository, "@olga", yes=True)
         assert erased is not None and erased.done
         await eventually(lambda: [t["name"] for t in desk.topics()] == ["🟢 Ivan #2"])
+        async with desk.gateway.repository.transaction() as tx:
+            trail = [e.action for e in await tx.audit_events(datetime(2020, 1, 1, tzinfo=UTC))]
+        assert trail == ["export", "erase"]
         outcomes = await removal_outcomes(desk.gateway.repository, erased, wait=10)
         assert outcomes == ["  removed from telegram: conversation #1's copies"]
 
 
 async def test_a_card_number_is_hidden_from_the_topic_and_the_customer_told_once(
-    sqlite_url: str,
+    database_url: str,
 ) -> None:
     privacy = '\n[privacy]\nredact = ["card"]\n'
-    async with telegram_desk(sqlite_url, extra=privacy) as desk:
+    async with telegram_desk(database_url, extra=privacy) as desk:
         sandbox = desk.sandbox
         olga = sandbox.add_user("Olga")
         sandbox.send(olga, "my card is 4242 4242 4242 4242, please refund")
