@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, cast, delete, func, literal, update
+from sqlalchemy import JSON, String, bindparam, cast, delete, func, literal, update
 from sqlalchemy.sql.selectable import ScalarSelect
 from sqlmodel import col, select
 
@@ -224,11 +224,13 @@ class PrivacyQueries(UnitOfWork):
                 )
             )
         ).all()
-        for row_id, payload in rows:
+        if rows:
+            # one executemany: a long customer has thousands of deliveries
             await connection.execute(
                 update(OutboxRow)
-                .where(col(OutboxRow.id) == row_id)
-                .values(payload=_bare(payload), receipt=None)
+                .where(col(OutboxRow.id) == bindparam("row_id"))
+                .values(payload=bindparam("bare", type_=JSON), receipt=None),
+                [{"row_id": row_id, "bare": _bare(payload)} for row_id, payload in rows],
             )
         await connection.execute(
             update(WorkspaceThread)

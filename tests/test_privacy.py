@@ -7,12 +7,15 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlmodel import select
+
 from gateway.config import parse_config
 from gateway.history import search
 from gateway.privacy import erase_customer, export_customer
 from gateway.redaction import redact
 from gateway.report import load_report
 from gateway.status import collect_status, render_status
+from storage import OutboxRow
 from storage.history_queries import Hit
 from tests.clock import ManualClock
 from tests.support import (
@@ -154,6 +157,10 @@ async def test_an_erase_leaves_no_personal_data_and_reports_still_add_up(
         assert conversation is not None and conversation.csat_comment is None
         assert conversation.chat_id.startswith("erased:") and conversation.csat_score == 4
         assert refs == []
+        async with gw.repository.transaction() as tx:
+            payloads = (await tx.session.exec(select(OutboxRow.payload))).all()
+        assert payloads and not any("Elm" in json.dumps(p) for p in payloads)
+        assert any("Ivan's own words" in json.dumps(p) for p in payloads)  # not his
         hits: list[Hit] = []
         for words in ("Elm", "Petrova", "555"):
             hits += await search(gw.repository, words, EPOCH, 10)
