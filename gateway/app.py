@@ -364,9 +364,11 @@ class Gateway:
         self._ticking = asyncio.current_task()
         try:
             taken = await self.core.run_due()
-            # SQLite's search index follows the messages here, a batch a tick, so
-            # that taking a message in never pays for it (storage.history_queries)
-            await self.repository.run(lambda tx: tx.index_messages(SEARCH_BATCH))
+            if self.db.is_sqlite:
+                # SQLite's search index follows the messages here, a batch a tick, so
+                # that taking a message in never pays for it (storage.history_queries);
+                # PostgreSQL's index follows by itself
+                await self.repository.run(lambda tx: tx.index_messages(SEARCH_BATCH))
             cutoffs = retention_cutoffs(self.config)
             purged = (
                 await self.repository.run(lambda tx: tx.purge_old(*cutoffs, limit=PURGE_BATCH))

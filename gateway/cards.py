@@ -7,6 +7,7 @@ decision, made here, so Telegram and Slack never disagree about it.
 from __future__ import annotations
 
 from gateway.events import Attachment, ConversationCard, Outbound
+from storage import Priority
 
 STATUS_ICON = {
     "new": "🆕",
@@ -28,6 +29,8 @@ STATUS_TEXT = {
 }
 
 
+#: the priorities by name, lowest first: what /priority takes and menus offer
+PRIORITIES = tuple(p.name.lower() for p in Priority)
 #: how a priority above normal stands out on a card and a topic's name
 PRIORITY_MARK = {"high": "❗", "urgent": "🔥"}
 

@@ -120,7 +120,7 @@ class Erasure:
     #: the workspace threads that still show the conversations: (workspace, thread)
     threads: list[tuple[str, str]]
     already: bool = False
-    #: the erased conversations (by number)
+    #: the conversations whose workspace copies are queued for removal (by number)
     conversations: tuple[int, ...] = ()
 
     def lines(self) -> list[str]:
@@ -177,7 +177,7 @@ async def erase_customer(repository: Repository, reference: str, *, yes: bool) -
             (conversation_id, thread, await tx.workspace_refs(conversation_id, thread.workspace))
             for conversation_id, thread in found
         ]
-        counts = await tx.erase_customer_rows(customer_id, erased_name(customer_id))
+        counts |= await tx.erase_customer_rows(customer_id, erased_name(customer_id))
         for conversation_id, thread, refs in copies:
             await _remove_thread(tx, conversation_id, thread, refs)
         tx.audit(
@@ -250,7 +250,7 @@ def retention_cutoffs(config: Config) -> tuple[datetime | None, datetime | None]
 async def removal_outcomes(repository: Repository, erasure: Erasure, wait: float) -> list[str]:
     """What became of the removal of an erase's workspace copies, waiting up to
     ``wait`` seconds for the running gateway to make them."""
-    conversations = sorted({int(c) for c in erasure.conversations})
+    conversations = sorted(set(erasure.conversations))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     while True:

@@ -71,8 +71,7 @@ _EARLIER = text(
     WHERE place <= :most
     ORDER BY card, id DESC
     """
-).bindparams(bindparam("ids", expanding=True))
-_EARLIER_TYPED = _EARLIER.columns(
+).bindparams(bindparam("ids", expanding=True)).columns(
     column("card", Integer), column("id", Integer), column("channel"), column("status"),
     column("created_at", UTCDateTime), column("tags", JSON), column("csat_score", Integer),
     column("total", Integer),
@@ -171,7 +170,7 @@ class HistoryQueries(UnitOfWork):
         if not ids:
             return found
         await self._write_pending()
-        result = await self._run(_EARLIER_TYPED, {"ids": ids, "most": most})
+        result = await self._run(_EARLIER, {"ids": ids, "most": most})
         for card, oid, channel, status, created, tags, csat, total in result.all():
             found[card].append(
                 Earlier(oid, channel, status, created, tuple(tags or ()), csat, int(total))

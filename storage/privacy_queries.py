@@ -192,11 +192,11 @@ class PrivacyQueries(UnitOfWork):
         them, in a few statements whatever their number: the customer becomes a
         nameless row, their conversations anonymous rows (times, states, scores and
         tags kept, so reports add up), their messages empty rows, their identities,
-        platform ids and queued deliveries gone. Returns what changed."""
+        platform ids and queued deliveries gone. Returns what this removed beyond
+        what ``erasable`` counts."""
         await self._write_pending()
         theirs = _conversations_of(customer_id)
         connection = await self.session.connection()
-        counts = await self.erasable(customer_id)
         await connection.execute(
             update(Message)
             .where(col(Message.conversation_id).in_(theirs))
@@ -267,7 +267,6 @@ class PrivacyQueries(UnitOfWork):
         )
         self.session.expire_all()
         return {
-            **counts,
             "platform_ids": int(refs.rowcount or 0),
             "deliveries_cancelled": int(pending.rowcount or 0),
             "deliveries_emptied": len(rows),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.cards import history_lines, is_finished, labels_line, status_line
+from gateway.cards import PRIORITIES, history_lines, is_finished, labels_line, status_line
 from gateway.config import OperatorConfig
 from gateway.events import ConversationCard, Outbound
 
@@ -150,10 +150,6 @@ def _sorting(card: ConversationCard, replies: list[tuple[str, str]], tags: list[
     if offered:
         elements.append(_select("tag", "🏷 Tags…", offered))
     return elements
-
-
-#: the priorities the card's menu offers, as /priority takes them
-PRIORITIES = ("normal", "high", "urgent")
 
 
 def command_blocks(text: str, choices: tuple[tuple[str, str], ...]) -> list[JSON]:
