@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
@@ -26,11 +27,13 @@ from gateway.events import (
     ActionResult,
     Attachment,
     Delivery,
+    DeskState,
     FileData,
     Inbound,
     IngestResult,
     OperatorCommand,
     Receipt,
+    Said,
 )
 from gateway.roles import Held
 
@@ -157,6 +160,34 @@ class Host(Protocol):
         ``check`` asks whether ``key`` was set aside before (by this process or one
         before a restart) and records nothing; else it records it. An item set aside
         stays so: fetched again, it is skipped at its first failure."""
+
+    async def transcript(
+        self,
+        channel: str,
+        chat_id: str,
+        *,
+        after: int = 0,
+        changed_since: datetime | None = None,
+        limit: int = 200,
+    ) -> list[Said]:
+        """What the customer of ``chat_id`` on ``channel`` sees of their
+        conversations, for a channel that shows its history itself (web chat): the
+        last ``limit`` messages, or the first ``limit`` after the message id
+        ``after`` (and any edited or deleted since ``changed_since``), oldest first."""
+        ...
+
+    async def desk_state(self, language: str | None) -> DeskState:
+        """Whether anyone can answer now, and when the desk opens (in ``language``)."""
+        ...
+
+    async def chat_state(self, channel: str, chat_id: str) -> dict[str, Any] | None:
+        """What the channel kept about the chat (``keep_chat_state``), if anything."""
+        ...
+
+    async def keep_chat_state(self, channel: str, chat_id: str, data: dict[str, Any]) -> None:
+        """Keep ``data`` about a chat (a visitor's token digest, the address they
+        left), committed when this returns; an erase of its customer removes it."""
+        ...
 
     async def fetch(self, attachment: Attachment) -> FileData:
         """The bytes of a file another channel received (``attachment.origin``), so

@@ -51,6 +51,34 @@ class FileData:
 
 
 @dataclass(frozen=True)
+class Said:
+    """One message of a customer's transcript, as their own channel shows it (a web
+    visitor's history): theirs, an operator's reply, or an automatic text."""
+
+    id: int
+    conversation_id: int
+    side: Literal["customer", "operator", "bot"]
+    author_name: str | None
+    text: str
+    attachments: tuple[Attachment, ...]
+    at: datetime
+    edited: bool = False
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
+class DeskState:
+    """Whether the desk can answer now, for a channel that says so before anyone
+    writes (the web chat's header, its prompt for an address)."""
+
+    open: bool  # inside business hours
+    staffed: bool  # an operator is online and on shift
+    free: bool  # one of them has room for another conversation
+    #: when the desk opens next, in words in the asked language ("tomorrow at 09:00")
+    opens: str | None = None
+
+
+@dataclass(frozen=True)
 class Sender:
     external_id: str
     display_name: str

@@ -9,19 +9,24 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
 
 from gateway.errors import PermanentFailure, StoreUnavailable
 from gateway.events import (
     ActionResult,
     Attachment,
+    DeskState,
     FileData,
     Inbound,
     IngestResult,
     OperatorCommand,
+    Said,
 )
 from gateway.roles import Held
+from storage.models import Direction
 from storage.repository import is_database_failure
+from storage.types import utcnow
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -96,3 +101,68 @@ class GatewayHost:
                 f"over the {MAX_RELAYED_FILE // 2**20} MB the gateway passes between channels"
             )
         return await origin.fetch(attachment)
+
+    async def transcript(
+        self,
+        channel: str,
+        chat_id: str,
+        *,
+        after: int = 0,
+        changed_since: datetime | None = None,
+        limit: int = 200,
+    ) -> list[Said]:
+        with _outage_named():
+            async with self._gateway.repository.transaction() as tx:
+                rows = await tx.transcript(
+                    channel, chat_id, after=after, changed_since=changed_since, limit=limit
+                )
+        return [
+            Said(
+                id=row.id,
+                conversation_id=row.conversation_id,
+                side=_SIDES[row.direction],
+                author_name=row.author_name,
+                text=row.text,
+                attachments=tuple(Attachment(**a) for a in row.attachments or ()),
+                at=row.created_at,
+                edited=row.edited_at is not None,
+                deleted=row.deleted_at is not None,
+            )
+            for row in rows
+        ]
+
+    async def desk_state(self, language: str | None) -> DeskState:
+        core = self._gateway.core
+        config = core.desk.config
+        now = utcnow()
+        schedule = config.core.schedule
+        with _outage_named():
+            async with self._gateway.repository.transaction() as tx:
+                candidates = await core.dispatcher.candidates(tx)
+        present = [c for c in candidates if c.present]
+        is_open = schedule.is_open(now)
+        return DeskState(
+            open=is_open,
+            staffed=bool(present),
+            free=is_open and any(c.has_capacity for c in present),
+            opens=None
+            if is_open
+            else schedule.opening_words(now, language, config.gateway.default_language),
+        )
+
+    async def chat_state(self, channel: str, chat_id: str) -> dict[str, Any] | None:
+        with _outage_named():
+            async with self._gateway.repository.transaction() as tx:
+                return await tx.chat_state(channel, chat_id)
+
+    async def keep_chat_state(self, channel: str, chat_id: str, data: dict[str, Any]) -> None:
+        with _outage_named():
+            async with self._gateway.repository.transaction() as tx:
+                await tx.keep_chat_state(channel, chat_id, data)
+
+
+_SIDES: dict[str, Literal["customer", "operator", "bot"]] = {
+    Direction.IN: "customer",
+    Direction.OUT: "operator",
+    Direction.AUTO: "bot",
+}

@@ -145,6 +145,34 @@ BUILTIN: dict[str, dict[str, str]] = {
         "de": "Ja, das hat geholfen",
         "es": "Sí, me ayudó",
     },
+    "web_intro": {
+        "ru": "Здравствуйте! Спросите нас о чём угодно: сотрудник нашей команды ответит здесь.",
+        "uk": "Вітаємо! Запитайте нас про будь-що: співробітник нашої команди відповість тут.",
+        "de": "Hallo! Fragen Sie uns alles: Jemand aus unserem Team antwortet Ihnen hier.",
+        "es": "¡Hola! Pregúntenos lo que quiera: alguien de nuestro equipo le responderá aquí.",
+    },
+    "web_closed": {
+        "ru": "Сейчас мы не работаем и откроемся {opens}.",
+        "uk": "Зараз ми не працюємо й відкриємося {opens}.",
+        "de": "Wir sind gerade geschlossen und öffnen wieder {opens}.",
+        "es": "Ahora estamos cerrados y abrimos de nuevo {opens}.",
+    },
+    "web_contact": {
+        "ru": "Сейчас никто не может ответить сразу. Оставьте email, и мы напишем вам туда, "
+        "если вы уже уйдёте.",
+        "uk": "Зараз ніхто не може відповісти одразу. Залиште email, і ми напишемо вам туди, "
+        "якщо ви вже підете.",
+        "de": "Gerade kann niemand sofort antworten. Hinterlassen Sie Ihre E-Mail, dann "
+        "schreiben wir Ihnen dorthin, falls Sie schon weg sind.",
+        "es": "Ahora nadie puede responder al momento. Déjenos su correo y le escribiremos "
+        "allí si ya se ha ido.",
+    },
+    "web_contact_thanks": {
+        "ru": "Спасибо! Если вы уйдёте, мы ответим на {email}.",
+        "uk": "Дякуємо! Якщо ви підете, ми відповімо на {email}.",
+        "de": "Danke! Falls Sie weg sind, antworten wir an {email}.",
+        "es": "¡Gracias! Si se ha ido, le responderemos a {email}.",
+    },
 }
 
 

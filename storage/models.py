@@ -390,6 +390,19 @@ class AuditEvent(SQLModel, table=True):
     detail: str = Field(default="", max_length=500)
 
 
+class ChatState(SQLModel, table=True):
+    """What a channel keeps about one of its chats beyond the conversation model: a
+    web visitor's token digest, the address they left, their verified user id. An
+    erase removes it with the customer's identities."""
+
+    __tablename__ = "chat_states"
+
+    channel: str = Field(primary_key=True, max_length=32)
+    chat_id: str = Field(primary_key=True, max_length=320)
+    data: dict[str, Any] = Field(default_factory=_dict, sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = _ts(default_factory=_now)
+
+
 def _flushed_after(child: type, parent: type) -> None:
     """Have the session's flush write ``parent``'s new rows before ``child``'s.
 

@@ -7,13 +7,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, String, bindparam, cast, delete, func, literal, update
+from sqlalchemy import JSON, String, bindparam, cast, delete, func, literal, tuple_, update
 from sqlalchemy.sql.selectable import ScalarSelect
 from sqlmodel import col, select
 
 from storage.models import (
     FINISHED_STATUSES,
     AuditEvent,
+    ChatState,
     Conversation,
     ConversationStatus,
     Customer,
@@ -255,6 +256,15 @@ class PrivacyQueries(UnitOfWork):
                 subject=None,
                 csat_comment=None,
                 offered=None,
+            )
+        )
+        await connection.execute(
+            delete(ChatState).where(
+                tuple_(col(ChatState.channel), col(ChatState.chat_id)).in_(
+                    select(CustomerIdentity.channel, CustomerIdentity.external_id).where(
+                        CustomerIdentity.customer_id == customer_id
+                    )
+                )
             )
         )
         await connection.execute(

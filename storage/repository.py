@@ -21,6 +21,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import statements as sql
+from storage.chat_queries import ChatQueries
 from storage.conversation_queries import ConversationQueries
 from storage.database import Database
 from storage.deadline_queries import DeadlineQueries
@@ -68,6 +69,7 @@ class Transaction(
     DeadlineQueries,
     HistoryQueries,
     PrivacyQueries,
+    ChatQueries,
 ):
     """One unit of work (``UnitOfWork``) and the queries the core makes in it, by
     the records they are about (the outbox's, conversations', messages', deadlines'

@@ -81,6 +81,8 @@ def test_the_example_channel_sections_are_valid_once_uncommented() -> None:
     assert config.channels["slack"].mode == "socket"
     config = parse_config(example_section("email"), models, environ={"EMAIL_PASSWORD": "pw"})
     assert config.channels["email"].address == "support@example.com"
+    config = parse_config(example_section("web"), models)
+    assert config.channels["web"].origins == ["https://shop.example.com"]
 
 
 def test_slack_section_problems_name_what_to_fix() -> None:

@@ -31,6 +31,10 @@ TEXT_PLACEHOLDERS: dict[str, set[str]] = {
     "faq_feedback": set(),
     "faq_helped": set(),
     "card_hidden": set(),
+    "web_intro": set(),
+    "web_closed": {"opens"},
+    "web_contact": set(),
+    "web_contact_thanks": {"email"},
 }
 
 
@@ -87,6 +91,15 @@ class TextsSection(Section):
         "For your safety we hid the card number you sent: our team never needs it. "
         "Please do not send card details in this chat."
     )
+    #: the web chat: above an empty chat; its header outside hours; the prompt for
+    #: an address when nobody can answer now (``[web] ask_contact``), and its thanks
+    web_intro: TextValue = "Hi! Ask us anything: a person from our team will answer here."
+    web_closed: TextValue = "We are closed now and open again {opens}."
+    web_contact: TextValue = (
+        "Nobody can answer right away. Leave your email and we will write to you there "
+        "if you have gone by then."
+    )
+    web_contact_thanks: TextValue = "Thank you! If you have left, we will answer at {email}."
 
     @model_validator(mode="after")
     def _placeholders(self) -> TextsSection:

@@ -1,0 +1,68 @@
+"""Web chat visitors: a widget on the site (``static/widget.js``) talks to the
+gateway's own HTTP server over a WebSocket, or a long poll where sockets do not
+get through; no platform in between.
+
+A visitor's message is acknowledged to the widget only once the core has
+committed it; the widget keeps it, and sends it again with the same client id,
+until then (the client id is the dedupe key). What reaches the visitor is pushed
+to their open connections when delivered, and read from the transcript by every
+widget that (re)connects, from the last message it has: nothing is kept here that
+a restart could lose.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from adapters.web import wire
+from adapters.web.chat import Chat
+from adapters.web.config import WebSection
+from adapters.web.files import FileStore
+from adapters.web.hub import Hub
+from adapters.web.routes import Routes
+from gateway.adapter import AdapterBase, Host
+from gateway.config import Config
+from gateway.events import Attachment, Delivery, FileData, Receipt
+
+log = logging.getLogger(__name__)
+
+
+class WebAdapter(AdapterBase):
+    name = "web"
+    serves_workspace = False
+
+    def __init__(self, section: WebSection, config: Config) -> None:
+        self.section = section
+        self.config = config
+        self.hub = Hub()
+        self.files = FileStore(section)
+        self.chat: Chat | None = None
+
+    def cost(self, delivery: Delivery) -> int:
+        return 1
+
+    async def start(self, host: Host) -> None:
+        self.chat = Chat(self.section, self.config, host, self.hub, self.files)
+        for method, path, handler in Routes(self.chat, self.section.public_url).table():
+            host.add_route(method, path, handler)
+        log.info(
+            "web chat: /widget.js for %s, files in %s",
+            ", ".join(self.section.origins),
+            self.files.directory,
+        )
+
+    async def stop(self) -> None:
+        await self.hub.close()
+
+    async def deliver(self, delivery: Delivery) -> Receipt:
+        """Show it to the visitor where they are connected; the transcript has it
+        for when they come back."""
+        outbound = delivery.outbound
+        frame = wire.delivered(delivery)
+        if frame is not None and outbound.chat_id:
+            self.hub.push(outbound.chat_id, frame)
+        ids = (f"m{outbound.message_id}",) if outbound.message_id is not None else ()
+        return Receipt(external_ids=ids, chat_id=outbound.chat_id)
+
+    async def fetch(self, attachment: Attachment) -> FileData:
+        return await self.files.read(attachment)

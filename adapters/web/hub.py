@@ -1,0 +1,117 @@
+"""The visitors connected to this process, and what reaches them live.
+
+What is pushed here is a courtesy: the transcript in the database is what a
+visitor's widget reads when it (re)connects, from the last message it has, so a
+frame that found nobody (a visitor between two long polls, a socket that dropped)
+is read from there. An idle connection holds a ``Listener`` and nothing else; a
+task runs only while frames are waiting to be written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: frames waiting for one listener beyond this mean it stopped reading: it is cut off
+MAX_WAITING = 500
+
+
+class Listener:
+    """One connection's way in: a socket (``write``) or a long poll (``wait``)."""
+
+    __slots__ = ("_drain", "_write", "chat_id", "closed", "ready", "waiting")
+
+    def __init__(self, chat_id: str, write: Callable[[str], Awaitable[None]] | None = None) -> None:
+        self.chat_id = chat_id
+        self.waiting: list[str] = []
+        self._write = write
+        self._drain: asyncio.Task[None] | None = None
+        self.ready: asyncio.Event | None = None if write else asyncio.Event()
+        self.closed = False
+
+    def push(self, frame: str) -> None:
+        if self.closed:
+            return
+        if len(self.waiting) >= MAX_WAITING:
+            log.warning("web: a connection of %s stopped reading; cut off", self.chat_id)
+            self.closed = True
+            if self.ready is not None:
+                self.ready.set()
+            return
+        self.waiting.append(frame)
+        if self.ready is not None:
+            self.ready.set()
+        elif self._drain is None:
+            self._drain = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        assert self._write is not None
+        try:
+            while self.waiting and not self.closed:
+                frame = self.waiting.pop(0)
+                await self._write(frame)
+        except (ConnectionError, RuntimeError) as exc:
+            log.debug("web: a connection of %s closed while written to: %s", self.chat_id, exc)
+            self.closed = True
+        finally:
+            self._drain = None
+
+    async def wait(self, seconds: float) -> list[str]:
+        """A long poll: the frames pushed so far, or the first ones to come."""
+        assert self.ready is not None
+        if not self.waiting:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.ready.wait(), seconds)
+        taken, self.waiting = self.waiting, []
+        self.ready.clear()
+        return taken
+
+    async def close(self) -> None:
+        self.closed = True
+        if self._drain is not None:
+            self._drain.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._drain
+
+
+class Hub:
+    def __init__(self) -> None:
+        self._chats: dict[str, set[Listener]] = {}
+
+    def join(self, listener: Listener) -> None:
+        self._chats.setdefault(listener.chat_id, set()).add(listener)
+
+    def leave(self, listener: Listener) -> None:
+        listeners = self._chats.get(listener.chat_id)
+        if listeners is not None:
+            listeners.discard(listener)
+            if not listeners:
+                del self._chats[listener.chat_id]
+
+    def present(self, chat_id: str) -> bool:
+        return chat_id in self._chats
+
+    def push(self, chat_id: str, frame: dict[str, Any]) -> int:
+        """Send ``frame`` to every connection of the chat; how many there were."""
+        listeners = self._chats.get(chat_id)
+        if not listeners:
+            return 0
+        text = json.dumps(frame, ensure_ascii=False)
+        for listener in list(listeners):
+            listener.push(text)
+        return len(listeners)
+
+    def connections(self) -> int:
+        return sum(len(listeners) for listeners in self._chats.values())
+
+    async def close(self) -> None:
+        for listeners in list(self._chats.values()):
+            for listener in list(listeners):
+                await listener.close()
+        self._chats.clear()
