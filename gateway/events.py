@@ -64,6 +64,8 @@ class Said:
     at: datetime
     edited: bool = False
     deleted: bool = False
+    #: the answers offered with it, as (reply, label)
+    choices: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

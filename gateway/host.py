@@ -127,6 +127,7 @@ class GatewayHost:
                 at=row.created_at,
                 edited=row.edited_at is not None,
                 deleted=row.deleted_at is not None,
+                choices=tuple((str(c[0]), str(c[1])) for c in row.choices or ()),
             )
             for row in rows
         ]

@@ -135,6 +135,8 @@ class Relay:
         choices: tuple[tuple[str, str], ...] = (),
     ) -> None:
         role: AuthorRole = "operator" if author else "bot"
+        if choices:
+            message.choices = [list(choice) for choice in choices]
         await self._relay(
             tx, conversation, message, conversation.channel, "customer", role, choices=choices
         )

@@ -50,6 +50,7 @@ class ChatQueries(UnitOfWork):
                 col(Message.author_name),
                 col(Message.text),
                 col(Message.attachments),
+                col(Message.choices),
                 col(Message.created_at),
                 col(Message.edited_at),
                 col(Message.deleted_at),

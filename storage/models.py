@@ -204,6 +204,9 @@ class Message(SQLModel, table=True):
     attachments: list[dict[str, Any]] = Field(
         default_factory=_list, sa_column=Column(JSON, nullable=False)
     )
+    #: the answers offered with it, as (reply, label): a rating's stars, an FAQ's
+    #: "did it help" (a channel that draws its own history shows them again)
+    choices: list[list[str]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     reply_to_id: int | None = Field(default=None, foreign_key="messages.id")
     created_at: datetime = _ts(default_factory=_now)
     edited_at: datetime | None = _ts(default=None)

@@ -24,8 +24,10 @@ SITE = "https://shop.example.com"
 
 def web_config(database_url: str, tmp_path: Any, web: str = "", **options: Any) -> Config:
     extra = options.pop("extra", "")
-    text = config_text(database_url, **options) + extra + (
-        f'\n[web]\norigins = ["{SITE}"]\nfiles_dir = "{tmp_path}/web-files"\n' + web
+    text = (
+        config_text(database_url, **options)
+        + extra
+        + (f'\n[web]\norigins = ["{SITE}"]\nfiles_dir = "{tmp_path}/web-files"\n' + web)
     )
     return parse_config(text, channel_models())
 

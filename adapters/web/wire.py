@@ -47,6 +47,7 @@ def said(entry: Said) -> dict[str, Any]:
         "author": entry.author_name if entry.side == "operator" else None,
         "text": "" if entry.deleted else entry.text,
         "files": [] if entry.deleted else files(entry.attachments),
+        "choices": [list(choice) for choice in entry.choices],
         "at": entry.at.astimezone(UTC).isoformat(timespec="seconds"),
         "edited": entry.edited,
         "deleted": entry.deleted,

@@ -18,10 +18,12 @@
   var BASE = "__PUBLIC_URL__" || (data.gateway || (script ? script.src.replace(/\/widget\.js(\?.*)?$/, "") : ""));
   var KEY = "supportchat:" + BASE;
   var saved = load();
+  // a new page has no messages yet: it reads the history whole, not after a cursor
+  delete saved.after; delete saved.since;
   var session = null, socket = null, mode = data.transport === "poll" ? "poll" : "socket";
   var failedOpens = 0, retry = 0, timer = null, polling = false, stopped = false;
   var messages = {}, order = [], choices = null, unread = 0, loaded = false, askedNow = false;
-  var ui = {};
+  var ui = {}, notice = null;
 
   function load() {
     try { return JSON.parse(localStorage.getItem(KEY)) || {}; } catch (e) { return {}; }
@@ -209,32 +211,57 @@
     store();
   }
 
+  // the log is reconciled, not redrawn: a node per message, replaced only when what
+  // it shows changed, so a screen reader announces additions and nothing twice
+  var nodes = {};
   function render() {
     var l = session ? session.labels : {};
     var log = ui.log, atEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
-    while (log.childNodes.length > 1) log.removeChild(log.lastChild);
-    var lastReply = 0;
+    var lastReply = 0, items = [];
     order.forEach(function (id) { if (messages[id].side === "operator") lastReply = id; });
     order.forEach(function (id) {
       var m = messages[id];
       if (!m.text && !(m.files || []).length && !m.deleted) return;
-      log.appendChild(bubble(m, m.side === "customer" ? (id < lastReply ? l.seen : l.sent) : null));
+      var state = m.side === "customer" ? (id < lastReply ? l.seen : l.sent) : null;
+      items.push(["m" + id, JSON.stringify([m.text, m.files, m.deleted, m.author, state]), function () { return bubble(m, state); }]);
     });
-    (saved.pending || []).forEach(function (p) {
-      log.appendChild(bubble({ side: "customer", text: p.text, files: p.files || [], pending: p }, p.failed ? l.failed : l.sending));
+    var pending = saved.pending || [];
+    pending.forEach(function (p) {
+      var state = p.failed ? l.failed : l.sending;
+      items.push(["p" + p.cid, state, function () { return bubble({ side: "customer", text: p.text, files: p.files || [], pending: p }, state); }]);
     });
     var last = order.length ? messages[order[order.length - 1]] : null;
-    if (choices && last === choices && !(saved.pending || []).length) {
-      var row = el("div", { class: "choices" });
-      choices.choices.forEach(function (choice) {
-        var button = el("button", { class: "choice", type: "button" }, choice[1]);
-        button.addEventListener("click", function () { say(choice[0], []); });
-        row.appendChild(button);
-      });
-      log.appendChild(row);
+    if (choices && last === choices && !pending.length) {
+      items.push(["choices", choices.id + JSON.stringify(choices.choices), function () {
+        var row = el("div", { class: "choices" });
+        choices.choices.forEach(function (choice) {
+          var button = el("button", { class: "choice", type: "button" }, choice[1]);
+          button.addEventListener("click", function () { say(choice[0], []); });
+          row.appendChild(button);
+        });
+        return row;
+      }]);
     }
-    if (saved.thanks) log.appendChild(el("p", { class: "note" }, saved.thanks));
+    if (notice) items.push(["notice", notice, function () { return el("p", { class: "note" }, notice); }]);
+    var seen = {}, at = ui.intro;
+    items.forEach(function (item) {
+      var have = nodes[item[0]];
+      if (!have || have.sig !== item[1]) {
+        var fresh = item[2]();
+        if (have && have.el.parentNode) have.el.replaceWith(fresh);
+        have = nodes[item[0]] = { sig: item[1], el: fresh };
+      }
+      seen[item[0]] = true;
+      if (at.nextSibling !== have.el) log.insertBefore(have.el, at.nextSibling);
+      at = have.el;
+    });
+    for (var key in nodes) if (!seen[key]) { nodes[key].el.remove(); delete nodes[key]; }
     if (atEnd || !loaded) log.scrollTop = log.scrollHeight;
+  }
+
+  function clearLog() {
+    for (var key in nodes) nodes[key].el.remove();
+    nodes = {};
   }
 
   function bubble(m, state) {
@@ -333,7 +360,7 @@
   }
 
   function note(text) {
-    saved.thanks = text; render(); delete saved.thanks;
+    notice = text; render();
   }
 
   function maybeAsk() {
@@ -358,7 +385,7 @@
       saved.contact = "done"; store();
       session.visitor.email = frame.email;
       ui.contact.hidden = true;
-      saved.thanks = (session.texts.contact_thanks || "").replace("{email}", frame.email || ""); render(); delete saved.thanks;
+      note((session.texts.contact_thanks || "").replace("{email}", frame.email || ""));
     } else if (frame.t === "error") failed(frame);
   }
 
@@ -426,7 +453,7 @@
   function restart() {
     saved = { pending: saved.pending };
     store();
-    messages = {}; order = []; loaded = false;
+    messages = {}; order = []; loaded = false; clearLog();
     if (socket) { var s = socket; socket = null; s.onclose = null; s.close(); }
     begin();
   }
@@ -436,7 +463,7 @@
     if (token && /^u-/.test(token) && !data.user) token = null; // signed out: a fresh chat
     post("session", { token: token || null, user: data.user || null, user_hash: data.userHash || null, name: data.name || null, language: data.language || navigator.language })
       .then(function (answer) {
-        if (answer.token !== saved.token) { saved = { token: answer.token, pending: saved.pending || [] }; messages = {}; order = []; }
+        if (answer.token !== saved.token) { saved = { token: answer.token, pending: saved.pending || [] }; messages = {}; order = []; clearLog(); }
         store();
         session = answer;
         dress(); render(); connect();

@@ -1,4 +1,5 @@
-"""what a channel keeps about one of its chats (a web visitor's token digest)
+"""what a channel keeps about one of its chats (a web visitor's token digest),
+and the answers offered with a message (its choices)
 
 Revision ID: 0012
 Revises: 0011
@@ -26,7 +27,11 @@ def upgrade() -> None:
         sa.Column("data", sa.JSON(), nullable=False),
         sa.Column("updated_at", UTCDateTime(timezone=True), nullable=False),
     )
+    # a plain ADD COLUMN (no table rebuild on SQLite: migration 0010's triggers stay)
+    op.add_column("messages", sa.Column("choices", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("messages") as batch:
+        batch.drop_column("choices")
     op.drop_table("chat_states")

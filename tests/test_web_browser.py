@@ -1,0 +1,89 @@
+"""The web chat in a real browser: a visitor on a shop's page writes, an operator
+answers from a Telegram topic, the page is reloaded, a file goes along, the
+conversation is rated; over the WebSocket and over the long poll."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sandbox.site import SiteSandbox
+from tests.browser import Widget, chrome
+from tests.support import all_conversations
+from tests.telegram_support import eventually, telegram_desk
+from tests.test_web import HOSTILE, PNG
+
+pytestmark = pytest.mark.long
+
+
+@pytest.mark.parametrize("transport", ["socket", "poll"])
+async def test_a_visitor_chats_with_a_telegram_operator_in_chromium(
+    tmp_path: Path, sqlite_url: str, transport: str
+) -> None:
+    driver = await asyncio.to_thread(chrome)
+    widget = Widget(driver)
+    try:
+        async with SiteSandbox("") as site:
+            web = (
+                f'\n[web]\norigins = ["{site.origin}"]\nfiles_dir = "{tmp_path}/files"\n'
+                'ask_contact = "never"\ntitle = "Example Shop"\n'
+            )
+            async with telegram_desk(sqlite_url, extra=web) as desk:
+                site.gateway_url = f"http://127.0.0.1:{desk.gateway.http.port}"
+                page = site.origin + ("/?transport=poll" if transport == "poll" else "/")
+                await asyncio.to_thread(widget.visit, page)
+                await asyncio.to_thread(widget.open)
+                assert widget.find("h2").text == "Example Shop"
+                await asyncio.to_thread(widget.say, "Where is my order 1042?")
+                topic = await eventually(lambda: desk.topic_of("Visitor"))
+                await eventually(
+                    lambda: any("order 1042" in (m.get("text") or "") for m in desk.in_topic(topic))
+                )
+                desk.sandbox.send(
+                    desk.anna, "It ships today!", chat_id=desk.workspace, thread_id=topic
+                )
+                await asyncio.to_thread(widget.see, "It ships today!")
+                assert "Anna" in [w.text for w in widget.all(".who")]
+                assert widget.state()["mode"] == transport
+
+                # a reload keeps the history (the token is in localStorage)
+                await asyncio.to_thread(widget.visit, page)
+                await asyncio.to_thread(widget.open)
+                await asyncio.to_thread(widget.see, "It ships today!")
+                await asyncio.to_thread(widget.see, "Where is my order 1042?")
+
+                # a file, relayed to the topic as a file
+                receipt = tmp_path / "receipt.png"
+                receipt.write_bytes(PNG)
+                await asyncio.to_thread(widget.attach, receipt)
+                await eventually(
+                    lambda: any(m.get("photo") or m.get("document") for m in desk.in_topic(topic))
+                )
+                # hostile text stays text: nothing of it became an element
+                await asyncio.to_thread(widget.say, HOSTILE)
+                await asyncio.to_thread(widget.see, '<script>alert("x")</script>')
+                assert not widget.all(".log script") and not widget.all(".text img")
+                assert driver.execute_script("return document.title") == "Example Shop"
+
+                # the operator closes; the visitor rates with a button
+                desk.sandbox.send(desk.anna, "/close", chat_id=desk.workspace, thread_id=topic)
+                await asyncio.to_thread(widget.press, "5 ★★★★★")
+
+                async def rated() -> bool:
+                    (only,) = await all_conversations(desk.gateway)
+                    return only.channel == "web" and only.csat_score == 5
+
+                await eventually(rated)
+                if transport == "socket":
+                    shot = tmp_path / "widget.png"
+                    await asyncio.to_thread(driver.save_screenshot, str(shot))
+                    assert shot.stat().st_size > 20_000
+                    keep = os.environ.get("GATEWAY_WIDGET_SCREENSHOT")
+                    if keep:
+                        shutil.copy(shot, keep)
+    finally:
+        await asyncio.to_thread(driver.quit)
