@@ -32,6 +32,7 @@ from gateway.events import (
     Inbound,
     IngestResult,
     OperatorCommand,
+    Outbound,
     Receipt,
     Said,
 )
@@ -174,6 +175,16 @@ class Host(Protocol):
         conversations, for a channel that shows its history itself (web chat): the
         last ``limit`` messages, or the first ``limit`` after the message id
         ``after`` (and any edited or deleted since ``changed_since``), oldest first."""
+        ...
+
+    async def forward(
+        self, outbound: Outbound, channel: str, chat_id: str, *, delay_seconds: float = 0
+    ) -> str | None:
+        """Queue a copy of a message to its customer on another channel, at an
+        address they gave (a web visitor gone from the page, by email), once (its
+        message's id makes the key), not before ``delay_seconds``. A reply from
+        there continues the conversation: the address becomes the customer's, unless
+        it is someone else's already. None when queued; else why not."""
         ...
 
     async def desk_state(self, language: str | None) -> DeskState:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from gateway.errors import PermanentFailure, StoreUnavailable
@@ -21,10 +22,11 @@ from gateway.events import (
     Inbound,
     IngestResult,
     OperatorCommand,
+    Outbound,
     Said,
 )
 from gateway.roles import Held
-from storage.models import Direction
+from storage.models import CustomerIdentity, Direction
 from storage.repository import is_database_failure
 from storage.types import utcnow
 
@@ -131,6 +133,35 @@ class GatewayHost:
             )
             for row in rows
         ]
+
+    async def forward(
+        self, outbound: Outbound, channel: str, chat_id: str, *, delay_seconds: float = 0
+    ) -> str | None:
+        if not any(adapter.name == channel for adapter in self._gateway.adapters):
+            return f"no {channel} channel is configured"
+        if outbound.message_id is None:
+            return "only a stored message is forwarded"
+        copy = replace(outbound, destination=channel, chat_id=chat_id, choices=())
+        with _outage_named():
+            async with self._gateway.repository.transaction() as tx:
+                conversation = await tx.conversation(outbound.conversation_id)
+                if conversation is None:
+                    return "the conversation is gone"
+                if await tx.identity(channel, chat_id) is None:
+                    tx.add(
+                        CustomerIdentity(
+                            customer_id=conversation.customer_id,
+                            channel=channel,
+                            external_id=chat_id,
+                        )
+                    )
+                await self._gateway.core.relay.enqueue(
+                    tx,
+                    copy,
+                    key=f"forward:{outbound.message_id}",
+                    not_before=utcnow() + timedelta(seconds=delay_seconds),
+                )
+        return None
 
     async def desk_state(self, language: str | None) -> DeskState:
         core = self._gateway.core

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 
 from gateway.cards import STATUS_TEXT
 from gateway.config import Config, OperatorConfig
@@ -83,8 +83,10 @@ class Relay:
         *,
         key: str | None = None,
         fresh: bool = False,
+        not_before: datetime | None = None,
     ) -> None:
-        """``fresh``: ``key`` is unique by construction, so no twin is looked for."""
+        """``fresh``: ``key`` is unique by construction, so no twin is looked for.
+        ``not_before``: the delivery waits until then."""
         dedupe = key or f"{outbound.kind}:{uuid.uuid4().hex}"
         await tx.enqueue(
             # a key made up here has no twin anywhere to look for
@@ -96,6 +98,7 @@ class Relay:
             kind=outbound.kind,
             payload=outbound.to_payload(),
             dedupe_key=f"{outbound.destination}:{outbound.audience}:{dedupe}",
+            not_before=not_before,
         )
 
     # -- to the customer --------------------------------------------------------

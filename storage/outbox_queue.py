@@ -36,8 +36,10 @@ class OutboxQueue(UnitOfWork):
         payload: dict[str, Any],
         dedupe_key: str,
         fresh: bool = False,
+        not_before: datetime | None = None,
     ) -> bool:
-        """Add a delivery unless one with the same dedupe key exists already.
+        """Add a delivery unless one with the same dedupe key exists already
+        (``not_before``: not tried before then).
 
         A copy of a message inserted in this transaction cannot have a twin outside
         it, nor can a ``fresh`` key (one just made up), so only this transaction's
@@ -64,7 +66,7 @@ class OutboxQueue(UnitOfWork):
                 "dedupe_key": dedupe_key,
                 "status": OutboxStatus.PENDING,
                 "attempts": 0,
-                "next_attempt_at": now,
+                "next_attempt_at": not_before or now,
                 "lease_until": None,
                 "last_error": None,
                 "receipt": None,

@@ -13,7 +13,9 @@ from typing import Any
 
 import aiohttp
 
+from adapters.email.adapter import EmailAdapter
 from adapters.web.adapter import WebAdapter
+from gateway.adapter import Adapter
 from gateway.app import Gateway
 from gateway.config import Config, parse_config
 from gateway.plugins import channel_models
@@ -44,11 +46,16 @@ class WebDesk:
 
 
 @asynccontextmanager
-async def web_desk(config: Config) -> AsyncIterator[WebDesk]:
+async def web_desk(config: Config, *, email: bool = False) -> AsyncIterator[WebDesk]:
+    """The gateway with a recording Telegram workspace, the web chat, and (``email``)
+    the real email channel of the config."""
     await migrate(config.gateway.database_url)
     tg = RecordingAdapter()
     web = WebAdapter(config.channels["web"], config)  # type: ignore[arg-type]
-    gateway = Gateway(config, plugins={}, adapters=[tg, web], serve_http=True)
+    adapters: list[Adapter] = [tg, web]
+    if email:
+        adapters.append(EmailAdapter(config.channels["email"], config))  # type: ignore[arg-type]
+    gateway = Gateway(config, plugins={}, adapters=adapters, serve_http=True)
     await gateway.start()
     try:
         yield WebDesk(gateway, tg, web)

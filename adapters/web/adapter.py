@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 
 from adapters.web import wire
+from adapters.web.absent import Absent
 from adapters.web.chat import Chat
 from adapters.web.config import WebSection
 from adapters.web.files import FileStore
@@ -37,12 +38,14 @@ class WebAdapter(AdapterBase):
         self.hub = Hub()
         self.files = FileStore(section)
         self.chat: Chat | None = None
+        self.absent: Absent | None = None
 
     def cost(self, delivery: Delivery) -> int:
         return 1
 
     async def start(self, host: Host) -> None:
         self.chat = Chat(self.section, self.config, host, self.hub, self.files)
+        self.absent = Absent(self.section, host, self.hub)
         for method, path, handler in Routes(self.chat, self.section.public_url).table():
             host.add_route(method, path, handler)
         log.info(
@@ -56,11 +59,13 @@ class WebAdapter(AdapterBase):
 
     async def deliver(self, delivery: Delivery) -> Receipt:
         """Show it to the visitor where they are connected; the transcript has it
-        for when they come back."""
+        for when they come back, and a visitor gone gets a person's reply by email."""
         outbound = delivery.outbound
         frame = wire.delivered(delivery)
         if frame is not None and outbound.chat_id:
             self.hub.push(outbound.chat_id, frame)
+        if self.absent is not None:
+            await self.absent.follow(delivery)
         ids = (f"m{outbound.message_id}",) if outbound.message_id is not None else ()
         return Receipt(external_ids=ids, chat_id=outbound.chat_id)
 

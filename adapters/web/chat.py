@@ -226,11 +226,12 @@ class Chat:
             return chat_id[2:]
         return f"Visitor {chat_id[2:6]}"
 
-    async def seen(self, chat_id: str) -> None:
-        """Write down that the visitor is here (at most once a minute a chat): a reply
-        goes by email only to a visitor gone longer than ``email_after_minutes``."""
+    async def seen(self, chat_id: str, *, leaving: bool = False) -> None:
+        """Write down that the visitor is here (at most once a minute a chat, and
+        when a connection closes): a reply goes by email only to a visitor gone
+        longer than ``email_after_minutes``."""
         now = time.monotonic()
-        if now - self._seen_written.get(chat_id, -SEEN_EVERY) < SEEN_EVERY:
+        if not leaving and now - self._seen_written.get(chat_id, -SEEN_EVERY) < SEEN_EVERY:
             return
         if len(self._seen_written) > 100_000:
             self._seen_written.clear()

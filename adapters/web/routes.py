@@ -260,7 +260,7 @@ class Routes:
             self.chat.hub.leave(listener)
             await listener.close()
             with contextlib.suppress(GatewayError):
-                await self.chat.seen(chat_id)
+                await self.chat.seen(chat_id, leaving=True)
         return ws
 
     async def _converse(
