@@ -295,7 +295,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from sandbox.standalone import Ports, run_sandbox
 
-    ports = Ports(args.telegram_port, args.slack_port, args.mail_port, args.gateway_mail_port)
+    ports = Ports(
+        args.telegram_port, args.slack_port, args.mail_port, args.gateway_mail_port, args.site_port
+    )
     try:
         return asyncio.run(run_sandbox(args.config, sys.stdout, ports))
     except KeyboardInterrupt:
@@ -330,6 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--mail-port", type=int, default=2526, help="customers' mail servers")
     sandbox.add_argument(
         "--gateway-mail-port", type=int, default=2525, help="the gateway's SMTP listener"
+    )
+    sandbox.add_argument(
+        "--site-port", type=int, default=8083, help="a shop's page with the web chat widget"
     )
     sandbox.set_defaults(func=cmd_sandbox)
 

@@ -19,16 +19,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+import aiohttp
+
 from gateway.app import Gateway
 from gateway.config import Config, parse_config
 from gateway.plugins import channel_models
 from gateway.status import collect_status, render_status
 from sandbox.mail import MailSandbox, body_of
 from sandbox.playground import Console, Playground, Watcher
+from sandbox.site import SiteSandbox, web_section
 from sandbox.slack import Limits as SlackLimits
 from sandbox.slack import SlackSandbox
 from sandbox.telegram import Limits as TelegramLimits
 from sandbox.telegram import TelegramSandbox
+from sandbox.visitor import Frame, WebVisitor
 from storage import Database
 from storage.migrate import upgrade
 
@@ -41,6 +45,10 @@ DRAIN_SECONDS = 30.0
 #: copies over minutes, as it would under Telegram's 20 a minute
 DEMO_GROUP_MESSAGES_PER_MINUTE = 600
 SUPPORT_ADDRESS = "support@example.com"
+WANDA = "wanda@example.org"
+#: the web chat's look and behaviour in the demo: a reply to a visitor gone from the
+#: page goes by mail at once
+WEB = {"title": "Example Shop", "email_after_minutes": 0}
 
 CONFIG = """
 [gateway]
@@ -68,6 +76,7 @@ text = "Thank you, {{customer}}! Is there anything else I can help with?"
 suggested = ["vip", "billing"]
 
 {channels}
+{web}
 [[operators]]
 id = "anna"
 name = "Anna"
@@ -110,6 +119,10 @@ class Demo:
         self.watcher = Watcher(out, self.ground)
         self._printer: asyncio.Task[None] | None = None
         self.step_number = 0
+        #: the shop's page with the web chat, and the visitor's browser there
+        self.site = SiteSandbox("")
+        self.http: aiohttp.ClientSession | None = None
+        self.wanda: WebVisitor | None = None
 
     # -- setting up ------------------------------------------------------------------------
 
@@ -119,6 +132,7 @@ class Demo:
         await tg.start()
         await sl.start()
         await ground.mail.start()
+        await self.site.start()
         ground.setup([("anna", "Anna", None, None), ("boris", "Boris", None, None)])
         self.config = parse_config(
             CONFIG.format(
@@ -129,6 +143,7 @@ class Demo:
                     slack_ping_seconds=1,
                     group_messages_per_minute=DEMO_GROUP_MESSAGES_PER_MINUTE,
                 ),
+                web=web_section(self.site.origin, workdir / "web-files", WEB),
                 anna_tg=ground.operators_tg["anna"]["id"],
                 boris_tg=ground.operators_tg["boris"]["id"],
                 anna_slack=ground.operators_slack["anna"]["id"],
@@ -145,13 +160,20 @@ class Demo:
         await self.gateway.start()
         email = next(a for a in self.gateway.adapters if a.name == "email")
         ground.gateway_mail_port = email.listen_port  # type: ignore[attr-defined]
+        self.site.gateway_url = f"http://127.0.0.1:{self.gateway.http.port}"
+        self.http = aiohttp.ClientSession()
         self._printer = asyncio.create_task(self.watcher.forever())
 
     async def stop(self) -> None:
         if self._printer is not None:
             self._printer.cancel()
+        if self.wanda is not None:
+            await self.wanda.disconnect()
+        if self.http is not None:
+            await self.http.close()
         if self.gateway is not None:
             await self.gateway.stop()
+        await self.site.stop()
         for part in (self.ground.mail, self.ground.slack, self.ground.telegram):
             await part.stop()
 
@@ -277,7 +299,56 @@ class Demo:
         await self.until("Pat being told Anna will help", lambda: any(
             "Anna will help" in body for body in self.pat_inbox()
         ))  # fmt: skip
+
+        self.step("Wanda writes in the web chat on the shop's site; everyone is busy, so she "
+                  "leaves her email and closes the page")  # fmt: skip
+        wanda = await self.web_visitor()
+        await wanda.send("Do you have the blue mug in stock?")
+        await self.until("Wanda's place in the queue", lambda: any(
+            "in line" in f.get("text", "") for f in wanda.frames
+        ))  # fmt: skip
+        assert wanda.socket is not None
+        await wanda.socket.send_json({"t": "contact", "name": "Wanda", "email": WANDA})
+        await self.until("Wanda's address kept", lambda: any(
+            f["t"] == "contact" for f in wanda.frames
+        ))  # fmt: skip
+        await wanda.disconnect()
+
+        self.step("Boris closes Carol's conversation from its Telegram topic; Wanda is next")
+        await self.until("Carol's topic in the group", lambda: ground.topic(2))
+        ground.operator_tg("boris", "/close", 2)
+        await self.until("Wanda's topic in the group", lambda: ground.topic(4))
+
+        self.step("Boris answers Wanda from her topic; she has left, so it reaches her by mail")
+        ground.operator_tg("boris", "Yes! 4 blue mugs left; they ship the next day.", 4)
+        await self.until("Boris's answer in Wanda's mailbox", lambda: any(
+            "4 blue mugs" in body_of(m) for m in ground.mail.inbox(WANDA)
+        ))  # fmt: skip
+
+        self.step("Wanda opens the shop's page again: the answer is in the chat too")
+        wanda.frames.clear()
+        await wanda.connect()
+        await self.until("the answer in Wanda's chat", lambda: any(
+            "4 blue mugs" in text for text in wanda.replies()
+        ))  # fmt: skip
         await self.drain()
+
+    async def web_visitor(self) -> WebVisitor:
+        """Wanda's browser on the shop's page, printing what her chat shows."""
+        assert self.http is not None
+        wanda = WebVisitor(self.site.gateway_url, self.http, self.site.origin)
+        self.wanda = wanda
+
+        def show(frame: Frame) -> None:
+            if frame["t"] != "msg" or not frame.get("text"):
+                return
+            who = {"customer": "Wanda", "bot": "bot"}.get(frame["side"]) or frame["author"]
+            self.watcher.line("Web chat · Wanda's page", who, frame["text"])
+
+        wanda.on_frame = show
+        await wanda.start(language="en")
+        await wanda.connect()
+        return wanda
 
     async def drain(self, limit: float = DRAIN_SECONDS) -> None:
         """Let the last copies reach the workspaces. Telegram lets a bot post about 20
@@ -324,7 +395,7 @@ async def run_demo(out: TextIO = sys.stdout, *, interactive: bool = False) -> in
         "Support gateway demo: the real gateway on a temporary SQLite file, with built-in\n"
         "sandboxes playing Telegram, Slack and the customers' mail servers.\n"
         "Operators: Anna and Boris (in a Telegram forum group and a Slack channel).\n"
-        "Customers: Olga (Telegram), Carol (Slack), Pat (email).\n"
+        "Customers: Olga (Telegram), Carol (Slack), Pat (email), Wanda (the web chat).\n"
     )
     demo = Demo(out)
     with tempfile.TemporaryDirectory(prefix="gateway-demo-") as workdir:
@@ -333,7 +404,8 @@ async def run_demo(out: TextIO = sys.stdout, *, interactive: bool = False) -> in
             if interactive:
                 out.write(
                     "\nYou play everyone: customers on Telegram (tg), Slack (slack) or email "
-                    "(mail), and the operators anna and boris.\nTry: tg olga: hello\n\n"
+                    "(mail), and the operators anna and boris.\nTry: tg olga: hello\n"
+                    f"Or chat as a web visitor: open {demo.site.origin}/ in a browser.\n\n"
                 )
                 await Console(demo.ground, out, extra={"status": demo.status}).run()
                 return 0

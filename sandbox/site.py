@@ -5,6 +5,8 @@ address; the page loads ``widget.js`` from the gateway itself."""
 from __future__ import annotations
 
 import html
+import json
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -86,3 +88,32 @@ class SiteSandbox:
 
     async def __aexit__(self, *_: Any) -> None:
         await self.stop()
+
+
+#: [web] keys a sandbox copy keeps from the admin's config: how the widget looks and
+#: behaves; where it may run and where its files go are the sandbox's
+KEPT_WEB_KEYS = (
+    "title",
+    "colour",
+    "position",
+    "ask_contact",
+    "email_after_minutes",
+    "max_text_chars",
+    "max_file_mb",
+    "file_types",
+    "messages_per_minute",
+)
+
+
+def web_section(origin: str, files_dir: Path, admin: dict[str, Any] | None = None) -> str:
+    """A [web] section for a config pointed at this site: its origin allowed, the
+    admin's look and behaviour kept (values written as JSON, which TOML reads)."""
+    lines = [
+        "[web]",
+        f"origins = [{json.dumps(origin)}]",
+        f"files_dir = {json.dumps(str(files_dir))}",
+    ]
+    for key in KEPT_WEB_KEYS:
+        if admin and key in admin:
+            lines.append(f"{key} = {json.dumps(admin[key], ensure_ascii=False)}")
+    return "\n".join(lines) + "\n"

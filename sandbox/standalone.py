@@ -18,12 +18,13 @@ from typing import Any, TextIO
 
 from sandbox.mail import MailSandbox
 from sandbox.playground import Console, Playground, Watcher
+from sandbox.site import SiteSandbox, web_section
 from sandbox.slack import Limits as SlackLimits
 from sandbox.slack import SlackSandbox
 from sandbox.telegram import Limits as TelegramLimits
 from sandbox.telegram import TelegramSandbox
 
-CHANNEL_TABLES = ("telegram", "slack", "email")
+CHANNEL_TABLES = ("telegram", "slack", "email", "web")
 _TABLE = re.compile(r"^\s*\[\[?\s*([^\[\]]+?)\s*\]\]?\s*(#.*)?$")
 DEFAULT_ADDRESS = "support@example.com"
 
@@ -36,6 +37,8 @@ class Ports:
     mail: int = 2526
     #: the gateway's own SMTP listener in the sandbox copy: customers' mail goes there
     gateway_mail: int = 2525
+    #: a shop's site with the web chat widget on it
+    site: int = 8083
 
 
 def _telegram_id(op: dict[str, Any]) -> int | None:
@@ -65,9 +68,12 @@ def _table(line: str) -> str | None:
     return header.group(1).split(".")[0].strip() if header else None
 
 
-def sandbox_config(text: str, ground: Playground, ports: Ports, database: Path) -> str:
+def sandbox_config(
+    text: str, ground: Playground, ports: Ports, database: Path, site: SiteSandbox | None = None
+) -> str:
     """The config's text with its channel sections commented out, the database moved
-    to a file of its own, and channel sections for the sandboxes appended."""
+    to a file of its own, and channel sections for the sandboxes appended (the web
+    chat's for ``site``, keeping the admin's look)."""
     lines, table = [], ""
     for line in text.splitlines():
         table = _table(line) or table
@@ -90,6 +96,10 @@ def sandbox_config(text: str, ground: Playground, ports: Ports, database: Path) 
             listen_port=ports.gateway_mail, spool_dir=database.parent / "sandbox-mail-spool"
         ),
     ]
+    if site is not None:
+        admin = tomllib.loads(text).get("web")
+        files = database.parent / "sandbox-web-files"
+        lines += ["", web_section(site.origin, files, admin if isinstance(admin, dict) else None)]
     return "\n".join(lines)
 
 
@@ -111,21 +121,25 @@ async def run_sandbox(config_path: str, out: TextIO, ports: Ports = Ports()) -> 
         address,
         gateway_mail_port=ports.gateway_mail,
     )
+    gateway = data.get("gateway") or {}
+    site = SiteSandbox(f"http://127.0.0.1:{int(gateway.get('http_port', 8080))}", port=ports.site)
     try:
         await ground.telegram.start()
         await ground.slack.start()
         await ground.mail.start()
+        await site.start()
     except OSError as error:
         out.write(f"cannot start the sandboxes: {error} (choose other ports: --help)\n")
         await _stop(ground)
+        await site.stop()
         return 1
     try:
         ground.setup(operators)
         copy = path.with_name(f"{path.stem}.sandbox.toml")
         database = (path.parent / "sandbox.db").resolve()
-        written = sandbox_config(text, ground, ports, database)
+        written = sandbox_config(text, ground, ports, database, site)
         await asyncio.to_thread(copy.write_text, written, encoding="utf-8")
-        out.write(_intro(ground, ports, copy, operators))
+        out.write(_intro(ground, ports, copy, operators, site))
         watcher = Watcher(out, ground)
         printer = asyncio.create_task(watcher.forever(0.1))
         try:
@@ -134,6 +148,7 @@ async def run_sandbox(config_path: str, out: TextIO, ports: Ports = Ports()) -> 
             printer.cancel()
     finally:
         await _stop(ground)
+        await site.stop()
     return 0
 
 
@@ -147,6 +162,7 @@ def _intro(
     ports: Ports,
     copy: Path,
     operators: list[tuple[str, str, int | None, str | None]],
+    site: SiteSandbox,
 ) -> str:
     people = ", ".join(
         f"{op_id} (telegram {ground.operators_tg[op_id]['id']}, slack "
@@ -166,6 +182,8 @@ def _intro(
         f"(channel {ground.channel['id']}, Socket Mode)",
         f"  Mail              customers' servers at 127.0.0.1:{ports.mail}; "
         f"their mail goes to the gateway at 127.0.0.1:{ports.gateway_mail}",
+        f"  Web chat          a shop's page with the widget: {site.origin}/ (open it in a "
+        "browser once the gateway runs)",
         f"  Operators         {people or 'none in the config'}",
     ]
     if gaps:
@@ -176,7 +194,7 @@ def _intro(
         )
     lines += [
         "",
-        f"Wrote {copy}: your config, with [telegram], [slack] and [email] pointed at the",
+        f"Wrote {copy}: your config, with [telegram], [slack], [email] and [web] pointed at the",
         "sandboxes and its own database (and the sandboxes' tokens written in it: the",
         "gateway's warnings of secrets in the file are expected for this copy). In another",
         "terminal run:",

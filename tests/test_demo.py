@@ -12,6 +12,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import aiohttp
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -19,6 +20,7 @@ from packaging.utils import canonicalize_name
 from gateway import demo as demo_module
 from tests.slack_support import free_port
 from tests.support import SAFETY_SECONDS
+from tests.web_support import Browser
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -179,11 +181,11 @@ async def test_the_sandbox_runs_a_users_own_config(tmp_path: Path) -> None:
     for _attempt in range(3):
         # a port found free may be taken by a test in another worker before the
         # sandbox binds it: then again with other ports
-        ports = [str(free_port()) for _ in range(4)]
+        ports = [str(free_port()) for _ in range(5)]
         sandbox = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "gateway", "sandbox", "--config", str(config),
             "--telegram-port", ports[0], "--slack-port", ports[1],
-            "--mail-port", ports[2], "--gateway-mail-port", ports[3],
+            "--mail-port", ports[2], "--gateway-mail-port", ports[3], "--site-port", ports[4],
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT, cwd=tmp_path,
         )  # fmt: skip
@@ -218,6 +220,17 @@ async def test_the_sandbox_runs_a_users_own_config(tmp_path: Path) -> None:
         await until("Use 'Forgot password' on the login page")
         sandbox.stdin.write(b"mail pat: I forgot my password\n")
         await until("Email · pat@example.org")
+        # a visitor on the sandbox's shop page, as the widget speaks
+        site = f"http://127.0.0.1:{ports[4]}"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(site) as page:
+                assert 'src="http://127.0.0.1:8080/widget.js"' in await page.text()
+            visitor = Browser("http://127.0.0.1:8080", http, origin=site)
+            await visitor.start()
+            await visitor.connect()
+            await visitor.send("Do you ship to Norway?")
+            await until("Visitor")
+            await visitor.disconnect()
         sandbox.stdin.write(b"quit\n")
         await sandbox.stdin.drain()
         assert await asyncio.wait_for(sandbox.wait(), SAFETY_SECONDS) == 0
