@@ -58,6 +58,14 @@ class Selection:
         self.carriers: dict[str, QueuedRow] = {}
         #: heads taken for the workspace: each holds a place of ``workspace_room``
         self._workspace: set[int] = set()
+        #: the claim has reached the workspace's rows (a claim reads customers' first)
+        self._in_workspace = False
+
+    def enough(self) -> bool:
+        """Nothing further can be taken: the claim reads customers' chats first, and
+        has reached the workspace's with no room left for them (each row looked at
+        past this would be read, parsed and passed over)."""
+        return self._in_workspace and self.workspace_room <= 0
 
     def ready(self, row: QueuedRow) -> bool:
         """Whether a head row may be taken now; if so, its calls are reserved."""
@@ -69,6 +77,7 @@ class Selection:
         self.drop(row.id)  # the claim's transaction ran again
         delivery = self.seen[row.id] = estimate(outbound, row)
         workspace = outbound.audience == "workspace"
+        self._in_workspace = self._in_workspace or workspace
         if workspace and self.workspace_room <= 0:
             self.held_back = True
             return False

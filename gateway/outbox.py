@@ -286,6 +286,7 @@ class OutboxWorker:
                 accept=chosen.ready,
                 scan=scan,
                 most=SCAN_MOST * limit,
+                enough=chosen.enough,
             )
             chosen.keep_only({head.id for head in heads})
             followers: dict[int, list[QueuedRow]] = {}

@@ -162,6 +162,7 @@ class OutboxQueue(UnitOfWork):
         accept: Callable[[QueuedRow], bool] | None = None,
         scan: int | None = None,
         most: int | None = None,
+        enough: Callable[[], bool] | None = None,
     ) -> list[QueuedRow]:
         """Take up to ``limit`` due deliveries, at most the oldest one per chat,
         customers' chats first, then in the order they were queued.
@@ -171,7 +172,8 @@ class OutboxQueue(UnitOfWork):
         process died mid-send) make their rows claimable again. With ``accept``,
         due rows are looked at ``scan`` at a time, up to ``most`` of them, and only
         those it allows are taken (the others stay as they are, unclaimed): chats
-        that cannot send now are passed over for the ones behind them.
+        that cannot send now are passed over for the ones behind them, until
+        ``enough`` says none of those could be taken either.
         """
         await self._write_pending()
         now = now or utcnow()
@@ -186,14 +188,16 @@ class OutboxQueue(UnitOfWork):
         rows = []
         looked = 0
         while True:
+            full = False
             for columns in found:
-                if len(rows) == limit:
+                full = len(rows) == limit or (enough is not None and enough())
+                if full:
                     break
                 row = QueuedRow(*columns[:-1])
                 if accept(row):
                     rows.append(row)
             looked += len(found)
-            if len(rows) == limit or len(found) < page or looked >= (most or page):
+            if full or len(rows) == limit or len(found) < page or looked >= (most or page):
                 break
             *_, lane = found[-1]
             params.update(after_lane=lane, after_id=found[-1][0])
