@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import SQLModel
 
-from bench import burst, cli, faq, ingest, memory, scale, search, telegram
+from bench import burst, cli, faq, ingest, memory, scale, search, telegram, web
 from storage import Database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -386,6 +386,28 @@ def search_load(quick: bool, postgres: str | None) -> list[str]:
     return lines
 
 
+def web_load(quick: bool) -> list[str]:
+    visitors, messages = (100, 3) if quick else (1000, 10)
+    burst_run = asyncio.run(web.run(visitors, messages))
+    paced = asyncio.run(web.run(visitors, messages, think=5.0))
+    return [
+        f"## Load 10: web chat, {visitors:,} visitors x {messages} messages",
+        "",
+        "`python -m bench.web` (issue 39): visitors on WebSockets from a second process, "
+        "each message answered by its operator as soon as its copy reaches the workspace; "
+        "SQLite.",
+        "",
+        "Every visitor sending at once (each waits for its ack before the next):",
+        "",
+        *(f"- {line}" for line in burst_run.lines()),
+        "",
+        "Visitors writing as people do (5 s between messages on average):",
+        "",
+        *(f"- {line}" for line in paced.lines()),
+        "",
+    ]
+
+
 def cli_load() -> list[str]:
     figures = cli.measure()
     floor = figures.pop(cli.FLOOR)
@@ -426,6 +448,7 @@ def main() -> None:
     print("\n".join(lines), flush=True)
     more = ingest_load(args.quick, args.postgres) + scale_load(args.quick, args.postgres)
     more += memory_load(args.quick) + faq_load() + search_load(args.quick, args.postgres)
+    more += web_load(args.quick)
     more += cli_load()
     print("\n".join(more))
     args.out.write_text("\n".join(lines + more))

@@ -36,6 +36,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_revoke(args: argparse.Namespace) -> int:
+    from gateway.privacy import revoke_sessions
+
+    return run_on_database(
+        args,
+        lambda repository, _: revoke_sessions(repository, args.customer),
+        lambda config, answer: answer,
+    )
+
+
 def cmd_erase(args: argparse.Namespace) -> int:
     from gateway.privacy import erase_customer, removal_outcomes
 
@@ -118,6 +128,15 @@ def add_commands(sub: Any, config_arguments: Any) -> None:
         help="seconds to wait for the running gateway to remove the workspace copies (15)",
     )
     erase.set_defaults(func=cmd_erase)
+
+    revoke = sub.add_parser(
+        "revoke", help="sign a customer out of the web chat everywhere (their history stays)"
+    )
+    config_arguments(revoke)
+    revoke.add_argument(
+        "--customer", required=True, help="the customer's number, or their visitor id (v-...)"
+    )
+    revoke.set_defaults(func=cmd_revoke)
 
     audit = sub.add_parser("audit", help="who did what: operators' actions, reloads, exports")
     config_arguments(audit)

@@ -76,6 +76,7 @@ async def export_customer(
                     ],
                 }
             )
+        kept = await tx.chat_states_of(customer.id)
         tx.audit(admin(), "export", customer_id=customer.id)
         return {
             "exported_at": utcnow().isoformat(),
@@ -88,6 +89,16 @@ async def export_customer(
             "identities": [
                 {"channel": i.channel, "id": i.external_id, "username": i.username}
                 for i in identities
+            ],
+            # what a channel keeps about a chat (a web visitor's name and address),
+            # without the digests of its sign-in tokens
+            "kept_by_channels": [
+                {
+                    "channel": k.channel,
+                    "chat": k.chat_id,
+                    **{key: v for key, v in k.data.items() if key != "tokens"},
+                }
+                for k in kept
             ],
             "conversations": [
                 {
@@ -106,6 +117,27 @@ async def export_customer(
                 for c in reversed(conversations)
             ],
         }
+
+    return await repository.run(work)
+
+
+async def revoke_sessions(repository: Repository, reference: str) -> str:
+    """Sign the customer out of the web chat everywhere: their tokens (and the name
+    and address they left there) are forgotten, their history stays. Recorded in
+    the audit trail."""
+
+    async def work(tx: Transaction) -> str:
+        customer = await tx.customer_by_reference(reference)
+        if customer is None or customer.id is None:
+            raise LookupError(f"no customer {reference!r}")
+        forgotten = await tx.forget_chat_states(customer.id)
+        tx.audit(admin(), "revoke", customer_id=customer.id, detail=f"{forgotten} chat(s)")
+        if not forgotten:
+            return f"customer {customer.id} has no web chat session to end"
+        return (
+            f"customer {customer.id}: {forgotten} web chat session(s) ended; their widget "
+            "starts a new chat (a running gateway takes at most 30 s to notice)"
+        )
 
     return await repository.run(work)
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, String, bindparam, cast, delete, func, literal, tuple_, update
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import ScalarSelect
 from sqlmodel import col, select
 
@@ -188,6 +189,20 @@ class PrivacyQueries(UnitOfWork):
             "identities": int(identities.one()),
         }
 
+    async def chat_states_of(self, customer_id: int) -> Sequence[ChatState]:
+        """What channels keep about the customer's chats (``ChatState``)."""
+        await self._write_pending()
+        result = await self.session.exec(select(ChatState).where(_theirs(customer_id)))
+        return result.all()
+
+    async def forget_chat_states(self, customer_id: int) -> int:
+        """Remove what channels keep about the customer's chats (a web visitor's
+        tokens and the address they left); how many chats had something."""
+        await self._write_pending()
+        connection = await self.session.connection()
+        result = await connection.execute(delete(ChatState).where(_theirs(customer_id)))
+        return int(result.rowcount or 0)
+
     async def erase_customer_rows(self, customer_id: int, name: str) -> dict[str, int]:
         """Remove what identifies the customer and what anyone wrote to or about
         them, in a few statements whatever their number: the customer becomes a
@@ -258,15 +273,7 @@ class PrivacyQueries(UnitOfWork):
                 offered=None,
             )
         )
-        await connection.execute(
-            delete(ChatState).where(
-                tuple_(col(ChatState.channel), col(ChatState.chat_id)).in_(
-                    select(CustomerIdentity.channel, CustomerIdentity.external_id).where(
-                        CustomerIdentity.customer_id == customer_id
-                    )
-                )
-            )
-        )
+        await self.forget_chat_states(customer_id)
         await connection.execute(
             delete(CustomerIdentity).where(col(CustomerIdentity.customer_id) == customer_id)
         )
@@ -300,3 +307,12 @@ def _bare(payload: object) -> dict[str, object]:
     """An outbox row's payload without what was said: where it went, and its kind."""
     kept = ("destination", "audience", "kind", "conversation_id")
     return {k: payload.get(k) for k in kept} if isinstance(payload, dict) else {}
+
+
+def _theirs(customer_id: int) -> ColumnElement[bool]:
+    """A chat state of one of the customer's identities."""
+    return tuple_(col(ChatState.channel), col(ChatState.chat_id)).in_(
+        select(CustomerIdentity.channel, CustomerIdentity.external_id).where(
+            CustomerIdentity.customer_id == customer_id
+        )
+    )

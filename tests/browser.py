@@ -27,8 +27,10 @@ from selenium.webdriver.support.wait import WebDriverWait
 from tests.support import SAFETY_SECONDS
 
 
-def chrome(width: int = 1280, height: int = 900) -> webdriver.Chrome:
-    """A headless Chromium, or the test skipped (failed where a browser is required)."""
+def chrome(width: int = 1280, height: int = 900, *, phone: bool = False) -> webdriver.Chrome:
+    """A headless Chromium, or the test skipped (failed where a browser is required).
+    ``phone``: the screen of a phone (``width`` by ``height``, touch), as Chromium's
+    device emulation makes it (a desktop window is never narrower than 500 px)."""
     binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if binary is None or driver is None:
         if os.environ.get("GATEWAY_REQUIRE_BROWSER"):
@@ -44,6 +46,9 @@ def chrome(width: int = 1280, height: int = 900) -> webdriver.Chrome:
         f"--window-size={width},{height}",
     ):
         options.add_argument(argument)
+    if phone:
+        metrics = {"width": width, "height": height, "pixelRatio": 2.0, "touch": True}
+        options.add_experimental_option("mobileEmulation", {"deviceMetrics": metrics})
     return webdriver.Chrome(options=options, service=Service(executable_path=driver))
 
 
@@ -98,6 +103,16 @@ class Widget:
                 f"{text!r} is not on the page: {self.bubbles()} {self.state()} "
                 f"{self.driver.get_log('browser')}"
             ) from None
+
+    def see_file(self) -> None:
+        """A file's bubble is on the page, and shown (a picture loaded)."""
+        self.until(
+            lambda: (
+                self.all(".files img")
+                and all(img.get_attribute("src") for img in self.all(".files img"))
+            ),
+            "a file on the page",
+        )
 
     def attach(self, path: Path) -> None:
         self.find("input[type=file]").send_keys(str(path))

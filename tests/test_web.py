@@ -10,10 +10,20 @@ import aiohttp
 
 from adapters.web.files import clean_name
 from adapters.web.visitors import user_hash
+from gateway.config import parse_config
 from gateway.events import Attachment, Inbound, Sender
+from gateway.plugins import channel_models
+from gateway.privacy import erase_customer, export_customer
 from storage.models import Direction
-from tests.support import messages, operator_tg, operator_writes, settle
-from tests.web_support import SITE, Browser, until, web_config, web_desk
+from tests.support import (
+    all_conversations,
+    gateway_cli,
+    messages,
+    operator_tg,
+    operator_writes,
+    settle,
+)
+from tests.web_support import SITE, Browser, until, web_config, web_config_text, web_desk
 
 
 async def test_a_visitor_talks_with_an_operator_live(tmp_path: Path, database_url: str) -> None:
@@ -400,3 +410,66 @@ async def test_files_go_both_ways_checked_and_to_their_own_visitor_only(
                     assert await reply.read() == b"%PDF-1.4 terms"
                     assert reply.headers["X-Content-Type-Options"] == "nosniff"
         await olga.disconnect()
+
+
+async def test_an_admin_signs_a_visitor_out_and_export_and_erase_know_them(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    text = web_config_text(sqlite_url, tmp_path, operators=("anna",))
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    async with web_desk(parse_config(text, channel_models())) as desk:
+        async with aiohttp.ClientSession() as http:
+            olga = Browser(desk.base, http)
+            await olga.start()
+            await olga.connect()
+            await olga.send("hello")
+            await olga.wait(lambda f: f["t"] == "ack", "the ack")
+            await olga.socket.send_json({"t": "contact", "email": "olga@example.org"})  # type: ignore[union-attr]
+            await olga.wait(lambda f: f["t"] == "contact", "the thanks")
+            await olga.disconnect()
+            chat = (olga.token or "").rpartition(".")[0]
+            exported = await export_customer(desk.gateway.repository, chat, {})
+            assert exported is not None
+            assert exported["kept_by_channels"][0]["email"] == "olga@example.org"
+            assert "tokens" not in exported["kept_by_channels"][0]
+            # the admin signs her out: her token opens nothing (once the running
+            # gateway's trust in it lapses), her history stays
+            revoked = await asyncio.to_thread(
+                gateway_cli, "revoke", "--config", str(path), "--customer", chat
+            )
+            assert revoked.returncode == 0 and "1 web chat session(s) ended" in revoked.stdout
+            desk.web.chat.visitors._trusted.clear()  # type: ignore[union-attr]
+            status, _ = await olga.call("poll", {"token": olga.token, "wait": False})
+            assert status == 401
+            assert (await all_conversations(desk.gateway))[0].chat_id == chat
+            # an erase forgets what the chat kept, with the rest
+            await Browser(desk.base, http, token=None).start()
+            assert (await erase_customer(desk.gateway.repository, chat, yes=True)) is not None
+            async with desk.gateway.repository.transaction() as tx:
+                assert await tx.chat_state("web", chat) is None
+
+
+async def test_a_stopping_gateway_ends_its_connections_and_turns_new_ones_away(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """Sockets are closed as "going away" and a waiting long poll answers at once, so
+    widgets reconnect (to this process when back, or another); calls made meanwhile
+    are told to come back, none left hanging on a server shutting down."""
+    config = web_config(sqlite_url, tmp_path)
+    async with aiohttp.ClientSession() as http:
+        async with web_desk(config) as desk:
+            olga, petro = Browser(desk.base, http), Browser(desk.base, http)
+            await olga.start()
+            await petro.start()
+            await olga.connect()
+            poll = asyncio.create_task(petro.call("poll", {"token": petro.token, "after": 1}))
+            await until(lambda: desk.web.hub.connections() == 2, "both connected")
+            await desk.web.stop()
+            status, answer = await poll
+            assert status == 200 and answer["frames"] == []
+            assert olga.socket is not None
+            await until(lambda: olga.socket is not None and olga.socket.closed, "the close")
+            assert olga.socket.close_code == 1001
+            status, answer = await petro.call("poll", {"token": petro.token, "after": 1})
+            assert status == 503 and answer["retry_after"] > 0

@@ -10,14 +10,20 @@ import shutil
 from pathlib import Path
 
 import pytest
+from selenium.webdriver.common.keys import Keys
 
+from gateway.config import parse_config
+from gateway.plugins import channel_models
 from sandbox.site import SiteSandbox
 from tests.browser import Widget, chrome
 from tests.support import all_conversations
 from tests.telegram_support import eventually, telegram_desk
-from tests.test_web import HOSTILE, PNG
+from tests.test_web import HOSTILE
+from tests.web_support import SITE, web_config_text, web_desk
 
 pytestmark = pytest.mark.long
+#: a picture of a receipt, 240 x 120
+RECEIPT = Path(__file__).parent / "fixtures" / "receipt.png"
 
 
 @pytest.mark.parametrize("transport", ["socket", "poll"])
@@ -57,12 +63,19 @@ async def test_a_visitor_chats_with_a_telegram_operator_in_chromium(
                 await asyncio.to_thread(widget.see, "Where is my order 1042?")
 
                 # a file, relayed to the topic as a file
-                receipt = tmp_path / "receipt.png"
-                receipt.write_bytes(PNG)
-                await asyncio.to_thread(widget.attach, receipt)
+                await asyncio.to_thread(widget.attach, RECEIPT)
                 await eventually(
                     lambda: any(m.get("photo") or m.get("document") for m in desk.in_topic(topic))
                 )
+                if transport == "socket":
+                    # the picture README shows: a question, Anna's answer, a file
+                    await asyncio.to_thread(widget.see_file)
+                    shot = tmp_path / "widget.png"
+                    await asyncio.to_thread(driver.save_screenshot, str(shot))
+                    assert shot.stat().st_size > 20_000
+                    keep = os.environ.get("GATEWAY_WIDGET_SCREENSHOT")
+                    if keep:
+                        shutil.copy(shot, keep)
                 # hostile text stays text: nothing of it became an element
                 await asyncio.to_thread(widget.say, HOSTILE)
                 await asyncio.to_thread(widget.see, '<script>alert("x")</script>')
@@ -78,12 +91,56 @@ async def test_a_visitor_chats_with_a_telegram_operator_in_chromium(
                     return only.channel == "web" and only.csat_score == 5
 
                 await eventually(rated)
-                if transport == "socket":
-                    shot = tmp_path / "widget.png"
-                    await asyncio.to_thread(driver.save_screenshot, str(shot))
-                    assert shot.stat().st_size > 20_000
-                    keep = os.environ.get("GATEWAY_WIDGET_SCREENSHOT")
-                    if keep:
-                        shutil.copy(shot, keep)
+    finally:
+        await asyncio.to_thread(driver.quit)
+
+
+async def test_the_widget_works_from_the_keyboard_and_fills_a_phone(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """Labelled for screen readers, opened and closed from the keyboard, focus where
+    a person expects it; on a phone-sized screen the panel takes the screen and
+    nothing scrolls sideways."""
+    driver = await asyncio.to_thread(lambda: chrome(390, 780, phone=True))
+    widget = Widget(driver)
+    try:
+        async with SiteSandbox("") as site:
+            text = web_config_text(sqlite_url, tmp_path, operators=("anna",)).replace(
+                SITE, site.origin
+            )
+            async with web_desk(parse_config(text, channel_models())) as desk:
+                site.gateway_url = desk.base
+                await asyncio.to_thread(widget.visit, site.origin + "/")
+                launcher = await asyncio.to_thread(
+                    widget.until, lambda: widget.find(".launcher[aria-label]"), "the launcher"
+                )
+                assert launcher.get_attribute("aria-label") == "Chat with us"
+                assert launcher.get_attribute("aria-expanded") == "false"
+                launcher.send_keys(Keys.ENTER)  # a keyboard user opens it
+                await asyncio.to_thread(widget.until, lambda: widget.find(".panel").is_displayed())
+                assert launcher.get_attribute("aria-expanded") == "true"
+                assert widget.find(".panel").get_attribute("role") == "dialog"
+                assert widget.find(".log").get_attribute("aria-live") == "polite"
+                focused = driver.execute_script(
+                    "return document.getElementById('support-chat').shadowRoot.activeElement.id"
+                )
+                assert focused == "sc-input"  # straight into the message box
+                sizes = driver.execute_script(
+                    "const r = arguments[0].getBoundingClientRect();"
+                    "return [r.width, window.innerWidth, document.documentElement.scrollWidth]",
+                    widget.find(".panel"),
+                )
+                assert sizes[0] == sizes[1] and sizes[2] <= sizes[1], sizes
+                widget.find("textarea").send_keys("hello from a phone", Keys.ENTER)
+                await asyncio.to_thread(widget.see, "hello from a phone")
+                widget.find("textarea").send_keys(Keys.ESCAPE)  # Escape closes it
+                await asyncio.to_thread(
+                    widget.until, lambda: not widget.find(".panel").is_displayed()
+                )
+                focused = driver.execute_script(
+                    "return document.getElementById('support-chat').shadowRoot"
+                    ".activeElement.className"
+                )
+                assert focused == "launcher" or "launcher" in focused.split()
     finally:
         await asyncio.to_thread(driver.quit)

@@ -23,14 +23,17 @@ from tests.support import SAFETY_SECONDS, RecordingAdapter, config_text, migrate
 SITE = "https://shop.example.com"
 
 
-def web_config(database_url: str, tmp_path: Any, web: str = "", **options: Any) -> Config:
+def web_config_text(database_url: str, tmp_path: Any, web: str = "", **options: Any) -> str:
     extra = options.pop("extra", "")
-    text = (
+    return (
         config_text(database_url, **options)
         + extra
         + (f'\n[web]\norigins = ["{SITE}"]\nfiles_dir = "{tmp_path}/web-files"\n' + web)
     )
-    return parse_config(text, channel_models())
+
+
+def web_config(database_url: str, tmp_path: Any, web: str = "", **options: Any) -> Config:
+    return parse_config(web_config_text(database_url, tmp_path, web, **options), channel_models())
 
 
 @dataclass

@@ -39,6 +39,7 @@ class WebAdapter(AdapterBase):
         self.files = FileStore(section)
         self.chat: Chat | None = None
         self.absent: Absent | None = None
+        self.routes: Routes | None = None
 
     def cost(self, delivery: Delivery) -> int:
         return 1
@@ -46,7 +47,8 @@ class WebAdapter(AdapterBase):
     async def start(self, host: Host) -> None:
         self.chat = Chat(self.section, self.config, host, self.hub, self.files)
         self.absent = Absent(self.section, host, self.hub)
-        for method, path, handler in Routes(self.chat, self.section.public_url).table():
+        self.routes = Routes(self.chat, self.section.public_url)
+        for method, path, handler in self.routes.table():
             host.add_route(method, path, handler)
         log.info(
             "web chat: /widget.js for %s, files in %s",
@@ -55,6 +57,10 @@ class WebAdapter(AdapterBase):
         )
 
     async def stop(self) -> None:
+        """Turn new calls away, then end every connection: widgets come back to this
+        process once it is up again, or to another one."""
+        if self.routes is not None:
+            self.routes.closing = True
         await self.hub.close()
 
     async def deliver(self, delivery: Delivery) -> Receipt:

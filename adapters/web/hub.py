@@ -25,12 +25,19 @@ MAX_WAITING = 500
 class Listener:
     """One connection's way in: a socket (``write``) or a long poll (``wait``)."""
 
-    __slots__ = ("_drain", "_write", "chat_id", "closed", "ready", "waiting")
+    __slots__ = ("_drain", "_hang_up", "_write", "chat_id", "closed", "ready", "waiting")
 
-    def __init__(self, chat_id: str, write: Callable[[str], Awaitable[None]] | None = None) -> None:
+    def __init__(
+        self,
+        chat_id: str,
+        write: Callable[[str], Awaitable[None]] | None = None,
+        hang_up: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
         self.chat_id = chat_id
         self.waiting: list[str] = []
         self._write = write
+        #: ends a socket's connection (the gateway stopping): the widget reconnects
+        self._hang_up = hang_up
         self._drain: asyncio.Task[None] | None = None
         self.ready: asyncio.Event | None = None if write else asyncio.Event()
         self.closed = False
@@ -72,12 +79,20 @@ class Listener:
         self.ready.clear()
         return taken
 
-    async def close(self) -> None:
+    async def close(self, *, hang_up: bool = False) -> None:
+        """Stop writing; ``hang_up``: end the connection too (a long poll answers
+        at once, a socket is closed as "going away")."""
         self.closed = True
         if self._drain is not None:
             self._drain.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._drain
+        if hang_up:
+            if self.ready is not None:
+                self.ready.set()
+            if self._hang_up is not None:
+                with contextlib.suppress(Exception):
+                    await self._hang_up()
 
 
 class Hub:
@@ -111,7 +126,8 @@ class Hub:
         return sum(len(listeners) for listeners in self._chats.values())
 
     async def close(self) -> None:
-        for listeners in list(self._chats.values()):
-            for listener in list(listeners):
-                await listener.close()
+        """Every connection ended (the gateway stopping): widgets reconnect, to this
+        process once it is back or to another one."""
+        listeners = [one for chat in self._chats.values() for one in chat]
         self._chats.clear()
+        await asyncio.gather(*(listener.close(hang_up=True) for listener in listeners))

@@ -44,6 +44,9 @@ class Routes:
     def __init__(self, chat: Chat, public_url: str | None) -> None:
         self.chat = chat
         self.guard = chat.guard
+        #: the gateway is stopping: new calls are told to come back (a long poll
+        #: begun now would hold the server's shutdown up for its whole wait)
+        self.closing = False
         self._script = SCRIPT.read_text().replace('"__PUBLIC_URL__"', json.dumps(public_url or ""))
 
     def table(self) -> list[tuple[str, str, Handler]]:
@@ -85,6 +88,8 @@ class Routes:
             origin = None
             try:
                 origin = self.guard.request(request)
+                if self.closing:
+                    raise Refused(503, "busy", "the chat is restarting", retry_after=2)
                 return self._cors(await handler(request), origin)
             except Refused as refused:
                 return self._refusal(refused, origin)
@@ -232,6 +237,8 @@ class Routes:
     async def socket(self, request: web.Request) -> web.StreamResponse:
         try:
             self.guard.request(request)
+            if self.closing:
+                raise Refused(503, "busy", "the chat is restarting", retry_after=2)
         except Refused as refused:
             return self._refusal(refused, None)
         address = self.guard.address(request)
@@ -252,7 +259,9 @@ class Routes:
         except (StoreUnavailable, ShuttingDown):
             await ws.close(code=1013)  # try again later
             return ws
-        listener = Listener(chat_id, ws.send_str)
+        listener = Listener(
+            chat_id, ws.send_str, lambda: ws.close(code=1001, message=b"going away")
+        )
         self.chat.hub.join(listener)
         try:
             await self._converse(ws, listener, hello, address)

@@ -91,12 +91,27 @@
     "@media (max-width:480px){.panel{inset:0;width:100vw;max-width:100vw;height:100%;max-height:100%;border-radius:0;bottom:0}.right,.left{right:0;left:0}}",
   ].join("\n");
 
+  // icons as SVG paths (24 x 24): no emoji font needed, the same everywhere
+  var CHAT_ICON = "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z";
+  var CLIP_ICON = "M16.5 6.5l-7.8 7.8a2 2 0 0 0 2.8 2.8l7.8-7.8a4 4 0 0 0-5.7-5.7L5.8 11.4a6 6 0 0 0 8.5 8.5l6.2-6.2";
+  function icon(path, size) {
+    var ns = "http://www.w3.org/2000/svg", svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24"); svg.setAttribute("width", size); svg.setAttribute("height", size);
+    svg.setAttribute("aria-hidden", "true"); svg.setAttribute("fill", "none");
+    svg.setAttribute("stroke", "currentColor"); svg.setAttribute("stroke-width", "2");
+    svg.setAttribute("stroke-linecap", "round"); svg.setAttribute("stroke-linejoin", "round");
+    var shape = document.createElementNS(ns, "path");
+    shape.setAttribute("d", path);
+    svg.appendChild(shape);
+    return svg;
+  }
+
   function build() {
     var host = el("div", { id: "support-chat" });
     var root = host.attachShadow ? host.attachShadow({ mode: "open" }) : host;
     root.appendChild(el("style", {}, CSS));
     ui.launcher = el("button", { class: "launcher", type: "button", "aria-expanded": "false", "aria-controls": "sc-panel" });
-    ui.launcher.appendChild(el("span", { "aria-hidden": "true" }, "💬"));
+    ui.launcher.appendChild(icon(CHAT_ICON, 26));
     ui.badge = el("span", { class: "badge", hidden: "" });
     ui.launcher.appendChild(ui.badge);
     ui.panel = el("section", { class: "panel", id: "sc-panel", role: "dialog", hidden: "" });
@@ -122,7 +137,8 @@
     var composer = el("form", { class: "composer" });
     ui.label = el("label", { class: "sr", for: "sc-input" });
     ui.input = el("textarea", { id: "sc-input", rows: "1" });
-    ui.attach = el("button", { class: "attach", type: "button" }, "📎");
+    ui.attach = el("button", { class: "attach", type: "button" });
+    ui.attach.appendChild(icon(CLIP_ICON, 20));
     ui.file = el("input", { type: "file", hidden: "" });
     ui.send = el("button", { class: "send", type: "submit" });
     [ui.label, ui.attach, ui.file, ui.input, ui.send].forEach(function (n) { composer.appendChild(n); });
@@ -267,7 +283,7 @@
   function bubble(m, state) {
     var l = session ? session.labels : {};
     var node = el("div", { class: "msg " + m.side + (m.deleted ? " deleted" : "") + (m.pending && m.pending.failed ? " failed" : "") });
-    if (m.side !== "customer") node.appendChild(el("div", { class: "who" }, m.side === "operator" ? (m.author || session.look.title) : l.bot));
+    if (m.side !== "customer") node.appendChild(el("div", { class: "who" }, m.side === "operator" ? (m.author || session.look.title) : session.look.title));
     if (m.text) node.appendChild(el("div", { class: "text" }, m.text));
     if ((m.files || []).length) {
       var files = el("div", { class: "files" });
@@ -283,8 +299,8 @@
   }
 
   function fileNode(m, f) {
-    if (!m.id) return el("span", { class: "file" }, "📎 " + f.name);
-    var button = el("button", { class: "file", type: "button", "aria-label": (session.labels.download || "") + " " + f.name }, "📎 " + f.name);
+    if (!m.id) return el("span", { class: "file" }, f.name);
+    var button = el("button", { class: "file", type: "button", "aria-label": (session.labels.download || "") + " " + f.name }, "↓ " + f.name);
     button.addEventListener("click", function () {
       fetchFile(m.id, f.n).then(function (url) {
         var a = el("a", { href: url, download: f.name }); a.click();
