@@ -187,6 +187,14 @@ class Host(Protocol):
         it is someone else's already. None when queued; else why not."""
         ...
 
+    async def describe_customer(
+        self, channel: str, chat_id: str, *, name: str | None, note: str
+    ) -> bool:
+        """What a customer told the channel about themselves (a web visitor's name
+        and address): ``name`` becomes their name, and ``note`` is posted for the
+        operators in their latest conversation. False when they have none yet."""
+        ...
+
     async def desk_state(self, language: str | None) -> DeskState:
         """Whether anyone can answer now, and when the desk opens (in ``language``)."""
         ...

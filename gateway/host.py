@@ -163,6 +163,27 @@ class GatewayHost:
                 )
         return None
 
+    async def describe_customer(
+        self, channel: str, chat_id: str, *, name: str | None, note: str
+    ) -> bool:
+        relay = self._gateway.core.relay
+        with _outage_named():
+            async with self._gateway.repository.transaction() as tx:
+                found = await tx.identity(channel, chat_id)
+                if found is None:
+                    return False
+                _identity, customer = found
+                assert customer.id is not None
+                conversation = await tx.latest_conversation(customer.id, channel, chat_id)
+                if conversation is None:
+                    return False
+                if name and customer.display_name != name[:256]:
+                    customer.display_name = name[:256]
+                    tx.add(customer)
+                    await relay.header(tx, conversation)
+                await relay.system(tx, conversation, note)
+        return True
+
     async def desk_state(self, language: str | None) -> DeskState:
         core = self._gateway.core
         config = core.desk.config

@@ -55,6 +55,15 @@ async def test_a_reply_follows_a_visitor_who_left_by_email_and_back(
             assert thanks["email"] == "olga@example.org" and "olga@example.org" in thanks["thanks"]
             await settle(desk.gateway)
             (web_chat,) = await all_conversations(desk.gateway)
+            # the operators are told, and the conversation now bears her name
+            assert any(
+                "olga@example.org" in d.outbound.text and d.outbound.audience == "workspace"
+                for d in desk.tg.deliveries
+            )
+            assert any(
+                d.outbound.card is not None and d.outbound.card.customer_name == "Olga"
+                for d in desk.tg.deliveries
+            )
             # while she is on the page, a reply reaches her there only
             await operator_writes(desk.gateway, desk.tg, "anna", web_chat.id, "Let me look")
             await olga.wait(lambda f: f.get("text") == "Let me look", "the live reply")

@@ -177,6 +177,15 @@ class Chat:
             changed["email"] = email
         if changed != state:
             await self.host.keep_chat_state(CHANNEL, chat_id, changed)
+            if email:
+                who = f"{name} <{email}>" if name else email
+                note = (
+                    f"The visitor left their address: {who}. An answer reaches them by "
+                    "email too when they have left the page."
+                )
+            else:
+                note = f"The visitor gave their name: {name}."
+            await self.host.describe_customer(CHANNEL, chat_id, name=name, note=note)
         language = changed.get("language")
         self._who[chat_id] = (self._name(chat_id, changed.get("name")), language)
         thanks = render(
