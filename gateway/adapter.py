@@ -199,6 +199,18 @@ class Host(Protocol):
         """Whether anyone can answer now, and when the desk opens (in ``language``)."""
         ...
 
+    async def latest_message_id(self) -> int | None:
+        """The newest message's id, where a channel reads what other gateway
+        processes delivered (``shown_since``) from; None when no other process can
+        deliver (one process on a SQLite file)."""
+        ...
+
+    async def shown_since(self, channel: str, after: int) -> list[tuple[str, Said]]:
+        """Messages customers see on ``channel`` past the message id ``after``, each
+        with its chat, oldest first: what another gateway process may have delivered
+        (for a channel that pushes to connections it holds itself)."""
+        ...
+
     async def chat_state(self, channel: str, chat_id: str) -> dict[str, Any] | None:
         """What the channel kept about the chat (``keep_chat_state``), if anything."""
         ...

@@ -118,21 +118,20 @@ class GatewayHost:
                 rows = await tx.transcript(
                     channel, chat_id, after=after, changed_since=changed_since, limit=limit
                 )
-        return [
-            Said(
-                id=row.id,
-                conversation_id=row.conversation_id,
-                side=_SIDES[row.direction],
-                author_name=row.author_name,
-                text=row.text,
-                attachments=tuple(Attachment(**a) for a in row.attachments or ()),
-                at=row.created_at,
-                edited=row.edited_at is not None,
-                deleted=row.deleted_at is not None,
-                choices=tuple((str(c[0]), str(c[1])) for c in row.choices or ()),
-            )
-            for row in rows
-        ]
+        return [_said(row) for row in rows]
+
+    async def latest_message_id(self) -> int | None:
+        if self._gateway.db.is_sqlite:
+            return None  # one process on a SQLite file: every delivery is this one's
+        with _outage_named():
+            async with self._gateway.repository.transaction() as tx:
+                return await tx.latest_message_id()
+
+    async def shown_since(self, channel: str, after: int) -> list[tuple[str, Said]]:
+        with _outage_named():
+            async with self._gateway.repository.transaction() as tx:
+                rows = await tx.shown_since(channel, after)
+        return [(row.chat_id, _said(row)) for row in rows]
 
     async def forward(
         self, outbound: Outbound, channel: str, chat_id: str, *, delay_seconds: float = 0
@@ -212,6 +211,21 @@ class GatewayHost:
         with _outage_named():
             async with self._gateway.repository.transaction() as tx:
                 await tx.keep_chat_state(channel, chat_id, data)
+
+
+def _said(row: Any) -> Said:
+    return Said(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        side=_SIDES[row.direction],
+        author_name=row.author_name,
+        text=row.text,
+        attachments=tuple(Attachment(**a) for a in row.attachments or ()),
+        at=row.created_at,
+        edited=row.edited_at is not None,
+        deleted=row.deleted_at is not None,
+        choices=tuple((str(c[0]), str(c[1])) for c in row.choices or ()),
+    )
 
 
 _SIDES: dict[str, Literal["customer", "operator", "bot"]] = {

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, or_, select
+from sqlalchemy import Row, func, or_, select
 from sqlmodel import col
 
 from storage.models import (
@@ -84,6 +84,41 @@ class ChatQueries(UnitOfWork):
             query.where(newer).order_by(col(Message.id)).limit(limit)
         )
         return rows.all()
+
+    async def latest_message_id(self) -> int:
+        await self._write_pending()
+        connection = await self.session.connection()
+        return int((await connection.execute(select(func.max(Message.id)))).scalar() or 0)
+
+    async def shown_since(self, channel: str, after: int) -> Sequence[Row[Any]]:
+        """Messages customers see on ``channel`` with an id past ``after``, with their
+        chat (``chat_id`` first), oldest first: what other processes may have
+        delivered since (a range of the primary key, however large the table)."""
+        await self._write_pending()
+        query = (
+            select(
+                col(Conversation.chat_id),
+                col(Message.id),
+                col(Message.conversation_id),
+                col(Message.direction),
+                col(Message.author_name),
+                col(Message.text),
+                col(Message.attachments),
+                col(Message.choices),
+                col(Message.created_at),
+                col(Message.edited_at),
+                col(Message.deleted_at),
+            )
+            .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
+            .where(
+                col(Message.id) > after,
+                col(Conversation.channel) == channel,
+                col(Message.direction).in_(SHOWN),
+            )
+            .order_by(col(Message.id))
+            .limit(5000)
+        )
+        return (await (await self.session.connection()).execute(query)).all()
 
     async def chat_state(self, channel: str, chat_id: str) -> dict[str, Any] | None:
         await self._write_pending()

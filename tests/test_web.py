@@ -473,3 +473,26 @@ async def test_a_stopping_gateway_ends_its_connections_and_turns_new_ones_away(
             assert olga.socket.close_code == 1001
             status, answer = await petro.call("poll", {"token": petro.token, "after": 1})
             assert status == 503 and answer["retry_after"] > 0
+
+
+async def test_a_reply_another_process_delivered_reaches_a_socket_here_once(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Several processes on PostgreSQL: the one delivering a reply may not hold the
+    visitor's socket. Here this process's web deliveries are stopped, so only
+    reading what was delivered elsewhere (``fanout``) can bring the reply."""
+    config = web_config(postgres_url, tmp_path, operators=("anna",))
+    async with web_desk(config) as desk, aiohttp.ClientSession() as http:
+        olga = Browser(desk.base, http)
+        await olga.start()
+        await olga.connect()
+        await olga.send("hello")
+        await olga.wait(lambda f: f["t"] == "ack", "the ack")
+        await settle(desk.gateway)
+        (web_chat,) = await all_conversations(desk.gateway)
+        await desk.gateway.workers["web"].stop(1.0)
+        await operator_writes(desk.gateway, desk.tg, "anna", web_chat.id, "from elsewhere")
+        await olga.wait(lambda f: f.get("text") == "from elsewhere", "the reply")
+        await asyncio.sleep(2.5)  # more reads of what others delivered: none sends it again
+        assert [f.get("text") for f in olga.frames].count("from elsewhere") == 1
+        await olga.disconnect()

@@ -18,6 +18,7 @@ from adapters.web import wire
 from adapters.web.absent import Absent
 from adapters.web.chat import Chat
 from adapters.web.config import WebSection
+from adapters.web.fanout import Fanout
 from adapters.web.files import FileStore
 from adapters.web.hub import Hub
 from adapters.web.routes import Routes
@@ -40,6 +41,7 @@ class WebAdapter(AdapterBase):
         self.chat: Chat | None = None
         self.absent: Absent | None = None
         self.routes: Routes | None = None
+        self.fanout: Fanout | None = None
 
     def cost(self, delivery: Delivery) -> int:
         return 1
@@ -50,6 +52,8 @@ class WebAdapter(AdapterBase):
         self.routes = Routes(self.chat, self.section.public_url)
         for method, path, handler in self.routes.table():
             host.add_route(method, path, handler)
+        self.fanout = Fanout(host, self.hub)
+        self.fanout.start()
         log.info(
             "web chat: /widget.js for %s, files in %s",
             ", ".join(self.section.origins),
@@ -61,6 +65,8 @@ class WebAdapter(AdapterBase):
         process once it is up again, or to another one."""
         if self.routes is not None:
             self.routes.closing = True
+        if self.fanout is not None:
+            await self.fanout.stop()
         await self.hub.close()
 
     async def deliver(self, delivery: Delivery) -> Receipt:
@@ -68,8 +74,12 @@ class WebAdapter(AdapterBase):
         for when they come back, and a visitor gone gets a person's reply by email."""
         outbound = delivery.outbound
         frame = wire.delivered(delivery)
+        fresh = outbound.kind == "message" and outbound.message_id is not None
         if frame is not None and outbound.chat_id:
-            self.hub.push(outbound.chat_id, frame)
+            # a message already pushed (read as another process's delivery, or
+            # this delivery's retry) is not pushed again
+            if not (fresh and self.hub.pushed(outbound.chat_id, outbound.message_id or 0)):
+                self.hub.push(outbound.chat_id, frame)
         if self.absent is not None:
             await self.absent.follow(delivery)
         ids = (f"m{outbound.message_id}",) if outbound.message_id is not None else ()

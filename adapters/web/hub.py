@@ -95,9 +95,15 @@ class Listener:
                     await self._hang_up()
 
 
+#: messages a chat's pushes are remembered for (``Hub.pushed``), the latest
+PUSHED_KEPT = 100
+
+
 class Hub:
     def __init__(self) -> None:
         self._chats: dict[str, set[Listener]] = {}
+        #: the ids of the messages pushed to each connected chat, the latest few
+        self._pushed: dict[str, list[int]] = {}
 
     def join(self, listener: Listener) -> None:
         self._chats.setdefault(listener.chat_id, set()).add(listener)
@@ -108,6 +114,7 @@ class Hub:
             listeners.discard(listener)
             if not listeners:
                 del self._chats[listener.chat_id]
+                self._pushed.pop(listener.chat_id, None)
 
     def present(self, chat_id: str) -> bool:
         return chat_id in self._chats
@@ -117,10 +124,18 @@ class Hub:
         listeners = self._chats.get(chat_id)
         if not listeners:
             return 0
+        if isinstance(frame.get("id"), int) and not (frame.get("edited") or frame.get("deleted")):
+            ids = self._pushed.setdefault(chat_id, [])
+            ids.append(frame["id"])
+            del ids[:-PUSHED_KEPT]
         text = json.dumps(frame, ensure_ascii=False)
         for listener in list(listeners):
             listener.push(text)
         return len(listeners)
+
+    def pushed(self, chat_id: str, message_id: int) -> bool:
+        """Whether the message was pushed to the chat's connections here already."""
+        return message_id in self._pushed.get(chat_id, ())
 
     def connections(self) -> int:
         return sum(len(listeners) for listeners in self._chats.values())
@@ -130,4 +145,5 @@ class Hub:
         process once it is back or to another one."""
         listeners = [one for chat in self._chats.values() for one in chat]
         self._chats.clear()
+        self._pushed.clear()
         await asyncio.gather(*(listener.close(hang_up=True) for listener in listeners))
