@@ -195,6 +195,12 @@ class Host(Protocol):
         operators in their latest conversation. False when they have none yet."""
         ...
 
+    async def typing(self, channel: str, chat_id: str) -> bool:
+        """The customer of ``chat_id`` is typing: shown in their open conversation's
+        threads where the workspace can show it. False when they have no open
+        conversation with a thread (nothing was shown)."""
+        ...
+
     async def desk_state(self, language: str | None) -> DeskState:
         """Whether anyone can answer now, and when the desk opens (in ``language``)."""
         ...
@@ -279,6 +285,11 @@ class Adapter(Protocol):
         """A link that opens a conversation's thread in this workspace, if the
         platform has one (``/history`` lists them)."""
 
+    async def show_typing(self, thread_ref: str) -> None:
+        """Show in a conversation's thread that its customer is typing, where the
+        platform lets a bot (a Telegram chat action): a moment's sign, never
+        queued or retried."""
+
 
 class AdapterBase:
     """What an adapter may leave out of ``Adapter``, and what leaving it out means.
@@ -301,6 +312,9 @@ class AdapterBase:
         return None
 
     def thread_link(self, thread_ref: str) -> str | None:
+        return None
+
+    async def show_typing(self, thread_ref: str) -> None:
         return None
 
 

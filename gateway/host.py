@@ -7,6 +7,7 @@ channel.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
@@ -26,9 +27,11 @@ from gateway.events import (
     Said,
 )
 from gateway.roles import Held
-from storage.models import CustomerIdentity, Direction
+from storage.models import FINISHED_STATUSES, CustomerIdentity, Direction
 from storage.repository import is_database_failure
 from storage.types import utcnow
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -182,6 +185,30 @@ class GatewayHost:
                     await relay.header(tx, conversation)
                 await relay.system(tx, conversation, note)
         return True
+
+    async def typing(self, channel: str, chat_id: str) -> bool:
+        showing = [a for a in self._gateway.adapters if a.serves_workspace]
+        if not showing:
+            return False
+        with _outage_named():
+            async with self._gateway.repository.transaction() as tx:
+                found = await tx.identity(channel, chat_id)
+                if found is None or found[1].id is None:
+                    return False
+                conversation = await tx.latest_conversation(found[1].id, channel, chat_id)
+                if conversation is None or conversation.status in FINISHED_STATUSES:
+                    return False
+                assert conversation.id is not None
+                threads = [(a, await tx.thread(conversation.id, a.name)) for a in showing]
+        shown = False
+        for adapter, thread in threads:
+            if thread is not None and thread.thread_ref:
+                shown = True
+                try:
+                    await adapter.show_typing(thread.thread_ref)
+                except Exception as exc:  # a moment's sign: never worth more than a line
+                    log.debug("%s: typing not shown: %s", adapter.name, exc)
+        return shown
 
     async def desk_state(self, language: str | None) -> DeskState:
         core = self._gateway.core

@@ -181,6 +181,8 @@ class RecordingAdapter(AdapterBase):
     host: Host | None = None
     #: what ``fetch`` gives for a file_ref: files its customers "sent"
     files: dict[str, bytes] = field(default_factory=dict)
+    #: the threads where a customer's typing was shown
+    typed: list[str] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _events: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -198,6 +200,9 @@ class RecordingAdapter(AdapterBase):
         if data is None:
             raise PermanentFailure(f"{self.name} no longer has {attachment.file_ref}")
         return FileData(attachment.name or attachment.file_ref, attachment.mime or "", data)
+
+    async def show_typing(self, thread_ref: str) -> None:
+        self.typed.append(thread_ref)
 
     def fail(self, chat: str, make: Callable[[], Exception], times: int = 1) -> None:
         """Fail deliveries to a customer chat (or "workspace") ``times`` times; with

@@ -55,6 +55,14 @@ async def test_a_visitor_talks_with_an_operator_live(tmp_path: Path, database_ur
         assert "anna" not in str(olga.frames).replace("Anna", "")
         # the automatic texts come as the desk's, unnamed
         assert any(f.get("side") == "bot" and f["author"] is None for f in olga.frames)
+        # her typing shows in the topic, once for a burst of keystrokes
+        assert olga.socket is not None
+        for _ in range(3):
+            await olga.socket.send_json({"t": "typing"})
+        await until(lambda: desk.tg.typed, "typing in the topic")
+        await olga.socket.send_json({"t": "ping"})
+        await olga.wait(lambda f: f["t"] == "pong", "the pong")
+        assert desk.tg.typed == [f"T{conversation_id}"]
         await olga.disconnect()
         stored = await messages(desk.gateway, conversation_id)
         assert [m.direction for m in stored if m.direction in (Direction.IN, Direction.OUT)] == [

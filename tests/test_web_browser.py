@@ -49,6 +49,15 @@ async def test_a_visitor_chats_with_a_telegram_operator_in_chromium(
                 await eventually(
                     lambda: any("order 1042" in (m.get("text") or "") for m in desk.in_topic(topic))
                 )
+                # typing shows in the topic ("typing…", a chat action)
+                await asyncio.to_thread(widget.find("textarea").send_keys, "One more")
+                await eventually(
+                    lambda: any(
+                        a["action"] == "typing" and a["message_thread_id"] == topic
+                        for a in desk.sandbox.world.chat_actions
+                    )
+                )
+                await asyncio.to_thread(widget.find("textarea").clear)
                 desk.sandbox.send(
                     desk.anna, "It ships today!", chat_id=desk.workspace, thread_id=topic
                 )

@@ -296,6 +296,15 @@ class TelegramAdapter(TelegramIntake, TelegramDelivery, AdapterBase):
         await self._unrecorded.known(inbound.workspace_thread)
         await self.host.ingest(inbound)  # a command there answers its failures itself
 
+    async def show_typing(self, thread_ref: str) -> None:
+        """ "typing…" in the topic for a few seconds (Telegram's chat action: not a
+        message, so not one of the group's 20 a minute)."""
+        if self.bot is None or not self.workspace or not thread_ref.isdigit():
+            return
+        await self.bot.send_chat_action(
+            chat_id=self.workspace, action="typing", message_thread_id=int(thread_ref)
+        )
+
     def thread_link(self, thread_ref: str) -> str | None:
         """``https://t.me/c/<group>/<topic>``: opens the topic for a member of the
         group (a supergroup's id is -100 followed by the number the link takes)."""

@@ -22,6 +22,9 @@ from gateway.texts import render
 
 #: how often a connected visitor's presence is written down, at most
 SEEN_EVERY = 60.0
+#: how often a visitor's typing is shown to operators, at most (Telegram shows a
+#: chat action for 5 s)
+TYPING_EVERY = 4.5
 LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 
 
@@ -49,6 +52,8 @@ class Chat:
         self._who: dict[str, tuple[str, str | None]] = {}
         #: when this process last wrote down that a chat's visitor was here
         self._seen_written: dict[str, float] = {}
+        #: when a chat's typing was last shown to the operators
+        self._typed: dict[str, float] = {}
 
     # -- a session ----------------------------------------------------------------
 
@@ -252,3 +257,14 @@ class Chat:
         if attachment.origin == CHANNEL:
             return await self.files.read(attachment)
         return await self.host.fetch(attachment)
+
+    async def typing(self, chat_id: str) -> None:
+        """The visitor is typing: shown in the workspace, at most every few seconds
+        (a platform shows it that long)."""
+        now = time.monotonic()
+        if now - self._typed.get(chat_id, -TYPING_EVERY) < TYPING_EVERY:
+            return
+        if len(self._typed) > 100_000:
+            self._typed.clear()
+        if await self.host.typing(CHANNEL, chat_id):
+            self._typed[chat_id] = now  # typing before a conversation shows nothing

@@ -58,6 +58,7 @@ class Routes:
             ("POST", "/web/poll", api(self.poll)),
             ("POST", "/web/send", api(self.send)),
             ("POST", "/web/contact", api(self.contact)),
+            ("POST", "/web/typing", api(self.typing)),
             ("POST", "/web/upload", self._guarded(self.upload)),
             ("POST", "/web/file", self._guarded(self.file)),
             ("GET", "/web/socket", self.socket),
@@ -151,6 +152,11 @@ class Routes:
     async def contact(self, _request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
         chat_id = await self.chat.visitors.check(body.get("token"))
         return await self.chat.contact(chat_id, body)
+
+    async def typing(self, _request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
+        chat_id = await self.chat.visitors.check(body.get("token"))
+        await self.chat.typing(chat_id)
+        return {"t": "typing"}
 
     async def poll(self, _request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
         """The long poll: what the widget has not seen, as soon as there is any."""
@@ -317,4 +323,7 @@ class Routes:
             return await self.chat.contact(chat_id, frame)
         if kind == "ping":
             return {"t": "pong"}
+        if kind == "typing":
+            await self.chat.typing(chat_id)
+            return None
         raise Refused(400, "frame", "unknown frame type")

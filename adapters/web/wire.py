@@ -5,7 +5,8 @@ message, new or changed: the visitor's own, an operator's reply, an automatic
 text, with buttons in ``choices``), ``ack`` (a message of the visitor's is stored:
 its client id and its id), ``desk`` (whether anyone can answer), ``error``.
 From the widget: ``hello`` (a token and the last message id it has), ``send`` (a
-client id, text, file keys), ``contact`` (a name and an address), ``ping``.
+client id, text, file keys), ``contact`` (a name and an address), ``typing`` (shown
+to the operators), ``ping``.
 
 Only what a visitor may see goes out: an operator's name, never their id or
 anything of the workspace.

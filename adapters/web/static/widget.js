@@ -150,6 +150,7 @@
     ui.close.addEventListener("click", close);
     ui.panel.addEventListener("keydown", function (event) { if (event.key === "Escape") close(); });
     composer.addEventListener("submit", function (event) { event.preventDefault(); submit(); });
+    ui.input.addEventListener("input", typing);
     ui.input.addEventListener("keydown", function (event) {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); submit(); }
     });
@@ -328,6 +329,16 @@
 
   // -- sending -------------------------------------------------------------------
 
+  // the operators see "typing…" while the visitor types (every few seconds at most)
+  var typedAt = 0;
+  function typing() {
+    var now = Date.now();
+    if (now - typedAt < 4000 || !saved.token || !ui.input.value.trim()) return;
+    typedAt = now;
+    if (socket && socket.ready) socket.send(JSON.stringify({ t: "typing" }));
+    else if (mode === "poll") post("typing", { token: saved.token }).catch(function () {});
+  }
+
   function submit() {
     var text = ui.input.value.trim();
     if (!text) return;
@@ -336,6 +347,7 @@
   }
 
   function say(text, files) {
+    typedAt = 0; // the next message's typing shows at once
     var item = { cid: cid(), text: text, files: files };
     saved.pending = (saved.pending || []).concat([item]);
     store();
