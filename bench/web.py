@@ -149,7 +149,9 @@ def _quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def run(visitors: int, messages: int, think: float = 0.0) -> Result:
+async def run(visitors: int, messages: int, think: float = 0.0, *, settle: bool = True) -> Result:
+    """``settle``: freeze what start-up made, as a serving process does (not inside
+    a test process, which goes on running other tests)."""
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
         db = Database(url)
@@ -163,7 +165,8 @@ async def run(visitors: int, messages: int, think: float = 0.0) -> Result:
         gateway = Gateway(config, plugins={}, adapters=[workspace, web], serve_http=True)
         workspace.gateway = gateway
         await gateway.start()
-        settle_gc()  # as a serving process does
+        if settle:
+            settle_gc()  # as a serving process does
         try:
             return await _measure(gateway, web, visitors, messages, think)
         finally:

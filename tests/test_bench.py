@@ -23,6 +23,14 @@ async def test_the_memory_benchmark_opens_every_conversation(tmp_path) -> None:
     assert result["open"] == 20 and result["rss_after_mb"] > 0
 
 
+async def test_the_web_benchmark_answers_every_visitor_once() -> None:
+    from bench.web import run as web
+
+    result = await web(20, 2, settle=False)
+    assert (result.missing, result.duplicates) == (0, 0)
+    assert len(result.acks) == 40 and len(result.answers) == 40 and result.rss_connected_mb > 0
+
+
 def test_the_faq_benchmark_matches_every_question() -> None:
     from bench.faq import measure
 
