@@ -24,6 +24,19 @@ from storage.unit import UnitOfWork
 #: what the customer sees of a conversation: their messages, the replies, the
 #: automatic texts; never notes, held replies or the gateway's notes to operators
 SHOWN = (Direction.IN, Direction.OUT, Direction.AUTO)
+#: a message as a customer's channel shows it (``gateway.events.Said``)
+SAID = (
+    col(Message.id),
+    col(Message.conversation_id),
+    col(Message.direction),
+    col(Message.author_name),
+    col(Message.text),
+    col(Message.attachments),
+    col(Message.choices),
+    col(Message.created_at),
+    col(Message.edited_at),
+    col(Message.deleted_at),
+)
 
 
 class ChatQueries(UnitOfWork):
@@ -43,18 +56,7 @@ class ChatQueries(UnitOfWork):
         so a conversation whose customer was erased (or linked away) is not shown."""
         await self._write_pending()
         query = (
-            select(
-                col(Message.id),
-                col(Message.conversation_id),
-                col(Message.direction),
-                col(Message.author_name),
-                col(Message.text),
-                col(Message.attachments),
-                col(Message.choices),
-                col(Message.created_at),
-                col(Message.edited_at),
-                col(Message.deleted_at),
-            )
+            select(*SAID)
             .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
             .join(
                 CustomerIdentity,
@@ -96,19 +98,7 @@ class ChatQueries(UnitOfWork):
         delivered since (a range of the primary key, however large the table)."""
         await self._write_pending()
         query = (
-            select(
-                col(Conversation.chat_id),
-                col(Message.id),
-                col(Message.conversation_id),
-                col(Message.direction),
-                col(Message.author_name),
-                col(Message.text),
-                col(Message.attachments),
-                col(Message.choices),
-                col(Message.created_at),
-                col(Message.edited_at),
-                col(Message.deleted_at),
-            )
+            select(col(Conversation.chat_id), *SAID)
             .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
             .where(
                 col(Message.id) > after,
