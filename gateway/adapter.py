@@ -217,6 +217,12 @@ class Host(Protocol):
         (for a channel that pushes to connections it holds itself)."""
         ...
 
+    async def message_files(self, message_ids: list[int]) -> dict[int, list[str]]:
+        """The file references these messages still carry, for a channel that keeps
+        its customers' files itself: a file no message carries any more (erased,
+        past retention) is its to delete."""
+        ...
+
     async def chat_state(self, channel: str, chat_id: str) -> dict[str, Any] | None:
         """What the channel kept about the chat (``keep_chat_state``), if anything."""
         ...

@@ -229,6 +229,11 @@ class GatewayHost:
             else schedule.opening_words(now, language, config.gateway.default_language),
         )
 
+    async def message_files(self, message_ids: list[int]) -> dict[int, list[str]]:
+        with _outage_named():
+            async with self._gateway.repository.transaction() as tx:
+                return await tx.message_files(message_ids)
+
     async def chat_state(self, channel: str, chat_id: str) -> dict[str, Any] | None:
         with _outage_named():
             async with self._gateway.repository.transaction() as tx:

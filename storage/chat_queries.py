@@ -110,6 +110,21 @@ class ChatQueries(UnitOfWork):
         )
         return (await (await self.session.connection()).execute(query)).all()
 
+    async def message_files(self, message_ids: Sequence[int]) -> dict[int, list[str]]:
+        """The file references each of these messages still carries (an erase or
+        retention empties them; a message gone is left out)."""
+        await self._write_pending()
+        connection = await self.session.connection()
+        rows = await connection.execute(
+            select(col(Message.id), col(Message.attachments)).where(
+                col(Message.id).in_(list(message_ids))
+            )
+        )
+        return {
+            row.id: [str(a.get("file_ref")) for a in row.attachments or () if a.get("file_ref")]
+            for row in rows
+        }
+
     async def chat_state(self, channel: str, chat_id: str) -> dict[str, Any] | None:
         await self._write_pending()
         row = await self.session.get(ChatState, (channel, chat_id))

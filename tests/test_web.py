@@ -504,3 +504,32 @@ async def test_a_reply_another_process_delivered_reaches_a_socket_here_once(
         await asyncio.sleep(2.5)  # more reads of what others delivered: none sends it again
         assert [f.get("text") for f in olga.frames].count("from elsewhere") == 1
         await olga.disconnect()
+
+
+async def test_a_visitors_files_go_once_no_message_carries_them(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """An erase (or the retention period) empties the messages; the files they
+    carried are then deleted from files_dir, and nobody else's."""
+    config = web_config(sqlite_url, tmp_path, operators=("anna",))
+    async with web_desk(config) as desk, aiohttp.ClientSession() as http:
+        keys = {}
+        for name in ("olga", "petro"):
+            browser = Browser(desk.base, http)
+            await browser.start()
+            status, answer = await upload(browser, "receipt.png", "image/png", PNG)
+            assert status == 200
+            await browser.connect()
+            await browser.send("my receipt", files=[answer["key"]])
+            await browser.wait(lambda f: f["t"] == "ack", "the ack")
+            await browser.disconnect()
+            keys[name] = (str(answer["key"]), (browser.token or "").rpartition(".")[0])
+        assert desk.tg.host is not None
+        files = tmp_path / "web-files"
+        assert await desk.web.files.sweep(desk.tg.host.message_files) == 0  # all carried
+        assert (files / keys["olga"][0]).exists()
+        await erase_customer(desk.gateway.repository, keys["olga"][1], yes=True)
+        assert await desk.web.files.sweep(desk.tg.host.message_files) == 1
+        assert not (files / keys["olga"][0]).exists()
+        assert not (files / f"{keys['olga'][0]}.json").exists()
+        assert (files / keys["petro"][0]).exists()

@@ -12,6 +12,8 @@ a restart could lose.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 from adapters.web import wire
@@ -28,6 +30,9 @@ from gateway.events import Attachment, Delivery, FileData, Receipt
 
 log = logging.getLogger(__name__)
 
+#: how often visitors' files no message carries any more are deleted
+SWEEP_SECONDS = 3600.0
+
 
 class WebAdapter(AdapterBase):
     name = "web"
@@ -42,6 +47,7 @@ class WebAdapter(AdapterBase):
         self.absent: Absent | None = None
         self.routes: Routes | None = None
         self.fanout: Fanout | None = None
+        self._sweeper: asyncio.Task[None] | None = None
 
     def cost(self, delivery: Delivery) -> int:
         return 1
@@ -54,6 +60,7 @@ class WebAdapter(AdapterBase):
             host.add_route(method, path, handler)
         self.fanout = Fanout(host, self.hub)
         self.fanout.start()
+        self._sweeper = asyncio.create_task(self._sweep(host), name="web-files")
         log.info(
             "web chat: /widget.js for %s, files in %s",
             ", ".join(self.section.origins),
@@ -67,6 +74,10 @@ class WebAdapter(AdapterBase):
             self.routes.closing = True
         if self.fanout is not None:
             await self.fanout.stop()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         await self.hub.close()
 
     async def deliver(self, delivery: Delivery) -> Receipt:
@@ -84,6 +95,19 @@ class WebAdapter(AdapterBase):
             await self.absent.follow(delivery)
         ids = (f"m{outbound.message_id}",) if outbound.message_id is not None else ()
         return Receipt(external_ids=ids, chat_id=outbound.chat_id)
+
+    async def _sweep(self, host: Host) -> None:
+        """Hourly: delete the visitors' files that no message carries any more (an
+        erase, the retention period) and those never sent."""
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            try:
+                gone = await self.files.sweep(host.message_files)
+            except Exception as exc:  # the next hour tries again
+                log.warning("web: could not clear old files from %s: %s", self.files.directory, exc)
+                continue
+            if gone:
+                log.info("web: %d file(s) no message carries any more, deleted", gone)
 
     async def fetch(self, attachment: Attachment) -> FileData:
         return await self.files.read(attachment)

@@ -153,6 +153,8 @@ class Chat:
         )
         if result.ignored is not None or result.message_id is None:
             raise Refused(403, "refused", "this chat cannot take messages now", cid=cid)
+        if uploads:
+            await self.files.sent([upload.key for upload in uploads], result.message_id)
         self.hub.push(
             chat_id,
             {

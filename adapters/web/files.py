@@ -3,15 +3,23 @@
 A file is taken only if its bytes are what its type says (a picture's signature,
 a PDF's, text that decodes): a browser reports the type the file's name suggests,
 and an operator opening "invoice.pdf" should get a PDF. What is kept is the file
-and a small JSON beside it; the conversation keeps the key (``Attachment.file_ref``).
+and a small JSON beside it (who sent it, in which message); the conversation keeps
+the key (``Attachment.file_ref``).
+
+A file lives as long as its message carries it: an erase or the retention period
+empties the message, and ``sweep`` (hourly) then deletes the file; one uploaded and
+never sent goes after a day.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import secrets
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +28,13 @@ from adapters.web.guard import Refused
 from gateway.errors import PermanentFailure
 from gateway.events import Attachment, FileData
 
+log = logging.getLogger(__name__)
+
 KEY = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
+#: a file uploaded and never sent in a message is kept this long
+UNSENT_SECONDS = 24 * 3600.0
+#: how many messages one sweep asks about at a time
+SWEEP_BATCH = 500
 _SIGNATURES: dict[str, tuple[bytes, ...]] = {
     "image/png": (b"\x89PNG\r\n\x1a\n",),
     "image/jpeg": (b"\xff\xd8\xff",),
@@ -113,6 +127,51 @@ class FileStore:
         if about.get("chat") != chat_id:
             raise Refused(400, "file", "no such file")
         return Upload(key, about["name"], about["mime"], int(about["size"]))
+
+    async def sent(self, keys: list[str], message_id: int) -> None:
+        """Write down the message that carries these files (before it is
+        acknowledged: a file is kept as long as its message carries it)."""
+        await asyncio.to_thread(self._mark_sent, keys, message_id)
+
+    def _mark_sent(self, keys: list[str], message_id: int) -> None:
+        for key in keys:
+            _, meta = self._paths(key)
+            about = json.loads(meta.read_text())
+            if about.get("message") != message_id:
+                meta.write_text(json.dumps({**about, "message": message_id}))
+
+    async def sweep(self, carried: Callable[[list[int]], Awaitable[dict[int, list[str]]]]) -> int:
+        """Delete the files no message carries any more (``carried``: the file keys
+        each message still has), and those never sent after a day; how many went."""
+        kept = await asyncio.to_thread(self._inventory)
+        now = time.time()
+        doomed = [key for key, (message, at) in kept.items() if message is None
+                  and now - at > UNSENT_SECONDS]  # fmt: skip
+        sent = [(key, message) for key, (message, _) in kept.items() if message is not None]
+        for start in range(0, len(sent), SWEEP_BATCH):
+            batch = sent[start : start + SWEEP_BATCH]
+            still = await carried(sorted({message for _, message in batch}))
+            doomed += [key for key, message in batch if key not in still.get(message, ())]
+        await asyncio.to_thread(self._delete, doomed)
+        return len(doomed)
+
+    def _inventory(self) -> dict[str, tuple[int | None, float]]:
+        """Every kept file: the message that carries it (if sent), when it came."""
+        out: dict[str, tuple[int | None, float]] = {}
+        if not self.directory.is_dir():
+            return out
+        for meta in self.directory.glob("*.json"):
+            try:
+                about = json.loads(meta.read_text())
+                out[meta.stem] = (about.get("message"), meta.stat().st_mtime)
+            except (OSError, ValueError) as exc:
+                log.warning("web: %s cannot be read: %s", meta, exc)
+        return out
+
+    def _delete(self, keys: list[str]) -> None:
+        for key in keys:
+            for path in self._paths(key):
+                path.unlink(missing_ok=True)
 
     async def read(self, attachment: Attachment) -> FileData:
         body, _ = self._paths(attachment.file_ref)
