@@ -160,6 +160,9 @@ def test_the_proxy_sends_the_platforms_paths_to_every_gateway_and_nothing_else()
     gateways = sorted(name for name in compose["services"] if name.startswith("gateway-"))
     assert upstreams == [f"{name}:{config.gateway.http_port}" for name in gateways]
     assert "health_uri /readyz" in caddy
+    # and the web chat's script, calls and socket, to the same processes
+    assert "@webchat path /widget.js /web/*" in caddy
+    assert caddy.count(f"reverse_proxy {' '.join(upstreams)} {{") == 2
     assert config.gateway.http_host == "0.0.0.0"  # reachable from the proxy
 
 
