@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -27,7 +27,13 @@ from gateway.events import (
     Said,
 )
 from gateway.roles import Held
-from storage.models import FINISHED_STATUSES, CustomerIdentity, Direction
+from storage.models import (
+    FINISHED_STATUSES,
+    Conversation,
+    Customer,
+    CustomerIdentity,
+    Direction,
+)
 from storage.repository import is_database_failure
 from storage.types import utcnow
 
@@ -35,6 +41,7 @@ log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
+    from storage.repository import Transaction
 
 #: files relayed from one channel to another pass through memory; Telegram takes
 #: uploads up to 50 MB from bots, so a bigger file could go nowhere anyway
@@ -58,6 +65,14 @@ class GatewayHost:
 
     def __init__(self, gateway: Gateway) -> None:
         self._gateway = gateway
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Transaction]:
+        """A transaction of the gateway's, its database failures named as
+        ``StoreUnavailable``."""
+        with _outage_named():
+            async with self._gateway.repository.transaction() as tx:
+                yield tx
 
     async def ingest(self, inbound: Inbound) -> IngestResult:
         self._gateway.check_accepting()
@@ -116,24 +131,21 @@ class GatewayHost:
         changed_since: datetime | None = None,
         limit: int = 200,
     ) -> list[Said]:
-        with _outage_named():
-            async with self._gateway.repository.transaction() as tx:
-                rows = await tx.transcript(
-                    channel, chat_id, after=after, changed_since=changed_since, limit=limit
-                )
+        async with self._transaction() as tx:
+            rows = await tx.transcript(
+                channel, chat_id, after=after, changed_since=changed_since, limit=limit
+            )
         return [_said(row) for row in rows]
 
     async def latest_message_id(self) -> int | None:
         if self._gateway.db.is_sqlite:
             return None  # one process on a SQLite file: every delivery is this one's
-        with _outage_named():
-            async with self._gateway.repository.transaction() as tx:
-                return await tx.latest_message_id()
+        async with self._transaction() as tx:
+            return await tx.latest_message_id()
 
     async def shown_since(self, channel: str, after: int) -> list[tuple[str, Said]]:
-        with _outage_named():
-            async with self._gateway.repository.transaction() as tx:
-                rows = await tx.shown_since(channel, after)
+        async with self._transaction() as tx:
+            rows = await tx.shown_since(channel, after)
         return [(row.chat_id, _said(row)) for row in rows]
 
     async def forward(
@@ -144,62 +156,53 @@ class GatewayHost:
         if outbound.message_id is None:
             return "only a stored message is forwarded"
         copy = replace(outbound, destination=channel, chat_id=chat_id, choices=())
-        with _outage_named():
-            async with self._gateway.repository.transaction() as tx:
-                conversation = await tx.conversation(outbound.conversation_id)
-                if conversation is None:
-                    return "the conversation is gone"
-                if await tx.identity(channel, chat_id) is None:
-                    tx.add(
-                        CustomerIdentity(
-                            customer_id=conversation.customer_id,
-                            channel=channel,
-                            external_id=chat_id,
-                        )
+        async with self._transaction() as tx:
+            conversation = await tx.conversation(outbound.conversation_id)
+            if conversation is None:
+                return "the conversation is gone"
+            if await tx.identity(channel, chat_id) is None:
+                tx.add(
+                    CustomerIdentity(
+                        customer_id=conversation.customer_id,
+                        channel=channel,
+                        external_id=chat_id,
                     )
-                await self._gateway.core.relay.enqueue(
-                    tx,
-                    copy,
-                    key=f"forward:{outbound.message_id}",
-                    not_before=utcnow() + timedelta(seconds=delay_seconds),
                 )
+            await self._gateway.core.relay.enqueue(
+                tx,
+                copy,
+                key=f"forward:{outbound.message_id}",
+                not_before=utcnow() + timedelta(seconds=delay_seconds),
+            )
         return None
 
     async def describe_customer(
         self, channel: str, chat_id: str, *, name: str | None, note: str
     ) -> bool:
         relay = self._gateway.core.relay
-        with _outage_named():
-            async with self._gateway.repository.transaction() as tx:
-                found = await tx.identity(channel, chat_id)
-                if found is None:
-                    return False
-                _identity, customer = found
-                assert customer.id is not None
-                conversation = await tx.latest_conversation(customer.id, channel, chat_id)
-                if conversation is None:
-                    return False
-                if name and customer.display_name != name[:256]:
-                    customer.display_name = name[:256]
-                    tx.add(customer)
-                    await relay.header(tx, conversation)
-                await relay.system(tx, conversation, note)
+        async with self._transaction() as tx:
+            found = await _latest_of_chat(tx, channel, chat_id)
+            if found is None:
+                return False
+            customer, conversation = found
+            if name and customer.display_name != name[:256]:
+                customer.display_name = name[:256]
+                tx.add(customer)
+                await relay.header(tx, conversation)
+            await relay.system(tx, conversation, note)
         return True
 
     async def typing(self, channel: str, chat_id: str) -> bool:
         showing = [a for a in self._gateway.adapters if a.serves_workspace]
         if not showing:
             return False
-        with _outage_named():
-            async with self._gateway.repository.transaction() as tx:
-                found = await tx.identity(channel, chat_id)
-                if found is None or found[1].id is None:
-                    return False
-                conversation = await tx.latest_conversation(found[1].id, channel, chat_id)
-                if conversation is None or conversation.status in FINISHED_STATUSES:
-                    return False
-                assert conversation.id is not None
-                threads = [(a, await tx.thread(conversation.id, a.name)) for a in showing]
+        async with self._transaction() as tx:
+            found = await _latest_of_chat(tx, channel, chat_id)
+            if found is None or found[1].status in FINISHED_STATUSES:
+                return False
+            conversation = found[1]
+            assert conversation.id is not None
+            threads = [(a, await tx.thread(conversation.id, a.name)) for a in showing]
         shown = False
         for adapter, thread in threads:
             if thread is not None and thread.thread_ref:
@@ -215,9 +218,8 @@ class GatewayHost:
         config = core.desk.config
         now = utcnow()
         schedule = config.core.schedule
-        with _outage_named():
-            async with self._gateway.repository.transaction() as tx:
-                candidates = await core.dispatcher.candidates(tx)
+        async with self._transaction() as tx:
+            candidates = await core.dispatcher.candidates(tx)
         present = [c for c in candidates if c.present]
         is_open = schedule.is_open(now)
         return DeskState(
@@ -230,19 +232,28 @@ class GatewayHost:
         )
 
     async def message_files(self, message_ids: list[int]) -> dict[int, list[str]]:
-        with _outage_named():
-            async with self._gateway.repository.transaction() as tx:
-                return await tx.message_files(message_ids)
+        async with self._transaction() as tx:
+            return await tx.message_files(message_ids)
 
     async def chat_state(self, channel: str, chat_id: str) -> dict[str, Any] | None:
-        with _outage_named():
-            async with self._gateway.repository.transaction() as tx:
-                return await tx.chat_state(channel, chat_id)
+        async with self._transaction() as tx:
+            return await tx.chat_state(channel, chat_id)
 
     async def keep_chat_state(self, channel: str, chat_id: str, data: dict[str, Any]) -> None:
-        with _outage_named():
-            async with self._gateway.repository.transaction() as tx:
-                await tx.keep_chat_state(channel, chat_id, data)
+        async with self._transaction() as tx:
+            await tx.keep_chat_state(channel, chat_id, data)
+
+
+async def _latest_of_chat(
+    tx: Transaction, channel: str, chat_id: str
+) -> tuple[Customer, Conversation] | None:
+    """The customer writing from ``chat_id`` on ``channel`` and their latest
+    conversation there, if they have one."""
+    found = await tx.identity(channel, chat_id)
+    if found is None or found[1].id is None:
+        return None
+    conversation = await tx.latest_conversation(found[1].id, channel, chat_id)
+    return None if conversation is None else (found[1], conversation)
 
 
 def _said(row: Any) -> Said:

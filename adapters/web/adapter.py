@@ -85,12 +85,10 @@ class WebAdapter(AdapterBase):
         for when they come back, and a visitor gone gets a person's reply by email."""
         outbound = delivery.outbound
         frame = wire.delivered(delivery)
-        fresh = outbound.kind == "message" and outbound.message_id is not None
         if frame is not None and outbound.chat_id:
-            # a message already pushed (read as another process's delivery, or
-            # this delivery's retry) is not pushed again
-            if not (fresh and self.hub.pushed(outbound.chat_id, outbound.message_id or 0)):
-                self.hub.push(outbound.chat_id, frame)
+            # a new message goes once; its edits and its deletion always go
+            push = self.hub.push_new if outbound.kind == "message" else self.hub.push
+            push(outbound.chat_id, frame)
         if self.absent is not None:
             await self.absent.follow(delivery)
         ids = (f"m{outbound.message_id}",) if outbound.message_id is not None else ()

@@ -3,8 +3,10 @@ session, send a message or a file, leave an address, catch up on the transcript.
 
 from __future__ import annotations
 
+import math
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +19,7 @@ from adapters.web.labels import labels
 from adapters.web.visitors import CHANNEL, Visitors
 from gateway.adapter import Host
 from gateway.config import Config
-from gateway.events import Attachment, FileData, Inbound, Sender
+from gateway.events import Inbound, Sender
 from gateway.texts import render
 
 #: how often a connected visitor's presence is written down, at most
@@ -26,6 +28,27 @@ SEEN_EVERY = 60.0
 #: chat action for 5 s)
 TYPING_EVERY = 4.5
 LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+
+
+#: chats a per-chat memory here (``Spacing``, names) keeps before it starts again
+CHATS_KEPT = 100_000
+
+
+class Spacing:
+    """When each chat last did something, so that it is done at most every
+    ``seconds`` (written down, shown) whatever the widget sends."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._at: dict[str, float] = {}
+
+    def due(self, chat_id: str, now: float) -> bool:
+        return now - self._at.get(chat_id, -math.inf) >= self.seconds
+
+    def mark(self, chat_id: str, now: float) -> None:
+        if len(self._at) > CHATS_KEPT:
+            self._at.clear()
+        self._at[chat_id] = now
 
 
 def now_text() -> str:
@@ -51,13 +74,15 @@ class Chat:
         #: a chat's name and language as its visitor gave them, for its messages
         self._who: dict[str, tuple[str, str | None]] = {}
         #: when this process last wrote down that a chat's visitor was here
-        self._seen_written: dict[str, float] = {}
+        self._seen = Spacing(SEEN_EVERY)
         #: when a chat's typing was last shown to the operators
-        self._typed: dict[str, float] = {}
+        self._typing = Spacing(TYPING_EVERY)
 
     # -- a session ----------------------------------------------------------------
 
-    async def session(self, body: dict[str, Any], new_visitor: Any) -> dict[str, Any]:
+    async def session(
+        self, body: dict[str, Any], new_visitor: Callable[[], None]
+    ) -> dict[str, Any]:
         token = body.get("token") if isinstance(body.get("token"), str) else None
         user = body.get("user") if isinstance(body.get("user"), str) else None
         signature = body.get("user_hash") if isinstance(body.get("user_hash"), str) else None
@@ -85,14 +110,14 @@ class Chat:
             **self.face(language),
         }
 
+    def _text(self, name: str, language: str | None, **values: object) -> str:
+        """One of the desk's texts (``[texts]``) in the visitor's language."""
+        config = self.config
+        return render(config.texts, name, language, config.gateway.default_language, **values)
+
     def face(self, language: str | None) -> dict[str, Any]:
         """How the widget looks and what it says, in the visitor's language."""
-        section, config = self.section, self.config
-        default = config.gateway.default_language
-
-        def text(name: str, **values: object) -> str:
-            return render(config.texts, name, language, default, **values)
-
+        section = self.section
         return {
             "look": {
                 "title": section.title,
@@ -100,9 +125,9 @@ class Chat:
                 "position": section.position,
             },
             "texts": {
-                "intro": text("web_intro"),
-                "contact": text("web_contact"),
-                "contact_thanks": text("web_contact_thanks", email="{email}"),
+                "intro": self._text("web_intro", language),
+                "contact": self._text("web_contact", language),
+                "contact_thanks": self._text("web_contact_thanks", language, email="{email}"),
             },
             "labels": labels(language),
             "limits": {
@@ -117,13 +142,7 @@ class Chat:
         state = await self.host.desk_state(language)
         closed = None
         if not state.open:
-            closed = render(
-                self.config.texts,
-                "web_closed",
-                language,
-                self.config.gateway.default_language,
-                opens=state.opens or "?",
-            )
+            closed = self._text("web_closed", language, opens=state.opens or "?")
         return {"open": state.open, "staffed": state.staffed, "free": state.free, "note": closed}
 
     # -- a message ----------------------------------------------------------------
@@ -155,21 +174,10 @@ class Chat:
             raise Refused(403, "refused", "this chat cannot take messages now", cid=cid)
         if uploads:
             await self.files.sent([upload.key for upload in uploads], result.message_id)
-        self.hub.push(
-            chat_id,
-            {
-                "t": "msg",
-                "id": result.message_id,
-                "cid": cid,
-                "side": "customer",
-                "author": None,
-                "text": text,
-                "files": wire.files(attachments),
-                "at": now_text(),
-                "edited": False,
-                "deleted": False,
-            },
+        mine = wire.message(
+            result.message_id, "customer", None, text, attachments, datetime.now(UTC)
         )
+        self.hub.push(chat_id, {**mine, "cid": cid})
         return {"t": "ack", "cid": cid, "id": result.message_id}
 
     async def contact(self, chat_id: str, frame: dict[str, Any]) -> dict[str, Any]:
@@ -195,13 +203,7 @@ class Chat:
             await self.host.describe_customer(CHANNEL, chat_id, name=name, note=note)
         language = changed.get("language")
         self._who[chat_id] = (self._name(chat_id, changed.get("name")), language)
-        thanks = render(
-            self.config.texts,
-            "web_contact_thanks",
-            language,
-            self.config.gateway.default_language,
-            email=changed.get("email") or "",
-        )
+        thanks = self._text("web_contact_thanks", language, email=changed.get("email") or "")
         return {
             "t": "contact",
             "name": changed.get("name"),
@@ -229,7 +231,7 @@ class Chat:
         if who is None:
             state = await self.host.chat_state(CHANNEL, chat_id) or {}
             who = (self._name(chat_id, state.get("name")), state.get("language"))
-            if len(self._who) > 100_000:
+            if len(self._who) > CHATS_KEPT:
                 self._who.clear()
             self._who[chat_id] = who
         return who
@@ -247,26 +249,17 @@ class Chat:
         when a connection closes): a reply goes by email only to a visitor gone
         longer than ``email_after_minutes``."""
         now = time.monotonic()
-        if not leaving and now - self._seen_written.get(chat_id, -SEEN_EVERY) < SEEN_EVERY:
+        if not leaving and not self._seen.due(chat_id, now):
             return
-        if len(self._seen_written) > 100_000:
-            self._seen_written.clear()
-        self._seen_written[chat_id] = now
+        self._seen.mark(chat_id, now)
         state = await self.host.chat_state(CHANNEL, chat_id) or {}
         await self.host.keep_chat_state(CHANNEL, chat_id, {**state, "seen": now_text()})
-
-    async def fetch(self, attachment: Attachment) -> FileData:
-        if attachment.origin == CHANNEL:
-            return await self.files.read(attachment)
-        return await self.host.fetch(attachment)
 
     async def typing(self, chat_id: str) -> None:
         """The visitor is typing: shown in the workspace, at most every few seconds
         (a platform shows it that long)."""
         now = time.monotonic()
-        if now - self._typed.get(chat_id, -TYPING_EVERY) < TYPING_EVERY:
+        if not self._typing.due(chat_id, now):
             return
-        if len(self._typed) > 100_000:
-            self._typed.clear()
         if await self.host.typing(CHANNEL, chat_id):
-            self._typed[chat_id] = now  # typing before a conversation shows nothing
+            self._typing.mark(chat_id, now)  # typing before a conversation shows nothing

@@ -84,8 +84,8 @@ class Fanout:
         now = time.monotonic()
         top = max((said.id for _chat, said in rows), default=self._marks[-1][1])
         for chat_id, said in rows:
-            if self.hub.present(chat_id) and not self.hub.pushed(chat_id, said.id):
-                self.hub.push(chat_id, wire.said(said))
+            if self.hub.present(chat_id):
+                self.hub.push_new(chat_id, wire.said(said))
         self._marks.append((now, max(top, self._marks[-1][1])))
         old = [mark for mark in self._marks if now - mark[0] >= LOOK_BACK]
         if old:

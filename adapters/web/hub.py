@@ -133,9 +133,11 @@ class Hub:
             listener.push(text)
         return len(listeners)
 
-    def pushed(self, chat_id: str, message_id: int) -> bool:
-        """Whether the message was pushed to the chat's connections here already."""
-        return message_id in self._pushed.get(chat_id, ())
+    def push_new(self, chat_id: str, frame: dict[str, Any]) -> None:
+        """Push a message's frame unless that message was pushed here already (read
+        as another process's delivery and delivered here too, a delivery retried)."""
+        if frame.get("id") not in self._pushed.get(chat_id, ()):
+            self.push(chat_id, frame)
 
     def connections(self) -> int:
         return sum(len(listeners) for listeners in self._chats.values())

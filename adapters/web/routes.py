@@ -40,6 +40,11 @@ HELLO_SECONDS = 15.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def busy(why: str) -> Refused:
+    """Come back in a moment: the database is out of reach, or the gateway stops."""
+    return Refused(503, "busy", why, retry_after=2)
+
+
 class Routes:
     def __init__(self, chat: Chat, public_url: str | None) -> None:
         self.chat = chat
@@ -90,15 +95,13 @@ class Routes:
             try:
                 origin = self.guard.request(request)
                 if self.closing:
-                    raise Refused(503, "busy", "the chat is restarting", retry_after=2)
+                    raise busy("the chat is restarting")
                 return self._cors(await handler(request), origin)
             except Refused as refused:
                 return self._refusal(refused, origin)
             except (StoreUnavailable, ShuttingDown) as exc:
                 log.warning("web: %s", exc)
-                return self._refusal(
-                    Refused(503, "busy", "try again in a moment", retry_after=2), origin
-                )
+                return self._refusal(busy("try again in a moment"), origin)
 
         return guarded
 
@@ -223,7 +226,7 @@ class Routes:
         if not 0 <= index < len(attachments):
             raise Refused(404, "file", "no such file")
         try:
-            data = await self.chat.fetch(attachments[index])
+            data = await self.chat.host.fetch(attachments[index])
         except (PermanentFailure, GatewayError) as exc:
             raise Refused(410, "file_gone", f"the file cannot be had: {exc}") from None
         name = clean_name(data.name)
@@ -244,7 +247,7 @@ class Routes:
         try:
             self.guard.request(request)
             if self.closing:
-                raise Refused(503, "busy", "the chat is restarting", retry_after=2)
+                raise busy("the chat is restarting")
         except Refused as refused:
             return self._refusal(refused, None)
         address = self.guard.address(request)
@@ -293,7 +296,8 @@ class Routes:
                     listener.push(json.dumps(Refused(400, "frame", "text frames only").frame()))
                 continue
             frame: dict[str, Any] = {}
-            answer: dict[str, Any] | None
+            answer: dict[str, Any] | None = None
+            refused: Refused | None = None
             try:
                 self.guard.frame(address)
                 parsed = json.loads(message.data)
@@ -301,16 +305,17 @@ class Routes:
                     raise Refused(400, "frame", "a frame is a JSON object")
                 frame = parsed
                 answer = await self._answer(chat_id, frame)
-            except Refused as refused:
-                answer = dict(refused.frame())
-                if "cid" not in answer and isinstance(frame.get("cid"), str):
-                    answer["cid"] = frame["cid"]
+            except Refused as refusal:
+                refused = refusal
             except ValueError:
-                answer = Refused(400, "frame", "a frame is a JSON object").frame()
+                refused = Refused(400, "frame", "a frame is a JSON object")
             except (StoreUnavailable, ShuttingDown) as exc:
                 log.warning("web: %s", exc)
-                answer = Refused(503, "busy", "try again in a moment", retry_after=2).frame()
-                if isinstance(frame.get("cid"), str):
+                refused = busy("try again in a moment")
+            if refused is not None:
+                # the widget matches a refusal to the message it was about
+                answer = refused.frame()
+                if "cid" not in answer and isinstance(frame.get("cid"), str):
                     answer["cid"] = frame["cid"]
             if answer is not None:
                 listener.push(json.dumps(answer, ensure_ascii=False))

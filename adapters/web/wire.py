@@ -40,19 +40,45 @@ def files(attachments: tuple[Attachment, ...]) -> list[dict[str, Any]]:
     ]
 
 
-def said(entry: Said) -> dict[str, Any]:
+def message(
+    message_id: int,
+    side: str,
+    author: str | None,
+    text: str,
+    attachments: tuple[Attachment, ...],
+    at: datetime,
+    *,
+    choices: tuple[tuple[str, str], ...] = (),
+    edited: bool = False,
+    deleted: bool = False,
+) -> dict[str, Any]:
+    """A ``msg`` frame: what the widget shows of one message (a deleted one empty)."""
     return {
         "t": "msg",
-        "id": entry.id,
-        "side": entry.side,
-        "author": entry.author_name if entry.side == "operator" else None,
-        "text": "" if entry.deleted else entry.text,
-        "files": [] if entry.deleted else files(entry.attachments),
-        "choices": [list(choice) for choice in entry.choices],
-        "at": entry.at.astimezone(UTC).isoformat(timespec="seconds"),
-        "edited": entry.edited,
-        "deleted": entry.deleted,
+        "id": message_id,
+        "side": side,
+        "author": author,
+        "text": "" if deleted else text,
+        "files": [] if deleted else files(attachments),
+        "choices": [list(choice) for choice in choices],
+        "at": at.astimezone(UTC).isoformat(timespec="seconds"),
+        "edited": edited,
+        "deleted": deleted,
     }
+
+
+def said(entry: Said) -> dict[str, Any]:
+    return message(
+        entry.id,
+        entry.side,
+        entry.author_name if entry.side == "operator" else None,
+        entry.text,
+        entry.attachments,
+        entry.at,
+        choices=entry.choices,
+        edited=entry.edited,
+        deleted=entry.deleted,
+    )
 
 
 def delivered(delivery: Delivery) -> dict[str, Any] | None:
@@ -61,19 +87,17 @@ def delivered(delivery: Delivery) -> dict[str, Any] | None:
     if outbound.message_id is None or outbound.kind not in ("message", "edit", "delete"):
         return None
     person = outbound.author_role in ("operator", "saved")
-    deleted = outbound.kind == "delete"
-    return {
-        "t": "msg",
-        "id": outbound.message_id,
-        "side": "operator" if person else "bot",
-        "author": outbound.author_name if person else None,
-        "text": "" if deleted else outbound.text,
-        "files": [] if deleted else files(outbound.attachments),
-        "choices": [list(choice) for choice in outbound.choices],
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "edited": outbound.kind == "edit",
-        "deleted": deleted,
-    }
+    return message(
+        outbound.message_id,
+        "operator" if person else "bot",
+        outbound.author_name if person else None,
+        outbound.text,
+        outbound.attachments,
+        datetime.now(UTC),
+        choices=outbound.choices,
+        edited=outbound.kind == "edit",
+        deleted=outbound.kind == "delete",
+    )
 
 
 def client_id(frame: dict[str, Any]) -> str:
